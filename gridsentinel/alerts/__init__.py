@@ -1,0 +1,1 @@
+"""Alerts: dedup against existing cases, the case lifecycle, due times, escalation and delivery."""

@@ -1,0 +1,1 @@
+"""Ingest: the shared event records, topic names, device registry, grid lookup and the InfluxDB sink."""
