@@ -1,0 +1,143 @@
+"""The `gridsentinel` command: services, the local stack, tools and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+from .errors import GridSentinelError
+from .settings import Settings
+
+# Benchmarks live in modules exposing add_arguments(parser) and run(args) -> int.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "ingest": ("gridsentinel.bench.ingest", "readings/s MQTT -> Kafka -> InfluxDB, latency, CPU and memory"),
+    "nab": ("gridsentinel.bench.nab", "NAB anomaly benchmark score and rows/s of a sensor detector"),
+    "vision": ("gridsentinel.bench.vision", "camera detectors: detection rate, delay, false alarms, fps"),
+}
+
+
+def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from . import stack
+
+    states = stack.up(settings, stack.progress_printer(), only=args.only)
+    _print_states(states)
+    return 0 if all(s.health.ok for s in states) else 1
+
+
+def _cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from . import stack
+
+    stack.down(settings, stack.progress_printer(), only=args.only)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from . import stack
+
+    states = stack.status(settings, only=args.only)
+    if args.json:
+        print(json.dumps([{"service": s.name, "running": s.running, "healthy": s.health.ok,
+                           "detail": s.health.detail, "version": s.version, "address": s.address,
+                           "pid": s.pid} for s in states], indent=2))
+    else:
+        _print_states(states)
+    return 0 if all(s.health.ok for s in states) else 1
+
+
+def _print_states(states: list) -> None:  # type: ignore[type-arg]
+    print(f"{'service':<10} {'state':<9} {'version':<10} {'address':<28} detail")
+    for s in states:
+        state = "healthy" if s.health.ok else ("unhealthy" if s.running else "stopped")
+        print(f"{s.name:<10} {state:<9} {s.version:<10} {s.address:<28} {s.health.detail}")
+
+
+def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from .gateway.service import run_gateway
+
+    return run_gateway(settings, client_id=args.client_id)
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from .ingest.worker import run_worker
+
+    return run_worker(settings, args)
+
+
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    module = importlib.import_module(BENCHMARKS[args.bench][0])
+    return int(module.run(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridsentinel",
+        description="GridSentinel turns a city's sensors and street cameras into grid-management cases.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    services = ("mosquitto", "kafka", "influxdb")
+    p = sub.add_parser("up", help="install what is missing and start the local stack (idempotent)",
+                       description="Install what is missing (Debian packages, Kafka jars, an InfluxDB build) "
+                                   "and start Mosquitto, Kafka and InfluxDB on 127.0.0.1. Running healthy "
+                                   "services are left alone; dead ones are restarted.")
+    p.add_argument("--only", nargs="+", choices=services, help="act on these services only")
+    p.set_defaults(func=_cmd_up)
+    p = sub.add_parser("down", help="stop the services `up` started")
+    p.add_argument("--only", nargs="+", choices=services, help="act on these services only")
+    p.set_defaults(func=_cmd_down)
+    p = sub.add_parser("status", help="each service's state, version, address and health")
+    p.add_argument("--only", nargs="+", choices=services, help="show these services only")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("gateway", help="run the MQTT gateway (MQTT -> Kafka) in the foreground")
+    p.add_argument("--client-id", default=None, help="MQTT client id (default: gs-gateway-<host>-<pid>)")
+    p.set_defaults(func=_cmd_gateway)
+
+    p = sub.add_parser("worker", help="run the Faust stream workers (ingest into InfluxDB) in the foreground")
+    p.add_argument("--app-id", default="gridsentinel", help="Faust app id = Kafka consumer group (default gridsentinel)")
+    p.add_argument("--bucket", default=None, help="InfluxDB bucket (default: GS_INFLUX_BUCKET or 'readings')")
+    p.add_argument("--loglevel", default="warning", help="log level (default warning)")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
+    bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    for name, (module_name, summary) in BENCHMARKS.items():
+        bp = bsub.add_parser(name, help=summary, description=summary)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            bsub._name_parser_map.pop(name, None)  # benchmark not shipped in this build
+            continue
+        module.add_arguments(bp)
+        if not any(a.dest == "json" for a in bp._actions):
+            bp.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return func(args, settings)
+    except GridSentinelError as exc:
+        print(f"gridsentinel: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
