@@ -292,3 +292,6 @@ class SeqWindow:
         if len(window) > self.size:
             del window[next(iter(window))]
         return False
+
+    def forget(self, device_id: str, seq: int) -> None:
+        self._seen.get(device_id, {}).pop(seq, None)

@@ -75,9 +75,8 @@ def create_app(settings: Settings, options: WorkerOptions) -> faust.App:
                 for event in events:
                     await manual.ack(event)
 
-        @app.on_shutdown.connect
+        @app.on_before_shutdown.connect
         async def _close(app: faust.App, **kwargs: object) -> None:
             stopping.set()
-            sink.close()
 
     return app

@@ -136,7 +136,6 @@ class Mosquitto(Service):
             "topic read $SYS/#\n"
             "\n"
             "pattern write gs/v1/%u/#\n"
-            "pattern read gs/v1/alerts/#\n"
         )
         if not self.passwd_file.exists():
             self._passwd(["-c", "-b", str(self.passwd_file), "gateway", self.settings.gateway_password])
@@ -157,7 +156,7 @@ class Mosquitto(Service):
             "max_queued_bytes 0\n"
             "max_inflight_messages 0\n"
             "max_keepalive 120\n"
-            "log_dest stdout\n"
+            f"log_dest file {self.dir / 'broker.log'}\n"
             "log_type error\n"
             "log_type warning\n"
             "log_type notice\n"

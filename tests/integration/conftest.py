@@ -1,0 +1,129 @@
+"""Integration fixtures: the real Mosquitto, Kafka and InfluxDB, started once per test session by the
+project's own stack code; each test gets its own topics, bucket, consumer group and devices."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from influxdb_client import InfluxDBClient
+
+from gridsentinel import stack
+from gridsentinel.settings import REPO_ROOT, Settings
+from gridsentinel.stack.services import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    s = Settings()
+    states = stack.up(s, stack.progress_printer())
+    bad = [f"{st.name}: {st.health.detail}" for st in states if not st.health.ok]
+    if bad:
+        pytest.fail("the local stack is not healthy: " + "; ".join(bad))
+    return s
+
+
+@dataclass
+class Namespace:
+    """One test's private slice of the stack."""
+
+    settings: Settings
+    prefix: str
+    bucket: str
+    app_id: str
+    config_dir: Path
+    workdir: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "GS_TOPIC_PREFIX": self.prefix, "GS_CONFIG_DIR": str(self.config_dir),
+                "GS_INFLUX_BUCKET": self.bucket, "GS_MQTT_SHARE_GROUP": f"g{self.prefix.strip('.')}",
+                "PYTHONUNBUFFERED": "1"}
+
+    def add_devices(self, devices: list[dict[str, object]]) -> None:
+        path = self.config_dir / "devices.yaml"
+        data = yaml.safe_load(path.read_text()) or {}
+        data.setdefault("devices", []).extend(devices)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        Mosquitto(self.settings).ensure_devices([str(d["id"]) for d in devices])
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 — closed with the process
+        proc = subprocess.Popen([sys.executable, "-m", "gridsentinel.cli", *args], env=self.env(),
+                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def start_gateway(self, name: str = "gateway", *args: str) -> subprocess.Popen[bytes]:
+        """Start a gateway and wait until it is subscribed (messages before that have no subscriber)."""
+        proc = self.spawn(name, "gateway", *args)
+        wait_for(lambda: " ready: " in self.log(name), 60, f"{name} to subscribe", ns=self,
+                 on_timeout=lambda: self.log(name))
+        return proc
+
+    def check_alive(self) -> None:
+        """Fail fast, with its log, when a spawned service died."""
+        for proc in self.procs:
+            if proc.poll() is not None:
+                name = proc.args[3] if isinstance(proc.args, list) else "?"
+                raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(str(name))}")
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def influx(self) -> InfluxDBClient:
+        return InfluxDBClient(url=self.settings.influx_url, token=self.settings.influx_token,
+                              org=self.settings.influx_org)
+
+
+@pytest.fixture
+def ns(settings: Settings, tmp_path: Path) -> Iterator[Namespace]:
+    tag = uuid.uuid4().hex[:10]
+    config_dir = tmp_path / "config"
+    shutil.copytree(settings.config_dir, config_dir)
+    space = Namespace(settings=settings.with_(topic_prefix=f"t{tag}.", config_dir=config_dir,
+                                              influx_bucket=f"test-{tag}"),
+                      prefix=f"t{tag}.", bucket=f"test-{tag}", app_id=f"gs-test-{tag}", config_dir=config_dir,
+                      workdir=tmp_path)
+    with space.influx() as client:
+        org = client.organizations_api().find_organizations(org=settings.influx_org)[0]
+        bucket = client.buckets_api().create_bucket(bucket_name=space.bucket, org=org)
+    yield space
+    for proc in space.procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    with space.influx() as client:
+        client.buckets_api().delete_bucket(bucket)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.5,
+             on_timeout: Callable[[], str] = lambda: "", ns: Namespace | None = None) -> object:
+    """Poll until ``predicate`` is truthy. A bound on waiting, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if ns is not None:
+            ns.check_alive()
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting {timeout:.0f}s for {what}\n{on_timeout()}")
+        time.sleep(every)
