@@ -1,0 +1,89 @@
+"""Case events: what the alerts stage publishes to ``gs.case-events`` (key: case id).
+
+One event per case log entry, so ``event_id`` (case id + log sequence) is stable across replays and
+consumers (webhook, MQTT, SSE, dashboard) can drop duplicates. ``type`` is the log action: a workflow
+action (dispatch, resolve, …) or a system one (open, evidence, reopen, raise_severity, escalate, remind).
+``notify`` says whether the alert policy wants people told (webhook/MQTT push); every event still reaches
+the dashboard.
+
+>>> from gridsentinel.alerts.case import apply_action, new_case_for_test
+>>> change = apply_action(new_case_for_test(), "acknowledge", actor="user:li", at=5.0)
+>>> ev = events_for(change, AlertPolicy())[0]
+>>> ev.event_id, ev.type, ev.notify
+('c1:1', 'acknowledge', False)
+>>> CaseEvent.from_json(ev.to_json()) == ev
+True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridsentinel.alerts.case import CaseChange
+
+# Event types the default policy pushes to people: not every attached detection, only what needs action.
+DEFAULT_NOTIFY: tuple[str, ...] = ("open", "reopen", "escalate", "raise_severity", "remind")
+
+
+class AlertPolicy(BaseModel):
+    """Which case events notify people, and how often unacknowledged critical cases are re-announced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    notify_on: tuple[str, ...] = Field(
+        DEFAULT_NOTIFY, description="Case event types pushed to people (webhook, MQTT); the rest only "
+                                    "reach the dashboard.")
+    reminder_interval_minutes: float = Field(
+        15.0, gt=0, le=24 * 60, description="Minutes between reminders for a critical case still open "
+                                            "and unacknowledged.")
+    reminder_severities: tuple[str, ...] = Field(
+        ("critical",), description="Severities whose unacknowledged open cases get reminders.")
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """One case event: the log entry plus a snapshot of the case after it."""
+
+    event_id: str  # "<case_id>:<log seq>"
+    case_id: str
+    type: str  # the log entry's action: opened, evidence, merged, reopened, escalated, dispatch, …
+    at: float  # Unix seconds
+    actor: str
+    grid_code: str
+    category_key: str
+    status: str
+    severity: str
+    notify: bool
+    from_status: str | None = None
+    note: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    case: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        data = json.loads(raw)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def events_for(change: CaseChange, policy: AlertPolicy) -> list[CaseEvent]:
+    """The case events of one change, one per log entry, with ``notify`` set by ``policy``."""
+    snapshot = change.case.to_dict()
+    return [
+        CaseEvent(event_id=f"{e.case_id}:{e.seq}", case_id=e.case_id, type=e.action, at=e.at, actor=e.actor,
+                  grid_code=change.case.grid_code, category_key=change.case.category_key,
+                  status=change.case.status, severity=change.case.severity,
+                  notify=e.action in policy.notify_on, from_status=e.from_status, note=e.note,
+                  data=dict(e.data), case=snapshot)
+        for e in change.entries
+    ]

@@ -1,0 +1,133 @@
+"""An in-memory case store for backtests and tests: same contract as the SQL store, no persistence.
+
+Transactions are serialised by a lock (like SQLite's single writer) and staged, so an exception inside
+``transaction()`` leaves the store untouched. The same invariants are enforced: one active case per
+(cell, category), each detection id applied once, versions checked on update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from gridsentinel.alerts.case import Case, CaseChange, LogEntry
+from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
+from gridsentinel.ingest.records import Detection
+
+
+class _MemoryTx:
+    def __init__(self, store: MemoryCaseStore) -> None:
+        self._store = store
+        self.cases: dict[str, Case] = {}
+        self.logs: list[LogEntry] = []
+        self.detections: dict[str, dict[str, Any]] = {}
+
+    def _case(self, case_id: str) -> Case | None:
+        return self.cases.get(case_id) or self._store._cases.get(case_id)
+
+    def _all_cases(self) -> list[Case]:
+        merged = dict(self._store._cases)
+        merged.update(self.cases)
+        return list(merged.values())
+
+    async def is_applied(self, detection_id: str) -> bool:
+        return detection_id in self.detections or detection_id in self._store._detections
+
+    async def active_cases(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
+        cells = set(grid_codes)
+        return [c for c in self._all_cases()
+                if c.is_active and c.category_key == category_key and c.grid_code in cells]
+
+    async def closed_cases(self, category_key: str, grid_codes: Collection[str],
+                           closed_since: float) -> list[Case]:
+        cells = set(grid_codes)
+        return [c for c in self._all_cases()
+                if not c.is_active and c.category_key == category_key and c.grid_code in cells
+                and c.closed_at is not None and c.closed_at >= closed_since]
+
+    async def get_case(self, case_id: str) -> Case | None:
+        return self._case(case_id)
+
+    async def save(self, change: CaseChange, expected_version: int | None) -> Case:
+        case = change.case
+        current = self._case(case.case_id)
+        if change.created:
+            if current is not None:
+                raise StoreConflict(f"case {case.case_id} already exists")
+            new_version = 1
+        else:
+            if current is None or current.version != expected_version:
+                raise StoreConflict(f"case {case.case_id} changed since it was read")
+            new_version = current.version + 1
+        if case.is_active:
+            clash = [c for c in self._all_cases() if c.is_active and c.case_id != case.case_id
+                     and c.grid_code == case.grid_code and c.category_key == case.category_key]
+            if clash:
+                raise StoreConflict(f"cell {case.grid_code} already has active {case.category_key} case "
+                                    f"{clash[0].case_id}")
+        saved = replace(case, version=new_version)
+        self.cases[case.case_id] = saved
+        self.logs.extend(change.entries)
+        return saved
+
+    async def record_detection(self, detection: Detection, case_id: str, outcome: str, at: float) -> None:
+        if await self.is_applied(detection.detection_id):
+            raise StoreConflict(f"detection {detection.detection_id} already applied")
+        self.detections[detection.detection_id] = {**detection.to_dict(), "case_id": case_id,
+                                                   "outcome": outcome, "applied_at": at}
+
+    async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
+        return sorted((c for c in self._all_cases() if c.is_active and (
+            (c.due_at is not None and c.due_at <= now)
+            or (c.status == "open" and c.acknowledged_at is None and c.severity in reminder_severities))),
+            key=lambda c: c.case_id)
+
+    def commit(self) -> None:
+        self._store._cases.update(self.cases)
+        for entry in self.logs:
+            self._store._logs.setdefault(entry.case_id, []).append(entry)
+        self._store._detections.update(self.detections)
+
+
+class MemoryCaseStore:
+    """Cases, logs and applied detections in dicts."""
+
+    def __init__(self) -> None:
+        self._cases: dict[str, Case] = {}
+        self._logs: dict[str, list[LogEntry]] = {}
+        self._detections: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_MemoryTx]:
+        async with self._lock:
+            tx = _MemoryTx(self)
+            yield tx
+            tx.commit()
+
+    async def get_case(self, case_id: str) -> Case | None:
+        return self._cases.get(case_id)
+
+    async def case_log(self, case_id: str) -> list[LogEntry]:
+        return list(self._logs.get(case_id, []))
+
+    async def case_detections(self, case_id: str) -> list[dict[str, object]]:
+        rows = [d for d in self._detections.values() if d["case_id"] == case_id]
+        return sorted(rows, key=lambda d: (d["observed_at"], d["detection_id"]))
+
+    async def list_cases(self, query: CaseQuery) -> list[Case]:
+        def keep(c: Case) -> bool:
+            return ((query.grid_prefix is None or c.grid_code.startswith(query.grid_prefix))
+                    and (query.statuses is None or c.status in query.statuses)
+                    and (query.category_key is None or c.category_key == query.category_key)
+                    and (query.opened_from is None or c.opened_at >= query.opened_from)
+                    and (query.opened_to is None or c.opened_at < query.opened_to))
+        found = sorted(filter(keep, self._cases.values()), key=lambda c: (-c.opened_at, c.case_id))
+        return found[query.offset:query.offset + query.limit]
+
+    def all_cases(self) -> list[Case]:
+        """Every case, for backtests and tests."""
+        return sorted(self._cases.values(), key=lambda c: (c.opened_at, c.case_id))

@@ -1,0 +1,375 @@
+"""The SQL case store: SQLAlchemy 2 (async Core) on SQLite (aiosqlite, the default) or PostgreSQL (asyncpg).
+
+The schema is owned by the Alembic migrations in ``alerts/migrations`` (:func:`upgrade`,
+:func:`upgrade_database`); the tables below mirror them for queries. Invariants live in the database:
+
+- a partial unique index allows one non-closed case per (grid cell, category type, category code);
+- ``applied_detections`` has the detection id as primary key and is written in the same transaction
+  as the case change, so a detection is applied at most once whatever crashes or replays happen;
+- updates carry the version they read (optimistic lock).
+
+A write that breaks one of them raises :class:`StoreConflict` and the transaction rolls back.
+
+Open a store with ``store = await SqlCaseStore.open(url)`` (runs the migrations) and ``await
+store.close()``, or ``async with SqlCaseStore.open(url) as store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Collection, Generator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gridsentinel.alerts.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
+from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
+from gridsentinel.errors import ConfigError
+from gridsentinel.ingest.records import Detection
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+DEFAULT_URL = "sqlite+aiosqlite:///gridsentinel-cases.db"
+
+metadata = sa.MetaData()
+
+cases = sa.Table(
+    "cases", metadata,
+    sa.Column("case_id", sa.String(64), primary_key=True),
+    sa.Column("grid_code", sa.String(15), nullable=False),
+    sa.Column("category_type", sa.String(16), nullable=False),
+    sa.Column("category_code", sa.String(16), nullable=False),
+    sa.Column("category_standard", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("opened_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("first_seen_at", sa.Double, nullable=False),
+    sa.Column("last_seen_at", sa.Double, nullable=False),
+    sa.Column("detection_count", sa.Integer, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("kinds", sa.JSON, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.Column("department", sa.String(64)),
+    sa.Column("center", sa.String(32), nullable=False),
+    sa.Column("escalation_level", sa.Integer, nullable=False),
+    sa.Column("due_at", sa.Double),
+    sa.Column("dispatched_at", sa.Double),
+    sa.Column("acknowledged_at", sa.Double),
+    sa.Column("last_reminded_at", sa.Double),
+    sa.Column("closed_at", sa.Double),
+    sa.Column("closing_reason", sa.String(16)),
+    sa.Column("duplicate_of", sa.String(64)),
+    sa.Column("reopen_count", sa.Integer, nullable=False),
+    sa.Column("rework_count", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("log_count", sa.Integer, nullable=False),
+    sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="ck_cases_status"),
+    sa.CheckConstraint(f"closing_reason IS NULL OR closing_reason IN "
+                       f"({', '.join(repr(r) for r in CLOSING_REASONS)})", name="ck_cases_closing_reason"),
+    sa.Index("uq_cases_active_cell_category", "grid_code", "category_type", "category_code", unique=True,
+             sqlite_where=sa.text("status <> 'closed'"), postgresql_where=sa.text("status <> 'closed'")),
+    sa.Index("ix_cases_category_cell", "category_type", "category_code", "grid_code", "status"),
+    sa.Index("ix_cases_due_at", "due_at"),
+    sa.Index("ix_cases_opened_at", "opened_at"),
+)
+
+case_log = sa.Table(
+    "case_log", metadata,
+    sa.Column("case_id", sa.String(64), sa.ForeignKey("cases.case_id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16)),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+applied_detections = sa.Table(
+    "applied_detections", metadata,
+    sa.Column("detection_id", sa.String(255), primary_key=True),
+    sa.Column("case_id", sa.String(64), sa.ForeignKey("cases.case_id"), nullable=False, index=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("applied_at", sa.Double, nullable=False),
+    sa.Column("observed_at", sa.Double, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("detection", sa.JSON, nullable=False),
+)
+
+_CASE_COLUMNS = [c.name for c in cases.columns]
+
+
+def _case_row(case: Case) -> dict[str, Any]:
+    row = asdict(case)
+    row["kinds"] = list(case.kinds)
+    return row
+
+
+def _row_case(row: sa.Row[Any]) -> Case:
+    data = dict(row._mapping)
+    data["kinds"] = tuple(data["kinds"] or ())
+    data["sources"] = dict(data["sources"] or {})
+    return Case(**data)
+
+
+def _row_log(row: sa.Row[Any]) -> LogEntry:
+    return LogEntry(**dict(row._mapping))
+
+
+def _category_filter(category_key: str) -> sa.ColumnElement[bool]:
+    category_type, _, code = category_key.partition(":")
+    return sa.and_(cases.c.category_type == category_type, cases.c.category_code == code)
+
+
+@asynccontextmanager
+async def _conflicts_as_store_conflict(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        raise StoreConflict(f"{what}: {exc.orig}") from exc
+
+
+class _SqlTx:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def is_applied(self, detection_id: str) -> bool:
+        col = applied_detections.c.detection_id
+        found = await self._conn.scalar(sa.select(col).where(col == detection_id))
+        return found is not None
+
+    async def active_cases(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
+        rows = await self._conn.execute(sa.select(cases).where(
+            _category_filter(category_key), cases.c.grid_code.in_(list(grid_codes)),
+            cases.c.status.in_(ACTIVE_STATUSES)))
+        return [_row_case(r) for r in rows]
+
+    async def closed_cases(self, category_key: str, grid_codes: Collection[str],
+                           closed_since: float) -> list[Case]:
+        rows = await self._conn.execute(sa.select(cases).where(
+            _category_filter(category_key), cases.c.grid_code.in_(list(grid_codes)),
+            cases.c.status == "closed", cases.c.closed_at >= closed_since))
+        return [_row_case(r) for r in rows]
+
+    async def get_case(self, case_id: str) -> Case | None:
+        row = (await self._conn.execute(sa.select(cases).where(cases.c.case_id == case_id))).first()
+        return _row_case(row) if row else None
+
+    async def save(self, change: CaseChange, expected_version: int | None) -> Case:
+        case = change.case
+        async with _conflicts_as_store_conflict(f"case {case.case_id}"):
+            if change.created:
+                saved = replace(case, version=1)
+                await self._conn.execute(sa.insert(cases).values(_case_row(saved)))
+            else:
+                if expected_version is None:
+                    raise StoreConflict(f"case {case.case_id}: update without the version it was read at")
+                saved = replace(case, version=expected_version + 1)
+                values = _case_row(saved)
+                del values["case_id"]
+                result = await self._conn.execute(sa.update(cases).where(
+                    cases.c.case_id == case.case_id, cases.c.version == expected_version).values(values))
+                if result.rowcount != 1:
+                    raise StoreConflict(f"case {case.case_id} changed since it was read "
+                                        f"(version {expected_version})")
+            if change.entries:
+                await self._conn.execute(sa.insert(case_log), [e.to_dict() for e in change.entries])
+        return saved
+
+    async def record_detection(self, detection: Detection, case_id: str, outcome: str, at: float) -> None:
+        async with _conflicts_as_store_conflict(f"detection {detection.detection_id}"):
+            await self._conn.execute(sa.insert(applied_detections).values(
+                detection_id=detection.detection_id, case_id=case_id, outcome=outcome, applied_at=at,
+                observed_at=detection.observed_at, source=detection.source, kind=detection.kind,
+                detection=detection.to_dict()))
+
+    async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
+        rows = await self._conn.execute(sa.select(cases).where(
+            cases.c.status.in_(ACTIVE_STATUSES),
+            sa.or_(cases.c.due_at <= now,
+                   sa.and_(cases.c.status == "open", cases.c.acknowledged_at.is_(None),
+                           cases.c.severity.in_(list(reminder_severities))))).order_by(cases.c.case_id))
+        return [_row_case(r) for r in rows]
+
+
+def async_url(url: str) -> sa.URL:
+    """``url`` with an async driver: ``sqlite://`` → aiosqlite, ``postgresql://`` → asyncpg.
+
+    >>> async_url("sqlite:///cases.db").render_as_string()
+    'sqlite+aiosqlite:///cases.db'
+    >>> async_url("postgresql://gs@db/gs").drivername
+    'postgresql+asyncpg'
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ConfigError(f"case store URL {parsed.render_as_string()!r}: expected sqlite:// or postgresql://")
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for the case store; SQLite gets foreign keys, WAL and real (immediate) BEGINs."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(parsed, pool_pre_ping=True)
+    engine = create_async_engine(parsed, connect_args={"timeout": 30})
+    memory = parsed.database in (None, "", ":memory:")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver (its legacy mode skips BEGIN before SELECT), see
+        # SQLAlchemy's "Enabling Non-Legacy SQLite Transactional Modes".
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a read-then-write transaction never deadlocks on
+        # upgrading its lock, a second writer just waits (busy timeout).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def alembic_config() -> Any:
+    """The Alembic configuration of the case store's migrations (no ini file needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
+
+
+def _upgrade_sync(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate the database behind ``engine`` to ``revision`` (default: the latest)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade_sync, revision)
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` to ``revision`` from synchronous code (CLI, scripts).
+
+    Not from inside a running event loop: there, ``await upgrade(engine)``.
+    """
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+class SqlCaseStore:
+    """The case store on SQL. Create with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True) -> _Opener:
+        """``store = await SqlCaseStore.open(url)`` or ``async with SqlCaseStore.open(url) as store``.
+
+        With ``migrate`` (the default) the schema is upgraded to the latest revision first.
+        """
+        return _Opener(cls, url, migrate)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqlTx]:
+        async with _conflicts_as_store_conflict("commit"), self.engine.begin() as conn:
+            yield _SqlTx(conn)
+
+    async def get_case(self, case_id: str) -> Case | None:
+        async with self.transaction() as tx:
+            return await tx.get_case(case_id)
+
+    async def case_log(self, case_id: str) -> list[LogEntry]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(case_log).where(case_log.c.case_id == case_id)
+                                      .order_by(case_log.c.seq))
+            return [_row_log(r) for r in rows]
+
+    async def case_detections(self, case_id: str) -> list[dict[str, object]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(applied_detections).where(applied_detections.c.case_id == case_id)
+                .order_by(applied_detections.c.observed_at, applied_detections.c.detection_id))
+            return [{**r.detection, "case_id": r.case_id, "outcome": r.outcome, "applied_at": r.applied_at}
+                    for r in rows]
+
+    async def list_cases(self, query: CaseQuery) -> list[Case]:
+        conditions: list[sa.ColumnElement[bool]] = []
+        if query.grid_prefix is not None:
+            if not query.grid_prefix.isdigit() and query.grid_prefix:
+                raise ValueError(f"grid_prefix must be digits, got {query.grid_prefix!r}")
+            conditions.append(cases.c.grid_code.startswith(query.grid_prefix))
+        if query.statuses is not None:
+            conditions.append(cases.c.status.in_(list(query.statuses)))
+        if query.category_key is not None:
+            conditions.append(_category_filter(query.category_key))
+        if query.opened_from is not None:
+            conditions.append(cases.c.opened_at >= query.opened_from)
+        if query.opened_to is not None:
+            conditions.append(cases.c.opened_at < query.opened_to)
+        stmt = (sa.select(cases).where(*conditions).order_by(cases.c.opened_at.desc(), cases.c.case_id)
+                .limit(query.limit).offset(query.offset))
+        async with self.engine.connect() as conn:
+            return [_row_case(r) for r in await conn.execute(stmt)]
+
+
+class _Opener:
+    """Awaitable and async context manager returned by :meth:`SqlCaseStore.open`."""
+
+    def __init__(self, cls: type[SqlCaseStore], url: str, migrate: bool) -> None:
+        self._cls, self._url, self._migrate = cls, url, migrate
+        self._store: SqlCaseStore | None = None
+
+    async def _open(self) -> SqlCaseStore:
+        engine = create_engine(self._url)
+        try:
+            if self._migrate:
+                await upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return self._cls(engine)
+
+    def __await__(self) -> Generator[Any, None, SqlCaseStore]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> SqlCaseStore:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._store is not None:
+            await self._store.close()

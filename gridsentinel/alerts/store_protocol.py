@@ -1,0 +1,92 @@
+"""What the case logic needs from a case store: one interface, two implementations.
+
+:class:`~gridsentinel.alerts.memory_store.MemoryCaseStore` (backtests, tests) and
+:class:`~gridsentinel.alerts.store.SqlCaseStore` (SQLite, PostgreSQL). Everything inside one
+``transaction()`` commits together or not at all; a write that loses a race (a second open case for one
+cell and category, a detection id already applied, a case changed since it was read) raises
+:class:`StoreConflict`, and the caller retries the whole transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from gridsentinel.alerts.case import Case, CaseChange, CaseError, LogEntry
+from gridsentinel.ingest.records import Detection
+
+
+class StoreConflict(CaseError):
+    """A concurrent write won; retry the transaction (the API answers 409 if it does not retry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseQuery:
+    """Filters for listing cases; ``None`` means no filter. Times are Unix seconds."""
+
+    grid_prefix: str | None = None
+    statuses: tuple[str, ...] | None = None
+    category_key: str | None = None
+    opened_from: float | None = None
+    opened_to: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class CaseTx(Protocol):
+    """One transaction against the case store."""
+
+    async def is_applied(self, detection_id: str) -> bool:
+        """Whether this detection id has already been applied to a case."""
+        ...
+
+    async def active_cases(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
+        """Cases not closed, of this category, in any of these cells."""
+        ...
+
+    async def closed_cases(self, category_key: str, grid_codes: Collection[str],
+                           closed_since: float) -> list[Case]:
+        """Closed cases of this category in these cells, closed at or after ``closed_since``."""
+        ...
+
+    async def get_case(self, case_id: str) -> Case | None:
+        ...
+
+    async def save(self, change: CaseChange, expected_version: int | None) -> Case:
+        """Insert (``change.created``) or update the case and append its log entries.
+
+        An update succeeds only when the stored version is ``expected_version``; the stored case gets
+        ``expected_version + 1`` (a new one gets 1) and is returned.
+        """
+        ...
+
+    async def record_detection(self, detection: Detection, case_id: str, outcome: str, at: float) -> None:
+        """Remember that ``detection`` was applied to ``case_id``; StoreConflict if it already was."""
+        ...
+
+    async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
+        """Active cases past their due time, and open unacknowledged cases of these severities."""
+        ...
+
+
+class CaseStore(Protocol):
+    """A case store: hands out transactions, answers the API's reads."""
+
+    def transaction(self) -> AbstractAsyncContextManager[CaseTx]:
+        ...
+
+    async def get_case(self, case_id: str) -> Case | None:
+        ...
+
+    async def case_log(self, case_id: str) -> list[LogEntry]:
+        ...
+
+    async def case_detections(self, case_id: str) -> list[dict[str, object]]:
+        """The detections applied to a case: detection fields plus ``outcome`` and ``applied_at``."""
+        ...
+
+    async def list_cases(self, query: CaseQuery) -> list[Case]:
+        """Cases matching ``query``, newest opened first."""
+        ...
