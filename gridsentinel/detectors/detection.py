@@ -1,0 +1,45 @@
+"""From a finding to the shared ``Detection`` record, with a deterministic id."""
+
+from __future__ import annotations
+
+import hashlib
+
+from gridsentinel.detectors.base import Finding
+from gridsentinel.ingest.records import Detection
+
+
+def detection_id(device_id: str, detector: str, kind: str, started_at: float, severity: str) -> str:
+    """sha256 of device, detector, kind, incident start (event time, ms) and severity, as 32 hex digits.
+
+    The same incident replayed gives the same id; an escalation is a new detection of the same incident.
+
+    >>> detection_id("drain-1", "drainage_level", "drain_overflow", 1700000000.0, "warning")
+    '21006c279229d955bce97436f7895ca4'
+    """
+    key = f"{device_id}\x1f{detector}\x1f{kind}\x1f{round(started_at * 1000)}\x1f{severity}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def to_detection(finding: Finding, *, device_id: str, detector: str, detector_version: str,
+                 grid_code: str, category_code: str, category_standard: str, source: str = "sensor",
+                 lat: float | None = None, lon: float | None = None) -> Detection:
+    """Build the ``Detection`` for an ``open`` or ``escalate`` finding (a ``clear`` is not a detection).
+
+    >>> f = Finding("cover_tilt", "open", "alarm", 100.0, 102.0, 30.0, 3.0, "cover tilted 30°")
+    >>> d = to_detection(f, device_id="cover-7", detector="cover_tilt", detector_version="v1",
+    ...                  grid_code="320582110152102", category_code="0103",
+    ...                  category_standard="GB/T 30428.2-2013")
+    >>> same = detection_id("cover-7", "cover_tilt", "cover_tilt", 100.0, "alarm")
+    >>> d.severity, d.observed_at, d.detection_id == same
+    ('alarm', 102.0, True)
+    """
+    if finding.phase == "clear":
+        raise ValueError("a clear finding ends an incident; it is not a detection")
+    evidence = dict(finding.evidence)
+    evidence.update(incident_started_at=finding.started_at, phase=finding.phase)
+    return Detection(
+        detection_id=detection_id(device_id, detector, finding.kind, finding.started_at, finding.severity),
+        source=source, detector=detector, detector_version=detector_version, kind=finding.kind,
+        category_code=category_code, category_standard=category_standard, severity=finding.severity,
+        grid_code=grid_code, observed_at=finding.observed_at, device_id=device_id, lat=lat, lon=lon,
+        value=finding.value, score=finding.score, evidence=evidence, message=finding.message)
