@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from .errors import GridSentinelError
 from .settings import Settings
@@ -67,6 +68,25 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings, args)
 
 
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .demo import run_demo
+
+    return run_demo(settings, duration_s=args.duration, rate_hz=args.rate)
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from .detectors.config import validate_file
+
+    path = args.path or settings.config_dir / "detectors.yaml"
+    problems = validate_file(path)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 1
+    print(f"{path}: valid")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     module = importlib.import_module(BENCHMARKS[args.bench][0])
     return int(module.run(args))
@@ -104,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", default=None, help="InfluxDB bucket (default: GS_INFLUX_BUCKET or 'readings')")
     p.add_argument("--loglevel", default="warning", help="log level (default warning)")
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on this machine and show what it produced",
+                       description="Bring up the stack, start the gateway and the stream worker, let the "
+                                   "registry's devices publish over MQTT, and show what reached InfluxDB.")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds the devices publish (default 20)")
+    p.add_argument("--rate", type=float, default=2.0, help="messages per second per device (default 2)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("config", help="validate detector configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    cp = csub.add_parser("validate", help="check a detectors.yaml; errors name file, key path, value and "
+                                          "what was expected; non-zero exit when invalid")
+    cp.add_argument("path", nargs="?", type=Path, help="file to check (default config/detectors.yaml)")
+    cp.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

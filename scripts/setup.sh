@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh machine: Debian packages, a virtualenv with pinned dependencies,
+# and the local stack (Mosquitto, Kafka, InfluxDB; the first run builds InfluxDB from source).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+say() { printf '[setup %4ds] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+
+need_apt=()
+command -v mosquitto >/dev/null || need_apt+=(mosquitto mosquitto-clients)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v mvn >/dev/null || need_apt+=(maven)
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${need_apt[*]}; run: sudo apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+  say "installing Debian packages: ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+for tool in go cargo python3; do
+  command -v "$tool" >/dev/null || { echo "setup: '$tool' is required (Go and Rust build InfluxDB once)" >&2; exit 1; }
+done
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating the virtualenv .venv"
+  python3 -m venv .venv
+fi
+say "installing Python dependencies (pinned by constraints.txt)"
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+
+say "starting the local stack (gridsentinel up)"
+.venv/bin/gridsentinel up
+say "ready"
