@@ -22,7 +22,7 @@ from gridsentinel.detectors.registry import DETECTORS, create
 from gridsentinel.errors import GridSentinelError
 from gridsentinel.ingest.records import Reading
 
-DEFAULT_DETECTOR = "novelty"
+DEFAULT_DETECTOR = "ensemble"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

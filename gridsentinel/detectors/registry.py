@@ -8,6 +8,7 @@ from typing import Any
 from gridsentinel.detectors.air_quality import AirQualityDetector
 from gridsentinel.detectors.base import Detector
 from gridsentinel.detectors.drainage import DrainageLevelDetector
+from gridsentinel.detectors.ensemble import EnsembleDetector
 from gridsentinel.detectors.generic import (
     DropoutDetector,
     FlatlineDetector,
@@ -24,7 +25,8 @@ from gridsentinel.detectors.tilt import CoverTiltDetector
 DETECTORS: MappingProxyType[str, type[Detector]] = MappingProxyType({
     cls.name: cls for cls in (
         ThresholdDetector, RateOfChangeDetector, RobustDetector, SeasonalDetector, FlatlineDetector,
-        DropoutDetector, ForecastDetector, NoveltyDetector, DrainageLevelDetector, CoverTiltDetector,
+        DropoutDetector, ForecastDetector, NoveltyDetector, EnsembleDetector, DrainageLevelDetector,
+        CoverTiltDetector,
         AirQualityDetector, NoiseDetector,
     )
 })

@@ -96,5 +96,5 @@ def test_bench_runs_on_a_tiny_synthetic_corpus(tmp_path: Path, capsys: pytest.Ca
     report = json.loads(capsys.readouterr().out)
     assert set(report["profiles"]) == {p.name for p in PROFILES}
     assert report["profiles"]["standard"]["score"] > 50
-    scores = (tmp_path / "out" / "synthetic" / "novelty_spike.csv").read_text().splitlines()
+    scores = (tmp_path / "out" / "synthetic" / f"{nab.DEFAULT_DETECTOR}_spike.csv").read_text().splitlines()
     assert scores[0] == "timestamp,value,anomaly_score,label" and len(scores) == 601
