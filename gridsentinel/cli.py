@@ -87,6 +87,12 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    from .api.app import run_api
+
+    return run_api(settings, args.host, args.port)
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     module = importlib.import_module(BENCHMARKS[args.bench][0])
     return int(module.run(args))
@@ -116,14 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("gateway", help="run the MQTT gateway (MQTT -> Kafka) in the foreground")
-    p.add_argument("--client-id", default=None, help="MQTT client id (default: gs-gateway-<host>-<pid>)")
+    p.add_argument("--client-id", default=None,
+                   help="MQTT client id (default gs-gateway-<host>); give each gateway process its own, and "
+                        "keep it across restarts so the broker hands back what it queued meanwhile")
     p.set_defaults(func=_cmd_gateway)
 
-    p = sub.add_parser("worker", help="run the Faust stream workers (ingest into InfluxDB) in the foreground")
+    p = sub.add_parser("worker", help="run the Faust stream worker (its stages) in the foreground")
     p.add_argument("--app-id", default="gridsentinel", help="Faust app id = Kafka consumer group (default gridsentinel)")
     p.add_argument("--bucket", default=None, help="InfluxDB bucket (default: GS_INFLUX_BUCKET or 'readings')")
     p.add_argument("--loglevel", default="warning", help="log level (default warning)")
+    p.add_argument("--stages", nargs="+", default=["ingest"],
+                   help="stages to run in this worker (default: ingest); see gridsentinel/ingest/app.py")
+    p.add_argument("--stats-file", default=None,
+                   help="write counters and the publish->InfluxDB latency histogram to this JSON file each second")
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("api", help="run the HTTP API (cases, stream, devices, grid, Open311) in the foreground")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.set_defaults(func=_cmd_api)
 
     p = sub.add_parser("demo", help="run the whole pipeline on this machine and show what it produced",
                        description="Bring up the stack, start the gateway and the stream worker, let the "

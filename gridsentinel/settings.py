@@ -48,6 +48,8 @@ class Settings:
 
     topic_prefix: str = field(default_factory=lambda: _env("GS_TOPIC_PREFIX", ""))
     mqtt_share_group: str = field(default_factory=lambda: _env("GS_MQTT_SHARE_GROUP", "gateways"))
+    # How long the broker keeps a gateway's session (and queues its messages) while it is away.
+    mqtt_session_expiry_s: int = field(default_factory=lambda: int(_env("GS_MQTT_SESSION_EXPIRY", "86400")))
 
     @property
     def influx_token(self) -> str:

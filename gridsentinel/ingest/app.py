@@ -1,21 +1,31 @@
-"""The one Faust app: topics defined once, agents thin (decode, call pure code, emit)."""
+"""The one Faust app: topics defined once here; each stage registers its agents from its own module.
+
+Stages: ``ingest`` (readings -> InfluxDB, in ingest/stage.py). Other stages (detection, cases,
+frames) register the same way: a function ``register(app, ctx)`` that adds agents, tables and timers.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import base64
+import importlib
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 
 from ..settings import Settings
-from .influx import InfluxSink
-from .records import DeadLetter, Reading, RecordError
+from .records import DeadLetter
 from .topics import Topics
 
 log = logging.getLogger(__name__)
+
+# stage name -> module with register(app, ctx)
+STAGES: dict[str, str] = {
+    "ingest": "gridsentinel.ingest.stage",
+}
 
 
 @dataclass
@@ -23,60 +33,75 @@ class WorkerOptions:
     app_id: str = "gridsentinel"
     influx_bucket: str | None = None  # default: settings.influx_bucket
     batch_size: int = 5000
-    batch_within_s: float = 0.2
+    batch_within_s: float = 0.05
     partitions: int = 4
     stages: tuple[str, ...] = ("ingest",)
-    extra: dict[str, object] = field(default_factory=dict)
+    stats_file: str | None = None  # when set, each stage's counters are written here each second
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """What every stage gets: settings, options, the topics (created once) and a stats registry."""
+
+    settings: Settings
+    options: WorkerOptions
+    names: Topics
+    topics: dict[str, faust.TopicT]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    async def dead_letter(self, letter: DeadLetter, key: bytes | None = None) -> None:
+        await self.topics["deadletter"].send(key=key, value=letter.to_json())
 
 
 def create_app(settings: Settings, options: WorkerOptions) -> faust.App:
-    topics = Topics(settings.topic_prefix)
+    names = Topics(settings.topic_prefix)
+    (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         options.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
+        datadir=str(settings.run_dir / "faust" / options.app_id),
         topic_partitions=options.partitions,
         topic_replication_factor=1,
         web_enabled=False,
         producer_acks=-1,
+        producer_linger=0.005,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=20000,
     )
-    readings_topic = app.topic(topics.readings, partitions=options.partitions)
-    deadletter_topic = app.topic(topics.deadletter, partitions=options.partitions)
+    topics = {
+        "readings": app.topic(names.readings, partitions=options.partitions),
+        "frames": app.topic(names.frames, partitions=options.partitions),
+        "device_status": app.topic(names.device_status, partitions=options.partitions),
+        "detections": app.topic(names.detections, partitions=options.partitions),
+        "case_events": app.topic(names.case_events, partitions=options.partitions),
+        "deadletter": app.topic(names.deadletter, partitions=options.partitions),
+    }
+    ctx = StageContext(settings=settings, options=options, names=names, topics=topics)
+    for stage in options.stages:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+        importlib.import_module(STAGES[stage]).register(app, ctx)
 
-    if "ingest" in options.stages:
-        sink = InfluxSink(settings.influx_url, settings.influx_token, settings.influx_org,
-                          options.influx_bucket or settings.influx_bucket)
-        stopping = asyncio.Event()
+    if options.stats_file:
+        stats_path = options.stats_file
 
-        @app.agent(readings_topic, name=f"{options.app_id}.ingest")
-        async def ingest(stream: faust.StreamT) -> None:
-            manual = stream.noack()
-            async for events in manual.noack_take(options.batch_size, within=options.batch_within_s):
-                readings: list[Reading] = []
-                for event in events:
-                    try:
-                        readings.append(Reading.from_json(event.value))
-                    except (RecordError, TypeError) as exc:
-                        await deadletter_topic.send(key=event.key, value=DeadLetter(
-                            reason="bad_record", detail=f"{topics.readings}: {exc}", origin=topics.readings,
-                            received_at=time.time(), payload_b64=base64.b64encode(event.value or b"").decode(),
-                        ).to_json())
-                # The write blocks (retrying with backoff) until InfluxDB takes it; only then are the
-                # events acked, so a crash or an outage never loses a reading: Kafka keeps the backlog.
-                written = await asyncio.to_thread(sink.write, readings, stopping.is_set)
-                if not written:
-                    return  # shutting down: leave these events unacked for the next worker
-                for event in events:
-                    await manual.ack(event)
-
-        @app.on_before_shutdown.connect
-        async def _close(app: faust.App, **kwargs: object) -> None:
-            stopping.set()
+        @app.timer(1.0)
+        async def write_stats() -> None:
+            body = json.dumps({"time": time.time(), **{k: v() if callable(v) else v
+                                                       for k, v in ctx.stats.items()}})
+            _atomic_write(stats_path, body)
 
     return app
+
+
+def _atomic_write(path: str, body: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(body)
+    os.replace(tmp, path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
@@ -44,6 +44,18 @@ def to_line(r: Reading) -> str:
     return f"{MEASUREMENT},{','.join(tags)} {fields} {round(r.observed_at * 1_000_000)}"
 
 
+class LatencyHistogram:
+    """Event time -> written-to-InfluxDB latency, in 1 ms buckets up to 10 s (plus overflow)."""
+
+    BUCKETS = 10_000
+
+    def __init__(self) -> None:
+        self.counts = [0] * (self.BUCKETS + 1)
+
+    def add(self, latency_s: float) -> None:
+        self.counts[min(self.BUCKETS, max(0, int(latency_s * 1000)))] += 1
+
+
 class InfluxSink:
     """Writes batches of readings; on failure retries with exponential backoff until they land."""
 
@@ -57,8 +69,9 @@ class InfluxSink:
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self.points_written = 0
         self.failures = 0
+        self.latency = LatencyHistogram()
 
-    def write(self, readings: Iterable[Reading], should_stop: Callable[[], bool] = lambda: False) -> bool:
+    def write(self, readings: Sequence[Reading], should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Write all readings; blocks (retrying) until InfluxDB accepts them. False if told to stop."""
         lines = [to_line(r) for r in readings]
         if not lines:
@@ -70,6 +83,9 @@ class InfluxSink:
                 self._write.write(bucket=self.bucket, org=self.org, record=body,
                                   write_precision=WritePrecision.US)
                 self.points_written += len(lines)
+                done = time.time()
+                for r in readings:
+                    self.latency.add(done - r.observed_at)
                 if attempt:
                     log.warning("InfluxDB write succeeded after %d retries", attempt)
                 return True

@@ -49,6 +49,7 @@ class Namespace:
     def env(self) -> dict[str, str]:
         return {**os.environ, "GS_TOPIC_PREFIX": self.prefix, "GS_CONFIG_DIR": str(self.config_dir),
                 "GS_INFLUX_BUCKET": self.bucket, "GS_MQTT_SHARE_GROUP": f"g{self.prefix.strip('.')}",
+                "GS_MQTT_SESSION_EXPIRY": "120",
                 "PYTHONUNBUFFERED": "1"}
 
     def add_devices(self, devices: list[dict[str, object]]) -> None:
@@ -68,6 +69,8 @@ class Namespace:
 
     def start_gateway(self, name: str = "gateway", *args: str) -> subprocess.Popen[bytes]:
         """Start a gateway and wait until it is subscribed (messages before that have no subscriber)."""
+        if "--client-id" not in args:
+            args = (*args, "--client-id", f"gw-{self.prefix.strip('.')}-{name}")
         proc = self.spawn(name, "gateway", *args)
         wait_for(lambda: " ready: " in self.log(name), 60, f"{name} to subscribe", ns=self,
                  on_timeout=lambda: self.log(name))

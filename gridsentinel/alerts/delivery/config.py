@@ -1,0 +1,160 @@
+"""``config/receivers.yaml``: webhook receivers with their routing, the MQTT alert topic, CAP settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gridsentinel.alerts.categories import load_yaml_model
+from gridsentinel.errors import ConfigError
+
+Severity = Literal["advisory", "warning", "alarm", "critical"]
+# CAP 1.2 <category> values.
+CapCategory = Literal[
+    "Geo",
+    "Met",
+    "Safety",
+    "Security",
+    "Rescue",
+    "Fire",
+    "Health",
+    "Env",
+    "Transport",
+    "Infra",
+    "CBRNE",
+    "Other",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Which events a receiver gets; an empty list means any."""
+
+    grid_prefixes: tuple[str, ...] = Field(
+        (), description="Grid-code prefixes (a district is 6 digits, a street 9)."
+    )
+    categories: tuple[str, ...] = Field((), description="Category keys, e.g. event:L005.")
+    min_severity: Severity = Field("advisory", description="Lowest case severity delivered.")
+    event_types: tuple[str, ...] = Field(
+        (), description="Case event types (open, reopen, escalate, …) among those the alert policy notifies."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        bad = [p for p in self.grid_prefixes if not (p.isdigit() and 1 <= len(p) <= 15)]
+        if bad:
+            raise ValueError(f"grid_prefixes must be 1–15 digits, got {bad}")
+        bad = [c for c in self.categories if c.partition(":")[0] not in ("component", "event")]
+        if bad:
+            raise ValueError(f"categories must be keys like event:L005, got {bad}")
+        return self
+
+
+class Retry(_Strict):
+    """Retries with exponential backoff: waits initial, 2×initial, 4×initial … capped at max."""
+
+    max_attempts: int = Field(5, ge=1, le=20, description="Attempts before the event is dead-lettered.")
+    initial_backoff_s: float = Field(1.0, ge=0, le=600, description="Wait after the first failure.")
+    max_backoff_s: float = Field(300.0, ge=0, le=3600, description="Longest wait between attempts.")
+
+    def delay(self, failed_attempts: int) -> float:
+        """Seconds to wait after ``failed_attempts`` failures (1, 2, …).
+
+        >>> [Retry(initial_backoff_s=1, max_backoff_s=5).delay(n) for n in (1, 2, 3, 4)]
+        [1.0, 2.0, 4.0, 5.0]
+        """
+        return float(min(self.max_backoff_s, self.initial_backoff_s * 2 ** (failed_attempts - 1)))
+
+
+class Receiver(_Strict):
+    """One webhook receiver (a dispatch center's system)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Receiver id, used in logs.")
+    url: str = Field(pattern=r"^https?://", max_length=2000, description="Where events are POSTed.")
+    secret_env: str | None = Field(
+        None, pattern=r"^[A-Z][A-Z0-9_]{0,127}$", description="Environment variable holding the HMAC secret."
+    )
+    secret: str | None = Field(None, min_length=16, description="The HMAC secret itself (development only).")
+    format: Literal["json", "cap"] = Field(
+        "json",
+        description="json: the case event; cap: CAP 1.2 XML for emergency categories (JSON otherwise).",
+    )
+    match: Match = Field(default_factory=Match, description="Which events this receiver gets.")
+    retry: Retry = Field(default_factory=Retry, description="Retry policy.")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="Per-attempt HTTP timeout.")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Self:
+        if (self.secret_env is None) == (self.secret is None):
+            raise ValueError("set exactly one of secret_env and secret")
+        return self
+
+    def resolve_secret(self, env: Mapping[str, str] | None = None) -> str:
+        if self.secret is not None:
+            return self.secret
+        env = os.environ if env is None else env
+        value = env.get(self.secret_env or "", "")
+        if len(value) < 16:
+            raise ConfigError(
+                f"receiver {self.name}: environment variable {self.secret_env} must hold the "
+                f"webhook secret (at least 16 characters)"
+            )
+        return value
+
+
+class CapSettings(_Strict):
+    """CAP 1.2 messages for emergency-class categories."""
+
+    sender: str = Field(
+        "gridsentinel@localhost",
+        pattern=r"^[^\s,<&]+$",
+        description="CAP <sender>: unique id of this system (no spaces, commas, < or &).",
+    )
+    sender_name: str = Field("GridSentinel", max_length=200, description="CAP <senderName>.")
+    scope: Literal["Public", "Restricted", "Private"] = Field("Restricted", description="CAP <scope>.")
+    restriction: str = Field(
+        "grid-management dispatch centers",
+        max_length=200,
+        description="CAP <restriction> (used when scope is Restricted).",
+    )
+    language: str = Field("en-US", description="CAP <language> (RFC 3066).")
+    emergency_categories: dict[str, CapCategory] = Field(
+        default_factory=dict, description="Category key → CAP <category>; these categories are emergencies."
+    )
+
+
+class MqttSettings(_Strict):
+    enabled: bool = Field(True, description="Publish notified case events to MQTT.")
+    topic_prefix: str = Field(
+        "gs/v1/alerts", pattern=r"^[^#+]+$", description="Events go to <prefix>/<grid_code>."
+    )
+    qos: Literal[0, 1, 2] = Field(1, description="MQTT QoS (1 = at least once).")
+
+
+class ReceiversFile(_Strict):
+    """``config/receivers.yaml``."""
+
+    version: str = Field(min_length=1, max_length=40, description="Version of this file.")
+    receivers: list[Receiver] = Field(default_factory=list, description="Webhook receivers.")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="MQTT alert publishing.")
+    cap: CapSettings = Field(default_factory=CapSettings, description="CAP 1.2 settings.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [r.name for r in self.receivers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"receiver names listed twice: {', '.join(dupes)}")
+        return self
+
+
+def load_receivers(path: Path | str) -> ReceiversFile:
+    """Load and validate ``receivers.yaml``; ConfigError names file, key and value."""
+    return load_yaml_model(path, ReceiversFile)

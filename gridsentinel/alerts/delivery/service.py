@@ -1,0 +1,153 @@
+""":class:`AlertDelivery`: what the Faust case stage calls for every case event it produces.
+
+    delivery = AlertDelivery.from_settings(settings, on_dead_letter=produce_dead_letter)
+    await delivery.start()
+    ...
+    results = await delivery.deliver(event)   # per event from apply_detection / sweep / transitions
+    ...
+    await delivery.close()
+
+Events without ``notify`` are skipped. Each matching receiver gets the event (CAP 1.2 XML when the
+receiver wants CAP and the category is an emergency one, JSON otherwise), concurrently; every notified
+event also goes to MQTT. A failed delivery ends as a dead letter through ``on_dead_letter``; ``deliver``
+itself does not raise for a receiver's failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from gridsentinel.alerts.delivery.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
+from gridsentinel.alerts.delivery.cap import build_cap, is_emergency
+from gridsentinel.alerts.delivery.config import Receiver, ReceiversFile, load_receivers
+from gridsentinel.alerts.delivery.mqtt import MqttAlertPublisher, MqttDeliveryError
+from gridsentinel.alerts.delivery.routing import receivers_for
+from gridsentinel.alerts.delivery.webhook import DeadLetterSink, DeliveryResult, Payload, WebhookSender
+from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.ingest.records import DeadLetter
+from gridsentinel.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AlertDelivery:
+    def __init__(
+        self,
+        config: ReceiversFile,
+        *,
+        webhook: WebhookSender,
+        mqtt: MqttAlertPublisher | None = None,
+        event_names: dict[str, str] | None = None,
+        tz: tzinfo | None = None,
+        on_dead_letter: DeadLetterSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.webhook = webhook
+        self.mqtt = mqtt
+        self.event_names = event_names or {}
+        self.tz = tz or ZoneInfo("UTC")
+        self._on_dead_letter = on_dead_letter
+        self._clock = clock
+        # Secrets resolved once, at construction: a missing one stops start-up, not the first alert.
+        self._secrets = {r.name: r.resolve_secret() for r in config.receivers}
+        self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        on_dead_letter: DeadLetterSink | None = None,
+        path: Path | None = None,
+        mqtt: bool | None = None,
+    ) -> AlertDelivery:
+        """Load ``receivers.yaml`` (default ``<config_dir>/receivers.yaml``), category names and the
+        calendar's time zone from the config folder; MQTT as configured unless ``mqtt`` says otherwise."""
+        from gridsentinel.alerts.categories import load_catalog
+
+        config = load_receivers(path or settings.config_dir / "receivers.yaml")
+        catalog = load_catalog(settings.config_dir)
+        client = httpx.AsyncClient()
+        use_mqtt = config.mqtt.enabled if mqtt is None else mqtt
+        publisher = (
+            MqttAlertPublisher(settings, topic_prefix=config.mqtt.topic_prefix, qos=config.mqtt.qos)
+            if use_mqtt
+            else None
+        )
+        delivery = cls(
+            config,
+            webhook=WebhookSender(client, on_dead_letter=on_dead_letter),
+            mqtt=publisher,
+            event_names={k: p.spec.name for k, p in catalog.policies.items()},
+            tz=ZoneInfo(catalog.calendar.timezone),
+            on_dead_letter=on_dead_letter,
+        )
+        delivery._client = client
+        return delivery
+
+    async def start(self) -> None:
+        if self.mqtt is not None:
+            await asyncio.to_thread(self.mqtt.start)
+
+    async def close(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.close()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def payload_for(self, receiver: Receiver, event: CaseEvent) -> Payload:
+        if receiver.format == "cap" and is_emergency(event, self.config.cap):
+            body = build_cap(
+                event, self.config.cap, event_name=self.event_names.get(event.category_key, ""), tz=self.tz
+            )
+            return Payload(event.event_id, event.type, body, CAP_CONTENT_TYPE)
+        return Payload(event.event_id, event.type, event.to_json(), "application/json")
+
+    async def deliver(self, event: CaseEvent) -> list[DeliveryResult]:
+        """Deliver one case event to its receivers and MQTT; the webhook results (empty if not notified)."""
+        if not event.notify:
+            return []
+        jobs = [
+            self.webhook.send(r, self.payload_for(r, event), self._secrets[r.name])
+            for r in receivers_for(event, self.config.receivers)
+        ]
+        results = list(await asyncio.gather(*jobs))
+        if self.mqtt is not None:
+            try:
+                await self.mqtt.publish(event)
+            except MqttDeliveryError as exc:
+                log.warning("MQTT delivery of %s failed: %s", event.event_id, exc)
+                await self._mqtt_dead_letter(event, str(exc))
+        return results
+
+    async def deliver_many(self, events: list[CaseEvent]) -> list[DeliveryResult]:
+        """Deliver events in order (one case's events stay ordered for each receiver)."""
+        out: list[DeliveryResult] = []
+        for event in events:
+            out += await self.deliver(event)
+        return out
+
+    async def _mqtt_dead_letter(self, event: CaseEvent, error: str) -> None:
+        if self._on_dead_letter is None:
+            return
+        letter = DeadLetter(
+            reason="mqtt_failed",
+            detail=f"event {event.event_id}: {error}",
+            origin=f"mqtt:{event.grid_code}",
+            received_at=self._clock(),
+            payload_b64=base64.b64encode(event.to_json()).decode(),
+        )
+        outcome = self._on_dead_letter(letter)
+        if inspect.isawaitable(outcome):
+            await outcome

@@ -1,0 +1,223 @@
+"""The FastAPI app: :func:`create_app` (the API's composition root) and :func:`run_api`.
+
+The lifespan opens the SQL case store (``GS_DATABASE_URL``, default ``sqlite:///<run_dir>/cases.db``)
+unless a store is given, optionally starts the Kafka feeder of the SSE hub, and closes both on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gridsentinel.alerts.categories import load_catalog
+from gridsentinel.alerts.store import SqlCaseStore
+from gridsentinel.alerts.store_protocol import CaseStore
+from gridsentinel.api.auth import TokenStore
+from gridsentinel.api.config import ApiConfig
+from gridsentinel.api.errors import error_body, install_error_handlers
+from gridsentinel.api.hub import CaseEventHub, consume_case_events
+from gridsentinel.api.routers import cases, devices, grid, open311, ops, stream
+from gridsentinel.api.state import ApiState, EventSink
+from gridsentinel.errors import ConfigError
+from gridsentinel.ingest.grid import GridMap
+from gridsentinel.ingest.registry import Registry
+from gridsentinel.settings import Settings
+
+DESCRIPTION = """GridSentinel's HTTP API: grid-management cases, their live event stream, devices, the unit
+grid, Open311 GeoReport v2, health and metrics.
+
+Every route except `/healthz` needs `Authorization: Bearer <token>`; roles are
+viewer < dispatcher < engineer < admin (plus `citizen`, Open311 only). Every error has the shape
+`{"error": {"code": ..., "message": ..., "details": ...}}`."""
+
+
+class _Edge:
+    """Pure ASGI middleware: 413 for declared bodies over the limit, and request counts for /metrics
+    (by route template, so ids do not explode the label set). Pure ASGI keeps SSE streaming intact."""
+
+    def __init__(self, app: ASGIApp, state: ApiState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        limit = self.state.config.max_body_bytes
+        if length.isdigit() and int(length) > limit:
+            body = json.dumps(
+                error_body("payload_too_large", f"request body larger than {limit} bytes")
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            self._count(scope, 413)
+            return
+        status = 500
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            self._count(scope, status)
+
+    def _count(self, scope: Scope, status: int) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        self.state.requests[(str(scope.get("method", "")), path, status)] += 1
+
+
+def _load_geojson(settings: Settings) -> dict[str, Any]:
+    path = settings.config_dir / "grid.geojson"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot load the grid ({exc})") from None
+    return data
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: CaseStore | None = None,
+    config: ApiConfig | None = None,
+    tokens: TokenStore | None = None,
+    hub: CaseEventHub | None = None,
+    clock: Callable[[], float] = time.time,
+    event_sink: EventSink | None = None,
+    consume_kafka: bool = False,
+) -> FastAPI:
+    """Build the API.
+
+    ``store``: use this case store (the caller closes it) instead of opening ``config.database_url``.
+    ``hub``: the SSE hub (give one to publish into it from elsewhere in the process; else a new one,
+    available as ``app.state.gs.hub``). ``event_sink``: called with the events of every change the API
+    itself makes (transitions, Open311 posts), e.g. to produce them to ``gs.case-events``.
+    ``consume_kafka``: feed the hub from ``gs.case-events`` while the app runs.
+    """
+    config = config or ApiConfig.from_env(settings)
+    grid_map = GridMap.load(settings.config_dir / "grid.geojson")
+    state = ApiState(
+        settings=settings,
+        config=config,
+        catalog=load_catalog(settings.config_dir),
+        grid=grid_map,
+        grid_geojson=_load_geojson(settings),
+        registry=Registry.load(settings.config_dir),
+        tokens=tokens or TokenStore.load(config.tokens_path),
+        hub=hub or CaseEventHub(),
+        clock=clock,
+        event_sink=event_sink,
+        store=store,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        opened: SqlCaseStore | None = None
+        if state.store is None:
+            opened = await SqlCaseStore.open(config.database_url)
+            state.store = opened
+        feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
+        try:
+            yield
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feeder
+            if opened is not None:
+                await opened.close()
+                state.store = None
+
+    app = FastAPI(
+        title="GridSentinel API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "cases", "description": "Grid-management cases and their workflow."},
+            {"name": "stream", "description": "Live case events (server-sent events)."},
+            {"name": "devices", "description": "The device registry."},
+            {"name": "grid", "description": "Unit grid cells with open-case counts."},
+            {"name": "open311", "description": "Open311 GeoReport v2 (JSON)."},
+            {"name": "ops", "description": "Health and Prometheus metrics."},
+        ],
+    )
+    app.state.gs = state
+    install_error_handlers(app)
+    # The stream router first: /api/v1/cases/stream must not be taken for a case id.
+    for module in (stream, cases, devices, grid, open311, ops):
+        app.include_router(module.router)
+    app.add_middleware(_Edge, state=state)
+    _add_open311_body_schema(app)
+    return app
+
+
+def _add_open311_body_schema(app: FastAPI) -> None:
+    """The Open311 POST body is parsed by hand (form or JSON), so put its schema in the document."""
+    from fastapi.openapi.utils import get_openapi
+
+    from gridsentinel.api.schemas.requests import Open311RequestIn
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Open311RequestIn"] = Open311RequestIn.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            # FastAPI documents 422 with its own shape; ours is the one error shape.
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    if "422" in op.get("responses", {}):
+                        op["responses"]["422"] = {
+                            "description": "Invalid parameters or body",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                            },
+                        }
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def run_api(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, consume_kafka: bool = True
+) -> int:
+    """Serve the API with uvicorn in the foreground (what ``gridsentinel api`` runs)."""
+    import uvicorn
+
+    app = create_app(settings, consume_kafka=consume_kafka)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    return 0

@@ -1,0 +1,49 @@
+"""Route dependencies: the shared state, and bearer-token authentication with a minimum role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gridsentinel.api.auth import TokenEntry, allows
+from gridsentinel.api.errors import ApiError
+from gridsentinel.api.state import ApiState, get_state
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from config/tokens.yaml.")
+StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+def require(minimum: str, *, citizen: bool = False) -> Callable[..., TokenEntry]:
+    """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen``
+    when ``citizen`` is allowed). 401 without a valid token, 403 with a role too low."""
+
+    def check(
+        state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> TokenEntry:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise ApiError(401, "a bearer token is required", headers=challenge)
+        entry = state.tokens.authenticate(credentials.credentials)
+        if entry is None:
+            raise ApiError(
+                401, "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+        if not (allows(entry.role, minimum) or (citizen and entry.role == "citizen")):
+            wanted = f"{minimum} or higher" + (" (or citizen)" if citizen else "")
+            raise ApiError(
+                403,
+                f"role {entry.role} is not allowed here; needs {wanted}",
+                details={"role": entry.role, "required": minimum, "citizen_allowed": citizen},
+            )
+        return entry
+
+    return check
+
+
+Viewer = Annotated[TokenEntry, Depends(require("viewer"))]
+Dispatcher = Annotated[TokenEntry, Depends(require("dispatcher"))]
+Open311Reader = Annotated[TokenEntry, Depends(require("viewer", citizen=True))]
+Open311Writer = Annotated[TokenEntry, Depends(require("dispatcher", citizen=True))]

@@ -1,0 +1,166 @@
+"""``/api/v1/cases``: list with filters and paging, one case with its log and detections, transitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from gridsentinel.alerts.case import STATUSES, CaseNotFound, allowed_actions
+from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.alerts.workflow import transition_case
+from gridsentinel.api.deps import Dispatcher, StateDep, Viewer
+from gridsentinel.api.errors import ApiError, responses
+from gridsentinel.api.schemas.requests import TransitionRequest
+from gridsentinel.api.schemas.responses import (
+    CaseDetailOut,
+    CaseEventOut,
+    CaseListOut,
+    CaseOut,
+    LogEntryOut,
+    TransitionOut,
+)
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+CaseId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The case id.",
+        examples=["6c1b2b9e-3a43-5d2f-9a52-1d3f0f1e2a10"],
+    ),
+]
+
+
+def unix(value: datetime) -> float:
+    """Seconds since the epoch; a time without an offset is taken as UTC."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+@router.get("", response_model=CaseListOut, summary="List cases", responses=responses(401, 403, 422))
+async def list_cases(
+    state: StateDep,
+    _: Viewer,
+    grid_prefix: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{1,15}$",
+            description="Cells whose code starts with this (district 6, street 9, community 12 digits).",
+            examples=["320582004"],
+        ),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(
+            description=f"Repeat or comma-separate; one of {', '.join(STATUSES)}.",
+            examples=["open,dispatched"],
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(component|event):[0-9A-Za-z]{2,8}$",
+            description="Category key.",
+            examples=["component:0103"],
+        ),
+    ] = None,
+    opened_from: Annotated[
+        datetime | None,
+        Query(description="Opened at or after (ISO 8601 or Unix s).", examples=["2025-06-09T00:00:00+08:00"]),
+    ] = None,
+    opened_to: Annotated[datetime | None, Query(description="Opened before (ISO 8601 or Unix s).")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Cases to skip.")] = 0,
+) -> CaseListOut:
+    statuses: tuple[str, ...] | None = None
+    if status:
+        statuses = tuple(s.strip() for item in status for s in item.split(",") if s.strip())
+        unknown = sorted(set(statuses) - set(STATUSES))
+        if unknown:
+            raise ApiError(
+                422,
+                f"unknown status {', '.join(unknown)}; known: {', '.join(STATUSES)}",
+                code="validation_error",
+                details=[{"loc": ["query", "status"], "msg": "unknown status", "type": "enum"}],
+            )
+    if opened_from and opened_to and unix(opened_from) > unix(opened_to):
+        raise ApiError(400, "opened_from is after opened_to")
+    query = CaseQuery(
+        grid_prefix=grid_prefix,
+        statuses=statuses,
+        category_key=category,
+        opened_from=unix(opened_from) if opened_from else None,
+        opened_to=unix(opened_to) if opened_to else None,
+        limit=limit + 1,
+        offset=offset,
+    )
+    found = await state.case_store().list_cases(query)
+    more = len(found) > limit
+    return CaseListOut(
+        items=[CaseOut.model_validate(c.to_dict()) for c in found[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more else None,
+    )
+
+
+@router.get(
+    "/{case_id}",
+    response_model=CaseDetailOut,
+    summary="One case with its log and detections",
+    responses=responses(401, 403, 404, 422),
+)
+async def get_case(case_id: CaseId, state: StateDep, _: Viewer) -> CaseDetailOut:
+    store = state.case_store()
+    case = await store.get_case(case_id)
+    if case is None:
+        raise CaseNotFound(f"no case {case_id}")
+    entries = await store.case_log(case_id)
+    detections = await store.case_detections(case_id)
+    return CaseDetailOut(
+        case=CaseOut.model_validate(case.to_dict()),
+        log=[LogEntryOut.model_validate(e.to_dict()) for e in entries],
+        detections=detections,
+        allowed_actions=allowed_actions(case.status),
+    )
+
+
+@router.post(
+    "/{case_id}/transitions",
+    response_model=TransitionOut,
+    summary="Apply a workflow action (dispatcher or higher)",
+    description="An action not allowed from the case's status answers 409 with code "
+    "`invalid_transition` and `details.allowed` listing the allowed actions.",
+    responses=responses(401, 403, 404, 409, 413, 422),
+)
+async def transition(
+    case_id: CaseId, body: TransitionRequest, state: StateDep, token: Dispatcher
+) -> TransitionOut:
+    if body.department is not None and body.department not in state.catalog.routing.departments:
+        raise ApiError(
+            422,
+            f"unknown department {body.department!r}",
+            code="validation_error",
+            details={"known": sorted(state.catalog.routing.departments)},
+        )
+    store = state.case_store()
+    events = await transition_case(
+        store,
+        state.catalog,
+        case_id,
+        body.action,
+        actor=f"user:{token.id}",
+        now=state.clock(),
+        note=body.note,
+        department=body.department,
+        duplicate_of=body.duplicate_of,
+    )
+    await state.emit(events)
+    case = await store.get_case(case_id)
+    assert case is not None
+    return TransitionOut(
+        case=CaseOut.model_validate(case.to_dict()),
+        events=[CaseEventOut.model_validate(e.to_dict()) for e in events],
+    )

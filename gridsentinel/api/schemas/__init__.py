@@ -1,0 +1,1 @@
+"""API schemas: request bodies (``requests``) apart from response bodies (``responses``)."""

@@ -1,0 +1,397 @@
+"""Response bodies (what the API returns)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable code, e.g. not_found, invalid_transition.")
+    message: str = Field(description="Human sentence.")
+    details: Any = Field(None, description="Structured details: validation errors, allowed transitions, …")
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every route."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_transition",
+                        "message": "case c1 is dispatched: cannot close; allowed: start, resolve, "
+                        "false_alarm, duplicate",
+                        "details": {
+                            "case_id": "c1",
+                            "status": "dispatched",
+                            "action": "close",
+                            "allowed": ["start", "resolve", "false_alarm", "duplicate"],
+                        },
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorBody
+
+
+_CASE_EXAMPLE: dict[str, Any] = {
+    "case_id": "6c1b2b9e-3a43-5d2f-9a52-1d3f0f1e2a10",
+    "grid_code": "320582004001001",
+    "category_type": "component",
+    "category_code": "0103",
+    "category_standard": "GB/T 30428.2-2013",
+    "category_key": "component:0103",
+    "status": "open",
+    "severity": "alarm",
+    "opened_at": 1749434400.0,
+    "updated_at": 1749434400.0,
+    "first_seen_at": 1749434390.0,
+    "last_seen_at": 1749434390.0,
+    "detection_count": 1,
+    "sources": {"sensor": 1},
+    "kinds": ["drain_overflow"],
+    "title": "water level 2.9 m of 3.0 m",
+    "lat": 31.87225,
+    "lon": 120.55053,
+    "department": "drainage",
+    "center": "street:320582004",
+    "escalation_level": 0,
+    "due_at": 1749436200.0,
+    "dispatched_at": None,
+    "acknowledged_at": None,
+    "last_reminded_at": None,
+    "closed_at": None,
+    "closing_reason": None,
+    "duplicate_of": None,
+    "reopen_count": 0,
+    "rework_count": 0,
+    "version": 1,
+    "log_count": 1,
+}
+
+
+class CaseOut(BaseModel):
+    """A case (times are Unix seconds, UTC)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_CASE_EXAMPLE]})
+
+    case_id: str
+    grid_code: str
+    category_type: str
+    category_code: str
+    category_standard: str
+    category_key: str
+    status: str
+    severity: str
+    opened_at: float
+    updated_at: float
+    first_seen_at: float
+    last_seen_at: float
+    detection_count: int
+    sources: dict[str, int]
+    kinds: list[str]
+    title: str
+    lat: float | None
+    lon: float | None
+    department: str | None
+    center: str
+    escalation_level: int
+    due_at: float | None
+    dispatched_at: float | None
+    acknowledged_at: float | None
+    last_reminded_at: float | None
+    closed_at: float | None
+    closing_reason: str | None
+    duplicate_of: str | None
+    reopen_count: int
+    rework_count: int
+    version: int
+    log_count: int
+
+
+class CaseListOut(BaseModel):
+    """One page of cases, newest opened first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [_CASE_EXAMPLE], "limit": 50, "offset": 0, "next_offset": None}]
+        }
+    )
+
+    items: list[CaseOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last page.")
+
+
+class LogEntryOut(BaseModel):
+    """One line of a case's audit log."""
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str
+    data: dict[str, Any]
+
+
+class CaseDetailOut(BaseModel):
+    """A case with its audit log and the detections applied to it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "case": _CASE_EXAMPLE,
+                    "log": [
+                        {
+                            "seq": 1,
+                            "at": 1749434400.0,
+                            "actor": "system:dedup",
+                            "action": "open",
+                            "from_status": None,
+                            "to_status": "open",
+                            "note": "",
+                            "data": {"detection_id": "drain-001:1749434390:overflow", "rule": 4},
+                        }
+                    ],
+                    "detections": [
+                        {
+                            "detection_id": "drain-001:1749434390:overflow",
+                            "source": "sensor",
+                            "kind": "drain_overflow",
+                            "outcome": "opened",
+                            "applied_at": 1749434400.0,
+                        }
+                    ],
+                    "allowed_actions": ["dispatch", "acknowledge", "false_alarm", "duplicate"],
+                }
+            ]
+        }
+    )
+
+    case: CaseOut
+    log: list[LogEntryOut]
+    detections: list[dict[str, Any]] = Field(description="Detection fields plus outcome and applied_at.")
+    allowed_actions: list[str] = Field(description="Actions allowed from the current status.")
+
+
+class CaseEventOut(BaseModel):
+    """A case event (as on gs.case-events, webhooks, MQTT and the SSE stream)."""
+
+    event_id: str
+    case_id: str
+    type: str
+    at: float
+    actor: str
+    grid_code: str
+    category_key: str
+    status: str
+    severity: str
+    notify: bool
+    from_status: str | None
+    note: str
+    data: dict[str, Any]
+    case: dict[str, Any]
+
+
+class TransitionOut(BaseModel):
+    """The case after a transition and the events it produced."""
+
+    case: CaseOut
+    events: list[CaseEventOut]
+
+
+class LocationOut(BaseModel):
+    lat: float
+    lon: float
+
+
+class DeviceOut(BaseModel):
+    """A registered device."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "drain-001",
+                    "kind": "drain_level",
+                    "location": {"lat": 31.87225, "lon": 120.55053},
+                    "grid_code": "320582004001001",
+                    "component_id": "3205820103000001",
+                    "expected_interval_s": 60.0,
+                    "install": {"depth_m": 3.0, "rim_m": 3.0},
+                }
+            ]
+        }
+    )
+
+    id: str
+    kind: str
+    location: LocationOut
+    grid_code: str | None
+    component_id: str | None
+    expected_interval_s: float
+    install: dict[str, Any]
+
+
+class DeviceListOut(BaseModel):
+    items: list[DeviceOut]
+
+
+class GridOut(BaseModel):
+    """The unit grid as a GeoJSON FeatureCollection; each feature's properties gain ``open_cases``."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {
+                            "type": "Feature",
+                            "properties": {
+                                "code": "320582004001001",
+                                "name": "Community 001 cell 1",
+                                "open_cases": 2,
+                            },
+                            "geometry": {
+                                "type": "Polygon",
+                                "coordinates": [
+                                    [
+                                        [120.55, 31.8727],
+                                        [120.551057, 31.8727],
+                                        [120.551057, 31.8718],
+                                        [120.55, 31.8718],
+                                        [120.55, 31.8727],
+                                    ]
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    type: str
+    features: list[dict[str, Any]]
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "store": "ok"}]})
+
+    status: str
+    store: str
+
+
+class Open311Service(BaseModel):
+    """An Open311 service (one case category)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_code": "event:0103",
+                    "service_name": "accumulated garbage or muck (illegal dumping)",
+                    "description": "accumulated garbage or muck (illegal dumping) "
+                    "(event 0103, CJ/T 214-2007)",
+                    "metadata": False,
+                    "type": "realtime",
+                    "keywords": "event,0103,CJ/T 214-2007",
+                    "group": "event",
+                }
+            ]
+        }
+    )
+
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: str
+    keywords: str
+    group: str
+
+
+class Open311ServiceDefinition(BaseModel):
+    """``services/{code}.json``: the service's extra attributes (none: GridSentinel asks for none)."""
+
+    service_code: str
+    attributes: list[dict[str, Any]]
+
+
+class Open311Request(BaseModel):
+    """An Open311 service request: one GridSentinel case."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_request_id": "6c1b2b9e-3a43-5d2f-9a52-1d3f0f1e2a10",
+                    "status": "open",
+                    "status_notes": "dispatched",
+                    "service_name": "storm-water manhole cover",
+                    "service_code": "component:0103",
+                    "description": "water level 2.9 m of 3.0 m",
+                    "agency_responsible": "Drainage Management Office (Water Affairs)",
+                    "service_notice": None,
+                    "requested_datetime": "2025-06-09T10:00:00+08:00",
+                    "updated_datetime": "2025-06-09T10:05:00+08:00",
+                    "expected_datetime": "2025-06-09T16:05:00+08:00",
+                    "address": "Community 001 cell 1",
+                    "address_id": "320582004001001",
+                    "zipcode": None,
+                    "lat": 31.87225,
+                    "long": 120.55053,
+                    "media_url": None,
+                }
+            ]
+        }
+    )
+
+    service_request_id: str
+    status: str
+    status_notes: str | None
+    service_name: str
+    service_code: str
+    description: str
+    agency_responsible: str | None
+    service_notice: str | None
+    requested_datetime: str
+    updated_datetime: str
+    expected_datetime: str | None
+    address: str | None
+    address_id: str | None
+    zipcode: str | None
+    lat: float | None
+    long: float | None
+    media_url: str | None
+
+
+class Open311PostResult(BaseModel):
+    """The answer to ``POST requests.json``: the id of the case the report went into."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_request_id": "6c1b2b9e-3a43-5d2f-9a52-1d3f0f1e2a10",
+                    "service_notice": "added to an existing case (attached)",
+                    "account_id": None,
+                }
+            ]
+        }
+    )
+
+    service_request_id: str
+    service_notice: str | None
+    account_id: str | None

@@ -1,0 +1,56 @@
+"""What the routes share: the objects the lifespan created, handed over through ``app.state.gs``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from gridsentinel.alerts.categories import Catalog
+from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.alerts.store_protocol import CaseStore
+from gridsentinel.api.auth import TokenStore
+from gridsentinel.api.config import ApiConfig
+from gridsentinel.api.hub import CaseEventHub
+from gridsentinel.ingest.grid import GridMap
+from gridsentinel.ingest.registry import Registry
+from gridsentinel.settings import Settings
+
+# Called with the events of every change the API makes (transitions, Open311 posts), after the hub.
+EventSink = Callable[[list[CaseEvent]], Awaitable[None]]
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    config: ApiConfig
+    catalog: Catalog
+    grid: GridMap
+    grid_geojson: dict[str, Any]
+    registry: Registry
+    tokens: TokenStore
+    hub: CaseEventHub
+    clock: Callable[[], float]
+    event_sink: EventSink | None = None
+    store: CaseStore | None = None  # set by the lifespan (or given to create_app)
+    requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
+    open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
+
+    def case_store(self) -> CaseStore:
+        if self.store is None:
+            raise RuntimeError("the case store is not open (the app's lifespan has not run)")
+        return self.store
+
+    async def emit(self, events: list[CaseEvent]) -> None:
+        """Publish the events of a change this process made: SSE first, then the configured sink."""
+        self.hub.publish_many(events)
+        if self.event_sink is not None and events:
+            await self.event_sink(events)
+
+
+def get_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.gs
+    return state

@@ -1,0 +1,65 @@
+"""Shared benchmark helpers: process CPU/memory sampling, percentiles, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class ProcUsage:
+    cpu_s: float
+    peak_rss_mb: float
+
+
+def proc_usage(pid: int) -> ProcUsage | None:
+    """CPU seconds so far (user + system) and peak resident memory of a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(") ", 1)[1].split()
+        with open(f"/proc/{pid}/status") as fh:
+            status = dict(line.split(":", 1) for line in fh if ":" in line)
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    peak = float(status.get("VmHWM", "0 kB").split()[0]) / 1024
+    return ProcUsage(cpu, peak)
+
+
+class CpuMeter:
+    """CPU used by a set of processes between start() and stop(), as cores busy on average."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = {n: u.cpu_s for n, p in self.pids.items() if (u := proc_usage(p))}
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        wall = max(1e-9, time.monotonic() - self._t0)
+        out = {}
+        for name, pid in self.pids.items():
+            usage = proc_usage(pid)
+            if usage is None or name not in self._start:
+                continue
+            out[name] = {"cpu_cores": round((usage.cpu_s - self._start[name]) / wall, 2),
+                         "peak_rss_mb": round(usage.peak_rss_mb, 1)}
+        return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def emit(result: dict[str, object], as_json: bool, render: str) -> None:
+    print(json.dumps(result, indent=2) if as_json else render)

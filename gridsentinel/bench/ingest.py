@@ -1,0 +1,314 @@
+"""`gridsentinel bench ingest`: readings/s from MQTT into Kafka (gateway alone) and into InfluxDB (end
+to end), with the limits measured in the same run, plus publish->InfluxDB latency at a steady rate.
+
+Phases (each on its own topics, bucket and MQTT session, all against the real local stack):
+
+1. broker limit: N messages queued for an offline ``mosquitto_sub`` session, then drained by it;
+2. Kafka limit: N reading-sized records produced raw with the gateway's producer settings;
+3. gateway alone: N messages queued for the offline gateway, then drained into Kafka;
+4. end to end: gateway + worker running, N messages published as fast as the publishers go, until
+   the worker reports all N points written to InfluxDB;
+5. latency: a paced publisher at ``--latency-rate`` readings/s; p50/p99 of event time -> written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from .. import stack
+from ..children import Children
+from ..ingest.topics import Topics
+from ..settings import Settings
+from ..stack.services import InfluxDB, Kafka, Mosquitto
+from .common import CpuMeter, emit, percentile
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=100_000, help="messages per throughput phase (default 100000)")
+    parser.add_argument("--devices", type=int, default=10, help="publishing devices (default 10)")
+    parser.add_argument("--latency-rate", type=float, default=1000.0,
+                        help="readings/s for the latency phase (default 1000)")
+    parser.add_argument("--latency-seconds", type=float, default=20.0, help="latency phase length (default 20)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+class Bench:
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.args = args
+        self.say = stack.progress_printer()
+        self.tag = f"bench{int(time.time())}"
+        self.tmp = Path(tempfile.mkdtemp(prefix="gs-bench-"))
+        config_dir = self.tmp / "config"
+        shutil.copytree(settings.config_dir, config_dir)
+        self.devices = [f"{self.tag}-d{i:03d}" for i in range(args.devices)]
+        data = yaml.safe_load((config_dir / "devices.yaml").read_text())
+        data["devices"] += [{"id": d, "kind": "drain_level", "location": {"lat": 31.8718, "lon": 120.5511},
+                             "expected_interval_s": 60, "install": {"depth_m": 3.0, "rim_m": 3.0}}
+                            for d in self.devices]
+        (config_dir / "devices.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        self.settings = settings.with_(config_dir=config_dir, topic_prefix=f"{self.tag}.",
+                                       influx_bucket=self.tag, mqtt_share_group=self.tag,
+                                       mqtt_session_expiry_s=600)
+        self.topics = Topics(self.settings.topic_prefix)
+        self.children = Children(self.tmp / "logs", env={
+            "GS_CONFIG_DIR": str(config_dir), "GS_TOPIC_PREFIX": self.settings.topic_prefix,
+            "GS_INFLUX_BUCKET": self.tag, "GS_MQTT_SHARE_GROUP": self.tag, "GS_MQTT_SESSION_EXPIRY": "600"})
+        self.gateway_id = f"{self.tag}-gw"
+        self.stats_file = self.tmp / "worker-stats.json"
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _payload_lines(self, device: str, count: int, start_seq: int) -> bytes:
+        now = time.time()
+        return "".join(json.dumps({"ts": round(now, 3), "seq": start_seq + i,
+                                   "metrics": {"water_level_m": round(0.5 + (i % 100) / 1000, 3)}},
+                                  separators=(",", ":")) + "\n" for i in range(count)).encode()
+
+    def publish_all(self, total: int, start_seq: int) -> float:
+        """Publish ``total`` QoS 1 messages split over the devices with mosquitto_pub; returns seconds."""
+        per = total // len(self.devices)
+        procs = []
+        t0 = time.monotonic()
+        for d in self.devices:
+            p = subprocess.Popen(["mosquitto_pub", "-h", self.settings.mqtt_host, "-p", str(self.settings.mqtt_port),
+                                  "-u", d, "-P", self.settings.device_password(d), "-i", f"{d}-pub",
+                                  "-V", "mqttv5", "-q", "1", "-M", "1000", "-t", f"gs/v1/{d}/telemetry", "-l"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            procs.append((p, self._payload_lines(d, per, start_seq)))
+        threads = [threading.Thread(target=p.communicate, args=(lines,)) for p, lines in procs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        failed = [p.stderr.read().decode() if p.stderr else "" for p, _ in procs if p.returncode]  # type: ignore[union-attr]
+        if failed:
+            raise RuntimeError(f"mosquitto_pub failed: {failed[0][:300]}")
+        return time.monotonic() - t0
+
+    def kafka_count(self, topic: str) -> int:
+        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": f"{self.tag}-wm"})
+        try:
+            md = consumer.list_topics(topic, timeout=5)
+            parts = md.topics[topic].partitions if topic in md.topics else {}
+            return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1] for p in parts)
+        finally:
+            consumer.close()
+
+    def worker_stats(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.stats_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def pids(self) -> dict[str, int]:
+        out = {name: proc.pid for name, proc in self.children.procs.items()}
+        for svc in (Mosquitto(self.settings), Kafka(self.settings), InfluxDB(self.settings)):
+            pid = svc.proc.pid()
+            if pid:
+                out[svc.name] = pid
+        return out
+
+    def drop_session(self, client_id: str) -> None:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.username_pw_set("gateway", self.settings.gateway_password)
+        c.connect(self.settings.mqtt_host, self.settings.mqtt_port, clean_start=True)
+        c.loop_start()
+        time.sleep(0.3)
+        c.disconnect()
+        c.loop_stop()
+
+    # -- phases -----------------------------------------------------------------------------------
+    def broker_limit(self, n: int) -> dict[str, float]:
+        sub_id = f"{self.tag}-sub"
+        base = ["mosquitto_sub", "-h", self.settings.mqtt_host, "-p", str(self.settings.mqtt_port), "-u", "gateway",
+                "-P", self.settings.gateway_password, "-V", "mqttv5", "-q", "1", "-c", "-i", sub_id, "-x", "600",
+                "-t", f"$share/{self.tag}-sub/gs/v1/+/telemetry"]
+        subprocess.run([*base, "-E"], check=True, capture_output=True, timeout=30)
+        publish_s = self.publish_all(n, 0)
+        t0 = time.monotonic()
+        subprocess.run([*base, "-C", str(n)], check=True, stdout=subprocess.DEVNULL, timeout=600)
+        drain_s = time.monotonic() - t0
+        self.drop_session(sub_id)
+        return {"publish_per_s": round(n / publish_s), "mosquitto_sub_per_s": round(n / drain_s)}
+
+    def kafka_limit(self, n: int) -> dict[str, float]:
+        producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all",
+                             "enable.idempotence": True, "linger.ms": 5, "batch.num.messages": 10000,
+                             "compression.type": "lz4", "queue.buffering.max.messages": 200000})
+        value = (b'{"device_id":"bench-d000","metric":"water_level","unit":"m","value":0.512,'
+                 b'"observed_at":1780000000.123,"seq":1,"received_at":1780000000.2,"kind":"drain_level",'
+                 b'"grid_code":"320582004001001"}')
+        topic = f"{self.tag}.raw"
+        t0 = time.monotonic()
+        for i in range(n):
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=self.devices[i % len(self.devices)])
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            if i % 1000 == 0:
+                producer.poll(0)
+        producer.flush(120)
+        return {"kafka_produce_per_s": round(n / (time.monotonic() - t0))}
+
+    def gateway_alone(self, n: int) -> dict[str, Any]:
+        gw = self.children.start("gateway", "gateway", "--client-id", self.gateway_id)
+        self.children.wait_log("gateway", " ready: ")
+        gw.terminate()
+        gw.wait(30)
+        del self.children.procs["gateway"]
+        self.publish_all(n, 1_000_000)  # queued by the broker for the gateway's session
+        before = self.kafka_count(self.topics.readings)
+        self.children.start("gateway", "gateway", "--client-id", self.gateway_id)
+        meter = CpuMeter({"gateway": self.children.procs["gateway"].pid, **{k: v for k, v in self.pids().items()
+                                                                          if k == "mosquitto"}})
+        first_t = None
+        first_n = 0
+        meter.start()
+        deadline = time.monotonic() + 600
+        while True:
+            count = self.kafka_count(self.topics.readings) - before
+            now = time.monotonic()
+            if count > 0 and first_t is None:
+                first_t, first_n = now, count
+            if count >= n or now > deadline:
+                break
+            self.children.check()
+            time.sleep(0.05)
+        usage = meter.stop()
+        rate = (count - first_n) / max(1e-9, now - (first_t or now))
+        return {"gateway_per_s": round(rate), "gateway_delivered": count, "usage": usage}
+
+    def end_to_end(self, n: int, backlog: int) -> dict[str, Any]:
+        self.children.start("worker", "worker", "--app-id", f"{self.tag}-w", "--bucket", self.tag,
+                            "--stats-file", str(self.stats_file))
+        # Warm the worker up on the gateway phase's readings before timing.
+        base_points = self._wait_points(lambda p: p >= backlog, 600)
+        meter = CpuMeter(self.pids())
+        meter.start()
+        t0 = time.monotonic()
+        self.publish_all(n, 2_000_000)
+        target = base_points + n
+        self._wait_points(lambda p: p >= target, 600)
+        elapsed = time.monotonic() - t0
+        return {"end_to_end_per_s": round(n / elapsed), "usage": meter.stop()}
+
+    def _wait_points(self, ok: Any, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            points = int(self.worker_stats().get("points_written", 0))
+            if ok(points):
+                return points
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker wrote only {points} points; see {self.children.log_dir}")
+            self.children.check()
+            time.sleep(0.1)
+
+    def latency(self, rate: float, seconds: float) -> dict[str, Any]:
+        before = self.worker_stats()["latency_ms_hist"]
+        points0 = int(self.worker_stats()["points_written"])
+        clients = []
+        for d in self.devices:
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{d}-lat", protocol=mqtt.MQTTv5)
+            c.username_pw_set(d, self.settings.device_password(d))
+            c.max_inflight_messages_set(1000)
+            c.connect(self.settings.mqtt_host, self.settings.mqtt_port)
+            c.loop_start()
+            clients.append((d, c))
+        total = int(rate * seconds)
+        t0 = time.monotonic()
+        for i in range(total):
+            target = t0 + i / rate
+            delay = target - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            d, c = clients[i % len(clients)]
+            c.publish(f"gs/v1/{d}/telemetry", json.dumps({"ts": time.time(), "seq": 3_000_000 + i,
+                                                          "metrics": {"water_level_m": 0.7}}), qos=1)
+        achieved = total / (time.monotonic() - t0)
+        self._wait_points(lambda p: p >= points0 + total, 120)
+        time.sleep(1.2)  # the stats file is rewritten every second
+        after = self.worker_stats()["latency_ms_hist"]
+        for _, c in clients:
+            c.loop_stop()
+            c.disconnect()
+        samples: list[float] = []
+        for ms, (a, b) in enumerate(zip(after, before, strict=True)):
+            samples.extend([float(ms)] * (a - b))
+        return {"latency_rate_per_s": round(achieved), "latency_p50_ms": percentile(samples, 50),
+                "latency_p99_ms": percentile(samples, 99), "latency_samples": len(samples)}
+
+    def cleanup(self) -> None:
+        self.children.stop_all()
+        self.drop_session(self.gateway_id)
+        from influxdb_client import InfluxDBClient
+
+        with InfluxDBClient(url=self.settings.influx_url, token=self.settings.influx_token,
+                            org=self.settings.influx_org) as c:
+            bucket = c.buckets_api().find_bucket_by_name(self.tag)
+            if bucket:
+                c.buckets_api().delete_bucket(bucket)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    say = stack.progress_printer()
+    stack.up(settings, say)
+    bench = Bench(settings, args)
+    Mosquitto(settings).ensure_devices(bench.devices)
+    from influxdb_client import InfluxDBClient
+
+    with InfluxDBClient(url=settings.influx_url, token=settings.influx_token, org=settings.influx_org) as c:
+        c.buckets_api().create_bucket(bucket_name=bench.tag, org=settings.influx_org)
+    n = args.messages
+    result: dict[str, Any] = {"messages": n, "devices": args.devices, "cores": os.cpu_count()}
+    try:
+        say(f"1/5 broker limit: {n} messages through an offline mosquitto_sub session")
+        result.update(bench.broker_limit(n))
+        say(f"    publishers {result['publish_per_s']}/s, mosquitto_sub {result['mosquitto_sub_per_s']}/s")
+        say(f"2/5 Kafka limit: {n} raw records")
+        result.update(bench.kafka_limit(n))
+        say(f"    {result['kafka_produce_per_s']}/s")
+        say(f"3/5 gateway alone: {n} queued messages drained into Kafka")
+        gw = bench.gateway_alone(n)
+        result["gateway_per_s"] = gw["gateway_per_s"]
+        result["gateway_vs_mosquitto_sub"] = round(gw["gateway_per_s"] / result["mosquitto_sub_per_s"], 2)
+        result["usage_gateway_phase"] = gw["usage"]
+        say(f"    {gw['gateway_per_s']}/s ({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)")
+        say(f"4/5 end to end: {n} messages published live, until all are in InfluxDB")
+        e2e = bench.end_to_end(n, gw["gateway_delivered"])
+        result["end_to_end_per_s"] = e2e["end_to_end_per_s"]
+        result["usage_end_to_end_phase"] = e2e["usage"]
+        say(f"    {e2e['end_to_end_per_s']}/s")
+        say(f"5/5 latency at {args.latency_rate:.0f} readings/s for {args.latency_seconds:.0f}s")
+        result.update(bench.latency(args.latency_rate, args.latency_seconds))
+    finally:
+        bench.cleanup()
+    render = [f"{'figure':<36} value", f"{'publishers (mosquitto_pub) /s':<36} {result['publish_per_s']}",
+              f"{'limit: mosquitto_sub receive /s':<36} {result['mosquitto_sub_per_s']}",
+              f"{'limit: raw Kafka produce /s':<36} {result['kafka_produce_per_s']}",
+              f"{'gateway MQTT->Kafka /s':<36} {result['gateway_per_s']} "
+              f"({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)",
+              f"{'end to end MQTT->InfluxDB /s':<36} {result['end_to_end_per_s']}",
+              f"{'latency p50 / p99 (ms)':<36} {result['latency_p50_ms']:.0f} / {result['latency_p99_ms']:.0f} "
+              f"at {result['latency_rate_per_s']}/s", "", "CPU (cores busy) and peak RSS per process:"]
+    for phase in ("usage_gateway_phase", "usage_end_to_end_phase"):
+        for name, u in result[phase].items():
+            render.append(f"  {phase.removeprefix('usage_'):<22} {name:<10} {u['cpu_cores']:>5} cores "
+                          f"{u['peak_rss_mb']:>8} MB")
+    emit(result, args.json, "\n".join(render))
+    return 0
