@@ -1,0 +1,178 @@
+"""Camera tamper: covered lens, blackout, defocus and scene shift, each held ``persist_s`` before alarming."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from gridsentinel.detectors.camera.base import CameraDetector, ema_alpha, resize_to_width, to_gray
+from gridsentinel.detectors.camera.config import TamperConfig
+from gridsentinel.ingest.records import Detection
+
+_COARSE_W = 80  # scene-shift comparison width: coarse enough to ignore people and leaves
+
+
+def _grad(gray: np.ndarray) -> np.ndarray:
+    small = cv2.resize(
+        gray, (_COARSE_W, max(1, gray.shape[0] * _COARSE_W // gray.shape[1])), interpolation=cv2.INTER_AREA
+    ).astype(np.float32)
+    gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.GaussianBlur(cv2.magnitude(gx, gy), (5, 5), 0)
+
+
+def _similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised correlation of two gradient images (1: same scene)."""
+    a0 = a - float(a.mean())
+    b0 = b - float(b.mean())
+    den = float(np.sqrt((a0 * a0).sum() * (b0 * b0).sum()))
+    return float((a0 * b0).sum() / den) if den > 1e-6 else 0.0
+
+
+class TamperDetector(CameraDetector[TamperConfig]):
+    """Camera tamper detector.
+
+    Measures brightness, contrast, sharpness (mean absolute Laplacian) and coarse-edge similarity
+    against a reference that adapts slowly while the view is normal and freezes while it is not.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> scene = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    >>> det = TamperDetector(TamperConfig(warmup_s=1.0, persist_s=2.0))
+    >>> [det.update(scene, t / 5) for t in range(10)][-1]
+    []
+    >>> black = np.zeros_like(scene)
+    >>> found = [d for t in range(10, 30) for d in det.update(black, t / 5)]
+    >>> found[0].kind, found[0].evidence["reason"], found[0].observed_at
+    ('camera_tamper', 'blackout', 4.0)
+    """
+
+    name: ClassVar[str] = "camera.tamper"
+    kind: ClassVar[str] = "camera_tamper"
+    default_category: ClassVar[str] = "cam.tamper"
+    config_type: ClassVar[type[TamperConfig]] = TamperConfig
+
+    def _reset(self) -> None:
+        self._ref_grad: np.ndarray | None = None
+        self._ref_sharp = 0.0
+        self._ref_std = 0.0
+        self._ref_n = 0
+        self._suspect_since: float | None = None
+        self._normal_since: float | None = None
+        self._alarm_since: float | None = None
+        self.last_measure: dict[str, float | str | None] = {}
+
+    def measure(self, frame: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+        """Mean grey, contrast (std-dev), sharpness and the coarse gradient image of a frame."""
+        gray = to_gray(resize_to_width(frame, self.config.work_width))
+        mean, std = cv2.meanStdDev(gray)
+        sharp = float(cv2.mean(cv2.convertScaleAbs(cv2.Laplacian(gray, cv2.CV_16S, ksize=3)))[0])
+        return float(mean[0, 0]), float(std[0, 0]), sharp, _grad(gray)
+
+    def _analyse(self, frame: np.ndarray, ts: float, dt: float, warming: bool) -> list[Detection]:
+        cfg = self.config
+        mean, std, sharp, grad = self.measure(frame)
+        if self._ref_grad is None or self._ref_n == 0:
+            self._ref_grad, self._ref_sharp, self._ref_std, self._ref_n = grad, sharp, std, 1
+            return []
+        sharp_ratio = sharp / max(self._ref_sharp, 1e-3)
+        std_ratio = std / max(self._ref_std, 1e-3)
+        similarity = _similarity(grad, self._ref_grad)
+        reason: str | None = None
+        if mean < cfg.blackout_mean and std < cfg.uniform_std:
+            reason = "blackout"
+        elif std < cfg.uniform_std or (
+            sharp_ratio < cfg.covered_sharpness_ratio and std_ratio < cfg.covered_contrast_ratio
+        ):
+            reason = "covered"
+        elif sharp_ratio < cfg.defocus_ratio:
+            reason = "defocus"
+        elif similarity < cfg.shift_similarity:
+            reason = "shift"
+        self.last_measure = {
+            "mean": mean,
+            "std": std,
+            "sharpness_ratio": sharp_ratio,
+            "contrast_ratio": std_ratio,
+            "similarity": similarity,
+            "reason": reason,
+        }
+
+        if warming or (reason is None and self._alarm_since is None):
+            # Learn while the view is normal; during warm-up, a plain running mean of what was seen.
+            alpha = 1.0 / (self._ref_n + 1) if warming else ema_alpha(dt, cfg.reference_tau_s)
+            self._ref_n += 1
+            self._ref_grad = self._ref_grad + alpha * (grad - self._ref_grad)
+            self._ref_sharp += alpha * (sharp - self._ref_sharp)
+            self._ref_std += alpha * (std - self._ref_std)
+            if warming:
+                return []
+
+        out: list[Detection] = []
+        if reason is not None:
+            self._normal_since = None
+            if self._suspect_since is None:
+                self._suspect_since = ts
+            held = ts - self._suspect_since
+            if self._alarm_since is None and held >= cfg.persist_s:
+                self._alarm_since = ts
+                out.append(
+                    self._detection(
+                        ts,
+                        kind=self.kind,
+                        severity=cfg.severity,
+                        key=reason,
+                        score=1.0 - min(similarity, 1.0),
+                        value=sharp_ratio,
+                        evidence={
+                            "reason": reason,
+                            "mean": round(mean, 1),
+                            "contrast_ratio": round(std_ratio, 3),
+                            "sharpness_ratio": round(sharp_ratio, 3),
+                            "similarity": round(similarity, 3),
+                            "held_s": round(held, 2),
+                        },
+                        message=f"camera {self.camera.camera_id}: {reason} for {held:.1f} s",
+                    )
+                )
+            elif self._alarm_since is not None and ts - self._alarm_since >= cfg.relearn_s:
+                # Still "tampered" after relearn_s: accept the view as the new normal.
+                self._ref_grad, self._ref_sharp, self._ref_std, self._ref_n = grad, sharp, std, 1
+                self._alarm_since = self._suspect_since = None
+        else:
+            self._suspect_since = None
+            if self._alarm_since is not None:
+                if self._normal_since is None:
+                    self._normal_since = ts
+                if ts - self._normal_since >= cfg.clear_s:
+                    self._alarm_since = self._normal_since = None
+        return out
+
+    @property
+    def alarming(self) -> bool:
+        return self._alarm_since is not None
+
+    def _state(self) -> dict[str, Any]:
+        st: dict[str, Any] = {
+            "ref_sharp": self._ref_sharp,
+            "ref_std": self._ref_std,
+            "ref_n": self._ref_n,
+            "suspect_since": self._suspect_since,
+            "normal_since": self._normal_since,
+            "alarm_since": self._alarm_since,
+        }
+        if self._ref_grad is not None:
+            st["ref_grad"] = self._ref_grad
+        return st
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self._reset()
+        self._ref_grad = state.get("ref_grad")
+        self._ref_sharp = float(state["ref_sharp"])
+        self._ref_std = float(state["ref_std"])
+        self._ref_n = int(state["ref_n"])
+        self._suspect_since = state["suspect_since"]
+        self._normal_since = state["normal_since"]
+        self._alarm_since = state["alarm_since"]
