@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "ingest": ("gridsentinel.bench.ingest", "readings/s MQTT -> Kafka -> InfluxDB, latency, CPU and memory"),
     "nab": ("gridsentinel.bench.nab", "NAB anomaly benchmark score and rows/s of a sensor detector"),
     "vision": ("gridsentinel.bench.vision", "camera detectors: detection rate, delay, false alarms, fps"),
+    "detect": ("gridsentinel.bench.detect",
+               "readings/s through the detection stage per worker, vs the readings-only Faust limit"),
 }
 
 
@@ -59,7 +61,7 @@ def _print_states(states: list) -> None:  # type: ignore[type-arg]
 def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     from .gateway.service import run_gateway
 
-    return run_gateway(settings, client_id=args.client_id)
+    return run_gateway(settings, client_id=args.client_id, stats_file=args.stats_file)
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    services = ("mosquitto", "kafka", "influxdb")
+    services = ("mosquitto", "kafka", "influxdb", "postgresql")
     p = sub.add_parser("up", help="install what is missing and start the local stack (idempotent)",
                        description="Install what is missing (Debian packages, Kafka jars, an InfluxDB build) "
                                    "and start Mosquitto, Kafka and InfluxDB on 127.0.0.1. Running healthy "
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", default=None,
                    help="MQTT client id (default gs-gateway-<host>); give each gateway process its own, and "
                         "keep it across restarts so the broker hands back what it queued meanwhile")
+    p.add_argument("--stats-file", default=None,
+                   help="write the counters (dead letters per reason included) to this JSON file each second")
     p.set_defaults(func=_cmd_gateway)
 
     p = sub.add_parser("worker", help="run the Faust stream worker (its stages) in the foreground")
@@ -149,12 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2.0, help="messages per second per device (default 2)")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("config", help="validate detector configuration")
+    p = sub.add_parser("config", help="validate, apply and inspect detector configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     cp = csub.add_parser("validate", help="check a detectors.yaml; errors name file, key path, value and "
                                           "what was expected; non-zero exit when invalid")
     cp.add_argument("path", nargs="?", type=Path, help="file to check (default config/detectors.yaml)")
     cp.set_defaults(func=_cmd_config)
+    from .engineering.commands import add_backtest_command, add_config_actions
+
+    add_config_actions(csub)  # apply, history, diff, rollback, shadow start|stop|report
+    add_backtest_command(sub)
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

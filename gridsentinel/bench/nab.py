@@ -13,14 +13,14 @@ import csv
 import inspect
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gridsentinel.detectors.nab_scoring import FileData, ProfileResult, score_all, window_rows
 from gridsentinel.detectors.registry import DETECTORS, create
+from gridsentinel.engineering.sources import read_series, series_readings
 from gridsentinel.errors import GridSentinelError
-from gridsentinel.ingest.records import Reading
 
 DEFAULT_DETECTOR = "ensemble"
 
@@ -39,16 +39,8 @@ def _parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def load_file(path: Path) -> tuple[list[str], list[datetime], list[float]]:
-    raw_ts: list[str] = []
-    values: list[float] = []
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader)
-        for row in reader:
-            raw_ts.append(row[0])
-            values.append(float(row[1]))
-    return raw_ts, [_parse_ts(t) for t in raw_ts], values
+# The backtest's CSV source: NAB and `gridsentinel backtest --source csv` read files the same way.
+load_file = read_series
 
 
 def run_detector(name: str, device: str, stamps: list[datetime], values: list[float]) -> list[float]:
@@ -61,8 +53,8 @@ def run_detector(name: str, device: str, stamps: list[datetime], values: list[fl
     update = detector.update
     out: list[float] = []
     append = out.append
-    for ts, value in zip(stamps, values, strict=True):
-        score = update(Reading(device, "value", "", value, ts.replace(tzinfo=UTC).timestamp())).score
+    for reading in series_readings(device, stamps, values):
+        score = update(reading).score
         append(0.0 if score < 0.0 else 1.0 if score > 1.0 else score)
     return out
 

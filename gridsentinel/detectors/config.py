@@ -207,6 +207,14 @@ class DetectorConfig(_Strict):
                     "only the fields named change.")
     device_overrides: dict[str, DetectorSet] = Field(
         default_factory=dict, description="Per device id: only the fields named change; applied last.")
+    lateness_s: float = Field(
+        120.0, ge=0, le=86400,
+        description="Reorder window per device, seconds of event time: a reading may arrive this much "
+                    "behind the device's newest one; older ones are dead-lettered as too_late.")
+    idle_flush_s: float = Field(
+        5.0, ge=0, le=86400,
+        description="Wall-clock seconds a device may stay quiet before its reorder buffer is flushed "
+                    "(so a device that goes silent is not held back by the lateness window).")
 
     @model_validator(mode="after")
     def _prefixes(self) -> DetectorConfig:

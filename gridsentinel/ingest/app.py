@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 # stage name -> module with register(app, ctx)
 STAGES: dict[str, str] = {
     "ingest": "gridsentinel.ingest.stage",
+    "detect": "gridsentinel.detectors.stage",
+    "cases": "gridsentinel.alerts.stage",
+    "live-config": "gridsentinel.detectors.live_config",
+    "shadow": "gridsentinel.engineering.shadow",
+    "frames": "gridsentinel.detectors.frames_stage",
 }
 
 
@@ -49,6 +54,7 @@ class StageContext:
     names: Topics
     topics: dict[str, faust.TopicT]
     stats: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # shared objects, e.g. "detection_engine"
 
     async def dead_letter(self, letter: DeadLetter, key: bytes | None = None) -> None:
         await self.topics["deadletter"].send(key=key, value=letter.to_json())
