@@ -71,9 +71,15 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from .demo import run_demo
+    from .demo import run
 
-    return run_demo(settings, duration_s=args.duration, rate_hz=args.rate)
+    return int(run(args, settings))
+
+
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from .simulator import run
+
+    return int(run(args, settings))
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,12 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.set_defaults(func=_cmd_api)
 
-    p = sub.add_parser("demo", help="run the whole pipeline on this machine and show what it produced",
-                       description="Bring up the stack, start the gateway and the stream worker, let the "
-                                   "registry's devices publish over MQTT, and show what reached InfluxDB.")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds the devices publish (default 20)")
-    p.add_argument("--rate", type=float, default=2.0, help="messages per second per device (default 2)")
+    from .demo import add_arguments as demo_arguments
+    from .simulator import add_arguments as simulate_arguments
+
+    p = sub.add_parser("demo", help="the whole pipeline with a simulated district and the dashboard; Ctrl-C stops",
+                       description="Bring up the stack, the gateway, the worker (all stages), the API with the "
+                                   "dispatch dashboard and the simulator; print where to look; Ctrl-C stops all.")
+    demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("simulate", help="a synthetic district publishing over MQTT, with scripted incidents "
+                                        "and ground truth")
+    simulate_arguments(p)
+    p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("config", help="validate, apply and inspect detector configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)

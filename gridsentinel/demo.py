@@ -1,115 +1,97 @@
-"""`gridsentinel demo`: the whole pipeline on this machine, from device MQTT to InfluxDB.
+"""`gridsentinel demo`: the whole product on this machine — a simulated district turning into cases.
 
-Brings up the stack, starts the gateway and the stream worker, lets the registry's sensors publish
-(JSON and SenML, each with its own credentials), and shows what reached InfluxDB.
+Brings up the stack (Mosquitto, Kafka, InfluxDB), starts the gateway, one worker with every stage this
+build has (ingest, detect, cases, frames, live-config — whichever exist in ``ingest.app.STAGES``) and the
+API with the dashboard, then plays the simulator (docs/simulator.md) against them. Prints where to look;
+Ctrl-C stops everything it started (and only that).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import random
+import argparse
 import time
-
-import paho.mqtt.client as mqtt
-from influxdb_client import InfluxDBClient
 
 from . import stack
 from .children import Children
-from .ingest.registry import Device, Registry
 from .settings import Settings
-from .stack.services import Mosquitto
 
-BASELINES = {
-    "drain_level": [("water_level_m", 0.8, 0.02)],
-    "rain_gauge": [("rain_rate_mm_h", 2.0, 0.5)],
-    "cover_tilt": [("tilt_deg", 1.0, 0.2)],
-    "air_quality": [("pm2_5_ugm3", 35.0, 4.0), ("pm10_ugm3", 60.0, 6.0)],
-    "noise": [("laeq_db", 55.0, 2.0)],
-}
-SENML_NAMES = {"water_level_m": ("water_level", "m"), "rain_rate_mm_h": ("rain_rate", "mm/h"),
-               "tilt_deg": ("tilt", "deg"), "pm2_5_ugm3": ("pm2_5", "ug/m3"), "pm10_ugm3": ("pm10", "ug/m3"),
-               "laeq_db": ("laeq", "dB")}
+WANTED_STAGES = ("ingest", "detect", "cases", "frames", "live-config")
+VIEWER_TOKEN = "gs-demo-viewer-0f3c9a1e7b"  # docs/api.md: development-only demo tokens
+DISPATCHER_TOKEN = "gs-demo-dispatcher-5d2e8b4c1a"
 
 
-def _payload(device: Device, seq: int, now: float, rng: random.Random) -> tuple[bytes, str | None]:
-    values = {key: round(base + math.sin(now / 60.0) * spread + rng.gauss(0, spread / 3), 4)
-              for key, base, spread in BASELINES[device.kind]}
-    if seq % 2:  # every other message as SenML, as some vendors' devices send it
-        pack = [{"bn": f"urn:dev:gs:{device.id}:", "bt": now}]
-        pack += [{"n": SENML_NAMES[k][0], "u": SENML_NAMES[k][1], "v": v} for k, v in values.items()]
-        return json.dumps(pack).encode(), "application/senml+json"
-    return json.dumps({"ts": now, "seq": seq, "metrics": values}).encode(), None
+def available_stages() -> list[str]:
+    from .ingest.app import STAGES
+
+    return [s for s in WANTED_STAGES if s in STAGES]
 
 
-def run_demo(settings: Settings, duration_s: float, rate_hz: float) -> int:
+def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed: int = 1,
+             duration_s: float | None = None, keep_running: bool = True, rate_hz: float | None = None) -> int:
+    """Run the demo until Ctrl-C. ``rate_hz`` and a ``duration_s`` shorter than the script are what the
+    old CLI passes (``--duration``/``--rate`` of the first demo); they are ignored until it is rewired."""
+    from .simulator.clock import SimClock
+    from .simulator.command import ground_truth
+    from .simulator.publisher import play
+    from .simulator.scenario import build_scenario, min_duration_s
+    from .stack.services import Mosquitto
+
     say = stack.progress_printer()
     stack.up(settings, say)
-    registry = Registry.load(settings.config_dir)
-    sensors = [d for d in registry.devices.values() if d.kind in BASELINES]
-    Mosquitto(settings).ensure_devices([d.id for d in sensors])
+    duration = max(duration_s or 0.0, min_duration_s(settings.config_dir))
+    stages = available_stages()
     children = Children(settings.run_dir / "demo")
     try:
-        say("starting the gateway and the stream worker")
-        children.start("gateway", "gateway")
-        children.start("worker", "worker", "--app-id", "gridsentinel-demo")
+        say(f"starting the gateway, the worker (stages: {' '.join(stages)}) and the API")
+        children.start("gateway", "gateway", "--client-id", "gs-demo-gateway")
+        children.start("worker", "worker", "--app-id", "gridsentinel-demo", "--stages", *stages)
+        children.start("api", "api", "--port", str(port))
         children.wait_log("gateway", " ready: ")
-        clients = {}
-        for d in sensors:
-            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=d.id, protocol=mqtt.MQTTv5)
-            c.username_pw_set(d.id, settings.device_password(d.id))
-            c.connect(settings.mqtt_host, settings.mqtt_port)
-            c.loop_start()
-            clients[d.id] = c
-        say(f"{len(sensors)} devices publishing every {1 / rate_hz:.1f}s for {duration_s:.0f}s "
-            f"(logs in {children.log_dir})")
-        rng = random.Random(7)
-        started = time.time()
-        seq = 0
-        sent = 0
-        while time.time() - started < duration_s:
-            seq += 1
-            now = time.time()
-            for d in sensors:
-                body, ctype = _payload(d, seq, now, rng)
-                props = None
-                if ctype:
-                    from paho.mqtt.packettypes import PacketTypes
-                    from paho.mqtt.properties import Properties
+        children.wait_log("api", "Uvicorn running", timeout=60)
+        url = f"http://127.0.0.1:{port}/dashboard"
+        real_start = time.time() + 3.0
+        probe = build_scenario(settings.config_dir, seed, duration)
+        clock = SimClock(duration, speed, [(s.start, s.end) for s in probe.scenes], 2.0, real_start)
+        scenario = build_scenario(settings.config_dir, seed, duration, window_start=clock.window_start)
+        truth_path = settings.run_dir / "demo" / "ground-truth.json"
+        import json
 
-                    props = Properties(PacketTypes.PUBLISH)
-                    props.ContentType = ctype
-                clients[d.id].publish(f"gs/v1/{d.id}/telemetry", body, qos=1, properties=props)
-                sent += 1
+        truth_path.write_text(json.dumps(ground_truth(scenario, clock, speed), indent=1) + "\n")
+        devices = {d.id: d for d in scenario.devices}
+        Mosquitto(settings).ensure_devices(sorted(devices))
+        print(f"\n  Dashboard:         {url}\n  Viewer token:      {VIEWER_TOKEN}\n"
+              f"  Dispatcher token:  {DISPATCHER_TOKEN}\n  API docs:          http://127.0.0.1:{port}/docs\n"
+              f"  Ground truth:      {truth_path}\n  Logs:              {children.log_dir}\n\n"
+              f"  Simulating {duration / 3600:.1f} h of the district in {clock.real_length_s / 60:.1f} min: "
+              f"{len(scenario.incidents)} scripted incidents. Ctrl-C stops everything.\n", flush=True)
+        play(list(scenario.by_time()), devices, clock, settings, say=say,
+             sleep=lambda s: _sleep_checking(children, s))
+        say("the simulated window has caught up with now; the dashboard stays up until Ctrl-C")
+        while keep_running:
             children.check()
-            time.sleep(max(0.0, seq / rate_hz - (time.time() - started)))
-        for c in clients.values():
-            c.loop_stop()
-            c.disconnect()
-        say(f"published {sent} messages; waiting for them in InfluxDB")
-        _report(settings, [d.id for d in sensors], started, say)
+            time.sleep(1.0)
     except KeyboardInterrupt:
         say("interrupted")
     finally:
-        say("stopping the gateway and the worker")
+        say("stopping the API, the worker and the gateway")
         children.stop_all()
     return 0
 
 
-def _report(settings: Settings, device_ids: list[str], since: float, say: stack.Progress) -> None:
-    query = (f'from(bucket: "{settings.influx_bucket}") |> range(start: {int(since) - 5}) '
-             '|> filter(fn: (r) => r._measurement == "reading" and r._field == "value") '
-             '|> group(columns: ["device", "metric", "grid"]) |> count()')
-    deadline = time.time() + 30
-    rows: list[tuple[str, str, str, int]] = []
-    with InfluxDBClient(url=settings.influx_url, token=settings.influx_token, org=settings.influx_org) as c:
-        while time.time() < deadline:
-            tables = c.query_api().query(query)
-            rows = sorted((r.values["device"], r.values["metric"], r.values.get("grid", ""), r.get_value())
-                          for t in tables for r in t.records)
-            if {r[0] for r in rows} >= set(device_ids):
-                break
-            time.sleep(1)
-    print(f"\n{'device':<12} {'metric':<12} {'grid cell':<16} points in InfluxDB")
-    for device, metric, grid, count in rows:
-        print(f"{device:<12} {metric:<12} {grid:<16} {count}")
+def _sleep_checking(children: Children, seconds: float) -> None:
+    """Sleep, but notice a dead child within a second."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        children.check()
+        time.sleep(min(1.0, left))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8080, help="API and dashboard port (default 8080)")
+    parser.add_argument("--speed", type=float, default=120.0,
+                        help="simulated seconds per real second (default 120: ~6.5 h in ~5 min)")
+    parser.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return run_demo(settings, port=args.port, speed=args.speed, seed=args.seed)

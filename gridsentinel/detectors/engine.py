@@ -304,3 +304,36 @@ class DetectionEngine:
     def _reject(self, reading: Reading, reason: str, detail: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self._rejected.append(Rejected(reading, reason, detail))
+
+
+class EventClock:
+    """The time line timers run on: the newest event time seen, advanced by the wall time since.
+
+    Devices stamp their readings, and a replay or a simulator runs behind the wall clock. Timers
+    (dropout, held states) must judge silence on the event time line, or every device of a replay would
+    look offline at once. When the stream goes quiet the clock keeps moving at wall speed, so a silent
+    district is still noticed; it never runs ahead of the wall clock.
+
+    >>> clock = EventClock()
+    >>> clock.now(wall=5000.0)            # nothing seen yet: the wall clock
+    5000.0
+    >>> clock.observe(1000.0, wall=5000.0)
+    >>> clock.now(wall=5010.0)            # ten seconds of silence after event time 1000
+    1010.0
+    >>> clock.observe(900.0, wall=5020.0)  # an older event does not move it back
+    >>> clock.now(wall=5020.0)
+    1020.0
+    """
+
+    def __init__(self) -> None:
+        self._event: float | None = None
+        self._wall = 0.0
+
+    def observe(self, event_time: float, wall: float) -> None:
+        if self._event is None or event_time > self._event + (wall - self._wall):
+            self._event, self._wall = event_time, wall
+
+    def now(self, wall: float) -> float:
+        if self._event is None:
+            return wall
+        return min(wall, self._event + (wall - self._wall))

@@ -1,0 +1,48 @@
+"""The dispatch dashboard: one page (``/dashboard``) with its static files, and ``/dashboard/me``.
+
+The page is public (it holds no data); it asks for an API token, keeps it in the tab's sessionStorage
+and calls the API with it, so every datum is subject to the token's role. No CDN, no map tiles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import FileResponse, RedirectResponse
+
+from gridsentinel.api.deps import StateDep, Viewer
+from gridsentinel.api.errors import ApiError, responses
+
+router = APIRouter(tags=["dashboard"])
+STATIC = FsPath(__file__).resolve().parent.parent / "static"
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    return RedirectResponse("/dashboard", status_code=307)
+
+
+@router.get("/dashboard", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC / "dashboard.html", media_type=_TYPES[".html"],
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/static/{name}", include_in_schema=False)
+async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,40}\.(js|css|svg)$")]) -> FileResponse:
+    path = STATIC / name
+    if not path.is_file():
+        raise ApiError(404, f"no static file {name}")
+    return FileResponse(path, media_type=_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/me", summary="Who the token belongs to, and its role",
+            responses=responses(401, 403))
+async def me(state: StateDep, token: Viewer) -> dict[str, Any]:
+    departments = {k: d.name for k, d in state.catalog.routing.departments.items()}
+    categories = {f"{c.type}:{c.code}": c.name for c in state.catalog.categories_file.categories}
+    return {"id": token.id, "role": token.role, "departments": departments, "categories": categories}

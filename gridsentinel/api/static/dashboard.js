@@ -1,0 +1,286 @@
+// GridSentinel dispatch dashboard: plain JS, no external code. Every call carries the tab's token.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const S = { token: sessionStorage.getItem("gs-token") || "", me: null, cases: new Map(), grid: null,
+  devices: [], selected: null, abort: null, proj: null };
+const NS = "http://www.w3.org/2000/svg";
+const ROLES = ["viewer", "dispatcher", "engineer", "admin"];
+const ACTIONS = { acknowledge: "Acknowledge", dispatch: "Dispatch", start: "Start work", resolve: "Resolve",
+  verify: "Verify", close: "Close", false_alarm: "False alarm", rework: "Rework", reopen: "Reopen" };
+const ACTIVE = ["open", "dispatched", "in_progress", "resolved", "verified"];
+
+function el(tag, attrs = {}, ...kids) {
+  const svg = ["svg", "path", "g", "text", "circle", "line", "polyline", "rect", "title"].includes(tag);
+  const e = svg ? document.createElementNS(NS, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") e.textContent = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const k of kids) if (k !== null && k !== undefined) e.append(k);
+  return e;
+}
+async function api(path, opts = {}) {
+  const r = await fetch(path, { ...opts, headers: { Authorization: `Bearer ${S.token}`,
+    ...(opts.body ? { "Content-Type": "application/json" } : {}), ...(opts.headers || {}) } });
+  const body = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
+  if (!r.ok) { const e = new Error(body?.error?.message || `HTTP ${r.status}`); e.status = r.status; throw e; }
+  return body;
+}
+const fmtTime = (t) => t ? new Date(t * 1000).toLocaleString([], { month: "short", day: "numeric",
+  hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "—";
+function fmtDue(t) {
+  if (!t) return ["", false];
+  const s = t - Date.now() / 1000, a = Math.abs(s);
+  const txt = a < 3600 ? `${Math.round(a / 60)} min` : a < 172800 ? `${(a / 3600).toFixed(1)} h` : `${Math.round(a / 86400)} d`;
+  return [s < 0 ? `overdue ${txt}` : `due in ${txt}`, s < 0];
+}
+const catName = (k) => S.me?.categories?.[k] || k;
+const cellName = (code) => S.grid?.features.find((f) => f.properties.code === code)?.properties.name || code;
+function toast(msg, bad = false) {
+  const t = el("div", { class: `toast${bad ? " bad" : ""}`, text: msg });
+  $("toasts").append(t); setTimeout(() => t.remove(), 5000);
+}
+
+// ---- sign in ---------------------------------------------------------------------------------------
+async function signIn(token) {
+  S.token = token;
+  try { S.me = await api("/dashboard/me"); }
+  catch (e) { S.token = ""; throw e; }
+  sessionStorage.setItem("gs-token", token);
+  $("login").hidden = true; $("signout").hidden = false;
+  $("whoami").replaceChildren(el("b", { text: S.me.id }), ` · ${S.me.role}`);
+  await Promise.all([loadGrid(), loadCases()]);
+  stream();
+}
+$("loginForm").addEventListener("submit", async (ev) => {
+  ev.preventDefault(); $("loginErr").textContent = "";
+  try { await signIn($("tokenInput").value.trim()); }
+  catch (e) { $("loginErr").textContent = e.status === 401 ? "Unknown token." : e.message; }
+});
+$("signout").addEventListener("click", () => { sessionStorage.removeItem("gs-token"); location.reload(); });
+
+// ---- map -------------------------------------------------------------------------------------------
+async function loadGrid() {
+  const [grid, devices] = await Promise.all([api("/api/v1/grid"), api("/api/v1/devices").catch(() => null)]);
+  S.grid = grid; S.devices = devices?.items || devices?.devices || (Array.isArray(devices) ? devices : []);
+  $("gridName").textContent = grid.name || "";
+  drawMap();
+}
+function project() {
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const f of S.grid.features) for (const [x, y] of f.geometry.coordinates[0]) {
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  const k = Math.cos(((y0 + y1) / 2) * Math.PI / 180), W = 1000, pad = 20;
+  const sx = (W - 2 * pad) / ((x1 - x0) * k), H = (y1 - y0) * sx + 2 * pad;
+  return { W, H, p: ([x, y]) => [pad + (x - x0) * k * sx, pad + (y1 - y) * sx] };
+}
+function drawMap() {
+  const svg = $("map"); svg.replaceChildren();
+  const P = (S.proj = project()); svg.setAttribute("viewBox", `0 0 ${P.W} ${P.H}`);
+  const counts = openCounts();
+  for (const f of S.grid.features) {
+    const code = f.properties.code, ring = f.geometry.coordinates[0].map(P.p);
+    const n = counts.get(code) || 0, cls = `cell c${Math.min(n, 3)}${S.selectedCell === code ? " sel" : ""}`;
+    const cx = ring.slice(0, -1).reduce((a, q) => a + q[0], 0) / (ring.length - 1);
+    const cy = ring.slice(0, -1).reduce((a, q) => a + q[1], 0) / (ring.length - 1);
+    svg.append(el("g", { "data-cell": code },
+      el("path", { class: cls, d: "M" + ring.map((q) => q.join(",")).join("L") + "Z", "data-code": code,
+        onclick: () => selectCell(code) }, el("title", { text: `${f.properties.name}\n${code}\n${n} open case(s)` })),
+      el("text", { class: "cellLabel", x: cx, y: cy + 34, text: `${code.slice(9, 12)}·${code.slice(12)}` }),
+      n ? el("text", { class: "cellCount", x: cx, y: cy + 7, text: String(n) }) : null));
+  }
+  for (const d of S.devices) {
+    if (!d.location) continue;
+    const [x, y] = P.p([d.location.lon, d.location.lat]);
+    svg.append(el("circle", { class: `devDot ${d.kind}`, cx: x, cy: y, r: 5 }, el("title", { text: `${d.id} (${d.kind})` })));
+  }
+}
+function openCounts() {
+  const m = new Map();
+  for (const c of S.cases.values()) if (c.status !== "closed") m.set(c.grid_code, (m.get(c.grid_code) || 0) + 1);
+  return m;
+}
+function selectCell(code) {
+  S.selectedCell = S.selectedCell === code ? null : code; drawMap(); renderFeed();
+}
+
+// ---- feed ------------------------------------------------------------------------------------------
+async function loadCases() {
+  const r = await api("/api/v1/cases?limit=500");
+  S.cases = new Map(r.items.map((c) => [c.case_id, c]));
+  renderFeed(); renderStats();
+}
+function renderStats() {
+  const all = [...S.cases.values()], active = all.filter((c) => c.status !== "closed");
+  const now = Date.now() / 1000;
+  const stat = (n, label, hot) => el("div", { class: `stat${hot && n ? " hot" : ""}` }, el("b", { text: String(n) }), el("span", { text: label }));
+  $("stats").replaceChildren(stat(all.filter((c) => c.status === "open").length, "open", true),
+    stat(active.filter((c) => ["dispatched", "in_progress"].includes(c.status)).length, "in hand"),
+    stat(active.filter((c) => c.due_at && c.due_at < now && ACTIVE.slice(0, 3).includes(c.status)).length, "overdue", true),
+    stat(all.filter((c) => c.status === "closed").length, "closed"));
+}
+function renderFeed(flashId) {
+  const f = $("statusFilter").value, want = f === "active" ? ACTIVE : f ? f.split(",") : null;
+  const list = [...S.cases.values()].filter((c) => (!want || want.includes(c.status)) &&
+    (!S.selectedCell || c.grid_code === S.selectedCell)).sort((a, b) => b.updated_at - a.updated_at);
+  $("feedEmpty").hidden = list.length > 0;
+  $("feed").replaceChildren(...list.map((c) => {
+    const [due, late] = fmtDue(c.status === "resolved" || c.status === "verified" ? null : c.due_at);
+    return el("li", { class: `case${c.case_id === S.selected ? " sel" : ""}${c.case_id === flashId ? " new" : ""}`,
+      "data-case": c.case_id, onclick: () => openCase(c.case_id) },
+      el("span", { class: `sev ${c.severity}` }),
+      el("div", { class: "t", text: c.title || catName(c.category_key) }),
+      el("div", { class: "r" }, el("span", { class: `badge ${c.status}`, text: c.status.replace("_", " ") })),
+      el("div", { class: "m", text: `${catName(c.category_key)} · ${cellName(c.grid_code)}` }),
+      el("div", { class: `due r${late ? " late" : ""}`, text: c.status === "closed" ? (c.closing_reason || "") : due }),
+      el("div", { class: "m", text: `${c.severity} · ${Object.keys(c.sources || {}).join(", ")} · ${c.detection_count} detection(s) · first ${fmtTime(c.first_seen_at)}` }));
+  }));
+}
+$("statusFilter").addEventListener("change", () => renderFeed());
+
+// ---- live stream (fetch + SSE parsing, so the token travels in a header) -------------------------------
+async function stream() {
+  let lastId = null;
+  for (;;) {
+    try {
+      S.abort = new AbortController();
+      const r = await fetch("/api/v1/cases/stream", { signal: S.abort.signal,
+        headers: { Authorization: `Bearer ${S.token}`, ...(lastId ? { "Last-Event-ID": lastId } : {}) } });
+      if (!r.ok) throw new Error(`stream HTTP ${r.status}`);
+      setLive(true);
+      const reader = r.body.getReader(), dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i); buf = buf.slice(i + 2);
+          let data = "", id = null;
+          for (const line of block.split("\n")) {
+            if (line.startsWith("data:")) data += line.slice(5).trim();
+            else if (line.startsWith("id:")) id = line.slice(3).trim();
+          }
+          if (id) lastId = id;
+          if (data) onEvent(JSON.parse(data));
+        }
+      }
+    } catch (e) { if (e.name === "AbortError") return; }
+    setLive(false);
+    await new Promise((res) => setTimeout(res, 3000));
+  }
+}
+function setLive(on) { const l = $("live"); l.className = `live ${on ? "on" : "off"}`; l.textContent = on ? "● live" : "● reconnecting"; }
+function onEvent(ev) {
+  const c = ev.case && ev.case.case_id ? ev.case : null;
+  if (!c) return;
+  const isNew = !S.cases.has(c.case_id);
+  S.cases.set(c.case_id, { ...S.cases.get(c.case_id), ...c });
+  renderFeed(isNew ? c.case_id : null); renderStats(); drawMap();
+  const cell = document.querySelector(`path[data-code="${c.grid_code}"]`);
+  if (cell) { cell.classList.remove("flash"); void cell.getBBox(); cell.classList.add("flash"); }
+  if (isNew || ev.notify) toast(`${ev.type === "open" ? "New case" : ev.type}: ${catName(c.category_key)} in ${cellName(c.grid_code)}`, ev.notify && c.severity === "critical");
+  if (S.selected === c.case_id) openCase(c.case_id, true);
+}
+
+// ---- case view -------------------------------------------------------------------------------------
+$("closeCase").addEventListener("click", () => { S.selected = null; $("casePanel").hidden = true;
+  document.querySelector("main").classList.remove("withCase"); renderFeed(); });
+async function openCase(id, quiet = false) {
+  S.selected = id; renderFeed();
+  let d;
+  try { d = await api(`/api/v1/cases/${encodeURIComponent(id)}`); }
+  catch (e) { if (!quiet) toast(e.message, true); return; }
+  const c = d.case; S.cases.set(c.case_id, c);
+  document.querySelector("main").classList.add("withCase"); $("casePanel").hidden = false;
+  $("caseTitle").textContent = c.title || catName(c.category_key);
+  const [due, late] = fmtDue(c.due_at);
+  const kv = el("dl", { class: "kv" });
+  const add = (k, v, cls) => kv.append(el("dt", { text: k }), el("dd", { class: cls || null, text: v }));
+  add("Status", `${c.status.replace("_", " ")}${c.closing_reason ? ` (${c.closing_reason})` : ""}`);
+  add("Category", `${catName(c.category_key)} — ${c.category_key} (${c.category_standard})`);
+  add("Severity", c.severity); add("Cell", `${cellName(c.grid_code)} · ${c.grid_code}`);
+  add("Center", `${c.center}${c.escalation_level ? ` (escalated ${c.escalation_level})` : ""}`);
+  add("Department", S.me.departments?.[c.department] || c.department || "—");
+  add("Due", c.due_at ? `${fmtTime(c.due_at)} (${due})` : "—", late ? "due late" : null);
+  add("Detections", `${c.detection_count} from ${Object.entries(c.sources || {}).map(([k, v]) => `${k} ×${v}`).join(", ")}`);
+  add("First / last seen", `${fmtTime(c.first_seen_at)} / ${fmtTime(c.last_seen_at)}`);
+  add("Case id", c.case_id);
+  const parts = [actionsBox(c, d.allowed_actions), kv];
+  const snap = snapshotOf(d.detections);
+  if (snap) parts.push(el("figure", { class: "snapshot" }, el("h3", { text: "Evidence snapshot (de-identified)" }),
+    el("img", { src: snap.src, alt: "de-identified camera snapshot" }), el("figcaption", { text: snap.caption })));
+  const chart = el("div", { class: "chart", id: "chart" }, el("h3", { text: "Signal around the detection" }), el("div", { class: "hint", text: "loading…" }));
+  const dev = (d.detections || []).find((x) => x.device_id && x.source !== "camera");
+  if (dev) parts.push(chart);
+  parts.push(el("div", {}, el("h3", { text: "Audit log" }), el("ol", { class: "log" }, ...d.log.map((e) =>
+    el("li", {}, el("div", {}, el("b", { text: e.action || e.type }), el("span", { class: "actor", text: ` · ${e.actor}` })),
+      el("div", { class: "when", text: fmtTime(e.at) }), e.note ? el("div", { text: e.note }) : null)))));
+  $("caseBody").replaceChildren(...parts);
+  if (dev) drawSignal(chart, dev, c);
+}
+function snapshotOf(dets) {
+  for (const d of dets || []) {
+    const ev = d.evidence || {};
+    const url = ev.snapshot_url, b64 = ev.snapshot_jpeg_b64 || ev.snapshot_b64 || ev.snapshot;
+    const caption = `${d.device_id || ""} · ${fmtTime(d.observed_at)} · ${d.message || d.kind || ""}`;
+    if (typeof url === "string") return { src: url, caption };
+    if (typeof b64 === "string") return { src: b64.startsWith("data:") ? b64 : `data:image/jpeg;base64,${b64}`, caption };
+  }
+  return null;
+}
+function actionsBox(c, allowed) {
+  const can = ROLES.indexOf(S.me.role) >= ROLES.indexOf("dispatcher");
+  const box = el("div", { class: "actions" });
+  const note = el("input", { class: "note", placeholder: "note (optional)", "aria-label": "note" });
+  const dept = el("select", { "aria-label": "department" }, el("option", { value: "", text: "routed department" }),
+    ...Object.entries(S.me.departments || {}).map(([k, v]) => el("option", { value: k, text: v })));
+  for (const a of ["acknowledge", "dispatch", "resolve", "false_alarm", ...allowed.filter((x) => !["acknowledge", "dispatch", "resolve", "false_alarm", "duplicate"].includes(x))]) {
+    const ok = can && allowed.includes(a);
+    box.append(el("button", { class: a === "false_alarm" ? "danger" : a === "dispatch" ? null : "secondary",
+      disabled: !ok, "data-action": a, title: ok ? "" : can ? `not allowed while ${c.status}` : "needs the dispatcher role",
+      onclick: () => act(c.case_id, a, note.value, a === "dispatch" ? dept.value : "") , text: ACTIONS[a] || a }));
+  }
+  if (allowed.includes("dispatch") && can) box.append(dept);
+  box.append(note);
+  if (!can) box.append(el("div", { class: "role", text: `Signed in as ${S.me.role}: actions need the dispatcher role.` }));
+  return box;
+}
+async function act(id, action, note, department) {
+  const body = { action }; if (note) body.note = note; if (department) body.department = department;
+  try {
+    const r = await api(`/api/v1/cases/${encodeURIComponent(id)}/transitions`, { method: "POST", body: JSON.stringify(body) });
+    S.cases.set(id, r.case); toast(`${ACTIONS[action] || action}: done`);
+    renderFeed(); renderStats(); drawMap(); openCase(id, true);
+  } catch (e) { toast(e.message, true); }
+}
+async function drawSignal(box, det, c) {
+  const t0 = (c.first_seen_at || det.observed_at) - 5400, t1 = Math.min(Date.now() / 1000, (c.last_seen_at || det.observed_at) + 1800);
+  let r;
+  try { r = await api(`/api/v1/signals/${encodeURIComponent(det.device_id)}?start=${t0}&end=${Math.max(t1, t0 + 60)}`); }
+  catch (e) { box.lastChild.textContent = `no signal: ${e.message}`; return; }
+  const names = Object.keys(r.series);
+  if (!names.length) { box.lastChild.textContent = "no readings stored for this window"; return; }
+  const name = names.includes(det.evidence?.metric) ? det.evidence.metric : names[0];
+  const pts = r.series[name], W = 600, H = 190, L = 44, B = 22, T = 10, R = 10;
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  let y0 = Math.min(...ys), y1 = Math.max(...ys); if (y1 - y0 < 1e-9) { y0 -= 1; y1 += 1; }
+  const pad = (y1 - y0) * 0.08; y0 -= pad; y1 += pad;
+  const X = (t) => L + (t - t0) / (Math.max(t1, xs[xs.length - 1]) - t0) * (W - L - R), Y = (v) => T + (y1 - v) / (y1 - y0) * (H - T - B);
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
+  svg.append(el("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), el("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
+  for (const v of [y0 + pad, (y0 + y1) / 2, y1 - pad]) svg.append(el("text", { class: "lbl", x: L - 4, y: Y(v) + 3, "text-anchor": "end", text: v.toFixed(Math.abs(v) < 10 ? 2 : 0) }));
+  for (const t of [t0, (t0 + t1) / 2, t1]) svg.append(el("text", { class: "lbl", x: X(t), y: H - 6, "text-anchor": "middle", text: new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }));
+  svg.append(el("polyline", { class: "series", points: pts.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ") }));
+  const dx = X(c.first_seen_at || det.observed_at);
+  svg.append(el("line", { class: "det", x1: dx, x2: dx, y1: T, y2: H - B }), el("text", { class: "detLbl", x: dx + 4, y: T + 10, text: "detected" }));
+  box.replaceChildren(el("h3", { text: `Signal around the detection — ${det.device_id} · ${name}` }), svg);
+}
+
+// ---- start -----------------------------------------------------------------------------------------
+setInterval(() => { if (S.me) { renderFeed(); renderStats(); } }, 30000);
+if (S.token) signIn(S.token).catch(() => { $("login").hidden = false; });
+else $("login").hidden = false;

@@ -1,0 +1,55 @@
+// Drives the dispatch dashboard in headless Chromium (playwright-core + Debian's chromium).
+// Usage: node dashboard.mjs <base url> <dispatcher token> <screenshot path>
+// Prints one JSON line with what it saw; exits non-zero on any failed expectation.
+import { chromium } from "playwright-core";
+
+const [base, token, shot] = process.argv.slice(2);
+const executablePath = process.env.GS_CHROMIUM || "/usr/bin/chromium";
+const browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-gpu"] });
+const seen = {};
+const errors = [];
+let page;
+try {
+  page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await page.goto(`${base}/dashboard`);
+  await page.fill("#tokenInput", token);
+  await page.click("#loginBtn");
+  await page.waitForSelector("#live.on", { timeout: 20000 });
+  seen.cells = await page.locator("#map path.cell").count();
+  seen.casesBefore = await page.locator("#feed li.case").count();
+
+  // A citizen report through the API while the page is open: it must arrive live (SSE).
+  const r = await fetch(`${base}/open311/v2/requests.json`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", "Idempotency-Key": `browser-${Date.now()}` },
+    body: JSON.stringify({ service_code: "event:0103", lat: 31.8714, long: 120.5517, description: "Bags of rubbish dumped by the wall" }),
+  });
+  if (r.status !== 201) throw new Error(`Open311 POST answered ${r.status}: ${await r.text()}`);
+  const caseId = (await r.json())[0].service_request_id;
+  seen.caseId = caseId;
+  const item = page.locator(`#feed li.case[data-case="${caseId}"]`);
+  await item.waitFor({ timeout: 20000 });
+  seen.liveArrived = true;
+  seen.cellCount = await page.locator("#map text.cellCount").allTextContents();
+
+  await item.click();
+  await page.waitForSelector("#casePanel:not([hidden]) button[data-action=dispatch]:not([disabled])", { timeout: 20000 });
+  await page.click("button[data-action=dispatch]");
+  await page.locator(`#feed li.case[data-case="${caseId}"] .badge.dispatched`).waitFor({ timeout: 20000 });
+  const check = await fetch(`${base}/api/v1/cases/${caseId}`, { headers: { Authorization: `Bearer ${token}` } });
+  const detail = await check.json();
+  seen.statusAfter = detail.case.status;
+  seen.logActions = detail.log.map((e) => e.action);
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: shot });
+  seen.pageErrors = errors;
+  console.log(JSON.stringify(seen));
+} catch (e) {
+  if (page) await page.screenshot({ path: shot.replace(/\.png$/, "-failed.png") }).catch(() => {});
+  console.error(JSON.stringify({ seen, errors }));
+  throw e;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,74 @@
+"""The dispatch dashboard in a real headless browser (Debian's chromium driven by playwright-core).
+
+The API runs in this process (uvicorn in a thread, its own SQLite case store); ``tests/browser/
+dashboard.mjs`` signs in with the dispatcher token, waits for the live stream, creates a case through
+the API (an Open311 report) and expects it to arrive on the open page, opens it, dispatches it, checks
+the case changed, and saves a screenshot to ``artifacts/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gridsentinel.settings import REPO_ROOT, Settings
+
+pytestmark = pytest.mark.integration
+BROWSER_DIR = REPO_ROOT / "tests" / "browser"
+DISPATCHER = "gs-demo-dispatcher-5d2e8b4c1a"  # docs/api.md: development-only demo token
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    import uvicorn
+
+    from gridsentinel.api.app import create_app
+
+    monkeypatch.setenv("GS_DATABASE_URL", f"sqlite:///{tmp_path / 'cases.db'}")
+    app = create_app(Settings(run_dir=tmp_path))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("the API did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+def test_dashboard_live_update_and_dispatch(api_url: str) -> None:
+    if not Path(CHROMIUM).exists() or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("needs Debian's chromium and `npm ci` in tests/browser (scripts/setup.sh installs both)")
+    shot = REPO_ROOT / "artifacts" / "dashboard.png"
+    shot.parent.mkdir(exist_ok=True)
+    done = subprocess.run(["node", "dashboard.mjs", api_url, DISPATCHER, str(shot)], cwd=BROWSER_DIR,
+                          capture_output=True, text=True, timeout=180, env={"GS_CHROMIUM": CHROMIUM,
+                                                                            "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["cells"] == 18                      # the demo district, drawn from the grid GeoJSON
+    assert seen["liveArrived"]                      # the new case reached the open page over SSE
+    assert "1" in seen["cellCount"]                 # its cell now shows one open case
+    assert seen["statusAfter"] == "dispatched"      # the dispatcher's click changed the case
+    assert "dispatch" in seen["logActions"]
+    assert seen["pageErrors"] == []
+    assert shot.stat().st_size > 10_000
