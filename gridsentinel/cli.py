@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "ingest": ("gridsentinel.bench.ingest", "readings/s MQTT -> Kafka -> InfluxDB, latency, CPU and memory"),
     "nab": ("gridsentinel.bench.nab", "NAB anomaly benchmark score and rows/s of a sensor detector"),
     "vision": ("gridsentinel.bench.vision", "camera detectors: detection rate, delay, false alarms, fps"),
+    "cases": ("gridsentinel.bench.cases",
+              "detections/s through dedup + case store (SQLite, PostgreSQL, Faust stage), detection -> webhook p99"),
     "detect": ("gridsentinel.bench.detect",
                "readings/s through the detection stage per worker, vs the readings-only Faust limit"),
 }

@@ -7,8 +7,8 @@
 4. Otherwise a new case opens.
 
 :func:`decide` is the pure rule; :func:`apply_detection` runs it against a store inside one transaction
-(the case change and the applied detection id commit together) and retries when a concurrent writer
-wins. A detection id already applied is a no-op, so replays are harmless.
+(the case change, the applied detection id and the outbox's case events commit together) and retries
+when a concurrent writer wins. A detection id already applied is a no-op, so replays are harmless.
 """
 
 from __future__ import annotations
@@ -165,7 +165,10 @@ async def apply_detection(detection: Detection, store: CaseStore, catalog: Catal
                 decision = decide(detection, resolved, active, closed, dist, now=now, catalog=catalog)
                 saved = await tx.save(decision.change, decision.expected_version)
                 await tx.record_detection(detection, saved.case_id, decision.outcome, now)
-            return events_for(replace(decision.change, case=saved), catalog.alert_policy)
+                events = events_for(replace(decision.change, case=saved), catalog.alert_policy)
+                # Same transaction: a crash after the commit cannot lose the events (outbox).
+                await tx.add_events(events, now)
+            return events
         except StoreConflict:
             continue
     raise StoreConflict(f"detection {detection.detection_id}: gave up after {max_attempts} conflicting "

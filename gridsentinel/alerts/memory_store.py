@@ -8,12 +8,13 @@ Transactions are serialised by a lock (like SQLite's single writer) and staged, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
 from gridsentinel.alerts.case import Case, CaseChange, LogEntry
+from gridsentinel.alerts.events import CaseEvent
 from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
 from gridsentinel.ingest.records import Detection
 
@@ -24,6 +25,7 @@ class _MemoryTx:
         self.cases: dict[str, Case] = {}
         self.logs: list[LogEntry] = []
         self.detections: dict[str, dict[str, Any]] = {}
+        self.events: list[tuple[float, CaseEvent]] = []
 
     def _case(self, case_id: str) -> Case | None:
         return self.cases.get(case_id) or self._store._cases.get(case_id)
@@ -79,6 +81,10 @@ class _MemoryTx:
         self.detections[detection.detection_id] = {**detection.to_dict(), "case_id": case_id,
                                                    "outcome": outcome, "applied_at": at}
 
+    async def add_events(self, events: Sequence[CaseEvent], at: float) -> None:
+        if self._store.outbox is not None:
+            self.events.extend((at, e) for e in events)
+
     async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
         return sorted((c for c in self._all_cases() if c.is_active and (
             (c.due_at is not None and c.due_at <= now)
@@ -90,12 +96,17 @@ class _MemoryTx:
         for entry in self.logs:
             self._store._logs.setdefault(entry.case_id, []).append(entry)
         self._store._detections.update(self.detections)
+        if self._store.outbox is not None:
+            self._store.outbox.update({e.event_id: (at, e) for at, e in self.events})
 
 
 class MemoryCaseStore:
     """Cases, logs and applied detections in dicts."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, outbox: bool = False) -> None:
+        """With ``outbox`` the case events are kept until :meth:`mark_published` (like the SQL store);
+        without it (backtests) they are only returned to the caller."""
+        self.outbox: dict[str, tuple[float, CaseEvent]] | None = {} if outbox else None
         self._cases: dict[str, Case] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._detections: dict[str, dict[str, Any]] = {}
@@ -127,6 +138,15 @@ class MemoryCaseStore:
                     and (query.opened_to is None or c.opened_at < query.opened_to))
         found = sorted(filter(keep, self._cases.values()), key=lambda c: (-c.opened_at, c.case_id))
         return found[query.offset:query.offset + query.limit]
+
+    async def pending_events(self, *, created_before: float | None = None,
+                             limit: int = 1000) -> list[CaseEvent]:
+        items = (self.outbox or {}).values()
+        return [e for at, e in items if created_before is None or at < created_before][:limit]
+
+    async def mark_published(self, event_ids: Collection[str]) -> None:
+        for event_id in event_ids:
+            (self.outbox or {}).pop(event_id, None)
 
     def all_cases(self) -> list[Case]:
         """Every case, for backtests and tests."""

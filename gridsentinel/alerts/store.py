@@ -6,7 +6,10 @@ The schema is owned by the Alembic migrations in ``alerts/migrations`` (:func:`u
 - a partial unique index allows one non-closed case per (grid cell, category type, category code);
 - ``applied_detections`` has the detection id as primary key and is written in the same transaction
   as the case change, so a detection is applied at most once whatever crashes or replays happen;
-- updates carry the version they read (optimistic lock).
+- updates carry the version they read (optimistic lock);
+- ``case_outbox`` receives the case events of every change in the same transaction (the transactional
+  outbox): the cases stage publishes them to ``gs.case-events`` and then deletes them, so a crash
+  between the commit and the publish delays events but never loses them.
 
 A write that breaks one of them raises :class:`StoreConflict` and the transaction rolls back.
 
@@ -17,7 +20,8 @@ store.close()``, or ``async with SqlCaseStore.open(url) as store``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Generator
+import os
+from collections.abc import AsyncIterator, Collection, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -30,9 +34,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gridsentinel.alerts.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
+from gridsentinel.alerts.events import CaseEvent
 from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
 from gridsentinel.errors import ConfigError
 from gridsentinel.ingest.records import Detection
+from gridsentinel.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 DEFAULT_URL = "sqlite+aiosqlite:///gridsentinel-cases.db"
@@ -107,7 +113,28 @@ applied_detections = sa.Table(
     sa.Column("detection", sa.JSON, nullable=False),
 )
 
+case_outbox = sa.Table(
+    "case_outbox", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(96), nullable=False, unique=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+)
+
 _CASE_COLUMNS = [c.name for c in cases.columns]
+
+
+def database_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    """The case store's URL: ``GS_DATABASE_URL``, else ``sqlite:///<run_dir>/cases.db`` (API and worker).
+
+    >>> database_url(Settings(run_dir=Path("/tmp/gs")), env={})
+    'sqlite:////tmp/gs/cases.db'
+    >>> database_url(Settings(), env={"GS_DATABASE_URL": "postgresql://gs@db/gs"})
+    'postgresql://gs@db/gs'
+    """
+    env = os.environ if env is None else env
+    return env.get("GS_DATABASE_URL") or f"sqlite:///{settings.run_dir / 'cases.db'}"
 
 
 def _case_row(case: Case) -> dict[str, Any]:
@@ -193,6 +220,13 @@ class _SqlTx:
                 detection_id=detection.detection_id, case_id=case_id, outcome=outcome, applied_at=at,
                 observed_at=detection.observed_at, source=detection.source, kind=detection.kind,
                 detection=detection.to_dict()))
+
+    async def add_events(self, events: Sequence[CaseEvent], at: float) -> None:
+        if events:
+            await self._conn.execute(sa.insert(case_outbox), [
+                {"event_id": e.event_id, "case_id": e.case_id, "created_at": at,
+                 "event": e.to_json().decode()}
+                for e in events])
 
     async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
         rows = await self._conn.execute(sa.select(cases).where(
@@ -325,6 +359,23 @@ class SqlCaseStore:
                 .order_by(applied_detections.c.observed_at, applied_detections.c.detection_id))
             return [{**r.detection, "case_id": r.case_id, "outcome": r.outcome, "applied_at": r.applied_at}
                     for r in rows]
+
+    async def pending_events(self, *, created_before: float | None = None,
+                             limit: int = 1000) -> list[CaseEvent]:
+        """Outbox events not yet published, oldest first (optionally only those written before a time)."""
+        stmt = sa.select(case_outbox.c.event).order_by(case_outbox.c.id).limit(limit)
+        if created_before is not None:
+            stmt = stmt.where(case_outbox.c.created_at < created_before)
+        async with self.engine.connect() as conn:
+            return [CaseEvent.from_json(raw) for raw in await conn.scalars(stmt)]
+
+    async def mark_published(self, event_ids: Collection[str]) -> None:
+        """Drop published events from the outbox (unknown ids are ignored: a peer got there first)."""
+        ids = list(event_ids)
+        async with self.engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                await conn.execute(sa.delete(case_outbox).where(
+                    case_outbox.c.event_id.in_(ids[start:start + 500])))
 
     async def list_cases(self, query: CaseQuery) -> list[Case]:
         conditions: list[sa.ColumnElement[bool]] = []

@@ -9,13 +9,16 @@ cell and category, a detection id already applied, a case changed since it was r
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gridsentinel.alerts.case import Case, CaseChange, CaseError, LogEntry
 from gridsentinel.ingest.records import Detection
+
+if TYPE_CHECKING:
+    from gridsentinel.alerts.events import CaseEvent
 
 
 class StoreConflict(CaseError):
@@ -66,6 +69,10 @@ class CaseTx(Protocol):
         """Remember that ``detection`` was applied to ``case_id``; StoreConflict if it already was."""
         ...
 
+    async def add_events(self, events: Sequence[CaseEvent], at: float) -> None:
+        """Put the case events of this transaction's change in the outbox (committed with it)."""
+        ...
+
     async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
         """Active cases past their due time, and open unacknowledged cases of these severities."""
         ...
@@ -89,4 +96,15 @@ class CaseStore(Protocol):
 
     async def list_cases(self, query: CaseQuery) -> list[Case]:
         """Cases matching ``query``, newest opened first."""
+        ...
+
+
+class Outbox(Protocol):
+    """The publishing side of the outbox (the cases stage): read what is pending, drop what went out."""
+
+    async def pending_events(self, *, created_before: float | None = None,
+                             limit: int = 1000) -> list[CaseEvent]:
+        ...
+
+    async def mark_published(self, event_ids: Collection[str]) -> None:
         ...

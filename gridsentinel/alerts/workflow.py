@@ -98,7 +98,9 @@ async def sweep(store: CaseStore, catalog: Catalog, *, now: float) -> list[CaseE
                 if case is None or change is None:
                     continue
                 saved = await tx.save(change, case.version)
-            events.extend(events_for(replace(change, case=saved), catalog.alert_policy))
+                changed = events_for(replace(change, case=saved), catalog.alert_policy)
+                await tx.add_events(changed, now)
+            events.extend(changed)
         except StoreConflict:
             continue
     return events
@@ -121,4 +123,6 @@ async def transition_case(store: CaseStore, catalog: Catalog, case_id: str, acti
         change = transition(case, action, actor=actor, at=now, catalog=catalog, note=note,
                             department=department, duplicate_of=duplicate_of)
         saved = await tx.save(change, case.version)
-    return events_for(replace(change, case=saved), catalog.alert_policy)
+        events = events_for(replace(change, case=saved), catalog.alert_policy)
+        await tx.add_events(events, now)
+    return events

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridsentinel.alerts.store import database_url
 from gridsentinel.settings import Settings
 
 
@@ -33,7 +34,7 @@ class ApiConfig:
         ``<config_dir>/tokens.yaml``), ``GS_API_MAX_BODY_BYTES``."""
         env = os.environ if env is None else env
         return cls(
-            database_url=env.get("GS_DATABASE_URL") or f"sqlite:///{settings.run_dir / 'cases.db'}",
+            database_url=database_url(settings, env),
             tokens_path=Path(env.get("GS_API_TOKENS") or settings.config_dir / "tokens.yaml"),
             max_body_bytes=int(env.get("GS_API_MAX_BODY_BYTES") or 64 * 1024),
         )

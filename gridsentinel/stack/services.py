@@ -1,4 +1,4 @@
-"""The real services of the local stack: Mosquitto, Kafka (KRaft) and InfluxDB 2.
+"""The real services of the local stack: Mosquitto, Kafka (KRaft), InfluxDB 2 and PostgreSQL.
 
 Each service knows how to install what is missing (Debian package, Maven Central jars, a source build),
 start itself on 127.0.0.1 with data in the run folder, check readiness with a real client call, and
@@ -420,5 +420,203 @@ class InfluxDB(Service):
         return self.settings.influx_url
 
 
+class _PostgresProcess(ManagedProcess):
+    """SIGTERM is PostgreSQL's *smart* shutdown (waits for every client to leave); ask for *fast* first."""
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.pid() is not None:
+                time.sleep(0.1)
+        return super().stop(timeout) or pid is not None
+
+
+class PostgreSQL(Service):
+    """PostgreSQL from Debian, a private cluster in the run folder (the case store for production-like runs).
+
+    ``initdb`` into ``<run>/postgresql/data``; the server listens on 127.0.0.1:``GS_POSTGRES_PORT``
+    (15432) and on a Unix socket in the run folder (trust, for set-up only); the ``gridsentinel`` role
+    (password generated into the run folder) owns the ``gridsentinel`` database and may create test
+    databases. Run as root, the server runs as the ``postgres`` system user (it refuses root).
+    """
+
+    name = "postgresql"
+    role = "gridsentinel"
+    database = "gridsentinel"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.proc = _PostgresProcess(self.name, self.dir)
+        self.port = int(os.environ.get("GS_POSTGRES_PORT", "15432"))
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.dir / "socket"
+
+    @staticmethod
+    def bindir() -> Path | None:
+        """Debian keeps the server binaries in /usr/lib/postgresql/<major>/bin (not on PATH)."""
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+        if found:
+            return found[-1].parent
+        on_path = shutil.which("postgres")
+        return Path(on_path).resolve().parent if on_path else None
+
+    def _bin(self, name: str) -> str:
+        bindir = self.bindir()
+        if bindir is None:
+            raise ServiceError("PostgreSQL is not installed: run `sudo apt-get install postgresql`")
+        return str(bindir / name)
+
+    def install(self, progress: Progress) -> None:
+        if self.bindir() is not None:
+            return
+        if os.geteuid() != 0:
+            raise ServiceError("PostgreSQL is not installed: run `sudo apt-get install postgresql`")
+        progress("installing PostgreSQL from Debian (apt-get install postgresql)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
+            res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise ServiceError(f"{' '.join(cmd)} failed:\n{res.stderr[-2000:]}")
+
+    @property
+    def password(self) -> str:
+        return _read_secret_file(self.dir / "gridsentinel.secret")
+
+    def url(self, database: str | None = None) -> str:
+        """The SQLAlchemy/``GS_DATABASE_URL`` URL of the ``gridsentinel`` role (TCP, password)."""
+        return (f"postgresql://{self.role}:{self.password}@127.0.0.1:{self.port}/"
+                f"{database or self.database}")
+
+    def _as_postgres(self, argv: list[str]) -> list[str]:
+        """Run ``argv`` as the postgres system user when we are root (setpriv execs: same pid)."""
+        if os.geteuid() != 0:
+            return argv
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+
+    def _ensure_postgres_user(self) -> None:
+        if os.geteuid() != 0:
+            return
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--user-group", "--home-dir", "/var/lib/postgresql",
+                            "--shell", "/usr/sbin/nologin", "postgres"], check=True, capture_output=True)
+        # The server must reach its data folder: give other users search (not read) rights on its parents.
+        for parent in reversed(self.dir.parents):
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o001)
+
+    def prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        secret = self.dir / "gridsentinel.secret"
+        if not secret.exists():
+            secret.write_text(secrets.token_hex(16))
+            secret.chmod(0o600)
+        self._ensure_postgres_user()
+        self.socket_dir.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.socket_dir, "postgres", "postgres")
+        self.socket_dir.chmod(0o700)
+        if (self.data / "PG_VERSION").exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        self.data.chmod(0o700)
+        res = subprocess.run(self._as_postgres([
+            self._bin("initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
+            "--auth-local=trust", "--auth-host=scram-sha-256"]), capture_output=True, text=True, cwd="/")
+        if res.returncode != 0:
+            raise ServiceError(f"initdb failed:\n{res.stdout[-1500:]}{res.stderr[-1500:]}")
+
+    def argv(self) -> list[str]:
+        return self._as_postgres([
+            self._bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
+            "-k", str(self.socket_dir), "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+            "-c", "logging_collector=off", "-c", "log_min_messages=warning"])
+
+    def _query(self, sql: str, *, superuser: bool) -> tuple[bool, str]:
+        """Run one statement with asyncpg (a real client call); (ok, first value or error)."""
+        import asyncio
+
+        import asyncpg
+
+        async def run() -> str:
+            if superuser:
+                conn = await asyncpg.connect(host=str(self.socket_dir), port=self.port, user="postgres",
+                                             database="postgres", timeout=3)
+            else:
+                conn = await asyncpg.connect(self.url(), timeout=3)
+            try:
+                return str(await conn.fetchval(sql))
+            finally:
+                await conn.close()
+
+        try:
+            return True, asyncio.run(run())
+        except (OSError, asyncpg.PostgresError, ServiceError, TimeoutError) as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def ready(self) -> Health:
+        ok, detail = self._query("SELECT 1", superuser=True)
+        return Health(ok, "accepting connections" if ok else detail)
+
+    def health(self) -> Health:
+        ok, detail = self._query("SELECT 1", superuser=False)
+        if not ok:
+            return Health(False, f"SELECT 1 as {self.role}: {detail}")
+        return Health(True, f"SELECT 1 OK as {self.role}, database {self.database}")
+
+    def after_ready(self, progress: Progress) -> None:
+        ok, exists = self._query(f"SELECT count(*) FROM pg_roles WHERE rolname = '{self.role}'",
+                                 superuser=True)
+        if not ok:
+            raise ServiceError(f"PostgreSQL: {exists}")
+        verb = "ALTER" if exists == "1" else "CREATE"
+        statements = [f"{verb} ROLE {self.role} LOGIN CREATEDB PASSWORD '{self.password}'"]
+        ok, found = self._query(f"SELECT count(*) FROM pg_database WHERE datname = '{self.database}'",
+                                superuser=True)
+        if ok and found == "0":
+            progress(f"creating PostgreSQL role and database {self.database}")
+            statements.append(f"CREATE DATABASE {self.database} OWNER {self.role}")
+        for sql in statements:
+            ok, detail = self._query(sql, superuser=True)
+            if not ok:
+                raise ServiceError(f"PostgreSQL set-up ({sql.split(' PASSWORD')[0]}): {detail}")
+
+    def version(self) -> str:
+        try:
+            res = subprocess.run([self._bin("postgres"), "--version"], capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, ServiceError, subprocess.TimeoutExpired):
+            return "not installed"
+        words = res.stdout.split()  # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        return words[2] if len(words) > 2 else "?"
+
+    def address(self) -> str:
+        return f"postgresql://127.0.0.1:{self.port}/{self.database}"
+
+
+def _read_secret_file(path: Path) -> str:
+    if not path.exists():
+        raise ServiceError(f"{path} is missing: run `gridsentinel up` first to create the local stack")
+    return path.read_text().strip()
+
+
 def all_services(settings: Settings) -> list[Service]:
-    return [Mosquitto(settings), Kafka(settings), InfluxDB(settings)]
+    return [Mosquitto(settings), Kafka(settings), InfluxDB(settings), PostgreSQL(settings)]

@@ -60,7 +60,7 @@ class Namespace:
         Mosquitto(self.settings).ensure_devices([str(d["id"]) for d in devices])
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 — closed with the process
+        log = open(self.workdir / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "gridsentinel.cli", *args], env=self.env(),
                                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         log.close()
@@ -130,3 +130,42 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: 
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting {timeout:.0f}s for {what}\n{on_timeout()}")
         time.sleep(every)
+
+
+@pytest.fixture
+def postgres_url(settings: Settings) -> Iterator[Callable[[], str]]:
+    """A factory of fresh PostgreSQL databases on the stack's server (dropped after the test)."""
+    import asyncio
+
+    import asyncpg
+
+    from gridsentinel.stack.services import PostgreSQL
+
+    pg = PostgreSQL(settings)
+    created: list[str] = []
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg.url("postgres"))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def make() -> str:
+        name = f"gs_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(admin(f"CREATE DATABASE {name}"))
+        created.append(name)
+        return pg.url(name)
+
+    yield make
+    for name in created:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def case_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The case store's URL, once per backend: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cases.db'}"
+    make: Callable[[], str] = request.getfixturevalue("postgres_url")
+    return make()

@@ -1,0 +1,342 @@
+"""Cases stage: ``gs.detections`` → dedup → case store → ``gs.case-events`` → alert delivery.
+
+Three pieces registered on the one Faust app (``gridsentinel worker --stages cases``):
+
+- the **cases agent** consumes ``gs.detections`` (keyed by dedup region, so one region's detections are
+  handled by one partition, in order). Each detection is decoded (bad → dead letter with the reason),
+  applied with :func:`~gridsentinel.alerts.dedup.apply_detection` (its case change, its applied id and
+  its case events commit in one transaction: the events land in the store's outbox), then the events are
+  produced to ``gs.case-events`` (key: case id) and, once Kafka has them, deleted from the outbox. Only
+  then is the detection acked. A crash anywhere in between is safe: a detection applied before the crash
+  is a no-op on redelivery, and events still in the outbox are published when the agent starts again.
+- the **alerts agent** consumes ``gs.case-events`` and delivers the notified ones
+  (:class:`~gridsentinel.alerts.delivery.service.AlertDelivery`: signed webhooks, MQTT, CAP); failures
+  end in ``gs.deadletter``. Events are delivered at least once; receivers drop repeats by
+  ``Idempotency-Key`` (the event id), and this agent skips ids it has just delivered.
+- a **timer** (on the leader worker) runs the escalation/reminder sweep and publishes the outbox
+  events older than a grace period (events of crashed peers, and of API transitions).
+
+:class:`CaseProcessor` holds the logic without Faust, so it is tested directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy.exc import DBAPIError
+
+from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalog
+from gridsentinel.alerts.dedup import apply_detection
+from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.alerts.grid import Adjacency, GridCodeError
+from gridsentinel.alerts.store import SqlCaseStore, database_url
+from gridsentinel.alerts.store_protocol import CaseStore, Outbox, StoreConflict
+from gridsentinel.alerts.workflow import sweep
+from gridsentinel.ingest.records import DeadLetter, Detection, RecordError
+from gridsentinel.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
+
+    from gridsentinel.ingest.app import StageContext
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Sequence[CaseEvent]], Awaitable[None]]
+DeadLetterSink = Callable[[DeadLetter, bytes | None], Awaitable[None]]
+
+
+class OutboxStore(CaseStore, Outbox, Protocol):
+    """A case store with an outbox (:class:`SqlCaseStore`, ``MemoryCaseStore(outbox=True)``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseStageConfig:
+    """The stage's own settings, read once at start-up."""
+
+    database_url: str
+    sweep_interval_s: float = 30.0  # escalation / reminder sweep and outbox catch-up
+    outbox_grace_s: float = 5.0  # the timer publishes outbox events older than this
+    batch_size: int = 200  # detections taken per batch (one produce round trip per batch)
+
+    @classmethod
+    def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CaseStageConfig:
+        """``GS_DATABASE_URL`` (as the API), ``GS_CASES_SWEEP_INTERVAL`` (s), ``GS_CASES_OUTBOX_GRACE`` (s).
+
+        >>> CaseStageConfig.from_env(Settings(), env={"GS_DATABASE_URL": "sqlite:///x.db"}).sweep_interval_s
+        30.0
+        """
+        env = os.environ if env is None else env
+        return cls(
+            database_url=database_url(settings, env),
+            sweep_interval_s=float(env.get("GS_CASES_SWEEP_INTERVAL") or 30.0),
+            outbox_grace_s=float(env.get("GS_CASES_OUTBOX_GRACE") or 5.0),
+        )
+
+
+class CaseProcessor:
+    """Detections in, case events out, through the store's outbox. Independent of Faust and Kafka:
+    ``publish`` must return only once the events are durably accepted (Kafka acks)."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        catalog: Catalog,
+        adjacency: Adjacency,
+        *,
+        publish: Publish,
+        dead_letter: DeadLetterSink,
+        origin: str = "gs.detections",
+        clock: Callable[[], float] = time.time,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.adjacency = adjacency
+        self._publish = publish
+        self._dead_letter = dead_letter
+        self._origin = origin
+        self._clock = clock
+        self._retry_delay_s = retry_delay_s
+        self.stats = {
+            "detections": 0,
+            "applied": 0,
+            "replayed": 0,
+            "dead_lettered": 0,
+            "events": 0,
+            "outbox_recovered": 0,
+            "store_retries": 0,
+        }
+
+    async def process(self, batch: Sequence[tuple[bytes | None, bytes | None]]) -> list[CaseEvent]:
+        """Apply a batch of raw ``(key, value)`` detections in order, then publish their events and drop
+        them from the outbox. Returns the events published. Raises only if publishing fails (the events
+        stay in the outbox; the caller must not ack the batch)."""
+        events: list[CaseEvent] = []
+        for key, value in batch:
+            events += await self._apply(key, value)
+        await self.publish(events)
+        return events
+
+    async def publish(self, events: Sequence[CaseEvent]) -> None:
+        if not events:
+            return
+        await self._publish(events)
+        await self.store.mark_published([e.event_id for e in events])
+        self.stats["events"] += len(events)
+
+    async def flush_outbox(self, *, older_than_s: float | None = None) -> int:
+        """Publish what is still in the outbox (after a crash: events committed but never produced).
+        With ``older_than_s`` only events written at least that long ago (not those in flight)."""
+        before = None if older_than_s is None else self._clock() - older_than_s
+        total = 0
+        while True:
+            pending = await self.store.pending_events(created_before=before, limit=500)
+            if not pending:
+                return total
+            await self.publish(pending)
+            total += len(pending)
+            self.stats["outbox_recovered"] += len(pending)
+
+    async def sweep(self) -> list[CaseEvent]:
+        """Escalations and reminders due now; their events are published (they are in the outbox too)."""
+        events = await sweep(self.store, self.catalog, now=self._clock())
+        await self.publish(events)
+        return events
+
+    async def _apply(self, key: bytes | None, value: bytes | None) -> list[CaseEvent]:
+        self.stats["detections"] += 1
+        try:
+            detection = Detection.from_json(value or b"")
+        except (RecordError, TypeError) as exc:
+            await self._reject(key, value, "bad_record", f"{self._origin}: {exc}")
+            return []
+        conflicts = 0
+        while True:
+            try:
+                events = await apply_detection(
+                    detection, self.store, self.catalog, self.adjacency, now=self._clock()
+                )
+            except UnknownCategory as exc:
+                await self._reject(key, value, "unknown_category", f"{detection.detection_id}: {exc}")
+                return []
+            except GridCodeError as exc:
+                await self._reject(key, value, "bad_grid_code", f"{detection.detection_id}: {exc}")
+                return []
+            except StoreConflict as exc:
+                # Concurrent writers won five times in a row: a hot spot, not bad data. Try again a few
+                # times, then keep it in the dead letter rather than blocking the partition.
+                conflicts += 1
+                if conflicts >= 3:
+                    await self._reject(key, value, "store_conflict", f"{detection.detection_id}: {exc}")
+                    return []
+                continue
+            except (DBAPIError, OSError) as exc:
+                # The database is away: nothing was committed; wait and retry (the detection stays unacked).
+                self.stats["store_retries"] += 1
+                log.warning("case store unavailable (%s); retrying detection %s", exc, detection.detection_id)
+                await asyncio.sleep(self._retry_delay_s)
+                continue
+            self.stats["applied" if events else "replayed"] += 1
+            return events
+
+    async def _reject(self, key: bytes | None, value: bytes | None, reason: str, detail: str) -> None:
+        self.stats["dead_lettered"] += 1
+        await self._dead_letter(
+            DeadLetter(
+                reason=reason,
+                detail=detail,
+                origin=self._origin,
+                received_at=self._clock(),
+                payload_b64=base64.b64encode(value or b"").decode(),
+            ),
+            key,
+        )
+
+
+class RecentIds:
+    """A bounded set of recently seen ids (drops repeats of the at-least-once stream)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, item: str) -> bool:
+        """True when ``item`` is new."""
+        if item in self._ids:
+            return False
+        self._ids[item] = None
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
+    """Create the topics this stage consumes before the app subscribes: a consumer subscribed to a topic
+    that does not exist yet only notices it at its next metadata refresh (minutes)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names], request_timeout=15
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=20)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        else:
+            log.info("created topic %s", name)
+
+
+def register(app: faust.App, ctx: StageContext) -> None:
+    from gridsentinel.alerts.delivery.service import AlertDelivery
+    from gridsentinel.ingest.grid import GridMap
+
+    settings, options = ctx.settings, ctx.options
+    ensure_topics(
+        settings.kafka_bootstrap,
+        [ctx.names.detections, ctx.names.case_events, ctx.names.deadletter],
+        options.partitions,
+    )
+    config = CaseStageConfig.from_env(settings)
+    catalog = load_catalog(settings.config_dir)
+    adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
+    case_events = ctx.topics["case_events"]
+    opened: dict[str, Any] = {}
+    lock = asyncio.Lock()
+
+    async def publish(events: Sequence[CaseEvent]) -> None:
+        futures = [
+            await case_events.send(key=e.case_id.encode(), value=e.to_json(), force=True) for e in events
+        ]
+        for future in futures:
+            await future  # the broker has it (acks=all): only now may the outbox forget it
+
+    async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
+        future = await ctx.topics["deadletter"].send(key=key, value=letter.to_json(), force=True)
+        await future
+
+    async def processor() -> CaseProcessor:
+        async with lock:
+            if "processor" not in opened:
+                store = await SqlCaseStore.open(config.database_url)
+                opened["processor"] = CaseProcessor(
+                    store,
+                    catalog,
+                    adjacency,
+                    publish=publish,
+                    dead_letter=dead_letter,
+                    origin=ctx.names.detections,
+                )
+            proc: CaseProcessor = opened["processor"]
+            return proc
+
+    async def delivery() -> AlertDelivery:
+        async with lock:
+            if "delivery" not in opened:
+                service = AlertDelivery.from_settings(settings, on_dead_letter=lambda d: dead_letter(d, None))
+                await service.start()
+                opened["delivery"] = service
+            service_: AlertDelivery = opened["delivery"]
+            return service_
+
+    ctx.stats["cases"] = lambda: dict(opened["processor"].stats) if "processor" in opened else {}
+
+    @app.agent(ctx.topics["detections"], name=f"{options.app_id}.cases")
+    async def cases(stream: faust.StreamT) -> None:
+        proc = await processor()
+        recovered = await proc.flush_outbox()  # events a crashed run committed but never produced
+        if recovered:
+            log.warning("published %d case events left in the outbox by an earlier run", recovered)
+        manual = stream.noack()
+        async for batch in manual.noack_take(config.batch_size, within=0.01):
+            await proc.process([(e.key, e.value) for e in batch])
+            for event in batch:
+                await manual.ack(event)  # after the store commit and the produce
+
+    recent = RecentIds()
+
+    @app.agent(case_events, name=f"{options.app_id}.alerts")
+    async def alerts(stream: faust.StreamT) -> None:
+        service = await delivery()
+        async for event in stream.events():
+            try:
+                case_event = CaseEvent.from_json(event.value or b"")
+            except (ValueError, TypeError) as exc:
+                await dead_letter(
+                    DeadLetter(
+                        reason="bad_record",
+                        detail=f"{ctx.names.case_events}: {exc}",
+                        origin=ctx.names.case_events,
+                        received_at=time.time(),
+                        payload_b64=base64.b64encode(event.value or b"").decode(),
+                    ),
+                    event.key,
+                )
+                continue
+            if recent.add(case_event.event_id):
+                await service.deliver(case_event)
+
+    @app.timer(config.sweep_interval_s, on_leader=True)
+    async def sweep_cases() -> None:
+        proc = await processor()
+        await proc.sweep()
+        await proc.flush_outbox(older_than_s=config.outbox_grace_s)
+
+    @app.on_before_shutdown.connect
+    async def _close(app: faust.App, **kwargs: object) -> None:
+        if "delivery" in opened:
+            await opened.pop("delivery").close()
+        if "processor" in opened:
+            await opened.pop("processor").store.close()
