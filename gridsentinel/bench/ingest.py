@@ -219,6 +219,7 @@ class Bench:
 
     def latency(self, rate: float, seconds: float) -> dict[str, Any]:
         before = self.worker_stats()["latency_ms_hist"]
+        before_gw = self.worker_stats().get("gateway_to_influx_ms_hist")
         points0 = int(self.worker_stats()["points_written"])
         clients = []
         for d in self.devices:
@@ -242,14 +243,18 @@ class Bench:
         self._wait_points(lambda p: p >= points0 + total, 120)
         time.sleep(1.2)  # the stats file is rewritten every second
         after = self.worker_stats()["latency_ms_hist"]
+        after_gw = self.worker_stats().get("gateway_to_influx_ms_hist")
         for _, c in clients:
             c.loop_stop()
             c.disconnect()
-        samples: list[float] = []
-        for ms, (a, b) in enumerate(zip(after, before, strict=True)):
-            samples.extend([float(ms)] * (a - b))
-        return {"latency_rate_per_s": round(achieved), "latency_p50_ms": percentile(samples, 50),
-                "latency_p99_ms": percentile(samples, 99), "latency_samples": len(samples)}
+        samples = _hist_samples(before, after)
+        out = {"latency_rate_per_s": round(achieved), "latency_p50_ms": percentile(samples, 50),
+               "latency_p99_ms": percentile(samples, 99), "latency_max_ms": max(samples, default=float("nan")),
+               "latency_samples": len(samples)}
+        if before_gw and after_gw:  # where the time goes: device -> gateway, gateway -> InfluxDB
+            gw = _hist_samples(before_gw, after_gw)
+            out.update({"gateway_to_influx_p50_ms": percentile(gw, 50), "gateway_to_influx_p99_ms": percentile(gw, 99)})
+        return out
 
     def cleanup(self) -> None:
         self.children.stop_all()
@@ -262,6 +267,14 @@ class Bench:
             if bucket:
                 c.buckets_api().delete_bucket(bucket)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _hist_samples(before: list[int], after: list[int]) -> list[float]:
+    """The samples a 1 ms histogram gained between two snapshots."""
+    samples: list[float] = []
+    for ms, (a, b) in enumerate(zip(after, before, strict=True)):
+        samples.extend([float(ms)] * (a - b))
+    return samples
 
 
 def run(args: argparse.Namespace) -> int:
@@ -305,7 +318,10 @@ def run(args: argparse.Namespace) -> int:
               f"({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)",
               f"{'end to end MQTT->InfluxDB /s':<36} {result['end_to_end_per_s']}",
               f"{'latency p50 / p99 (ms)':<36} {result['latency_p50_ms']:.0f} / {result['latency_p99_ms']:.0f} "
-              f"at {result['latency_rate_per_s']}/s", "", "CPU (cores busy) and peak RSS per process:"]
+              f"at {result['latency_rate_per_s']}/s",
+              f"{'  of which gateway->InfluxDB p50/p99':<36} {result.get('gateway_to_influx_p50_ms', float('nan')):.0f}"
+              f" / {result.get('gateway_to_influx_p99_ms', float('nan')):.0f}",
+              "", "CPU (cores busy) and peak RSS per process:"]
     for phase in ("usage_gateway_phase", "usage_end_to_end_phase"):
         for name, u in result[phase].items():
             render.append(f"  {phase.removeprefix('usage_'):<22} {name:<10} {u['cpu_cores']:>5} cores "

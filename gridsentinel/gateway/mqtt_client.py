@@ -1,47 +1,181 @@
-"""paho's client with buffered socket reads, for a gateway receiving tens of thousands of messages/s.
+"""paho's client with a fast receive path, for a gateway taking tens of thousands of messages/s.
 
-paho reads each packet with several small ``recv()`` calls (command byte, each length byte, body) and
-goes back to ``select()`` after each packet; at high rates those system calls dominate. This subclass
-serves paho's reads from one large ``recv()`` and keeps reading while the buffer holds data. It relies
-on two private hooks of paho-mqtt 2.x (``_sock_recv``, ``_reset_sockets``), pinned in constraints.txt.
+paho reads each packet with several small ``recv()`` calls and builds a ``Properties`` object, an
+``MQTTMessage`` and a few dicts per PUBLISH; sending a PUBACK queues one packet and writes one wake-up
+byte to a socket pair. At gateway rates that Python work is the bottleneck. This subclass:
+
+- reads the socket in large chunks and frames packets itself;
+- decodes QoS 0/1 PUBLISH packets without properties (the common telemetry case) into a small
+  ``FastMessage`` and calls ``on_message`` directly;
+- hands every other packet (CONNACK, SUBACK, PINGRESP, DISCONNECT, QoS 2, PUBLISH with properties) to
+  paho's own handler, so connect, subscribe, keepalive and reconnect stay paho's;
+- sends many PUBACKs as one queued write (``ack_many``).
+
+It relies on private parts of paho-mqtt 2.x (``_sock_recv``, ``_packet_handle``, ``_in_packet``,
+``_packet_queue``, ``_loop_rc_handle``, ``_reset_sockets``), pinned in constraints.txt and covered by
+tests/unit/gateway/test_mqtt_client.py.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import MQTTErrorCode
+from paho.mqtt.enums import MQTTProtocolVersion
 
 RECV_CHUNK = 256 * 1024
+PUBLISH = 0x30
+PUBACK = 0x40
+_PUBACK = struct.Struct("!BBH")
+
+
+class FastMessage:
+    """What ``on_message`` gets from the fast path: the attributes of ``MQTTMessage`` a consumer reads."""
+
+    __slots__ = ("topic", "payload", "mid", "qos", "dup", "retain", "properties")
+
+    def __init__(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool, retain: bool) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.mid = mid
+        self.qos = qos
+        self.dup = dup
+        self.retain = retain
+        self.properties: Any = None  # the fast path only takes PUBLISH packets without properties
+
+    def __repr__(self) -> str:
+        return f"FastMessage(topic={self.topic!r}, mid={self.mid}, qos={self.qos}, {len(self.payload)} bytes)"
+
+
+def _fresh_in_packet() -> dict[str, Any]:
+    return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+            "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
 
 
 class BufferedClient(mqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._rbuf = b""
-        self._rpos = 0
         super().__init__(*args, **kwargs)
 
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            data = super()._sock_recv(RECV_CHUNK)  # raises BlockingIOError when nothing is there
-            if not data:
-                return data  # connection closed
-            self._rbuf, self._rpos = data, 0
-        chunk = self._rbuf[self._rpos:self._rpos + bufsize]
-        self._rpos += len(chunk)
-        return chunk
-
     def buffered(self) -> int:
-        return len(self._rbuf) - self._rpos
+        """Bytes received but not yet framed into a whole packet."""
+        return len(self._rbuf)
 
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        # select() cannot see bytes already in our buffer: drain it before going back to select().
-        rc = super().loop_read(max_packets)
-        while rc == mqtt.MQTT_ERR_SUCCESS and self._sock is not None and self.buffered():
-            rc = super().loop_read(max_packets)
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        try:
+            data = self._sock_recv(RECV_CHUNK)
+        except BlockingIOError:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        except OSError as err:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        if not data:
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        buf = self._rbuf + data if self._rbuf else data
+        self._rbuf = b""
+        rc, used = self.feed(buf)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return self._loop_rc_handle(rc)
+        if self._sock is not None:  # a callback may have disconnected: then the rest is stale
+            self._rbuf = buf[used:]
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def feed(self, buf: bytes) -> tuple[MQTTErrorCode, int]:
+        """Handle every whole packet in ``buf``; returns the result and how many bytes were used."""
+        n = len(buf)
+        pos = 0
+        fast = self._protocol == MQTTProtocolVersion.MQTTv5
+        sock = self._sock
+        while n - pos >= 2:
+            cmd = buf[pos]
+            length = 0
+            shift = 0
+            i = pos + 1
+            while True:
+                if i >= n:
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS, pos  # length bytes not all here yet
+                byte = buf[i]
+                i += 1
+                length |= (byte & 127) << shift
+                shift += 7
+                if not byte & 128:
+                    break
+                if shift >= 28:
+                    return MQTTErrorCode.MQTT_ERR_PROTOCOL, pos
+            end = i + length
+            if end > n:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS, pos  # body not all here yet
+            if fast and cmd & 0xF0 == PUBLISH and not cmd & 0x04 and self._fast_publish(cmd, buf, i, end):
+                pass
+            else:
+                rc = self._slow_packet(cmd, buf[i:end])
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return rc, end
+            pos = end
+            if self._sock is not sock:  # disconnected by a callback: the rest belongs to a dead connection
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS, pos
+
+    def _fast_publish(self, cmd: int, buf: bytes, start: int, end: int) -> bool:
+        """A QoS 0/1 v5 PUBLISH without properties; False (nothing done) for anything else."""
+        qos = (cmd >> 1) & 3
+        tlen = (buf[start] << 8) | buf[start + 1]
+        p = start + 2 + tlen
+        mid = 0
+        if qos:
+            if p + 2 > end:
+                return False
+            mid = (buf[p] << 8) | buf[p + 1]
+            p += 2
+        if p >= end or buf[p] != 0:  # properties present (or a malformed packet): paho decides
+            return False
+        try:
+            topic = buf[start + 2:start + 2 + tlen].decode()
+        except UnicodeDecodeError:
+            return False
+        msg = FastMessage(topic, buf[p + 1:end], mid, qos, bool(cmd & 0x08), bool(cmd & 0x01))
+        if self._on_message_filtered:  # message_callback_add() users: let paho route it
+            self._handle_on_message(msg)  # type: ignore[arg-type]
+        else:
+            on_message = self.on_message
+            if on_message is not None:
+                with self._in_callback_mutex:
+                    try:
+                        on_message(self, self._userdata, msg)  # type: ignore[arg-type]
+                    except Exception as err:
+                        self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                        if not self.suppress_exceptions:
+                            raise
+        if qos == 1 and not self._manual_ack:
+            self._send_puback(mid)
+        return True
+
+    def _slow_packet(self, cmd: int, body: bytes) -> MQTTErrorCode:
+        self._in_packet = {**_fresh_in_packet(), "command": cmd, "have_remaining": 1,
+                           "remaining_length": len(body), "packet": bytearray(body)}
+        try:
+            rc = self._packet_handle()
+        except mqtt.MalformedPacket as exc:
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        finally:
+            self._in_packet = _fresh_in_packet()  # type: ignore[typeddict-item]
         return rc
+
+    def ack_many(self, mids: Iterable[int]) -> None:
+        """PUBACK (success) for many QoS 1 messages, queued as one write with one wake-up."""
+        blob = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid in mids])
+        if blob:  # queued while disconnected, it is dropped by paho at reconnect (the broker resends)
+            self._packet_queue(PUBACK, blob, 0, 0)
 
     def _reset_sockets(self, sockpair_only: bool = False) -> None:
         if not sockpair_only:
-            self._rbuf, self._rpos = b"", 0  # bytes of a closed connection must not leak into the next
+            self._rbuf = b""  # bytes of a closed connection must not leak into the next
         super()._reset_sockets(sockpair_only)

@@ -5,12 +5,15 @@ made from it, so a gateway killed at any moment loses nothing: the broker redeli
 Anything that cannot be accepted goes to the dead-letter topic with its reason, and is then acked.
 
 Threads: paho's network thread decodes and produces; the main thread polls the Kafka producer (which
-runs the delivery callbacks that send the PUBACKs) and surfaces any error raised in a callback.
+runs the delivery callbacks), sends the PUBACKs they release in batches, writes the stats file and
+surfaces any error raised in a callback. The network thread also polls every few hundred messages so
+deliveries are served without a thread switch at full load.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -18,7 +21,7 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +43,8 @@ from .mqtt_client import BufferedClient
 log = logging.getLogger(__name__)
 
 KINDS = ("telemetry", "frame", "status")
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # Kafka record limit of the gateway's producer and its big topics
+DEADLETTER_KEEP_BYTES = 256 * 1024  # a dead letter keeps at most this much of the raw payload
 
 
 @dataclass
@@ -50,19 +55,50 @@ class GatewayStats:
     rejected: int = 0
 
 
+_json_str = json.JSONEncoder(ensure_ascii=True).encode
+
+
+class ReadingEncoder:
+    """Readings as JSON (the ``Reading`` schema plus the registry's kind and grid code), on the hot path.
+
+    The string fields of a (device, metric) pair are encoded once and cached; per reading only the
+    numbers are formatted (``repr`` of a finite float is valid JSON).
+
+    >>> enc = ReadingEncoder()
+    >>> r = Reading("d1", "water_level", "m", 0.5, 1780000000.25, 7, 1780000000.5)
+    >>> json.loads(enc.encode(r, "drain_level", "320582004001001"))["seq"]
+    7
+    """
+
+    def __init__(self) -> None:
+        self._heads: dict[tuple[str, str, str, str, str], str] = {}
+
+    def encode(self, r: Reading, kind: str, grid_code: str) -> bytes:
+        key = (r.device_id, r.metric, r.unit, kind, grid_code)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) > 100_000:
+                self._heads.clear()
+            head = self._heads[key] = (
+                f'{{"device_id":{_json_str(r.device_id)},"metric":{_json_str(r.metric)},'
+                f'"unit":{_json_str(r.unit)},"kind":{_json_str(kind)},"grid_code":{_json_str(grid_code)},')
+        seq = "null" if r.seq is None else int(r.seq)
+        return (f'{head}"value":{float(r.value)!r},"observed_at":{float(r.observed_at)!r},"seq":{seq},'
+                f'"received_at":{float(r.received_at)!r}}}').encode()
+
+
 def reading_json(r: Reading, kind: str, grid_code: str) -> bytes:
-    """A Reading as JSON, with the registry's kind and grid code (the hot path: no dataclass copies)."""
-    return json.dumps({"device_id": r.device_id, "metric": r.metric, "unit": r.unit, "value": r.value,
-                       "observed_at": r.observed_at, "seq": r.seq, "received_at": r.received_at,
-                       "kind": kind, "grid_code": grid_code}, separators=(",", ":")).encode()
+    """A Reading as JSON, with the registry's kind and grid code."""
+    return ReadingEncoder().encode(r, kind, grid_code)
 
 
 def ensure_topics(bootstrap: str, topics: Topics, partitions: int = 4) -> None:
     """Create the topics the gateway writes (idempotent); the config topic is compacted."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1,
-                       config={"cleanup.policy": "compact"} if t == topics.config else {})
+    big = {"max.message.bytes": str(MAX_RECORD_BYTES)}  # frames (2 MB by default) and their dead letters
+    config = {topics.config: {"cleanup.policy": "compact"}, topics.frames: big, topics.deadletter: big}
+    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1, config=config.get(t, {}))
               for t in topics.all() if t not in existing]
     if not wanted:
         return
@@ -77,7 +113,8 @@ def ensure_topics(bootstrap: str, topics: Topics, partitions: int = 4) -> None:
 class Gateway:
     def __init__(self, settings: Settings, registry: Registry, *, limits: Limits | None = None,
                  client_id: str | None = None, clock: Callable[[], float] = time.time,
-                 receive_maximum: int = int(os.environ.get("GS_MQTT_RECEIVE_MAXIMUM", "5000"))) -> None:
+                 receive_maximum: int = int(os.environ.get("GS_MQTT_RECEIVE_MAXIMUM", "1000")),
+                 stats_file: str | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.limits = limits or Limits()
@@ -87,9 +124,14 @@ class Gateway:
         self.clock = clock
         self.stats = GatewayStats()
         self.rejections: Counter[str] = Counter()
+        self.stats_file = stats_file
         self._seqs = SeqWindow()
-        self._pending: dict[int, int] = {}  # MQTT mid -> Kafka records not yet acknowledged
-        self._pending_lock = threading.Lock()
+        self._encoder = ReadingEncoder()
+        self._acks: deque[int] = deque()  # mids whose Kafka records are all acknowledged: PUBACK due
+        self._pending_lock = threading.Lock()  # for messages that became several records
+        # Bumped at each MQTT disconnect: a delivery for a message of an earlier connection sends no
+        # PUBACK (the broker resends that message, marked DUP, and it is produced and acked again).
+        self._generation = 0
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._closing = False
@@ -105,7 +147,7 @@ class Gateway:
             "compression.type": "lz4",
             "message.timeout.ms": 0,  # never give up: Kafka down means wait, not drop
             "queue.buffering.max.messages": 200000,
-            "message.max.bytes": 8 * 1024 * 1024,
+            "message.max.bytes": MAX_RECORD_BYTES,
         })
         self.mqtt = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                                    protocol=mqtt.MQTTv5)
@@ -135,15 +177,40 @@ class Gateway:
 
     def run(self, report_every_s: float = 10.0) -> None:
         """Poll Kafka deliveries until stopped; raises an error from any callback thread."""
-        last = time.monotonic()
+        last = last_stats = time.monotonic()
         while not self._stop.is_set():
             self.producer.poll(0.05)
+            self._flush_acks()
             self._raise_pending()
-            if report_every_s and time.monotonic() - last >= report_every_s:
-                last = time.monotonic()
-                log.info("gateway: received %d, produced %d, acked %d, rejected %d %s",
-                         self.stats.received, self.stats.produced, self.stats.acked, self.stats.rejected,
-                         dict(self.rejections) if self.rejections else "")
+            now = time.monotonic()
+            if self.stats_file and now - last_stats >= 1.0:
+                last_stats = now
+                self.write_stats()
+            if report_every_s and now - last >= report_every_s:
+                last = now
+                log.info("%s", self.report())
+
+    def report(self) -> str:
+        """The periodic log line: counters, and dead letters per reason."""
+        s = self.stats
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.rejections.items())) or "none"
+        return (f"gateway: received {s.received}, produced {s.produced}, acked {s.acked}, "
+                f"dead-lettered {s.rejected} (by reason: {reasons})")
+
+    def stats_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {"time": time.time(), "client_id": self.client_id, "received": s.received,
+                "produced": s.produced, "acked": s.acked, "rejected": s.rejected,
+                "rejected_by_reason": dict(self.rejections), "kafka_queue": len(self.producer)}
+
+    def write_stats(self) -> None:
+        """Counters as JSON in ``stats_file``, replaced atomically (readers never see half a file)."""
+        if not self.stats_file:
+            return
+        tmp = f"{self.stats_file}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(self.stats_dict(), fh)
+        os.replace(tmp, self.stats_file)
 
     def stop(self) -> None:
         self._stop.set()
@@ -153,10 +220,12 @@ class Gateway:
         self._closing = True
         deadline = time.monotonic() + timeout
         while self.producer.flush(0.2) > 0 and time.monotonic() < deadline:
-            pass
+            self._flush_acks()
+        self._flush_acks()
         time.sleep(0.2)  # let paho's thread send the last PUBACKs
         self.mqtt.disconnect()
         self.mqtt.loop_stop()
+        self.write_stats()
 
     def _raise_pending(self) -> None:
         if self._error is not None:
@@ -200,6 +269,7 @@ class Gateway:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         self._connected.clear()
+        self._generation += 1
         if not self._closing:
             log.warning("gateway disconnected from MQTT (%s); paho reconnects", reason)
 
@@ -225,19 +295,22 @@ class Gateway:
                 self._reject(msg, now, result, device_id)
                 return
             seq = result[0].seq
-            if seq is not None and self._seqs.seen(device_id, seq):
+            # A DUP is the broker resending what we have not acked yet (after a reconnect): produce it
+            # again (InfluxDB points are idempotent) rather than call it a device's duplicate.
+            if seq is not None and self._seqs.seen(device_id, seq) and not msg.dup:
                 self._reject(msg, now, Rejection("duplicate_seq", f"seq {seq} from {device_id} was already "
                                                  "accepted"), device_id)
                 return
             grid = device.grid_code or ""
-            records = [(self.topics.readings, device_id, reading_json(r, device.kind, grid), None)
-                       for r in result]
+            encode = self._encoder.encode
+            records = [(self.topics.readings, device_id, encode(r, device.kind, grid), None) for r in result]
             self._produce(msg, records, forget_seq=(device_id, seq) if seq is not None else None)
             self._since_poll += 1
             if self._since_poll >= 200:
                 # Serve deliveries (and so PUBACKs) from this thread too: no GIL ping-pong at full load.
                 self._since_poll = 0
                 self.producer.poll(0)
+                self._flush_acks()
         elif kind == "frame":
             if device.kind != "camera":
                 self._reject(msg, now, Rejection("wrong_device_kind", f"{device_id} is a {device.kind}, "
@@ -263,49 +336,75 @@ class Gateway:
     def _reject(self, msg: mqtt.MQTTMessage, now: float, why: Rejection, device_id: str | None = None) -> None:
         self.stats.rejected += 1
         self.rejections[why.reason] += 1
-        letter = DeadLetter(reason=why.reason, detail=why.detail, origin=msg.topic, received_at=now,
-                            payload_b64=base64.b64encode(msg.payload).decode(), device_id=device_id)
+        payload, detail = msg.payload, why.detail
+        if len(payload) > DEADLETTER_KEEP_BYTES:  # an oversize payload must not make an oversize record
+            payload = payload[:DEADLETTER_KEEP_BYTES]
+            detail += f" (payload_b64 holds its first {DEADLETTER_KEEP_BYTES} of {len(msg.payload)} bytes)"
+        letter = DeadLetter(reason=why.reason, detail=detail, origin=msg.topic, received_at=now,
+                            payload_b64=base64.b64encode(payload).decode(), device_id=device_id)
         self._produce(msg, [(self.topics.deadletter, device_id or "", letter.to_json(), None)])
 
     def _produce(self, msg: mqtt.MQTTMessage, records: list[tuple[str, str, bytes, Any]],
                  forget_seq: tuple[str, int] | None = None) -> None:
-        mid, qos = msg.mid, msg.qos
-        with self._pending_lock:
-            self._pending[mid] = self._pending.get(mid, 0) + len(records)
+        # One small tuple and one partial per message (no closures): this runs for every message.
+        left = [len(records)] if len(records) > 1 else None
+        on_delivery = functools.partial(self._delivered, (msg.mid, msg.qos, left, forget_seq, msg.topic,
+                                                          self._generation))
+        produce = self.producer.produce
+        for topic, key, value, headers in records:
+            while True:
+                try:
+                    produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    # Backpressure on MQTT: serve deliveries here (the main loop may be waiting for the GIL).
+                    self.producer.poll(0.01)
+                    self._flush_acks()
 
-        def delivered(err: KafkaError | None, _m: Any) -> None:
+    def _delivered(self, state: tuple[int, int, list[int] | None, tuple[str, int] | None, str, int],
+                   err: KafkaError | None, _m: Any) -> None:
+        """Kafka's verdict on one record; the message is acked when all its records are in."""
+        try:
+            mid, qos, left, forget_seq, origin, generation = state
             if err is not None:
                 # Not acked: the broker redelivers after a reconnect. Forget the seq so the redelivery
                 # is not mistaken for a duplicate.
-                log.error("Kafka refused a record from %s: %s", msg.topic, err)
+                log.error("Kafka refused a record from %s: %s", origin, err)
                 if forget_seq:
                     self._seqs.forget(*forget_seq)
                 return
             self.stats.produced += 1
-            with self._pending_lock:
-                left = self._pending[mid] - 1
-                if left:
-                    self._pending[mid] = left
-                    return
-                del self._pending[mid]
-            if qos > 0:
-                self.mqtt.ack(mid, qos)
+            if left is not None:
+                with self._pending_lock:
+                    left[0] -= 1
+                    if left[0]:
+                        return
+            if qos > 0 and generation == self._generation:
+                self._acks.append(mid)
             self.stats.acked += 1
+        except BaseException as exc:  # re-raised in run()
+            log.exception("gateway delivery callback failed")
+            self._error = exc
+            self._stop.set()
 
-        for topic, key, value, headers in records:
+    def _flush_acks(self) -> None:
+        """Send the PUBACKs released by deliveries, as one write."""
+        acks = self._acks
+        if not acks:
+            return
+        mids = []
+        try:
             while True:
-                try:
-                    self.producer.produce(topic, value=value, key=key, headers=headers,
-                                          on_delivery=self._guard(delivered))
-                    break
-                except BufferError:
-                    time.sleep(0.01)  # the main loop drains the queue; this backpressures MQTT
+                mids.append(acks.popleft())
+        except IndexError:
+            pass
+        self.mqtt.ack_many(mids)
 
 
-def run_gateway(settings: Settings, client_id: str | None = None) -> int:
+def run_gateway(settings: Settings, client_id: str | None = None, stats_file: str | None = None) -> int:
     logging.getLogger().setLevel(logging.INFO)
     registry = Registry.load(settings.config_dir)
-    gateway = Gateway(settings, registry, client_id=client_id)
+    gateway = Gateway(settings, registry, client_id=client_id, stats_file=stats_file)
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
     gateway.start()
     print(f"gateway {gateway.client_id} ready: MQTT {settings.mqtt_host}:{settings.mqtt_port} -> Kafka "

@@ -69,7 +69,8 @@ class InfluxSink:
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self.points_written = 0
         self.failures = 0
-        self.latency = LatencyHistogram()
+        self.latency = LatencyHistogram()  # event time (device clock) -> written
+        self.latency_since_gateway = LatencyHistogram()  # accepted by the gateway -> written
 
     def write(self, readings: Sequence[Reading], should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Write all readings; blocks (retrying) until InfluxDB accepts them. False if told to stop."""
@@ -86,6 +87,8 @@ class InfluxSink:
                 done = time.time()
                 for r in readings:
                     self.latency.add(done - r.observed_at)
+                    if r.received_at:
+                        self.latency_since_gateway.add(done - r.received_at)
                 if attempt:
                     log.warning("InfluxDB write succeeded after %d retries", attempt)
                 return True

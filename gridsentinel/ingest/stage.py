@@ -24,6 +24,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
     ctx.stats["points_written"] = lambda: sink.points_written
     ctx.stats["write_failures"] = lambda: sink.failures
     ctx.stats["latency_ms_hist"] = lambda: sink.latency.counts
+    ctx.stats["gateway_to_influx_ms_hist"] = lambda: sink.latency_since_gateway.counts
 
     @app.agent(ctx.topics["readings"], name=f"{options.app_id}.ingest")
     async def ingest(stream: faust.StreamT) -> None:

@@ -1,0 +1,111 @@
+"""The fast receive path of the gateway's paho subclass gives on_message what paho itself would."""
+
+from __future__ import annotations
+
+import struct
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gridsentinel.gateway.mqtt_client import BufferedClient, FastMessage
+
+pytestmark = pytest.mark.unit
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 127, n >> 7
+        out.append(byte | (128 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish(topic: str, payload: bytes, mid: int = 0, qos: int = 1, props: Properties | None = None,
+            dup: bool = False, retain: bool = False) -> bytes:
+    """A PUBLISH packet as the broker sends it (MQTT v5)."""
+    t = topic.encode()
+    body = struct.pack("!H", len(t)) + t
+    if qos:
+        body += struct.pack("!H", mid)
+    body += props.pack() if props is not None else b"\x00"
+    body += payload
+    cmd = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    return bytes([cmd]) + _varint(len(body)) + body
+
+
+def client() -> tuple[BufferedClient, list[object]]:
+    c = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5)
+    c.manual_ack_set(True)
+    got: list[object] = []
+    c.on_message = lambda _c, _u, msg: got.append(msg)
+    return c, got
+
+
+def test_qos1_publishes_without_properties_take_the_fast_path() -> None:
+    c, got = client()
+    big = b"x" * 300  # a two-byte remaining length
+    data = publish("gs/v1/d1/telemetry", b'{"a":1}', mid=7) + publish("gs/v1/d2/telemetry", big, mid=65535,
+                                                                     dup=True)
+    rc, used = c.feed(data)
+    assert rc == mqtt.MQTT_ERR_SUCCESS and used == len(data)
+    assert [type(m) for m in got] == [FastMessage, FastMessage]
+    first, second = got
+    assert isinstance(first, FastMessage) and isinstance(second, FastMessage)
+    assert (first.topic, first.payload, first.mid, first.qos, first.dup, first.properties) == (
+        "gs/v1/d1/telemetry", b'{"a":1}', 7, 1, False, None)
+    assert (second.payload, second.mid, second.dup) == (big, 65535, True)
+    assert not c._out_packet  # manual ack: nothing acknowledged by the client itself
+
+
+def test_partial_packets_wait_for_the_rest() -> None:
+    c, got = client()
+    data = publish("gs/v1/d1/telemetry", b"y" * 200, mid=1) * 2
+    for cut in (1, 2, 3, len(data) // 2, len(data) - 1):
+        got.clear()
+        rc, used = c.feed(data[:cut])
+        assert rc == mqtt.MQTT_ERR_SUCCESS
+        rest_rc, rest_used = c.feed(data[used:])
+        assert rest_rc == mqtt.MQTT_ERR_SUCCESS and used + rest_used == len(data)
+        assert [m.payload for m in got] == [b"y" * 200] * 2  # type: ignore[attr-defined]
+
+
+def test_publishes_with_properties_go_through_paho() -> None:
+    c, got = client()
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = "application/senml+json"
+    props.UserProperty = [("ts", "1780000000"), ("seq", "3")]
+    rc, _ = c.feed(publish("gs/v1/cam/frame", b"\xff\xd8\xff", mid=9, props=props))
+    assert rc == mqtt.MQTT_ERR_SUCCESS
+    (msg,) = got
+    assert isinstance(msg, mqtt.MQTTMessage)
+    assert msg.properties.ContentType == "application/senml+json"
+    assert dict(msg.properties.UserProperty) == {"ts": "1780000000", "seq": "3"}
+    assert (msg.topic, msg.payload, msg.mid) == ("gs/v1/cam/frame", b"\xff\xd8\xff", 9)
+
+
+def test_qos0_and_automatic_ack() -> None:
+    c, got = client()
+    c.manual_ack_set(False)
+    c.feed(publish("a/b", b"0", qos=0) + publish("a/b", b"1", mid=5))
+    assert [(m.qos, m.mid) for m in got] == [(0, 0), (1, 5)]  # type: ignore[attr-defined]
+    assert [p["packet"] for p in c._out_packet] == [b"\x40\x02\x00\x05"]
+
+
+def test_ack_many_is_one_write_of_pubacks() -> None:
+    c, _ = client()
+    c.ack_many([1, 258, 65535])
+    (packet,) = c._out_packet
+    assert packet["packet"] == b"\x40\x02\x00\x01" + b"\x40\x02\x01\x02" + b"\x40\x02\xff\xff"
+    c.ack_many([])
+    assert len(c._out_packet) == 1
+
+
+def test_other_packets_are_paho_s() -> None:
+    c, _ = client()
+    c._sock = None
+    # A PINGRESP is handled by paho (it only records the time); a broken length is a protocol error.
+    assert c.feed(b"\xd0\x00") == (mqtt.MQTT_ERR_SUCCESS, 2)
+    assert c.feed(b"\x30\xff\xff\xff\xff\x01")[0] == mqtt.MQTT_ERR_PROTOCOL
