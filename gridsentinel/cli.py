@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app-id", default="gridsentinel", help="Faust app id = Kafka consumer group (default gridsentinel)")
     p.add_argument("--bucket", default=None, help="InfluxDB bucket (default: GS_INFLUX_BUCKET or 'readings')")
     p.add_argument("--loglevel", default="warning", help="log level (default warning)")
+    p.add_argument("--no-supervise", action="store_true",
+                   help="run the Faust app in this process (default: in a child restarted if it stops)")
     p.add_argument("--stages", nargs="+", default=["ingest"],
                    help="stages to run in this worker (default: ingest); see gridsentinel/ingest/app.py")
     p.add_argument("--stats-file", default=None,
