@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,12 +31,21 @@ class ManagedProcess:
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
-            proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
-            )
-        self.pid_file.write_text(str(proc.pid))
-        return proc.pid
+        # posix_spawn, not Popen: the service outlives this process, and a Popen object dropped while its
+        # child runs warns (an error under pytest -W error). `env -C` sets the working directory.
+        if cwd is not None:
+            argv = ["env", "-C", str(cwd), *argv]
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        log_fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND)
+        try:
+            pid = os.posix_spawnp(argv[0], argv, {**os.environ, **(env or {})}, setsid=True, file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2)])
+        finally:
+            os.close(devnull)
+            os.close(log_fd)
+        self.pid_file.write_text(str(pid))
+        return pid
 
     def stop(self, timeout: float = 20.0) -> bool:
         """SIGTERM, then SIGKILL after ``timeout``. Returns whether a process was stopped."""

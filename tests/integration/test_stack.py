@@ -16,8 +16,9 @@ from gridsentinel.stack.services import Kafka
 
 pytestmark = pytest.mark.integration
 
-PORTS = {"GS_MQTT_PORT": "28830", "GS_KAFKA_BOOTSTRAP": "127.0.0.1:29092", "GS_KAFKA_CONTROLLER_PORT": "29093",
-         "GS_INFLUX_URL": "http://127.0.0.1:28086"}
+PORTS = {"GS_MQTT_PORT": "28830", "GS_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
+         "GS_KAFKA_CONTROLLER_PORT": "29093", "GS_INFLUX_URL": "http://127.0.0.1:28086",
+         "GS_POSTGRES_PORT": "25432"}
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -27,6 +28,13 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_up_status_restart_down(settings: Settings, tmp_path: Path) -> None:
     env = {**os.environ, **PORTS, "GS_RUN_DIR": str(tmp_path / "run")}
+    try:
+        _check_lifecycle(settings, env, tmp_path)
+    finally:
+        _cli(env, "down")  # never leave the private stack running, whatever failed
+
+
+def _check_lifecycle(settings: Settings, env: dict[str, str], tmp_path: Path) -> None:
     first = _cli(env, "up")
     assert first.returncode == 0, first.stderr
     status = _cli(env, "status", "--json")
@@ -34,7 +42,7 @@ def test_up_status_restart_down(settings: Settings, tmp_path: Path) -> None:
     import json
 
     states = {s["service"]: s for s in json.loads(status.stdout)}
-    assert set(states) >= {"mosquitto", "kafka", "influxdb"}
+    assert set(states) >= {"mosquitto", "kafka", "influxdb", "postgresql"}
     assert all(s["healthy"] and s["version"] not in ("?", "not built") for s in states.values()), states
     assert states["kafka"]["address"].endswith(":29092")
 
