@@ -23,7 +23,7 @@ from gridsentinel.alerts.case import Case, CaseChange, apply_action, chain, log
 from gridsentinel.alerts.categories import Catalog, Resolved
 from gridsentinel.alerts.events import CaseEvent, events_for
 from gridsentinel.alerts.grid import Adjacency, center_for, parse_grid_code, ring_distances
-from gridsentinel.alerts.store_protocol import CaseStore, StoreConflict
+from gridsentinel.alerts.store_protocol import CaseStore, CaseTx, StoreConflict
 from gridsentinel.ingest.records import SEVERITIES, Detection
 
 Outcome = Literal["opened", "attached", "merged", "reopened", "late"]
@@ -140,6 +140,43 @@ def decide(detection: Detection, resolved: Resolved, active: Sequence[Case], clo
     return Decision(open_case(detection, resolved, now=now, catalog=catalog), "opened", None)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a detection needs before it meets the store: its category, its cells and reopen window."""
+
+    detection: Detection
+    resolved: Resolved
+    dist: dict[str, int]  # cell -> ring distance from the detection's cell
+    window_s: float  # rule 3's reopen window (0: never reopen)
+
+
+def prepare(detection: Detection, catalog: Catalog, adjacency: Adjacency) -> Prepared:
+    """Resolve ``detection``'s category and merge radius; raises ``UnknownCategory``/``GridCodeError``."""
+    parse_grid_code(detection.grid_code)
+    resolved = catalog.resolve(detection)
+    dist = ring_distances(detection.grid_code, resolved.policy.merge_rings, adjacency)
+    return Prepared(detection, resolved, dist, resolved.policy.reopen_window_hours * 3600)
+
+
+async def apply_prepared(tx: CaseTx, prep: Prepared, *, now: float, catalog: Catalog) -> list[CaseEvent]:
+    """Run the dedup rules for one prepared detection inside ``tx``: the one sequence of reads and writes
+    shared by :func:`apply_detection` and the batch path (:mod:`gridsentinel.alerts.batch`)."""
+    detection, resolved, dist = prep.detection, prep.resolved, prep.dist
+    if await tx.is_applied(detection.detection_id):
+        return []
+    active = await tx.active_cases(resolved.policy.key, list(dist))
+    closed: list[Case] = []
+    if prep.window_s > 0 and not active:
+        closed = await tx.closed_cases(resolved.policy.key, list(dist), detection.observed_at - prep.window_s)
+    decision = decide(detection, resolved, active, closed, dist, now=now, catalog=catalog)
+    saved = await tx.save(decision.change, decision.expected_version)
+    await tx.record_detection(detection, saved.case_id, decision.outcome, now)
+    events = events_for(replace(decision.change, case=saved), catalog.alert_policy)
+    # Same transaction: a crash after the commit cannot lose the events (outbox).
+    await tx.add_events(events, now)
+    return events
+
+
 async def apply_detection(detection: Detection, store: CaseStore, catalog: Catalog, adjacency: Adjacency,
                           *, now: float, max_attempts: int = 5) -> list[CaseEvent]:
     """Apply one detection to the case store; return the case events to publish (empty for a replay).
@@ -147,30 +184,16 @@ async def apply_detection(detection: Detection, store: CaseStore, catalog: Catal
     Raises :class:`~gridsentinel.alerts.categories.UnknownCategory` or
     :class:`~gridsentinel.alerts.grid.GridCodeError` for a detection that cannot become a case (dead-letter
     it), and :class:`StoreConflict` if concurrent writers won ``max_attempts`` times in a row.
+    For many detections at once, :func:`gridsentinel.alerts.batch.apply_detections` gives the same
+    result in one transaction.
     """
-    parse_grid_code(detection.grid_code)
-    resolved = catalog.resolve(detection)
-    dist = ring_distances(detection.grid_code, resolved.policy.merge_rings, adjacency)
-    window = resolved.policy.reopen_window_hours * 3600
+    prep = prepare(detection, catalog, adjacency)
     for _ in range(max_attempts):
         try:
             async with store.transaction() as tx:
-                if await tx.is_applied(detection.detection_id):
-                    return []
-                active = await tx.active_cases(resolved.policy.key, list(dist))
-                closed = []
-                if window > 0 and not active:
-                    closed = await tx.closed_cases(resolved.policy.key, list(dist),
-                                                   detection.observed_at - window)
-                decision = decide(detection, resolved, active, closed, dist, now=now, catalog=catalog)
-                saved = await tx.save(decision.change, decision.expected_version)
-                await tx.record_detection(detection, saved.case_id, decision.outcome, now)
-                events = events_for(replace(decision.change, case=saved), catalog.alert_policy)
-                # Same transaction: a crash after the commit cannot lose the events (outbox).
-                await tx.add_events(events, now)
+                events = await apply_prepared(tx, prep, now=now, catalog=catalog)
             return events
         except StoreConflict:
             continue
     raise StoreConflict(f"detection {detection.detection_id}: gave up after {max_attempts} conflicting "
                         f"attempts")
-

@@ -15,7 +15,7 @@ from typing import Any
 
 from gridsentinel.alerts.case import Case, CaseChange, LogEntry
 from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
+from gridsentinel.alerts.store_protocol import BatchWrite, CaseQuery, StoreConflict
 from gridsentinel.ingest.records import Detection
 
 
@@ -84,6 +84,41 @@ class _MemoryTx:
     async def add_events(self, events: Sequence[CaseEvent], at: float) -> None:
         if self._store.outbox is not None:
             self.events.extend((at, e) for e in events)
+
+    async def applied_ids(self, detection_ids: Collection[str]) -> set[str]:
+        return {d for d in detection_ids if d in self.detections or d in self._store._detections}
+
+    async def candidate_cases(self, category_keys: Collection[str], grid_codes: Collection[str],
+                              closed_since: float | None) -> list[Case]:
+        keys, cells = set(category_keys), set(grid_codes)
+        return [c for c in self._all_cases() if c.category_key in keys and c.grid_code in cells and (
+            c.is_active or (closed_since is not None and c.closed_at is not None
+                            and c.closed_at >= closed_since))]
+
+    async def write_batch(self, batch: BatchWrite) -> None:
+        for case in batch.created:
+            if self._case(case.case_id) is not None:
+                raise StoreConflict(f"case {case.case_id} already exists")
+        for case, expected in batch.updated:
+            current = self._case(case.case_id)
+            if current is None or current.version != expected:
+                raise StoreConflict(f"case {case.case_id} changed since it was read")
+        staged = {c.case_id: c for c in batch.created}
+        staged.update((c.case_id, c) for c, _ in batch.updated)
+        merged = {c.case_id: c for c in self._all_cases()}
+        merged.update(staged)
+        active = [(c.grid_code, c.category_key) for c in merged.values() if c.is_active]
+        if len(active) != len(set(active)):
+            raise StoreConflict("a cell would have two active cases of one category")
+        ids = [d.detection_id for d, _, _ in batch.applied]
+        if len(ids) != len(set(ids)) or await self.applied_ids(ids):
+            raise StoreConflict("a detection of the batch is already applied")
+        self.cases.update(staged)
+        self.logs.extend(batch.entries)
+        for det, case_id, outcome in batch.applied:
+            self.detections[det.detection_id] = {**det.to_dict(), "case_id": case_id, "outcome": outcome,
+                                                 "applied_at": batch.at}
+        await self.add_events(batch.events, batch.at)
 
     async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
         return sorted((c for c in self._all_cases() if c.is_active and (

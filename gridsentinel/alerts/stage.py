@@ -4,8 +4,8 @@ Three pieces registered on the one Faust app (``gridsentinel worker --stages cas
 
 - the **cases agent** consumes ``gs.detections`` (keyed by dedup region, so one region's detections are
   handled by one partition, in order). Each detection is decoded (bad → dead letter with the reason),
-  applied with :func:`~gridsentinel.alerts.dedup.apply_detection` (its case change, its applied id and
-  its case events commit in one transaction: the events land in the store's outbox), then the events are
+  applied with :func:`~gridsentinel.alerts.batch.apply_detections` (a batch's case changes, applied ids
+  and case events commit in one transaction: the events land in the store's outbox), then the events are
   produced to ``gs.case-events`` (key: case id) and, once Kafka has them, deleted from the outbox. Only
   then is the detection acked. A crash anywhere in between is safe: a detection applied before the crash
   is a no-op on redelivery, and events still in the outbox are published when the agent starts again.
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.exc import DBAPIError
 
+from gridsentinel.alerts.batch import Applied, apply_detections
 from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalog
 from gridsentinel.alerts.dedup import apply_detection
 from gridsentinel.alerts.events import CaseEvent
@@ -117,14 +118,43 @@ class CaseProcessor:
         }
 
     async def process(self, batch: Sequence[tuple[bytes | None, bytes | None]]) -> list[CaseEvent]:
-        """Apply a batch of raw ``(key, value)`` detections in order, then publish their events and drop
+        """Apply a batch of raw ``(key, value)`` detections in order (one store transaction for the
+        batch, :func:`~gridsentinel.alerts.batch.apply_detections`), then publish their events and drop
         them from the outbox. Returns the events published. Raises only if publishing fails (the events
         stay in the outbox; the caller must not ack the batch)."""
-        events: list[CaseEvent] = []
+        decoded: list[tuple[bytes | None, bytes | None, Detection]] = []
         for key, value in batch:
-            events += await self._apply(key, value)
+            self.stats["detections"] += 1
+            try:
+                decoded.append((key, value, Detection.from_json(value or b"")))
+            except (RecordError, TypeError) as exc:
+                await self._reject(key, value, "bad_record", f"{self._origin}: {exc}")
+        events: list[CaseEvent] = []
+        results = await self._apply_batch([d for _, _, d in decoded]) if decoded else []
+        for (key, value, detection), result in zip(decoded, results, strict=True):
+            if isinstance(result.error, StoreConflict):
+                # Its writers kept losing inside the batch's per-detection fallback: go on as for one.
+                events += await self._apply(key, value, detection, conflicts=1)
+            elif result.error is not None:
+                await self._refuse(key, value, detection, result.error)
+            else:
+                self.stats["applied" if result.events else "replayed"] += 1
+                events += result.events
         await self.publish(events)
         return events
+
+    async def _apply_batch(self, detections: Sequence[Detection]) -> list[Applied]:
+        while True:
+            try:
+                return await apply_detections(detections, self.store, self.catalog, self.adjacency,
+                                              now=self._clock())
+            except (DBAPIError, OSError) as exc:
+                # The database is away: the batch's transaction did not commit (in the one-by-one
+                # fallback, the detections before the outage did, and their events wait in the outbox;
+                # on retry they are no-ops). Wait and retry; the detections stay unacked.
+                self.stats["store_retries"] += 1
+                log.warning("case store unavailable (%s); retrying a batch of %d", exc, len(detections))
+                await asyncio.sleep(self._retry_delay_s)
 
     async def publish(self, events: Sequence[CaseEvent]) -> None:
         if not events:
@@ -152,31 +182,23 @@ class CaseProcessor:
         await self.publish(events)
         return events
 
-    async def _apply(self, key: bytes | None, value: bytes | None) -> list[CaseEvent]:
-        self.stats["detections"] += 1
-        try:
-            detection = Detection.from_json(value or b"")
-        except (RecordError, TypeError) as exc:
-            await self._reject(key, value, "bad_record", f"{self._origin}: {exc}")
-            return []
-        conflicts = 0
+    async def _apply(self, key: bytes | None, value: bytes | None, detection: Detection, *,
+                     conflicts: int = 0) -> list[CaseEvent]:
+        """One detection on its own (after its batch lost races), with the retries of the old path."""
         while True:
             try:
                 events = await apply_detection(
                     detection, self.store, self.catalog, self.adjacency, now=self._clock()
                 )
-            except UnknownCategory as exc:
-                await self._reject(key, value, "unknown_category", f"{detection.detection_id}: {exc}")
-                return []
-            except GridCodeError as exc:
-                await self._reject(key, value, "bad_grid_code", f"{detection.detection_id}: {exc}")
+            except (UnknownCategory, GridCodeError) as exc:
+                await self._refuse(key, value, detection, exc)
                 return []
             except StoreConflict as exc:
                 # Concurrent writers won five times in a row: a hot spot, not bad data. Try again a few
                 # times, then keep it in the dead letter rather than blocking the partition.
                 conflicts += 1
                 if conflicts >= 3:
-                    await self._reject(key, value, "store_conflict", f"{detection.detection_id}: {exc}")
+                    await self._refuse(key, value, detection, exc)
                     return []
                 continue
             except (DBAPIError, OSError) as exc:
@@ -187,6 +209,13 @@ class CaseProcessor:
                 continue
             self.stats["applied" if events else "replayed"] += 1
             return events
+
+    async def _refuse(self, key: bytes | None, value: bytes | None, detection: Detection,
+                      error: Exception) -> None:
+        reason = ("unknown_category" if isinstance(error, UnknownCategory)
+                  else "bad_grid_code" if isinstance(error, GridCodeError)
+                  else "store_conflict")
+        await self._reject(key, value, reason, f"{detection.detection_id}: {error}")
 
     async def _reject(self, key: bytes | None, value: bytes | None, reason: str, detail: str) -> None:
         self.stats["dead_lettered"] += 1

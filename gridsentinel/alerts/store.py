@@ -30,12 +30,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gridsentinel.alerts.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
 from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
+from gridsentinel.alerts.store_protocol import BatchWrite, CaseQuery, StoreConflict
 from gridsentinel.errors import ConfigError
 from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import Settings
@@ -159,12 +159,45 @@ def _category_filter(category_key: str) -> sa.ColumnElement[bool]:
     return sa.and_(cases.c.category_type == category_type, cases.c.category_code == code)
 
 
+# PostgreSQL's "serialization failure" and "deadlock detected": the transaction lost a race, retry it.
+_RACE_SQLSTATES = frozenset({"40001", "40P01"})
+_IN_CHUNK = 500  # values per IN (...) list: far below every driver's bind-parameter limit
+
+# Hot-path statements, built once (SQLAlchemy caches their compiled form).
+_INSERT_CASE = sa.insert(cases)
+_INSERT_LOG = sa.insert(case_log)
+_INSERT_APPLIED = sa.insert(applied_detections)
+_INSERT_OUTBOX = sa.insert(case_outbox)
+# executemany: SET takes the case columns from each parameter set, WHERE the id and the version read.
+_UPDATE_CASE_AT_VERSION = sa.update(cases).where(
+    cases.c.case_id == sa.bindparam("b_case_id"), cases.c.version == sa.bindparam("b_expected"))
+
+
+def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    return [items[i:i + _IN_CHUNK] for i in range(0, len(items), _IN_CHUNK)]
+
+
 @asynccontextmanager
 async def _conflicts_as_store_conflict(what: str) -> AsyncIterator[None]:
     try:
         yield
     except IntegrityError as exc:
         raise StoreConflict(f"{what}: {exc.orig}") from exc
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES:
+            raise StoreConflict(f"{what}: {exc.orig}") from exc
+        raise
+
+
+def _applied_row(detection: Detection, case_id: str, outcome: str, at: float) -> dict[str, Any]:
+    return {"detection_id": detection.detection_id, "case_id": case_id, "outcome": outcome,
+            "applied_at": at, "observed_at": detection.observed_at, "source": detection.source,
+            "kind": detection.kind, "detection": detection.to_dict()}
+
+
+def _outbox_row(event: CaseEvent, at: float) -> dict[str, Any]:
+    return {"event_id": event.event_id, "case_id": event.case_id, "created_at": at,
+            "event": event.to_json().decode()}
 
 
 class _SqlTx:
@@ -216,17 +249,59 @@ class _SqlTx:
 
     async def record_detection(self, detection: Detection, case_id: str, outcome: str, at: float) -> None:
         async with _conflicts_as_store_conflict(f"detection {detection.detection_id}"):
-            await self._conn.execute(sa.insert(applied_detections).values(
-                detection_id=detection.detection_id, case_id=case_id, outcome=outcome, applied_at=at,
-                observed_at=detection.observed_at, source=detection.source, kind=detection.kind,
-                detection=detection.to_dict()))
+            await self._conn.execute(_INSERT_APPLIED, _applied_row(detection, case_id, outcome, at))
 
     async def add_events(self, events: Sequence[CaseEvent], at: float) -> None:
         if events:
-            await self._conn.execute(sa.insert(case_outbox), [
-                {"event_id": e.event_id, "case_id": e.case_id, "created_at": at,
-                 "event": e.to_json().decode()}
-                for e in events])
+            await self._conn.execute(_INSERT_OUTBOX, [_outbox_row(e, at) for e in events])
+
+    async def applied_ids(self, detection_ids: Collection[str]) -> set[str]:
+        col = applied_detections.c.detection_id
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(detection_ids))):
+            found.update(await self._conn.scalars(sa.select(col).where(col.in_(chunk))))
+        return found
+
+    async def candidate_cases(self, category_keys: Collection[str], grid_codes: Collection[str],
+                              closed_since: float | None) -> list[Case]:
+        if not category_keys or not grid_codes:
+            return []
+        wanted = (cases.c.status != "closed" if closed_since is None
+                  else sa.or_(cases.c.status != "closed", cases.c.closed_at >= closed_since))
+        category = sa.or_(*(_category_filter(k) for k in sorted(category_keys)))
+        found: list[Case] = []
+        for chunk in _chunks(sorted(set(grid_codes))):
+            # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes other writers): nobody can
+            # change these cases before the commit, so write_batch's version checks cannot be overtaken.
+            # Locked in id order, so two batches never deadlock on each other.
+            stmt = (sa.select(cases).where(category, cases.c.grid_code.in_(chunk), wanted)
+                    .order_by(cases.c.case_id).with_for_update())
+            found += [_row_case(r) for r in await self._conn.execute(stmt)]
+        return found
+
+    async def write_batch(self, batch: BatchWrite) -> None:
+        async with _conflicts_as_store_conflict("batch"):
+            if batch.created:
+                await self._conn.execute(_INSERT_CASE, [_case_row(c) for c in batch.created])
+            if batch.updated:
+                rows = []
+                for case, expected in batch.updated:
+                    row = _case_row(case)
+                    row["b_case_id"] = row.pop("case_id")
+                    row["b_expected"] = expected
+                    rows.append(row)
+                result = await self._conn.execute(_UPDATE_CASE_AT_VERSION, rows)
+                # asyncpg reports no row count for executemany; there the rows are locked since they
+                # were read (candidate_cases), so the version check cannot fail.
+                if self._conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+                    raise StoreConflict("a case of the batch changed since it was read")
+            if batch.entries:
+                await self._conn.execute(_INSERT_LOG, [e.to_dict() for e in batch.entries])
+            if batch.applied:
+                await self._conn.execute(_INSERT_APPLIED, [_applied_row(d, case_id, outcome, batch.at)
+                                                           for d, case_id, outcome in batch.applied])
+            if batch.events:
+                await self._conn.execute(_INSERT_OUTBOX, [_outbox_row(e, batch.at) for e in batch.events])
 
     async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
         rows = await self._conn.execute(sa.select(cases).where(

@@ -78,6 +78,41 @@ class CaseTx(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """Everything a batch of detections changed, written by :meth:`BatchCaseTx.write_batch` at once.
+
+    ``created`` and ``updated`` hold each case's final state (its version already counts every change the
+    batch made); ``updated`` pairs it with the version the batch read, checked like :meth:`CaseTx.save`.
+    """
+
+    at: float
+    created: Sequence[Case]
+    updated: Sequence[tuple[Case, int]]
+    entries: Sequence[LogEntry]
+    applied: Sequence[tuple[Detection, str, str]]  # (detection, case id, outcome), in order
+    events: Sequence[CaseEvent]
+
+
+class BatchCaseTx(CaseTx, Protocol):
+    """A transaction that can read and write for a whole batch of detections in a few statements."""
+
+    async def applied_ids(self, detection_ids: Collection[str]) -> set[str]:
+        """Which of these detection ids have already been applied."""
+        ...
+
+    async def candidate_cases(self, category_keys: Collection[str], grid_codes: Collection[str],
+                              closed_since: float | None) -> list[Case]:
+        """Active cases of these categories in these cells, and the closed ones closed at or after
+        ``closed_since`` (none when it is None). The SQL store locks them until the commit."""
+        ...
+
+    async def write_batch(self, batch: BatchWrite) -> None:
+        """Insert the created cases, update the others (version-checked), append the log entries, record
+        the applied ids and put the events in the outbox. StoreConflict if any invariant breaks."""
+        ...
+
+
 class CaseStore(Protocol):
     """A case store: hands out transactions, answers the API's reads."""
 

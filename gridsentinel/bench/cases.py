@@ -2,8 +2,9 @@
 
 Three phases, each on SQLite (a file) and on the stack's PostgreSQL (a fresh database):
 
-1. **store**: ``apply_detection`` directly, ``--concurrency`` writers (one per simulated partition, each
-   with its own region's cells), one transaction per detection (case change + applied id + outbox).
+1. **store**: ``apply_detections`` directly, ``--concurrency`` writers (one per simulated partition, each
+   with its own region's cells), one transaction per ``--batch-size`` detections (as the stage takes
+   them; case changes + applied ids + outbox); ``--batch-size 1`` is ``apply_detection`` one by one.
 2. **stage**: the Faust path: detections pre-produced to Kafka, a real ``gridsentinel worker --stages
    cases`` applies them and publishes their events; rate = detections / (last applied − first applied).
 3. **latency** (PostgreSQL): detections at ``--rate`` per second, each opening a case whose ``open`` event
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from gridsentinel import stack
+from gridsentinel.alerts.batch import apply_detections
 from gridsentinel.alerts.categories import load_catalog
 from gridsentinel.alerts.dedup import apply_detection
 from gridsentinel.alerts.grid import dedup_region
@@ -49,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-case", type=int, default=10, help="detections per incident (default 10)")
     parser.add_argument(
         "--concurrency", type=int, default=4, help="concurrent writers in the store phase (default 4)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=200,
+        help="detections per store transaction in the store phase, as the stage takes them (default 200; "
+        "1 = apply_detection one by one)",
     )
     parser.add_argument(
         "--rate", type=float, default=100.0, help="detections/s in the latency phase (default 100)"
@@ -131,8 +140,17 @@ async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -
     async with SqlCaseStore.open(url) as store:
 
         async def lane(items: list[Detection]) -> None:
-            for d in items:
-                await apply_detection(d, store, catalog, {}, now=time.time())
+            if args.batch_size <= 1:
+                for d in items:
+                    await apply_detection(d, store, catalog, {}, now=time.time())
+                return
+            for start in range(0, len(items), args.batch_size):
+                results = await apply_detections(
+                    items[start : start + args.batch_size], store, catalog, {}, now=time.time()
+                )
+                failed = [r for r in results if r.error is not None]
+                if failed:
+                    raise RuntimeError(f"{failed[0].detection.detection_id}: {failed[0].error}")
 
         start = time.perf_counter()
         await asyncio.gather(*(lane(items) for items in lanes))
@@ -347,6 +365,7 @@ def run(args: argparse.Namespace) -> int:
         "detections": args.detections,
         "per_case": args.per_case,
         "concurrency": args.concurrency,
+        "batch_size": args.batch_size,
         "store": {},
         "stage": {},
     }
