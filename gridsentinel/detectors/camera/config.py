@@ -335,7 +335,9 @@ class PrivacyConfig(_Model):
         0.3, gt=0.0, le=1.0, description="CenterFace score threshold (low: recall first)."
     )
     store_raw_frames: bool = Field(False, description="Keep raw frames as evidence (off: never stored).")
-    retention_days: int = Field(30, ge=0, le=3650, description="Days de-identified evidence is kept.")
+    retention_days: int = Field(
+        30, ge=0, le=3650, description="Days de-identified evidence snapshots are kept; 0: none is stored."
+    )
 
 
 class CameraConfig(_Model):
@@ -347,6 +349,13 @@ class CameraConfig(_Model):
     lon: float | None = Field(None, ge=-180.0, le=180.0, description="Longitude (WGS 84).")
     ignore: list[Polygon] = Field(
         default_factory=list, description="Areas excluded from every detector (trees, sky, screens)."
+    )
+    analysis_fps: float | None = Field(
+        None,
+        gt=0.0,
+        le=60.0,
+        description="Frames/s the live frames stage decodes for this camera; faster frames are dropped "
+        "before decoding. null: the highest analysis_fps of its enabled detectors.",
     )
     tamper: TamperConfig = Field(default_factory=TamperConfig, description="Camera tamper detector.")
     static_object: StaticObjectConfig = Field(
@@ -376,6 +385,13 @@ class CamerasFile(_Model):
         description="Config version, stamped on every detection as detector_version.",
     )
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Snapshot de-identification.")
+    state_every_s: float = Field(
+        10.0,
+        ge=0.0,
+        le=3600.0,
+        description="The live frames stage saves a camera's detector state at most this often (event "
+        "seconds), and always after a detection; a restarted worker continues from it.",
+    )
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @model_validator(mode="after")

@@ -173,11 +173,16 @@ class Deidentifier:
 
 def snapshot(frame: np.ndarray, deidentifier: Deidentifier) -> bytes:
     """Evidence JPEG: de-identified at full resolution first, then downscaled to ``max_width``."""
-    clean, _ = deidentifier.deidentify(frame)
+    return snapshot_with_regions(frame, deidentifier)[0]
+
+
+def snapshot_with_regions(frame: np.ndarray, deidentifier: Deidentifier) -> tuple[bytes, list[Region]]:
+    """Like :func:`snapshot`, also returning the blurred regions (full-resolution pixels)."""
+    clean, regions = deidentifier.deidentify(frame)
     cfg = deidentifier.config
     if clean.shape[1] > cfg.max_width:
         clean = resize_to_width(clean, cfg.max_width)
     ok, jpeg = cv2.imencode(".jpg", clean, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return jpeg.tobytes()
+    return jpeg.tobytes(), regions

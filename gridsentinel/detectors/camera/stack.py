@@ -29,7 +29,8 @@ class CameraStack:
     """The detector stack of one camera.
 
     While the tamper detector alarms, the scene detectors are not fed (a covered or moved camera
-    would otherwise produce nonsense findings and learn a wrong background).
+    would otherwise produce nonsense findings and learn a wrong background); when the alarm clears,
+    they warm up again.
 
     >>> import numpy as np
     >>> from gridsentinel.detectors.camera.config import CameraConfig
@@ -63,10 +64,17 @@ class CameraStack:
         """Feed one decoded frame (BGR uint8) taken at ``ts`` to every detector; return all findings."""
         out: list[Detection] = []
         tamper = self.detectors.get("tamper")
-        if tamper is not None:
+        if isinstance(tamper, TamperDetector):
+            was_alarming = tamper.alarming
             out.extend(tamper.update(frame, ts))
-            if isinstance(tamper, TamperDetector) and tamper.alarming:
+            if tamper.alarming:
                 return out
+            if was_alarming:
+                # The view is back, but it may have moved and the scene has changed while the scene
+                # detectors were muted: their models are stale, so they warm up again.
+                for name, det in self.detectors.items():
+                    if name != "tamper":
+                        det.reset()
         for name, det in self.detectors.items():
             if name != "tamper":
                 out.extend(det.update(frame, ts))

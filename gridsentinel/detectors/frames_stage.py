@@ -1,0 +1,373 @@
+"""Frames stage: ``gs.frames`` -> JPEG decode -> ``CameraStack`` -> ``gs.detections`` with evidence.
+
+- One agent consumes ``gs.frames`` (key: camera id, so a camera's frames stay on one partition, in
+  order). A frame is dropped *before decoding* when it comes sooner than ``1 / analysis_fps`` after the
+  last analysed frame of its camera, or is not newer than it (the detectors would skip it anyway).
+- Decoding and analysis run in a thread (``asyncio.to_thread``): the event loop keeps serving Kafka
+  heartbeats and the other stages while OpenCV works. Frames are acked after they are processed.
+- A frame that does not decode (truncated, corrupt, not a JPEG) or lacks its ``gs-frame`` header goes
+  to the dead letter (``corrupt_jpeg`` / ``bad_record``) with only its JPEG headers, never its image.
+- Detector state (background models, references, alarm flags) is saved to the ``frames-state`` table
+  (changelog-backed) after every frame that produced detections, and otherwise at most every
+  ``state_every_s`` of event time. A restarted worker, or one that takes over a camera in a rebalance,
+  continues from that state instead of warming up again.
+- Each detection carries a de-identified snapshot of the frame that triggered it, written to
+  ``<run dir>/evidence/<detection id>.jpg`` (path and sha256 in ``evidence["snapshot"]``) and deleted
+  after ``privacy.retention_days``. Raw frames are never written anywhere.
+
+Crash safety: detections are delivered before the state that records them is saved, and their ids are
+deterministic. A crash replays at most the same detections (same ids), never a second incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import struct
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import faust
+import numpy as np
+
+from gridsentinel.detectors.camera.config import CameraConfig, CamerasFile, load_cameras
+from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot_with_regions
+from gridsentinel.detectors.camera.stack import CameraStack
+from gridsentinel.detectors.stage import detection_key
+from gridsentinel.ingest.records import DeadLetter, Detection, Frame, RecordError
+from gridsentinel.ingest.registry import Registry
+
+if TYPE_CHECKING:
+    from gridsentinel.ingest.app import StageContext
+
+log = logging.getLogger(__name__)
+
+STATE_CHUNK_BYTES = 512 * 1024  # table values stay well under Kafka's default 1 MB record limit
+SWEEP_EVERY_S = 3600.0
+JPEG_SOI = b"\xff\xd8\xff"
+JPEG_EOI = b"\xff\xd9"
+
+
+# -- pure helpers (no Kafka) ----------------------------------------------------------------------
+
+def decode_jpeg(payload: bytes) -> np.ndarray | str:
+    """The decoded BGR image, or why it cannot be decoded.
+
+    libjpeg fills a truncated scan with grey and only warns, so the end-of-image marker is checked
+    before OpenCV sees the bytes.
+
+    >>> ok, buf = cv2.imencode(".jpg", np.full((16, 16, 3), 90, np.uint8))
+    >>> decode_jpeg(buf.tobytes()).shape
+    (16, 16, 3)
+    >>> decode_jpeg(buf.tobytes()[:-40])
+    'truncated: no end-of-image marker FF D9'
+    >>> decode_jpeg(b"GIF89a")
+    'not a JPEG: no start-of-image signature FF D8 FF'
+    """
+    if not payload.startswith(JPEG_SOI):
+        return "not a JPEG: no start-of-image signature FF D8 FF"
+    if not payload.rstrip(b"\x00").endswith(JPEG_EOI):
+        return "truncated: no end-of-image marker FF D9"
+    image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0 or min(image.shape[:2]) < 8:
+        return "corrupt: OpenCV could not decode it"
+    return image
+
+
+def jpeg_headers(payload: bytes, limit: int = 64 * 1024) -> bytes:
+    """The bytes before the first start-of-scan marker (FF DA): enough to diagnose, no picture.
+
+    >>> jpeg_headers(b"\\xff\\xd8\\xff\\xe0hdr\\xff\\xdaSCANDATA")
+    b'\\xff\\xd8\\xff\\xe0hdr'
+    """
+    sos = payload.find(b"\xff\xda")
+    return payload[: min(limit, sos if sos >= 0 else 0)]
+
+
+def pack_state(state: dict[str, bytes]) -> bytes:
+    """A camera stack's per-detector state as one compressed blob.
+
+    >>> unpack_state(pack_state({"tamper": b"abc", "crowd": b""}))
+    {'tamper': b'abc', 'crowd': b''}
+    """
+    head = json.dumps([[name, len(raw)] for name, raw in state.items()]).encode()
+    return zlib.compress(struct.pack(">I", len(head)) + head + b"".join(state.values()), 1)
+
+
+def unpack_state(blob: bytes) -> dict[str, bytes]:
+    raw = zlib.decompress(blob)
+    (n,) = struct.unpack(">I", raw[:4])
+    pos, out = 4 + n, {}
+    for name, size in json.loads(raw[4 : 4 + n]):
+        out[name] = raw[pos : pos + size]
+        pos += size
+    return out
+
+
+def gate_fps(camera: CameraConfig, stack: CameraStack) -> float:
+    """The camera's analysis rate: its own ``analysis_fps``, else the fastest of its detectors'."""
+    if camera.analysis_fps is not None:
+        return camera.analysis_fps
+    return max((d.config.analysis_fps for d in stack.detectors.values()), default=1.0)
+
+
+def fingerprint(camera: CameraConfig, version: str) -> str:
+    """Saved state is only restored into a stack built from the same config."""
+    return hashlib.sha256(f"{version}|{camera.model_dump_json()}".encode()).hexdigest()[:16]
+
+
+class EvidenceStore:
+    """De-identified snapshots as ``<root>/<detection id>.jpg``, kept ``retention_days``.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     store = EvidenceStore(Path(tmp) / "evidence", retention_days=30)
+    ...     ref = store.write("abc123", b"\\xff\\xd8\\xff jpeg")
+    ...     kept, swept = store.sweep(now=time.time()), store.sweep(now=time.time() + 31 * 86400)
+    >>> ref["path"], ref["bytes"], ref["sha256"] == hashlib.sha256(b"\\xff\\xd8\\xff jpeg").hexdigest()
+    ('evidence/abc123.jpg', 8, True)
+    >>> kept, swept
+    (0, 1)
+    """
+
+    def __init__(self, root: Path, retention_days: int) -> None:
+        self.root = root
+        self.retention_days = retention_days
+
+    @property
+    def enabled(self) -> bool:
+        return self.retention_days > 0
+
+    def write(self, detection_id: str, jpeg: bytes) -> dict[str, Any]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{detection_id}.jpg"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(jpeg)
+        os.replace(tmp, path)  # a replay rewrites the same bytes under the same (deterministic) id
+        return {"path": f"{self.root.name}/{path.name}", "sha256": hashlib.sha256(jpeg).hexdigest(),
+                "bytes": len(jpeg), "content_type": "image/jpeg",
+                "expires_at": round(time.time() + self.retention_days * 86400.0, 3)}
+
+    def sweep(self, now: float) -> int:
+        """Delete snapshots older than the retention period; returns how many."""
+        if not self.root.is_dir():
+            return 0
+        cutoff, removed = now - self.retention_days * 86400.0, 0
+        for path in self.root.glob("*.jpg"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass  # another worker swept it first
+        return removed
+
+
+@dataclass
+class Camera:
+    """One camera's live runtime on this worker."""
+
+    stack: CameraStack
+    fps: float
+    fingerprint: str
+    partition: int
+    last_ts: float | None = None  # last analysed frame (event time)
+    saved_ts: float | None = None  # event time of the last saved state
+    generation: int = 0  # of the saved state; chunks alternate between two slots
+
+
+# -- the stage --------------------------------------------------------------------------------------
+
+def register(app: faust.App, ctx: StageContext) -> None:
+    settings, options = ctx.settings, ctx.options
+    cameras: CamerasFile = load_cameras(settings.config_dir / "cameras.yaml")
+    registry = Registry.load(settings.config_dir)
+    configured = {c.camera_id: c for c in cameras.cameras}
+    deid = Deidentifier(cameras.privacy)  # loads cascades / ONNX once per worker
+    evidence = EvidenceStore(settings.run_dir / "evidence", cameras.privacy.retention_days)
+    if cameras.privacy.store_raw_frames:
+        log.warning("privacy.store_raw_frames is true, but the frames stage never stores raw frames")
+    frames_name = ctx.names.frames
+    state = app.Table("frames-state", default=None, partitions=options.partitions,
+                      key_type=str, value_type=bytes)  # keys json, values raw bytes
+    live: dict[str, Camera] = {}
+    counts = {"frames_in": 0, "rate_dropped": 0, "stale_dropped": 0, "analysed": 0, "dead_lettered": 0,
+              "detections_sent": 0, "snapshots": 0, "snapshot_failures": 0, "state_saves": 0,
+              "state_restores": 0, "evidence_swept": 0}
+
+    def owned() -> list[int]:
+        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == frames_name)
+
+    ctx.stats["frames"] = lambda: {**counts, "cameras": len(live), "partitions": owned()}
+
+    def camera_config(frame: Frame) -> CameraConfig:
+        cfg = configured.get(frame.camera_id) or CameraConfig(camera_id=frame.camera_id)
+        device = registry.get(frame.camera_id)
+        update: dict[str, Any] = {}
+        if not cfg.grid_code:
+            update["grid_code"] = frame.grid_code or (device.grid_code if device else None) or ""
+        if cfg.lat is None and device is not None:
+            update |= {"lat": device.location.lat, "lon": device.location.lon}
+        return cfg.model_copy(update=update) if update else cfg
+
+    def saved_blob(cam: Camera, camera_id: str) -> tuple[dict[str, Any], bytes] | None:
+        """The camera's last complete saved state from the table, if it fits this stack's config."""
+        head = state.get(camera_id)
+        if head is None:
+            return None
+        meta = json.loads(head)
+        if meta.get("fingerprint") != cam.fingerprint:
+            log.info("camera %s: config changed since its state was saved; warming up again", camera_id)
+            return None
+        slot = meta["generation"] % 2
+        chunks = [state.get(f"{camera_id}#{slot}#{i}") for i in range(meta["chunks"])]
+        if any(c is None for c in chunks):
+            log.warning("camera %s: saved state is incomplete; warming up again", camera_id)
+            return None
+        return meta, b"".join(c for c in chunks if c is not None)
+
+    async def runtime(frame: Frame, partition: int) -> Camera:
+        cam = live.get(frame.camera_id)
+        if cam is not None:
+            return cam
+
+        def build() -> Camera:
+            stack = CameraStack(cfg, config_version=cameras.version)
+            return Camera(stack=stack, fps=gate_fps(cfg, stack), partition=partition,
+                          fingerprint=fingerprint(cfg, cameras.version))
+
+        cfg = camera_config(frame)
+        cam = build()
+        saved = saved_blob(cam, frame.camera_id)
+        if saved is not None:
+            meta, blob = saved
+            try:
+                await asyncio.to_thread(lambda: cam.stack.set_state(unpack_state(blob)))
+                cam.last_ts = cam.saved_ts = meta["last_ts"]
+                cam.generation = meta["generation"]
+                counts["state_restores"] += 1
+            except (ValueError, KeyError, zlib.error, struct.error):
+                log.exception("camera %s: saved state does not load; warming up again", frame.camera_id)
+                cam = build()
+        live[frame.camera_id] = cam
+        return cam
+
+    async def save(camera_id: str, cam: Camera, ts: float) -> None:
+        blob = await asyncio.to_thread(lambda: pack_state(cam.stack.get_state()))
+        generation = cam.generation + 1
+        slot = generation % 2  # the other slot still holds the last complete state until the head moves
+        chunks = [blob[i : i + STATE_CHUNK_BYTES] for i in range(0, len(blob), STATE_CHUNK_BYTES)]
+        for i, chunk in enumerate(chunks):
+            state[f"{camera_id}#{slot}#{i}"] = chunk
+        state[camera_id] = json.dumps({"generation": generation, "chunks": len(chunks), "last_ts": ts,
+                                       "fingerprint": cam.fingerprint}).encode()
+        cam.generation, cam.saved_ts = generation, ts
+        counts["state_saves"] += 1
+
+    async def dead_letter(reason: str, detail: str, payload: bytes, camera_id: str | None) -> None:
+        counts["dead_lettered"] += 1
+        await ctx.dead_letter(DeadLetter(
+            reason=reason, detail=detail, origin=frames_name, received_at=time.time(),
+            payload_b64=base64.b64encode(payload).decode(), device_id=camera_id,
+        ), key=(camera_id or "").encode())
+
+    def with_snapshots(image: np.ndarray, found: list[Detection]) -> list[Detection]:
+        """Attach one de-identified snapshot of the triggering frame to each detection (in a thread)."""
+        if not evidence.enabled:
+            return found
+        try:
+            jpeg, regions = snapshot_with_regions(image, deid)
+        except Exception:  # never fall back to the raw frame: send without a snapshot
+            log.exception("snapshot failed; detections go out without one")
+            counts["snapshot_failures"] += 1
+            return found
+        out = []
+        for d in found:
+            ref = evidence.write(d.detection_id, jpeg) | {"blurred_regions": len(regions)}
+            out.append(replace(d, evidence={**d.evidence, "snapshot": ref}))
+            counts["snapshots"] += 1
+        return out
+
+    def analyse(cam: Camera, payload: bytes, ts: float) -> tuple[str | None, list[Detection]]:
+        image = decode_jpeg(payload)
+        if isinstance(image, str):
+            return image, []
+        found = cam.stack.update(image, ts)
+        return None, with_snapshots(image, found) if found else found
+
+    async def on_frame(event: faust.EventT) -> None:
+        msg = event.message
+        payload = event.value if isinstance(event.value, bytes) else b""
+        counts["frames_in"] += 1
+        headers = msg.headers
+        try:
+            frame = Frame.from_kafka(event.key or b"", payload,
+                                     list(headers.items()) if isinstance(headers, Mapping) else headers)
+        except (RecordError, ValueError, TypeError) as exc:
+            await dead_letter("bad_record", f"{frames_name}: {exc}", jpeg_headers(payload), None)
+            return
+        cam = await runtime(frame, msg.partition)
+        ts = frame.observed_at
+        if cam.last_ts is not None:
+            if ts <= cam.last_ts:
+                counts["stale_dropped"] += 1  # a replay, or older than what the detectors have seen
+                return
+            if ts - cam.last_ts < 1.0 / cam.fps - 1e-6:
+                counts["rate_dropped"] += 1  # above the analysis rate: not even decoded
+                return
+        try:
+            problem, found = await asyncio.to_thread(analyse, cam, payload, ts)
+        except Exception as exc:  # one bad frame must not stop the camera's stream
+            log.exception("camera %s: frame at %s failed", frame.camera_id, ts)
+            live.pop(frame.camera_id, None)  # its stack may be half-updated: reload from the table
+            await dead_letter("frame_failed", f"{type(exc).__name__}: {exc}", jpeg_headers(payload),
+                              frame.camera_id)
+            return
+        if problem is not None:
+            digest = hashlib.sha256(payload).hexdigest()
+            await dead_letter("corrupt_jpeg", f"{frames_name}: frame of {frame.camera_id} at {ts} is "
+                              f"{problem} ({len(payload)} bytes, sha256 {digest}); payload_b64 holds its "
+                              "JPEG headers only", jpeg_headers(payload), frame.camera_id)
+            return
+        cam.last_ts = ts
+        counts["analysed"] += 1
+        if found:
+            futures = [await ctx.topics["detections"].send(key=detection_key(d), value=d.to_json())
+                       for d in found]
+            for fut in futures:  # delivered before the state that records them is saved
+                await fut
+            counts["detections_sent"] += len(found)
+        if found or cam.saved_ts is None or ts - cam.saved_ts >= cameras.state_every_s:
+            await save(frame.camera_id, cam, ts)
+
+    @app.agent(ctx.topics["frames"], name=f"{options.app_id}.frames")
+    async def frames(stream: faust.StreamT) -> None:
+        # Faust acks an event when the loop comes back for the next one: after it has been processed.
+        async for event in stream.events():
+            await on_frame(event)
+
+    @app.timer(SWEEP_EVERY_S, on_leader=False)
+    async def sweep_evidence() -> None:
+        if evidence.enabled:
+            counts["evidence_swept"] += await asyncio.to_thread(evidence.sweep, time.time())
+
+    @app.task
+    async def first_sweep() -> None:
+        if evidence.enabled:
+            counts["evidence_swept"] += await asyncio.to_thread(evidence.sweep, time.time())
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app: faust.App, revoked: set[Any], **kwargs: object) -> None:
+        # another worker may take these cameras: reload their state from the table when they come back
+        gone = {tp.partition for tp in revoked if tp.topic == frames_name}
+        for camera_id in [c for c, cam in live.items() if cam.partition in gone]:
+            del live[camera_id]
