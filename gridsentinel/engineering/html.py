@@ -77,6 +77,8 @@ def chart(s: Series, lines: list[tuple[str, float]], marks: dict[str, list[tuple
            'fill="#fafafa" stroke="#ddd"/>']
     for case in real:  # bands under the signal
         end = case.closed_at if case.closed_at is not None else case.last_seen_at
+        if end < t0 or case.first_seen_at > t1:
+            continue  # outside the chart
         x0, x1 = x(max(case.first_seen_at, t0)), x(min(max(end, case.first_seen_at), t1))
         colour = CASE_COLOURS.get(case.closing_reason, CASE_COLOURS[None])
         out.append(f'<rect x="{x0:.1f}" y="{PAD_T}" width="{max(x1 - x0, 2):.1f}" '
@@ -114,10 +116,19 @@ def _table(rows: dict[str, dict[str, Any]], title: str) -> str:
     return f"<h3>{html.escape(title)}</h3><table><tr><th></th>{head}</tr>{body}</table>"
 
 
+def _or_dash(value: object) -> str:
+    return "–" if value is None else str(value)
+
+
 def render(summary: dict[str, Any], bt: Backtest, configs: dict[str, DetectorConfig], registry: Registry,
            real: Sequence[Case]) -> str:
     t0 = summary["period"]["since"] if bt.first_at is None else min(summary["period"]["since"], bt.first_at)
     t1 = summary["period"]["until"] if bt.last_at is None else max(summary["period"]["until"], bt.last_at)
+    # charts span the data (a little margin), not the whole requested period: a short incident in a
+    # long --since window would otherwise be a sliver at one edge
+    c0, c1 = (t0, t1) if bt.first_at is None or bt.last_at is None else (bt.first_at, bt.last_at)
+    margin = max((c1 - c0) * 0.03, 1.0)
+    c0, c1 = max(t0, c0 - margin), min(t1, c1 + margin)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>GridSentinel backtest</title><style>",
              "body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#222}"
              "table{border-collapse:collapse;margin:6px 0 16px}td,th{border:1px solid #ddd;padding:3px 8px;"
@@ -129,16 +140,17 @@ def render(summary: dict[str, Any], bt: Backtest, configs: dict[str, DetectorCon
     runs = summary["runs"]
     keys = ["detections", "cases", "cases_would_open", "cases_would_merge", "cases_would_reopen"]
     head = "".join(f"<th>{html.escape(n)} ({html.escape(r['label'])})</th>" for n, r in runs.items())
-    rows = "".join(f"<tr><td>{k}</td>" + "".join(f"<td>{r[k]}</td>" for r in runs.values()) + "</tr>"
-                   for k in keys)
+    rows = "".join(f"<tr><td>{k.replace('_', ' ')}</td>" + "".join(f"<td>{r[k]}</td>" for r in runs.values())
+                   + "</tr>" for k in keys)
     for metric in ("precision", "recall"):
         if all("agreement" in r for r in runs.values()):
             rows += f"<tr><td>{metric}</td>" + "".join(
-                f"<td>{r['agreement'][metric] if r['agreement'][metric] is not None else '–'}</td>"
+                f"<td>{_or_dash(r['agreement'][metric])}</td>"
                 for r in runs.values()) + "</tr>"
     if all("agreement" in r for r in runs.values()):
         rows += "<tr><td>time to detect (median s)</td>" + "".join(
-            f"<td>{r['agreement']['time_to_detect_s']['median']}</td>" for r in runs.values()) + "</tr>"
+            f"<td>{_or_dash(r['agreement']['time_to_detect_s']['median'])}</td>"
+            for r in runs.values()) + "</tr>"
     parts.append(f"<h2>Summary</h2><table><tr><th></th>{head}</tr>{rows}</table>")
     if "difference" in summary:
         d = summary["difference"]
@@ -169,7 +181,7 @@ def render(summary: dict[str, Any], bt: Backtest, configs: dict[str, DetectorCon
         cell_cases = [c for c in real if c.grid_code == cell]
         parts.append(f"<h3>{html.escape(device_id)} · {html.escape(metric)} · {html.escape(cell)}</h3>")
         parts.append(chart(s, thresholds(first_config, registry, s), marks_by_device.get(device_id, {}),
-                           cell_cases, t0, t1))
+                           cell_cases, c0, c1))
     parts.append("<h2>JSON summary</h2><pre>" + html.escape(json.dumps(summary, indent=1)[:200_000])
                  + "</pre></body></html>")
     return "".join(parts)
