@@ -82,6 +82,9 @@ class Backtest:
         self.first_at: float | None = None
         self.last_at: float | None = None
         self._next_check: float | None = None
+        # Devices the replayed data holds. Timers judge only these: a registry device absent from the
+        # source (a CSV of one device, a filtered query) is outside the replay, not offline.
+        self.seen: set[str] = set()
 
     async def feed(self, readings: Iterable[Reading], progress: Progress | None = None) -> None:
         for reading in readings:
@@ -96,8 +99,9 @@ class Backtest:
             self._next_check = t + self.check_every_s
         while t >= self._next_check:  # time passes in event time: dropout, held tilt
             for run in self.runs:
-                await self._apply(run, run.engine.check(self._next_check))
+                await self._apply(run, run.engine.check(self._next_check, sorted(self.seen)))
             self._next_check += self.check_every_s
+        self.seen.add(reading.device_id)
         self.readings += 1
         self.first_at = t if self.first_at is None else min(self.first_at, t)
         self.last_at = t if self.last_at is None else max(self.last_at, t)
@@ -116,7 +120,7 @@ class Backtest:
         for run in self.runs:
             await self._apply(run, run.engine.flush())
             if self.last_at is not None:
-                await self._apply(run, run.engine.check(self.last_at))
+                await self._apply(run, run.engine.check(self.last_at, sorted(self.seen)))
 
     async def _apply(self, run: Run, detections: list[Detection]) -> None:
         for det in detections:
