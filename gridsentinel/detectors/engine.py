@@ -71,6 +71,21 @@ def _sort_key(r: Reading) -> _SortKey:
     return (r.observed_at, -1 if r.seq is None else r.seq, r.metric)
 
 
+def _buffer_row(r: Reading, arrived: float) -> list[Any]:
+    """A buffered reading as a flat JSON row (the device id is the table key): a fraction of the bytes
+    and of the time of ``[arrived, r.to_dict()]``, which the stage writes on every state save."""
+    return [arrived, r.metric, r.unit, r.value, r.observed_at, r.seq, r.received_at, r.kind, r.grid_code]
+
+
+def _from_buffer_row(device_id: str, row: list[Any]) -> tuple[Reading, float]:
+    arrived, rest = row[0], row[1:]
+    if len(rest) == 1 and isinstance(rest[0], dict):  # the older ``[arrived, reading dict]`` form
+        return Reading.from_dict(rest[0]), float(arrived)
+    metric, unit, value, observed_at, seq, received_at, kind, grid_code = rest
+    reading = Reading(device_id, metric, unit, value, observed_at, seq, received_at, kind, grid_code)
+    return reading, float(arrived)
+
+
 class DetectionEngine:
     """One DeviceDetectors bank per device, created lazily from the detector config and the registry."""
 
@@ -186,7 +201,7 @@ class DetectionEngine:
         if st is None:
             return {}
         return {"bank": st.bank.state(), "params": st.bank.settings.detectors,
-                "buffer": [[arrived, r.to_dict()] for _, r, arrived in st.buffer],
+                "buffer": [_buffer_row(r, arrived) for _, r, arrived in st.buffer],
                 "high": st.high, "frontier": st.frontier, "last_arrival": st.last_arrival,
                 "rain_seen": st.rain_seen}
 
@@ -200,8 +215,8 @@ class DetectionEngine:
         kept = {name: s for name, s in (bank_state.get("detectors") or {}).items()
                 if params.get(name) == st.bank.settings.detectors.get(name)}
         st.bank.restore({**bank_state, "detectors": kept})
-        buffered = [(float(a), Reading.from_dict(d)) for a, d in state.get("buffer") or []]
-        st.buffer = sorted(((_sort_key(r), r, a) for a, r in buffered), key=lambda e: e[0])
+        buffered = [_from_buffer_row(device_id, row) for row in state.get("buffer") or []]
+        st.buffer = sorted(((_sort_key(r), r, a) for r, a in buffered), key=lambda e: e[0])
         st.high, st.frontier = state.get("high"), state.get("frontier")
         st.last_arrival, st.rain_seen = state.get("last_arrival"), state.get("rain_seen")
 
@@ -226,7 +241,7 @@ class DetectionEngine:
                 changed.add(device_id)
                 continue
             old = st.bank
-            bank = DeviceDetectors(settings, lat=old.lat, lon=old.lon)
+            bank = DeviceDetectors(settings, lat=old.lat, lon=old.lon, component_id=old.component_id)
             for name, params in settings.detectors.items():
                 if old.settings.detectors.get(name) == params:
                     bank.detectors[name] = old.detectors[name]
@@ -263,7 +278,8 @@ class DetectionEngine:
         settings = self._settings(device)
         if settings is None:
             return None
-        st = _DeviceState(device, DeviceDetectors(settings, lat=device.location.lat, lon=device.location.lon))
+        st = _DeviceState(device, DeviceDetectors(settings, lat=device.location.lat, lon=device.location.lon,
+                                                  component_id=device.component_id))
         self._devices[device_id] = st
         return st
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from gridsentinel.detectors.base import Stateful
 
@@ -25,24 +25,39 @@ class RateOfChange(Stateful):
     def __init__(self, window_s: float = 900.0, max_points: int = 64) -> None:
         self.window_s = window_s
         self.points: deque[list[float]] = deque(maxlen=max_points)
+        self._slope: float | None = None  # cached until the points change (callers ask twice a reading)
 
     def update(self, t: float, x: float) -> float:
         self.points.append([t, x])
         while self.points and t - self.points[0][0] > self.window_s:
             self.points.popleft()
+        self._slope = None
         return self.slope()
 
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        self._slope = None
+
     def slope(self) -> float:
-        n = len(self.points)
+        if self._slope is None:
+            self._slope = self._fit()
+        return self._slope
+
+    def _fit(self) -> float:
+        # the same sums, in the same order, as the textbook formula: one pass per sum, no re-indexing
+        points = self.points
+        n = len(points)
         if n < 2:
             return 0.0
-        t0 = self.points[0][0]
-        mt = sum(p[0] - t0 for p in self.points) / n
-        mx = sum(p[1] for p in self.points) / n
-        sxx = sum((p[0] - t0 - mt) ** 2 for p in self.points)
+        t0 = points[0][0]
+        dts = [p[0] - t0 for p in points]
+        mt = sum(dts) / n
+        mx = sum([p[1] for p in points]) / n
+        devs = [d - mt for d in dts]
+        sxx = sum([d ** 2 for d in devs])
         if sxx <= 0.0:
             return 0.0
-        return sum((p[0] - t0 - mt) * (p[1] - mx) for p in self.points) / sxx
+        return sum([d * (p[1] - mx) for d, p in zip(devs, points, strict=True)]) / sxx
 
     def last(self) -> tuple[float, float] | None:
         return (self.points[-1][0], self.points[-1][1]) if self.points else None

@@ -252,3 +252,18 @@ def test_same_input_same_output() -> None:
     readings = _tilt_incident()
     assert _ids(_run(_engine(), readings)) == _ids(_run(_engine(), readings))
     assert _engine().export_state("nobody") == {}
+
+
+def test_buffered_readings_survive_the_state_round_trip_in_either_row_form() -> None:
+    readings = _tilt_incident()
+    whole = _ids(_run(_engine(), readings))
+    first = _engine()
+    out = [d for r in readings[:4] for d in first.process(r, now=0.0)]  # all four held (lateness 120 s)
+    state = json.loads(json.dumps(first.export_state("cover-1")))
+    assert len(state["buffer"]) == 4
+    # the earlier form of a buffered reading, [arrived, reading dict], as older changelogs hold it
+    older = {**state, "buffer": [[row[0], Reading("cover-1", *row[1:]).to_dict()] for row in state["buffer"]]}
+    for saved in (state, older):
+        second = _engine()
+        second.import_state("cover-1", saved)
+        assert _ids(out + _run(second, readings[4:])) == whole
