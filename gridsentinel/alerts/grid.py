@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gridsentinel.errors import GridSentinelError
+from gridsentinel.ingest.grid import dedup_region as _dedup_region
+from gridsentinel.ingest.grid import valid_grid_code
 
 Level = Literal["grid", "community", "street", "district", "city"]
 # Ordered from the cell up; an escalation moves one step right.
@@ -80,7 +82,7 @@ class Center:
 
 def is_grid_code(code: object) -> bool:
     """True when ``code`` is a string of exactly 15 ASCII digits."""
-    return isinstance(code, str) and len(code) == 15 and code.isascii() and code.isdigit()
+    return valid_grid_code(code)
 
 
 def parse_grid_code(code: str) -> GridCode:
@@ -145,11 +147,9 @@ def cells_within(code: str, rings: int, adjacency: Adjacency) -> frozenset[str]:
 
 
 def dedup_region(code: str, level: Level = "street") -> str:
-    """The Kafka key for ``gs.detections``: detections of one region go to one partition, so one worker
-    dedups them in order. A street is wider than any merge radius except at its edges, where the case
-    store's one-active-case index still prevents a second case in the same cell.
+    """The dedup region of ``code`` at ``level`` (see gridsentinel.ingest.grid.dedup_region).
 
     >>> dedup_region("320582110152102")
     '320582110'
     """
-    return parse_grid_code(code).prefix(level)
+    return _dedup_region(code, len(parse_grid_code(code).prefix(level)))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from gridsentinel.alerts.grid import dedup_region, is_grid_code
+from gridsentinel.ingest.grid import dedup_region, valid_grid_code
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, EventClock
 from gridsentinel.ingest.records import DeadLetter, Detection, Reading, RecordError
@@ -47,7 +47,7 @@ BATCH_WITHIN_S = 0.25
 
 def detection_key(d: Detection) -> bytes:
     """``gs.detections`` key: the dedup region (street) of the detection's grid cell."""
-    return (dedup_region(d.grid_code) if is_grid_code(d.grid_code) else d.grid_code or "unknown").encode()
+    return (dedup_region(d.grid_code) if valid_grid_code(d.grid_code) else d.grid_code or "unknown").encode()
 
 
 def register(app: faust.App, ctx: StageContext) -> None:

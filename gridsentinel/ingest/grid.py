@@ -14,8 +14,25 @@ from ..errors import ConfigError
 GRID_CODE_LEN = 15
 
 
-def valid_grid_code(code: str) -> bool:
-    return len(code) == GRID_CODE_LEN and code.isdigit()
+def valid_grid_code(code: object) -> bool:
+    """True when ``code`` is a string of exactly 15 ASCII digits."""
+    return isinstance(code, str) and len(code) == GRID_CODE_LEN and code.isascii() and code.isdigit()
+
+
+DEDUP_DIGITS = 9  # street level: 6 district + 3 street
+
+
+def dedup_region(code: str, digits: int = DEDUP_DIGITS) -> str:
+    """The Kafka key for ``gs.detections``: detections of one region go to one partition, so one worker
+    dedups them in order. A street is wider than any merge radius except at its edges, where the case
+    store's one-active-case index still prevents a second case in the same cell.
+
+    >>> dedup_region("320582110152102")
+    '320582110'
+    """
+    if not valid_grid_code(code):
+        raise ValueError(f"grid code must be 15 digits, got {code!r}")
+    return code[:digits]
 
 
 class GridMap:
