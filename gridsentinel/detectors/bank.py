@@ -12,6 +12,7 @@ This is what the Faust stage holds per device (its state in a table keyed by dev
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 from gridsentinel.detectors.base import Detector, Finding
@@ -32,12 +33,16 @@ class DeviceDetectors:
     >>> found = bank.update(Reading("cover-7", "tilt", "deg", 95.0, 5.0))
     >>> [(d.kind, d.severity, d.category_code) for d in found]
     [('cover_tilt', 'critical', '0103')]
+    >>> sewage = DeviceDetectors(s, component_id="3205820102000001")   # its class picks the category
+    >>> sewage.update(Reading("cover-7", "tilt", "deg", 95.0, 5.0))[0].evidence["component_id"]
+    '3205820102000001'
     """
 
     def __init__(self, settings: DeviceSettings, since: float | None = None,
-                 lat: float | None = None, lon: float | None = None) -> None:
+                 lat: float | None = None, lon: float | None = None, component_id: str | None = None) -> None:
         self.settings = settings
         self.lat, self.lon = lat, lon
+        self.component_id = component_id  # the registry's component code: a cover's class picks its category
         self.detectors: dict[str, Detector] = {}
         for name, params in settings.detectors.items():
             kwargs = dict(params)
@@ -80,7 +85,10 @@ class DeviceDetectors:
             if f.phase == "clear":
                 continue
             cat = s.category_for(f.kind)
-            out.append(to_detection(f, device_id=s.device_id, detector=name, detector_version=s.version,
-                                    grid_code=s.grid_code, category_code=cat.code,
-                                    category_standard=cat.standard, lat=self.lat, lon=self.lon))
+            d = to_detection(f, device_id=s.device_id, detector=name, detector_version=s.version,
+                             grid_code=s.grid_code, category_code=cat.code,
+                             category_standard=cat.standard, lat=self.lat, lon=self.lon)
+            if self.component_id:
+                d = replace(d, evidence={**d.evidence, "component_id": self.component_id})
+            out.append(d)
         return out

@@ -185,7 +185,7 @@ class ShadowRunner:
             return
         from gridsentinel.alerts.store import SqlCaseStore
         from gridsentinel.detectors.engine import DetectionEngine
-        from gridsentinel.detectors.live_config import parse_message
+        from gridsentinel.engineering.live_config import parse_message
 
         async with self.lock:
             if value.get("stopped"):

@@ -27,7 +27,7 @@ STAGES: dict[str, str] = {
     "ingest": "gridsentinel.ingest.stage",
     "detect": "gridsentinel.detectors.stage",
     "cases": "gridsentinel.alerts.stage",
-    "live-config": "gridsentinel.detectors.live_config",
+    "live-config": "gridsentinel.engineering.live_config",
     "shadow": "gridsentinel.engineering.shadow",
     "frames": "gridsentinel.detectors.frames_stage",
 }
