@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_gateway)
 
     p = sub.add_parser("worker", help="run the Faust stream worker (its stages) in the foreground")
-    p.add_argument("--app-id", default="gridsentinel", help="Faust app id = Kafka consumer group (default gridsentinel)")
+    p.add_argument("--app-id", default="gridsentinel",
+                   help="Faust app id = Kafka consumer group (default gridsentinel)")
     p.add_argument("--bucket", default=None, help="InfluxDB bucket (default: GS_INFLUX_BUCKET or 'readings')")
     p.add_argument("--loglevel", default="warning", help="log level (default warning)")
     p.add_argument("--no-supervise", action="store_true",

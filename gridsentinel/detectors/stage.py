@@ -25,10 +25,11 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 import faust
+from faust.types import TP
 
-from gridsentinel.ingest.grid import dedup_region, valid_grid_code
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, EventClock
+from gridsentinel.ingest.grid import dedup_region, valid_grid_code
 from gridsentinel.ingest.records import DeadLetter, Detection, Reading, RecordError
 from gridsentinel.ingest.registry import Registry
 
@@ -64,6 +65,10 @@ def register(app: faust.App, ctx: StageContext) -> None:
     rain = app.GlobalTable("detect-rain", default=None, partitions=partitions)
     partition_of: dict[str, int] = {}  # learnt from the readings; else the producer's default partitioner
     clock = EventClock()
+    # per readings partition: a tick judges a partition's devices on that partition's own event time
+    # while it is behind (see tick_now), so a lagging partition's devices never look silent
+    part_clocks: dict[int, EventClock] = {}
+    applied_offset: dict[int, int] = {}
     counts = {"detections_sent": 0, "replayed_skipped": 0, "bad_records": 0, "ticks": 0}
 
     def owned() -> list[int]:
@@ -119,6 +124,8 @@ def register(app: faust.App, ctx: StageContext) -> None:
                 engine.note_rain(cell, rain.get(cell) or [])
         wall = time.time()
         clock.observe(reading.observed_at, wall)
+        part_clocks.setdefault(msg.partition, EventClock()).observe(reading.observed_at, wall)
+        applied_offset[msg.partition] = msg.offset
         # the arrival on the ticks' time line (the event clock), so the idle flush measures real quiet
         # and not how far a replay runs behind the wall clock
         out += engine.process(reading, now=clock.now(wall))
@@ -181,11 +188,24 @@ def register(app: faust.App, ctx: StageContext) -> None:
             for event in events:
                 await manual.ack(event)
 
+    def tick_now(partition: int, wall: float) -> float:
+        """The event time a tick brings to a partition. Partitions are read unevenly: one still behind
+        on its readings while others ran ahead would see its devices silent on the worker's clock, so
+        it gets its own event time; once it has read all there is (caught up, or its devices went
+        quiet) it follows the worker's clock, so a silence is still noticed."""
+        own = part_clocks.get(partition)
+        if own is None:
+            return clock.now(wall)
+        high = app.consumer.highwater(TP(readings_name, partition))
+        caught_up = high is None or applied_offset.get(partition, -1) + 1 >= high
+        return clock.now(wall) if caught_up else own.now(wall)
+
     @app.timer(TICK_S)
     async def tick() -> None:
         # Timers run on event time (a replay or simulator runs behind the wall clock): see EventClock.
-        body = json.dumps({"now": clock.now(time.time())}).encode()
+        wall = time.time()
         for partition in owned():
+            body = json.dumps({"now": tick_now(partition, wall)}).encode()
             await ticks.send(value=body, partition=partition)
 
     @app.on_partitions_revoked.connect

@@ -239,7 +239,8 @@ class Kafka(Service):
         if (self.libs / ".complete").exists():
             return
         if not shutil.which("java") or not shutil.which("mvn"):
-            raise ServiceError("Kafka needs a JDK 17 and Maven: run `sudo apt-get install openjdk-17-jdk-headless maven`")
+            raise ServiceError("Kafka needs a JDK 17 and Maven: run "
+                               "`sudo apt-get install openjdk-17-jdk-headless maven`")
         _run_script(["bash", str(SCRIPTS / "fetch-kafka.sh"), str(self.libs)], progress,
                     f"fetching Kafka {self.settings.kafka_version} jars from Maven Central")
 

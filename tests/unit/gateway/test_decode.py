@@ -7,7 +7,12 @@ import json
 import pytest
 
 from gridsentinel.gateway.decode import (
-    Limits, Rejection, SeqWindow, decode_frame, decode_status, decode_telemetry,
+    Limits,
+    Rejection,
+    SeqWindow,
+    decode_frame,
+    decode_status,
+    decode_telemetry,
 )
 
 pytestmark = pytest.mark.unit
