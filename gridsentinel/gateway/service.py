@@ -237,7 +237,7 @@ class Gateway:
         def wrapper(*args: Any) -> None:
             try:
                 fn(*args)
-            except BaseException as exc:  # noqa: BLE001 — re-raised in run()
+            except BaseException as exc:  # kept and re-raised in run(), never swallowed here
                 log.exception("gateway callback failed")
                 self._error = exc
                 self._stop.set()
