@@ -11,10 +11,15 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiokafka
+import aiokafka.errors
 import faust
+from aiokafka.structs import OffsetAndMetadata
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from ..settings import Settings
 from .records import DeadLetter
@@ -39,6 +44,8 @@ class WorkerOptions:
     influx_bucket: str | None = None  # default: settings.influx_bucket
     batch_size: int = 5000
     batch_within_s: float = 0.05
+    pending_batches: int = 8  # batches taken but not yet written (the ingest stage writes while taking)
+    fetch_max_wait_ms: int = 50  # Kafka fetch long-poll; Faust hard-codes 1500 (see KafkaTransport)
     partitions: int = 4
     stages: tuple[str, ...] = ("ingest",)
     stats_file: str | None = None  # when set, each stage's counters are written here each second
@@ -80,6 +87,8 @@ def create_app(settings: Settings, options: WorkerOptions) -> faust.App:
         broker_commit_interval=1.0,
         stream_buffer_maxsize=20000,
     )
+    app.transport = KafkaTransport(app.conf.broker_consumer, app,
+                                       fetch_max_wait_ms=options.fetch_max_wait_ms)
     topics = {
         "readings": app.topic(names.readings, partitions=options.partitions),
         "frames": app.topic(names.frames, partitions=options.partitions),
@@ -104,6 +113,58 @@ def create_app(settings: Settings, options: WorkerOptions) -> faust.App:
             _atomic_write(stats_path, body)
 
     return app
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka hands this to its Fetcher in start(), so setting it before start is enough.
+        consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
+        return consumer
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        """Commit, and treat a Kafka error as "not committed yet" instead of crashing the worker.
+
+        Faust 0.15 calls ``crash()`` on any commit error but "already rebalanced"; the consumer has no
+        supervisor, so the crash stops the whole worker. Around a broker restart the group rejoins and
+        aiokafka raises ``IllegalStateError("No partitions assigned")`` (or a non-retriable
+        ``KafkaError``) for a commit made meanwhile. An offset that is not committed is only read again
+        (points are idempotent), and the next commit carries it, so the worker keeps running.
+        """
+        consumer = self._ensure_consumer()
+        assigned = self.assignment()
+        committable = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        try:
+            self.tp_last_committed_at.update({tp: time.monotonic() for tp in committable})
+            await consumer.commit({faust_aiokafka.ensure_aiokafka_TP(tp): OffsetAndMetadata(offset, "")
+                                   for tp, offset in committable.items()})
+        except (aiokafka.errors.KafkaError, aiokafka.errors.IllegalStateError) as exc:
+            log.warning("Kafka commit not done (%r); the offsets stay uncommitted until the next commit",
+                        exc)
+            return False
+        return True
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class KafkaTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with two changes: a settable fetch long-poll, and commit errors that
+    do not stop the worker (see ``_ConsumerThread._commit``).
+
+    Faust 0.15 passes ``fetch_max_wait_ms=1500`` to aiokafka with no setting to change it. aiokafka
+    sends one fetch per broker at a time, and a partition whose records were just consumed is not
+    fetched again until the fetch in flight for the other partitions returns: with one broker and an
+    idle partition in that fetch, a busy partition waits up to the whole long-poll (1.5 s) each time.
+    """
+
+    Consumer = _Consumer
+
+    def __init__(self, url: Any, app: faust.App, *, fetch_max_wait_ms: int) -> None:
+        super().__init__(url, app)
+        self.fetch_max_wait_ms = fetch_max_wait_ms
 
 
 def _atomic_write(path: str, body: str) -> None:

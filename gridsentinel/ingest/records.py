@@ -23,6 +23,17 @@ class RecordError(ValueError):
     """A serialized record does not match its schema."""
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    """A record class's field names, computed once (``dataclasses.fields`` is slow per decode)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+    return names
+
+
 class _Record:
     """JSON round trip shared by the records below."""
 
@@ -38,10 +49,12 @@ class _Record:
     def from_dict(cls, data: dict[str, Any]) -> Self:
         if not isinstance(data, dict):
             raise RecordError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _field_names(cls)
         missing = [n for n in cls._required if n not in data]
         if missing:
             raise RecordError(f"{cls.__name__}: missing field(s) {', '.join(missing)}")
+        if data.keys() <= names:  # the usual case: no unknown keys to drop
+            return cls(**data)
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod

@@ -1,11 +1,17 @@
-"""Ingest stage: ``gs.readings`` -> InfluxDB, batched, acked only once written (nothing lost)."""
+"""Ingest stage: ``gs.readings`` -> InfluxDB, batched, acked only once written (nothing lost).
+
+Taking and writing overlap: the agent decodes batch N+1 while batch N is written in a thread. Batches
+queue (bounded) for one writer, which merges what has queued into one write and acks strictly in the
+order the batches were taken, each only after InfluxDB has accepted it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -14,6 +20,64 @@ from .records import DeadLetter, Reading, RecordError
 
 if TYPE_CHECKING:
     from .app import StageContext
+
+Batch = tuple[list[Reading], Sequence[Any]]  # decoded readings, the events they came from
+
+
+class OrderedWriter:
+    """One writer task behind a bounded queue: batches are written, then acked, in submission order.
+
+    ``write`` blocks (retrying) until the readings are stored and returns False when told to stop;
+    ``ack`` is awaited once per event, only after the write that carried it succeeded.
+    """
+
+    def __init__(self, write: Callable[[list[Reading]], Awaitable[bool]],
+                 ack: Callable[[Any], Awaitable[object]], *, max_points: int, max_pending: int) -> None:
+        self._write = write
+        self._ack = ack
+        self._max_points = max_points
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(max_pending)
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, readings: list[Reading], events: Sequence[Any]) -> None:
+        """Queue a batch; waits while ``max_pending`` batches are queued (backpressure on the stream)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        put = asyncio.ensure_future(self._queue.put((readings, events)))
+        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():  # the writer stopped (told to stop, or failed): do not take more
+            put.cancel()
+            self._task.result()  # raises the writer's error, if any
+            raise WriterStopped()
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            readings, events = await queue.get()
+            batches = [events]
+            readings = list(readings)
+            # Merge what queued while the last write ran: one big write under load, small ones when quiet.
+            while not queue.empty() and len(readings) < self._max_points:
+                more, more_events = queue.get_nowait()
+                readings.extend(more)
+                batches.append(more_events)
+            if not await self._write(readings):
+                return  # shutting down: these events stay unacked and are read again
+            for batch in batches:
+                for event in batch:
+                    await self._ack(event)
+
+
+class WriterStopped(Exception):
+    """The writer was told to stop (shutdown) before it could write everything queued."""
 
 
 def register(app: faust.App, ctx: StageContext) -> None:
@@ -26,26 +90,33 @@ def register(app: faust.App, ctx: StageContext) -> None:
     ctx.stats["latency_ms_hist"] = lambda: sink.latency.counts
     ctx.stats["gateway_to_influx_ms_hist"] = lambda: sink.latency_since_gateway.counts
 
+    async def write(readings: list[Reading]) -> bool:
+        # The write blocks (retrying with backoff) until InfluxDB takes it; only then are the events
+        # acked, so a crash or an outage never loses a reading: Kafka keeps the backlog.
+        return await asyncio.to_thread(sink.write, readings, stopping.is_set)
+
     @app.agent(ctx.topics["readings"], name=f"{options.app_id}.ingest")
     async def ingest(stream: faust.StreamT) -> None:
         manual = stream.noack()
-        async for events in manual.noack_take(options.batch_size, within=options.batch_within_s):
-            readings: list[Reading] = []
-            for event in events:
-                try:
-                    readings.append(Reading.from_json(event.value))
-                except (RecordError, TypeError) as exc:
-                    await ctx.dead_letter(DeadLetter(
-                        reason="bad_record", detail=f"{ctx.names.readings}: {exc}", origin=ctx.names.readings,
-                        received_at=time.time(), payload_b64=base64.b64encode(event.value or b"").decode(),
-                    ), key=event.key)
-            # The write blocks (retrying with backoff) until InfluxDB takes it; only then are the events
-            # acked, so a crash or an outage never loses a reading: Kafka keeps the backlog.
-            written = await asyncio.to_thread(sink.write, readings, stopping.is_set)
-            if not written:
-                return  # shutting down: leave these events unacked for the next worker
-            for event in events:
-                await manual.ack(event)
+        writer = OrderedWriter(write, manual.ack, max_points=options.batch_size,
+                               max_pending=options.pending_batches)
+        try:
+            async for events in manual.noack_take(options.batch_size, within=options.batch_within_s):
+                readings: list[Reading] = []
+                for event in events:
+                    try:
+                        readings.append(Reading.from_json(event.value))
+                    except (RecordError, TypeError) as exc:
+                        await ctx.dead_letter(DeadLetter(
+                            reason="bad_record", detail=f"{ctx.names.readings}: {exc}",
+                            origin=ctx.names.readings, received_at=time.time(),
+                            payload_b64=base64.b64encode(event.value or b"").decode(),
+                        ), key=event.key)
+                await writer.submit(readings, events)
+        except WriterStopped:
+            return  # shutting down: what was not written stays unacked for the next worker
+        finally:
+            await writer.close()
 
     @app.on_before_shutdown.connect
     async def _stop(app: faust.App, **kwargs: object) -> None:
