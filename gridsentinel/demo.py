@@ -4,12 +4,20 @@ Brings up the stack (Mosquitto, Kafka, InfluxDB), starts the gateway, one worker
 build has (ingest, detect, cases, frames, live-config — whichever exist in ``ingest.app.STAGES``) and the
 API with the dashboard, then plays the simulator (docs/simulator.md) against them. Prints where to look;
 Ctrl-C stops everything it started (and only that).
+
+Each run is a fresh district: its own topic prefix, consumer group, InfluxDB bucket and case store (a
+SQLite file under ``<run dir>/demo/<tag>/``, unless ``GS_DATABASE_URL`` is set). The simulated window
+ends at "now" and lasts hours, so two runs an hour apart overlap in event time: sharing detector state,
+readings or open cases with an earlier run would make the new readings "too late" for the detectors,
+mix two runs in the signal charts and fold new incidents into old cases. The run's topics and bucket
+are deleted when it stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from . import stack
 from .children import Children
@@ -40,11 +48,16 @@ def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed
     stack.up(settings, say)
     duration = max(duration_s or 0.0, min_duration_s(settings.config_dir))
     stages = available_stages()
-    children = Children(settings.run_dir / "demo")
+    tag = f"demo{int(time.time()):x}"
+    space = settings.with_(topic_prefix=f"{tag}.", influx_bucket=tag)
+    run_dir = settings.run_dir / "demo" / tag
+    env = {**_demo_webhook_secrets(settings), **_namespace_env(space, tag, run_dir)}
+    children = Children(run_dir, env=env)
+    _create_bucket(space)
     try:
-        say(f"starting the gateway, the worker (stages: {' '.join(stages)}) and the API")
-        children.start("gateway", "gateway", "--client-id", "gs-demo-gateway")
-        children.start("worker", "worker", "--app-id", "gridsentinel-demo", "--stages", *stages)
+        say(f"starting the gateway, the worker (stages: {' '.join(stages)}) and the API (run {tag})")
+        children.start("gateway", "gateway", "--client-id", f"gs-{tag}-gateway")
+        children.start("worker", "worker", "--app-id", f"gridsentinel-{tag}", "--stages", *stages)
         children.start("api", "api", "--port", str(port))
         children.wait_log("gateway", " ready: ")
         children.wait_log("api", "Uvicorn running", timeout=60)
@@ -53,7 +66,7 @@ def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed
         probe = build_scenario(settings.config_dir, seed, duration)
         clock = SimClock(duration, speed, [(s.start, s.end) for s in probe.scenes], 2.0, real_start)
         scenario = build_scenario(settings.config_dir, seed, duration, window_start=clock.window_start)
-        truth_path = settings.run_dir / "demo" / "ground-truth.json"
+        truth_path = run_dir / "ground-truth.json"
         import json
 
         truth_path.write_text(json.dumps(ground_truth(scenario, clock, speed), indent=1) + "\n")
@@ -75,7 +88,63 @@ def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed
     finally:
         say("stopping the API, the worker and the gateway")
         children.stop_all()
+        say(f"deleting the run's topics ({tag}.*) and bucket ({tag})")
+        _drop_namespace(space)
     return 0
+
+
+def _namespace_env(space: Settings, tag: str, run_dir: Path) -> dict[str, str]:
+    """The children's environment for this run's private slice of the stack."""
+    import os
+
+    env = {"GS_TOPIC_PREFIX": space.topic_prefix, "GS_INFLUX_BUCKET": space.influx_bucket,
+           "GS_MQTT_SHARE_GROUP": tag,  # other gateways on the broker do not take a share of the district
+           "GS_MQTT_SESSION_EXPIRY": "120"}  # the broker forgets the gateway's session soon after Ctrl-C
+    if not os.environ.get("GS_DATABASE_URL"):
+        env["GS_DATABASE_URL"] = f"sqlite:///{run_dir / 'cases.db'}"
+    return env
+
+
+def _create_bucket(space: Settings) -> None:
+    from influxdb_client import InfluxDBClient
+
+    with InfluxDBClient(url=space.influx_url, token=space.influx_token, org=space.influx_org) as c:
+        if c.buckets_api().find_bucket_by_name(space.influx_bucket) is None:
+            c.buckets_api().create_bucket(bucket_name=space.influx_bucket, org=space.influx_org)
+
+
+def _drop_namespace(space: Settings) -> None:
+    """Delete the run's bucket and Kafka topics (its prefix is unique to the run); best effort."""
+    from confluent_kafka.admin import AdminClient
+    from influxdb_client import InfluxDBClient
+
+    try:
+        with InfluxDBClient(url=space.influx_url, token=space.influx_token, org=space.influx_org) as c:
+            bucket = c.buckets_api().find_bucket_by_name(space.influx_bucket)
+            if bucket is not None:
+                c.buckets_api().delete_bucket(bucket)
+        admin = AdminClient({"bootstrap.servers": space.kafka_bootstrap})
+        app_id = f"gridsentinel-{space.influx_bucket}"  # the worker's internal topics start with its app id
+        mine = [t for t in admin.list_topics(timeout=10).topics
+                if t.startswith(space.topic_prefix) or t.startswith(f"{app_id}-")]
+        if mine:
+            for future in admin.delete_topics(mine, operation_timeout=30).values():
+                future.result()
+    except Exception as exc:  # the run is over either way; say what is left behind
+        print(f"could not delete the run's topics/bucket ({type(exc).__name__}: {exc})", flush=True)
+
+
+def _demo_webhook_secrets(settings: Settings) -> dict[str, str]:
+    """Development-only HMAC secrets for the receivers whose secret variable is not set, so the alert
+    delivery of the demo's worker starts (deliveries to receivers that are not running end in the dead
+    letter after their retries, as they would in production)."""
+    import os
+
+    from .alerts.delivery.config import load_receivers
+
+    names = {r.secret_env for r in load_receivers(settings.config_dir / "receivers.yaml").receivers}
+    return {name: f"gs-demo-only-secret-{name.lower()}" for name in sorted(n for n in names if n)
+            if len(os.environ.get(name, "")) < 16}
 
 
 def _sleep_checking(children: Children, seconds: float) -> None:

@@ -24,7 +24,18 @@ from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.errors import error_body, install_error_handlers
 from gridsentinel.api.hub import CaseEventHub, consume_case_events
-from gridsentinel.api.routers import cases, configs, dashboard, devices, grid, open311, ops, signals, stream
+from gridsentinel.api.routers import (
+    cases,
+    configs,
+    dashboard,
+    devices,
+    evidence,
+    grid,
+    open311,
+    ops,
+    signals,
+    stream,
+)
 from gridsentinel.api.state import ApiState, EventSink
 from gridsentinel.errors import ConfigError
 from gridsentinel.ingest.grid import GridMap
@@ -168,7 +179,7 @@ def create_app(
     app.state.gs = state
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
-    for module in (stream, cases, devices, grid, open311, ops, signals, dashboard, configs):
+    for module in (stream, cases, devices, grid, open311, ops, signals, evidence, dashboard, configs):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

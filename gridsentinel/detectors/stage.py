@@ -107,6 +107,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
     def on_reading(msg: Any, value: bytes, batch: dict[str, dict[str, Any]], out: list[Detection],
                    rain_changed: dict[str, int]) -> str | None:
         """Apply one reading; returns its device id when the device's state changed."""
+        applied_offset[msg.partition] = msg.offset  # read, whatever becomes of it (see tick_now)
         try:
             reading = Reading.from_json(value)
         except (RecordError, TypeError):
@@ -125,7 +126,6 @@ def register(app: faust.App, ctx: StageContext) -> None:
         wall = time.time()
         clock.observe(reading.observed_at, wall)
         part_clocks.setdefault(msg.partition, EventClock()).observe(reading.observed_at, wall)
-        applied_offset[msg.partition] = msg.offset
         # the arrival on the ticks' time line (the event clock), so the idle flush measures real quiet
         # and not how far a replay runs behind the wall clock
         out += engine.process(reading, now=clock.now(wall))

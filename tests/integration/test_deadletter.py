@@ -140,7 +140,8 @@ def test_bad_input_corpus_goes_to_the_dead_letter_with_its_reasons(ns: Namespace
     consumer.subscribe([f"{ns.prefix}gs.deadletter"])
     try:
         deadline = time.monotonic() + 90
-        while len(letters) < total_bad and time.monotonic() < deadline:
+        while sum(x.origin.split("/")[2] in (drain, cam, stranger) for x in letters) < total_bad \
+                and time.monotonic() < deadline:
             for m in consumer.consume(500, timeout=1.0):
                 if m.error() is None:
                     letters.append(DeadLetter.from_json(m.value()))
@@ -150,6 +151,10 @@ def test_bad_input_corpus_goes_to_the_dead_letter_with_its_reasons(ns: Namespace
                 letters.append(DeadLetter.from_json(m.value()))
     finally:
         consumer.close()
+    # The broker is shared: another test's or the demo's devices may publish meanwhile, and this gateway
+    # dead-letters them as unknown. Judge only the letters about this test's own devices.
+    ours = {drain, cam, stranger}
+    letters = [x for x in letters if x.origin.split("/")[2] in ours]
     assert Counter(letter.reason for letter in letters) == expected
     by_reason = {letter.reason: letter for letter in letters}
     for reason, payload in sent_bad.items():
@@ -160,8 +165,15 @@ def test_bad_input_corpus_goes_to_the_dead_letter_with_its_reasons(ns: Namespace
     assert by_reason["unknown_device"].device_id == stranger
 
     # The gateway counts them per reason, in its stats file (and its log line).
-    wait_for(lambda: gateway_stats(gw_stats).get("rejected_by_reason") == dict(expected), 30,
-             "the gateway's per-reason counters", ns=ns, on_timeout=lambda: str(gateway_stats(gw_stats)))
+    def counters_match() -> bool:
+        counted = dict(gateway_stats(gw_stats).get("rejected_by_reason") or {})
+        others = counted.pop("unknown_device", 0)  # may include other devices on the shared broker
+        mine = dict(expected)
+        return counted == {k: v for k, v in mine.items() if k != "unknown_device"} and \
+            others >= mine["unknown_device"]
+
+    wait_for(counters_match, 30, "the gateway's per-reason counters", ns=ns,
+             on_timeout=lambda: str(gateway_stats(gw_stats)))
     # Every good reading reached InfluxDB, once; nothing crashed.
     assert_exactly_once(ns, drain, good)
     ns.check_alive()

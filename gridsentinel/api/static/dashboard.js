@@ -111,6 +111,7 @@ async function loadCases() {
   const r = await api("/api/v1/cases?limit=500");
   S.cases = new Map(r.items.map((c) => [c.case_id, c]));
   renderFeed(); renderStats();
+  if (S.grid) drawMap();  // the grid may have loaded first: colour its cells by these cases
 }
 function renderStats() {
   const all = [...S.cases.values()], active = all.filter((c) => c.status !== "closed");
@@ -210,9 +211,12 @@ async function openCase(id, quiet = false) {
   add("First / last seen", `${fmtTime(c.first_seen_at)} / ${fmtTime(c.last_seen_at)}`);
   add("Case id", c.case_id);
   const parts = [actionsBox(c, d.allowed_actions), kv];
+  const facts = evidenceOf(d.detections);
+  if (facts) parts.push(facts);
   const snap = snapshotOf(d.detections);
+  const img = snap ? el("img", { alt: "de-identified camera snapshot" }) : null;
   if (snap) parts.push(el("figure", { class: "snapshot" }, el("h3", { text: "Evidence snapshot (de-identified)" }),
-    el("img", { src: snap.src, alt: "de-identified camera snapshot" }), el("figcaption", { text: snap.caption })));
+    img, el("figcaption", { text: snap.caption })));
   const chart = el("div", { class: "chart", id: "chart" }, el("h3", { text: "Signal around the detection" }), el("div", { class: "hint", text: "loading…" }));
   const dev = (d.detections || []).find((x) => x.device_id && x.source !== "camera");
   if (dev) parts.push(chart);
@@ -220,17 +224,53 @@ async function openCase(id, quiet = false) {
     el("li", {}, el("div", {}, el("b", { text: e.action || e.type }), el("span", { class: "actor", text: ` · ${e.actor}` })),
       el("div", { class: "when", text: fmtTime(e.at) }), e.note ? el("div", { text: e.note }) : null)))));
   $("caseBody").replaceChildren(...parts);
+  if (snap) showSnapshot(img, snap);
   if (dev) drawSignal(chart, dev, c);
 }
+function evidenceOf(dets) {
+  // the latest detection's own words and measurements (scalars only; pictures are shown below)
+  const d = (dets || [])[dets.length - 1];
+  if (!d) return null;
+  const dl = el("dl", { class: "kv evidence" });
+  const add = (k, v) => dl.append(el("dt", { text: k }), el("dd", { text: v }));
+  add("Detector", `${d.detector}${d.detector_version ? ` (${d.detector_version})` : ""} · ${d.kind} · ${d.severity}`);
+  if (d.message) add("Finding", d.message);
+  const fmt = (v) => typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 3 : 1)) : String(v);
+  const skip = new Set(["phase", "incident_started_at", "snapshot"]);
+  const rows = Object.entries(d.evidence || {}).filter(([k, v]) => !skip.has(k) && v !== null &&
+    ["number", "string", "boolean"].includes(typeof v)).slice(0, 10);
+  for (const [k, v] of rows) add(k.replaceAll("_", " "), fmt(v));
+  return el("div", {}, el("h3", { text: `Evidence — ${d.device_id || d.source} · ${fmtTime(d.observed_at)}` }), dl);
+}
 function snapshotOf(dets) {
-  for (const d of dets || []) {
+  // newest first: the latest detection's picture is the most useful to a dispatcher
+  for (const d of [...(dets || [])].reverse()) {
     const ev = d.evidence || {};
     const url = ev.snapshot_url, b64 = ev.snapshot_jpeg_b64 || ev.snapshot_b64 || ev.snapshot;
     const caption = `${d.device_id || ""} · ${fmtTime(d.observed_at)} · ${d.message || d.kind || ""}`;
+    if (b64 && typeof b64 === "object" && b64.path && /^[0-9a-f]{32}$/.test(d.detection_id || "")) {
+      // the frames stage's stored snapshot (docs/cameras.md): served by the API, fetched with the token
+      const expired = b64.expires_at && b64.expires_at < Date.now() / 1000;
+      const blurred = Number.isFinite(b64.blurred_regions) ? ` · ${b64.blurred_regions} region(s) blurred` : "";
+      return { api: `/api/v1/evidence/${d.detection_id}.jpg`, expired, caption: caption + blurred };
+    }
     if (typeof url === "string") return { src: url, caption };
     if (typeof b64 === "string") return { src: b64.startsWith("data:") ? b64 : `data:image/jpeg;base64,${b64}`, caption };
   }
   return null;
+}
+async function showSnapshot(img, snap) {
+  if (snap.src) { img.src = snap.src; return; }
+  const fig = img.parentElement;
+  const gone = (why) => img.replaceWith(el("div", { class: "hint", text: why }));
+  if (snap.expired) { gone("snapshot expired (privacy retention)"); return; }
+  try {
+    const r = await fetch(snap.api, { headers: { Authorization: `Bearer ${S.token}` } });
+    if (!r.ok) { gone(r.status === 404 ? "snapshot no longer stored" : `snapshot unavailable (HTTP ${r.status})`); return; }
+    if (S.snapUrl) URL.revokeObjectURL(S.snapUrl);
+    S.snapUrl = URL.createObjectURL(await r.blob());
+    if (fig.isConnected) img.src = S.snapUrl;
+  } catch (e) { gone(`snapshot unavailable: ${e.message}`); }
 }
 function actionsBox(c, allowed) {
   const can = ROLES.indexOf(S.me.role) >= ROLES.indexOf("dispatcher");
