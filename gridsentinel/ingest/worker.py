@@ -1,9 +1,10 @@
 """`gridsentinel worker`: run the Faust app in the foreground, supervised.
 
-Faust crashes its worker on some broker errors instead of retrying (a failed offset commit while the
-group rejoins after a Kafka restart is one; ingest/app.py now tolerates that one). Nothing is lost when
-that happens - offsets are committed only after the work is done - but the stages would stay down. So the command runs the app in
-a child process and restarts it with backoff when it exits on its own. Signals are forwarded, and the
+Faust crashes its worker on some broker errors instead of retrying (a failed offset commit while
+the group rejoins after a Kafka restart is one; ingest/app.py now tolerates that one). Nothing is lost
+when that happens - offsets are committed only after the work is done - but the stages would stay
+down. So the command runs the app in a child process and restarts it with backoff when it exits on
+its own. Signals are forwarded, and the
 child dies with its supervisor (PR_SET_PDEATHSIG), so `kill -9` of the worker behaves like a crash.
 """
 
