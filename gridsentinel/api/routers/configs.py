@@ -78,7 +78,7 @@ async def history(state: StateDep, _: Engineer,
 @router.get("/history/{number}", summary="One stored version with its YAML and diff",
             responses=responses(401, 403, 404))
 async def version(state: StateDep, _: Engineer,
-                  number: Annotated[int, Path(ge=1, description="Version number.")]) -> dict[str, Any]:
+                  number: Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number.")]) -> dict[str, Any]:
     with _store(state) as store:
         try:
             return store.get(number).to_dict()

@@ -53,8 +53,8 @@ async def signal(
     state: StateDep,
     _: Viewer,
     device_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Device id.")],
-    start: Annotated[float, Query(ge=0, description="From (Unix s, event time).")],
-    end: Annotated[float, Query(ge=0, description="To (Unix s, event time).")],
+    start: Annotated[float, Query(ge=0, le=4_102_444_800, description="From (Unix s, event time).")],
+    end: Annotated[float, Query(ge=0, le=4_102_444_800, description="To (Unix s, event time).")],
     metric: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,32}$", description="One metric only.")] = None,
 ) -> dict[str, Any]:
     if state.registry.get(device_id) is None:
