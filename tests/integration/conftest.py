@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from influxdb_client import InfluxDBClient
 
 from gridsentinel import stack
@@ -75,6 +77,24 @@ class Namespace:
         wait_for(lambda: " ready: " in self.log(name), 60, f"{name} to subscribe", ns=self,
                  on_timeout=lambda: self.log(name))
         return proc
+
+    def create_topics(self, *names: str, partitions: int = 4) -> None:
+        """Create this test's topics (full names) up front, so consumers see every partition at once."""
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        for fut in admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1)
+                                        for n in names]).values():
+            fut.result()
+
+    def producer(self) -> Producer:
+        return Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all"})
+
+    def consumer(self, topics: list[str]) -> Consumer:
+        """A reader of ``topics`` from the beginning, in a fresh group of its own."""
+        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap,
+                             "group.id": f"check-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
+                             "enable.auto.commit": False})
+        consumer.subscribe(topics)
+        return consumer
 
     def check_alive(self) -> None:
         """Fail fast, with its log, when a spawned service died."""

@@ -7,13 +7,10 @@ import json
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from gridsentinel.ingest.records import Reading
 
@@ -35,16 +32,10 @@ class Kafka:
 
     def __init__(self, ns: Namespace) -> None:
         self.ns = ns
-        boot = ns.settings.kafka_bootstrap
         names = [f"{ns.prefix}gs.readings", f"{ns.prefix}gs.detections", f"{ns.prefix}gs.deadletter"]
-        admin = AdminClient({"bootstrap.servers": boot})
-        for fut in admin.create_topics([NewTopic(n, num_partitions=4, replication_factor=1)
-                                        for n in names]).values():
-            fut.result()
-        self.producer = Producer({"bootstrap.servers": boot, "acks": "all"})
-        self.consumer = Consumer({"bootstrap.servers": boot, "group.id": f"check-{uuid.uuid4().hex[:8]}",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        self.consumer.subscribe(names[1:])
+        ns.create_topics(*names)
+        self.producer = ns.producer()
+        self.consumer = ns.consumer(names[1:])
         self.detections: list[dict[str, Any]] = []
         self.dead: list[dict[str, Any]] = []
 

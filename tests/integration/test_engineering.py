@@ -15,15 +15,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
 
 from gridsentinel.alerts.case import Case
 from gridsentinel.alerts.store import SqlCaseStore
@@ -54,18 +52,12 @@ class Bus:
 
     def __init__(self, ns: Namespace) -> None:
         self.ns = ns
-        boot = ns.settings.kafka_bootstrap
         self.readings = f"{ns.prefix}gs.readings"
         names = [self.readings, f"{ns.prefix}gs.detections", f"{ns.prefix}gs.case-events",
                  f"{ns.prefix}gs.deadletter"]
-        admin = AdminClient({"bootstrap.servers": boot})
-        for fut in admin.create_topics([NewTopic(n, num_partitions=4, replication_factor=1)
-                                        for n in names]).values():
-            fut.result()
-        self.producer = Producer({"bootstrap.servers": boot, "acks": "all"})
-        self.consumer = Consumer({"bootstrap.servers": boot, "group.id": f"check-{uuid.uuid4().hex[:8]}",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        self.consumer.subscribe(names[1:3])
+        ns.create_topics(*names)
+        self.producer = ns.producer()
+        self.consumer = ns.consumer(names[1:3])
         self.detections: list[dict[str, Any]] = []
         self.case_events: list[dict[str, Any]] = []
 

@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -77,18 +76,12 @@ class Kafka:
 
     def __init__(self, ns: Namespace, create: bool) -> None:
         self.ns = ns
-        boot = ns.settings.kafka_bootstrap
         self.frames_topic = f"{ns.prefix}gs.frames"
         names = [self.frames_topic, f"{ns.prefix}gs.detections", f"{ns.prefix}gs.deadletter"]
         if create:  # otherwise the gateway creates them
-            admin = AdminClient({"bootstrap.servers": boot})
-            for fut in admin.create_topics([NewTopic(n, num_partitions=4, replication_factor=1)
-                                            for n in names]).values():
-                fut.result()
-        self.producer = Producer({"bootstrap.servers": boot, "acks": "all"})
-        self.consumer = Consumer({"bootstrap.servers": boot, "group.id": f"check-{uuid.uuid4().hex[:8]}",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        self.consumer.subscribe(names[1:])
+            ns.create_topics(*names)
+        self.producer = ns.producer()
+        self.consumer = ns.consumer(names[1:])
         self.detections: list[tuple[bytes, dict[str, Any]]] = []
         self.dead: list[dict[str, Any]] = []
 
