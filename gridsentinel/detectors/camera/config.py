@@ -326,6 +326,26 @@ class PrivacyConfig(_Model):
     blur_people_heads: bool = Field(
         True, description="Also blur the head zone of every detected person (recall first)."
     )
+    detect_width: int = Field(
+        768,
+        ge=0,
+        le=3840,
+        description="Frames narrower than this are upscaled to it for the person and face passes (small "
+        "people become visible to HOG and CenterFace; boxes are mapped back). 0: never upscale.",
+    )
+    small_frame_width: int = Field(
+        480,
+        ge=0,
+        le=3840,
+        description="Frames narrower than this are too small to find every face: the whole snapshot is "
+        "also pixelated (recall first). 0: never.",
+    )
+    small_frame_cells: int = Field(
+        80,
+        ge=16,
+        le=1000,
+        description="Cells across the frame when a small frame is pixelated (80: 4 px cells at 320 px).",
+    )
     face_model_path: str | None = Field(
         None,
         max_length=1024,

@@ -78,11 +78,16 @@ class Deidentifier:
     """Finds faces, heads and plates and blurs them.
 
     >>> import numpy as np
-    >>> img = np.full((120, 160, 3), 128, np.uint8)
+    >>> img = np.full((480, 640, 3), 128, np.uint8)
     >>> deid = Deidentifier(PrivacyConfig(face_model_path="", blur_people_heads=False))
     >>> out, regions = deid.deidentify(img)
     >>> out.shape, regions
-    ((120, 160, 3), [])
+    ((480, 640, 3), [])
+
+    A frame too small to find every face in is pixelated whole (recall first):
+
+    >>> deid.deidentify(img[:120, :160])[1]
+    [Region(x=0, y=0, w=160, h=120, source='small_frame')]
     """
 
     def __init__(self, config: PrivacyConfig | None = None) -> None:
@@ -96,6 +101,8 @@ class Deidentifier:
                 raise RuntimeError("an OpenCV Haar cascade is missing from the opencv wheel")
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.hog_small = cv2.HOGDescriptor((48, 96), (16, 16), (8, 8), (8, 8), 9)
+        self.hog_small.setSVMDetector(cv2.HOGDescriptor_getDaimlerPeopleDetector())
         model: Path | None
         if self.config.face_model_path is None:
             model = find_centerface_model()
@@ -117,32 +124,47 @@ class Deidentifier:
                     x = g.shape[1] - x - rw
                 out.append(Region(int(x / up), int(y / up), int(rw / up), int(rh / up), source))
 
+        # A small frame is pixelated whole anyway (deidentify): coarser, twice as fast cascade scales.
+        sf = 1.1 if bgr.shape[1] < self.config.small_frame_width else 1.05
         for c in self.faces:
-            add(c.detectMultiScale(g, scaleFactor=1.05, minNeighbors=3, minSize=(20, 20)), "haar_face")
+            add(c.detectMultiScale(g, scaleFactor=sf, minNeighbors=3, minSize=(20, 20)), "haar_face")
         add(
-            self.profile.detectMultiScale(g, scaleFactor=1.05, minNeighbors=3, minSize=(20, 20)),
+            self.profile.detectMultiScale(g, scaleFactor=sf, minNeighbors=3, minSize=(20, 20)),
             "haar_profile",
         )
         add(
-            self.profile.detectMultiScale(cv2.flip(g, 1), scaleFactor=1.05, minNeighbors=3, minSize=(20, 20)),
+            self.profile.detectMultiScale(cv2.flip(g, 1), scaleFactor=sf, minNeighbors=3, minSize=(20, 20)),
             "haar_profile",
             flip=True,
         )
         for c in self.plates:
             add(c.detectMultiScale(g, scaleFactor=1.1, minNeighbors=2, minSize=(30, 10)), "haar_plate")
+        # Person and face passes on an upscaled copy of a small frame: 45 px pedestrians at 320 px are
+        # below HOG's window and their faces below CenterFace's reach; boxes are mapped back.
+        w = bgr.shape[1]
+        dw = self.config.detect_width
+        s = dw / w if 0 < w < dw else 1.0
+        big = resize_to_width(bgr, dw) if s > 1.0 else bgr
         if self.centerface is not None:
-            for x, y, rw, rh in self.centerface.detect(bgr):
-                out.append(Region(int(x), int(y), int(rw), int(rh), "centerface"))
+            for x, y, rw, rh in self.centerface.detect(big):
+                out.append(Region(int(x / s), int(y / s), int(rw / s), int(rh / s), "centerface"))
         if self.config.blur_people_heads:
-            rects, _ = self.hog.detectMultiScale(
-                bgr, hitThreshold=0.0, winStride=(8, 8), padding=(8, 8), scale=1.05
-            )
-            for x, y, rw, rh in rects if len(rects) else []:
-                # The person sits inside the 64x128 window with a margin; the head is its top fifth.
-                out.append(
-                    Region(int(x + rw * 0.25), int(y + rh * 0.05), int(rw * 0.5), int(rh * 0.22), "head")
-                )
+            # The person sits inside the 64x128 window with a margin; the head is its top fifth.
+            zones = [(self._people(bgr, self.hog), (0.25, 0.05, 0.5, 0.22))]
+            if s > 1.0:
+                # The Daimler window (48x96) fits people 50-100 px tall at the detection width, tighter
+                # than the default one; its head zone is drawn wider (people lean, windows are coarse).
+                zones.append((self._people(big, self.hog_small) / s, (0.15, 0.0, 0.7, 0.3)))
+            for boxes, (fx, fy, fw, fh) in zones:
+                for x, y, rw, rh in boxes:
+                    out.append(Region(int(x + rw * fx), int(y + rh * fy), int(rw * fw), int(rh * fh), "head"))
         return out
+
+    @staticmethod
+    def _people(bgr: np.ndarray, hog: cv2.HOGDescriptor) -> np.ndarray:
+        """Person boxes (x, y, w, h) as floats; low threshold, no grouping (recall first)."""
+        rects, _ = hog.detectMultiScale(bgr, hitThreshold=0.0, winStride=(8, 8), padding=(8, 8), scale=1.05)
+        return np.asarray(rects, np.float64).reshape(-1, 4)
 
     def deidentify(self, frame: np.ndarray) -> tuple[np.ndarray, list[Region]]:
         """A blurred copy of ``frame`` (same size) and the regions that were blurred (padded)."""
@@ -168,6 +190,16 @@ class Deidentifier:
                 max(2.0, (x1 - x0) / 10),
             )
             blurred.append(Region(x0, y0, x1 - x0, y1 - y0, r.source))
+        if 0 < w < self.config.small_frame_width:
+            # Too small to find every face (a 45 px pedestrian's face is 5 px): pixelate the whole frame
+            # as well, so a missed face is a few cells while the scene (objects, smoke, lens) stays legible.
+            cells = self.config.small_frame_cells
+            small = cv2.resize(bgr, (cells, max(1, round(h * cells / w))), interpolation=cv2.INTER_AREA)
+            cell = w / cells
+            bgr[:] = cv2.GaussianBlur(
+                cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), max(1.0, cell / 2)
+            )
+            blurred.append(Region(0, 0, w, h, "small_frame"))
         return bgr, blurred
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gridsentinel.detectors.camera.config import PrivacyConfig
-from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot
+from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot, snapshot_with_regions
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ def test_snapshot_is_a_downscaled_deidentified_jpeg(messi, face_box):
 
 
 def test_plain_image_is_left_alone(deid):
-    img = np.full((100, 100, 3), 200, np.uint8)
+    img = np.full((480, 640, 3), 200, np.uint8)
     out, regions = deid.deidentify(img)
     assert regions == [] and np.array_equal(out, img)
 
@@ -66,3 +66,79 @@ def test_plain_image_is_left_alone(deid):
 def test_missing_face_model_file_is_an_error():
     with pytest.raises(cv2.error):
         Deidentifier(PrivacyConfig(face_model_path="/nonexistent/centerface.onnx"))
+
+
+# Small frames: the simulator streams 320x240 vtest frames, where pedestrians are ~45 px tall.
+
+SIMULATOR_FOOTAGE = Path(__file__).resolve().parents[3] / "gridsentinel" / "simulator" / "footage" / "walkway"
+HEADS = json.loads((Path(__file__).with_name("vtest_heads.json")).read_text())
+
+
+def _small_frames_with_heads():
+    """Each labelled vtest frame at 320x240 with its head boxes (x0, y0, x1, y1) in 320 px pixels."""
+    s, half = 320 / 768, HEADS["half_size"]
+    for key, centres in HEADS["heads"].items():
+        full = cv2.imread(str(FIXTURES / "vtest_people" / f"{key}.jpg"))
+        small = cv2.resize(full, (320, 240), interpolation=cv2.INTER_AREA)
+        boxes = [
+            (int((cx - half) * s), int((cy - half) * s), int(np.ceil((cx + half) * s)), int(np.ceil((cy + half) * s)))
+            for cx, cy in centres
+        ]
+        yield key, small, boxes
+
+
+def _sharpness(img: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+@pytest.fixture(scope="module")
+def small_frames():
+    return list(_small_frames_with_heads())
+
+
+def test_small_frame_snapshot_blurs_every_labelled_head(small_frames, deid):
+    assert sum(len(b) for _, _, b in small_frames) == 35
+    for key, img, boxes in small_frames:
+        clean, regions = snapshot_with_regions(img, deid)
+        out = cv2.imdecode(np.frombuffer(clean, np.uint8), cv2.IMREAD_COLOR)
+        assert out.shape == img.shape and regions
+        for x0, y0, x1, y1 in boxes:
+            before, after = _sharpness(img[y0:y1, x0:x1]), _sharpness(out[y0:y1, x0:x1])
+            assert after < 0.1 * before, (key, (x0, y0), before, after)
+
+
+def test_upscaled_detection_alone_finds_most_heads_on_small_frames(small_frames):
+    """Without the whole-frame fallback, the upscaled person pass still covers most heads."""
+
+    def recall(cfg: PrivacyConfig) -> float:
+        d = Deidentifier(cfg)
+        hit = total = 0
+        for _, img, boxes in small_frames:
+            _, regions = d.deidentify(img)
+            covered = np.zeros(img.shape[:2], bool)
+            for r in regions:
+                covered[r.y : r.y + r.h, r.x : r.x + r.w] = True
+            hit += sum(covered[y0:y1, x0:x1].mean() >= 0.9 for x0, y0, x1, y1 in boxes)
+            total += len(boxes)
+        return hit / total
+
+    native = recall(PrivacyConfig(face_model_path="", small_frame_width=0, detect_width=0))
+    upscaled = recall(PrivacyConfig(face_model_path="", small_frame_width=0))
+    assert native < 0.2 and upscaled >= 0.75
+
+
+def test_simulator_footage_snapshots_are_never_left_unblurred(deid):
+    paths = sorted(SIMULATOR_FOOTAGE.glob("*.jpg"))[::8]
+    assert paths
+    for p in paths:
+        img = cv2.imread(str(p))
+        out, regions = deid.deidentify(img)
+        assert "small_frame" in {r.source for r in regions}
+        assert _sharpness(out) < 0.35 * _sharpness(img)  # no fine detail survives anywhere
+
+
+def test_large_frames_are_not_pixelated_whole(deid):
+    img = cv2.imread(str(FIXTURES / "vtest_people" / "0000.jpg"))  # 768x576
+    out, regions = deid.deidentify(img)
+    assert "small_frame" not in {r.source for r in regions}
+    assert (out == img).all(axis=2).mean() > 0.5  # most of the scene is untouched
