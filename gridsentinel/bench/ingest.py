@@ -9,6 +9,11 @@ Phases (each on its own topics, bucket and MQTT session, all against the real lo
 4. end to end: gateway + worker running, N messages published as fast as the publishers go, until
    the worker reports all N points written to InfluxDB;
 5. latency: a paced publisher at ``--latency-rate`` readings/s; p50/p99 of event time -> written.
+
+Before the latency phase the bench waits until everything published earlier is through the gateway and
+written, so the phase's histogram holds only its own readings. A probe times a QoS 1 publish to the
+broker every 10 ms throughout: Mosquitto answers nobody while it saves its persistence file
+(``autosave_interval``), and the pauses it finds in a phase are reported with that phase.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-rate", type=float, default=1000.0,
                         help="readings/s for the latency phase (default 1000)")
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="latency phase length (default 20)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes in the end-to-end and latency phases (one consumer group; default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -67,7 +74,11 @@ class Bench:
             "GS_CONFIG_DIR": str(config_dir), "GS_TOPIC_PREFIX": self.settings.topic_prefix,
             "GS_INFLUX_BUCKET": self.tag, "GS_MQTT_SHARE_GROUP": self.tag, "GS_MQTT_SESSION_EXPIRY": "600"})
         self.gateway_id = f"{self.tag}-gw"
-        self.stats_file = self.tmp / "worker-stats.json"
+        self.worker_names = ["worker" if i == 0 else f"worker{i + 1}" for i in range(max(1, args.workers))]
+        self.stats_files = [self.tmp / f"{name}-stats.json" for name in self.worker_names]
+        self.gateway_stats_file = self.tmp / "gateway-stats.json"
+        self.to_gateway = 0  # messages published for the (second) gateway process to take
+        self.probe = BrokerProbe(self.settings, f"{self.tag}-probe", f"{self.tag}/probe")
 
     # -- helpers ----------------------------------------------------------------------------------
     def _payload_lines(self, device: str, count: int, start_seq: int) -> bytes:
@@ -107,17 +118,23 @@ class Bench:
             consumer.close()
 
     def worker_stats(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.stats_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        """The workers' counters added up (histograms bucket by bucket)."""
+        total: dict[str, Any] = {}
+        for stats in map(_read_json, self.stats_files):
+            for key, value in stats.items():
+                if isinstance(value, list):
+                    old = total.get(key)
+                    total[key] = [a + b for a, b in zip(old, value, strict=True)] if old else list(value)
+                elif isinstance(value, int):
+                    total[key] = total.get(key, 0) + value
+        return total
 
     def pids(self) -> dict[str, int]:
         out = {name: proc.pid for name, proc in self.children.procs.items()}
-        if "worker" in out:  # `gridsentinel worker` supervises: the Faust app runs in its child
-            child = _first_child(out["worker"])
+        for name in self.worker_names:  # `gridsentinel worker` supervises: the Faust app runs in its child
+            child = _first_child(out[name]) if name in out else None
             if child:
-                out["worker"] = child
+                out[name] = child
         for svc in (Mosquitto(self.settings), Kafka(self.settings), InfluxDB(self.settings)):
             pid = svc.proc.pid()
             if pid:
@@ -175,8 +192,10 @@ class Bench:
         gw.wait(30)
         del self.children.procs["gateway"]
         self.publish_all(n, 1_000_000)  # queued by the broker for the gateway's session
+        self.to_gateway += n - n % len(self.devices)
         before = self.kafka_count(self.topics.readings)
-        self.children.start("gateway", "gateway", "--client-id", self.gateway_id)
+        self.children.start("gateway", "gateway", "--client-id", self.gateway_id,
+                            "--stats-file", str(self.gateway_stats_file))
         meter = CpuMeter({"gateway": self.children.procs["gateway"].pid, **{k: v for k, v in self.pids().items()
                                                                           if k == "mosquitto"}})
         first_t = None
@@ -197,18 +216,27 @@ class Bench:
         return {"gateway_per_s": round(rate), "gateway_delivered": count, "usage": usage}
 
     def end_to_end(self, n: int, backlog: int) -> dict[str, Any]:
-        self.children.start("worker", "worker", "--app-id", f"{self.tag}-w", "--bucket", self.tag,
-                            "--stats-file", str(self.stats_file))
+        for name, stats_file in zip(self.worker_names, self.stats_files, strict=True):
+            self.children.start(name, "worker", "--app-id", f"{self.tag}-w", "--bucket", self.tag,
+                                "--stats-file", str(stats_file))
         # Warm the worker up on the gateway phase's readings before timing.
         base_points = self._wait_points(lambda p: p >= backlog, 600)
         meter = CpuMeter(self.pids())
         meter.start()
         t0 = time.monotonic()
-        self.publish_all(n, 2_000_000)
+        publish_s = self.publish_all(n, 2_000_000)
+        self.to_gateway += n - n % len(self.devices)
         target = base_points + n
         self._wait_points(lambda p: p >= target, 600)
-        elapsed = time.monotonic() - t0
-        return {"end_to_end_per_s": round(n / elapsed), "usage": meter.stop()}
+        t1 = time.monotonic()
+        elapsed = t1 - t0
+        stalls = self.probe.stalls(t0, t1)
+        return {"end_to_end_per_s": round(n / elapsed), "usage": meter.stop(),
+                "end_to_end_publish_per_s": round(n / publish_s),
+                "end_to_end_broker_stalls": len(stalls),
+                "end_to_end_broker_stall_s": round(sum(b - a for a, b in stalls), 2),
+                # the same run with the broker's pauses taken out: what the pipeline does while it can
+                "end_to_end_per_s_outside_stalls": round(n / max(1e-9, elapsed - sum(b - a for a, b in stalls)))}
 
     def _wait_points(self, ok: Any, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -234,7 +262,24 @@ class Bench:
                 return
             time.sleep(0.1)
 
+    def _wait_drained(self, timeout: float = 300) -> None:
+        """Wait until the gateway has taken and acked every message published for it and the worker
+        has written every record in the readings topic (a broker pause can hold a tail of them back for
+        seconds, longer than any "quiet" interval): then the latency phase sees only its own readings."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            gw = _read_json(self.gateway_stats_file)
+            if int(gw.get("acked", 0)) >= self.to_gateway and gw.get("kafka_queue", 1) == 0:
+                break
+            self.children.check()
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the gateway did not take all {self.to_gateway} messages; see {self.children.log_dir}")
+        records = self.kafka_count(self.topics.readings)
+        self._wait_points(lambda p: p >= records, timeout)
+
     def latency(self, rate: float, seconds: float) -> dict[str, Any]:
+        self._wait_drained()
         self._wait_quiet()
         before = self.worker_stats()["latency_ms_hist"]
         before_gw = self.worker_stats().get("gateway_to_influx_ms_hist")
@@ -259,6 +304,7 @@ class Bench:
                                                           "metrics": {"water_level_m": 0.7}}), qos=1)
         achieved = total / (time.monotonic() - t0)
         self._wait_points(lambda p: p >= points0 + total, 120)
+        stalls = self.probe.stalls(t0, time.monotonic())
         time.sleep(1.2)  # the stats file is rewritten every second
         after = self.worker_stats()["latency_ms_hist"]
         after_gw = self.worker_stats().get("gateway_to_influx_ms_hist")
@@ -271,7 +317,9 @@ class Bench:
                "latency_samples": len(samples),
                # > 0: points written in this phase that it did not publish (late or repeated earlier ones)
                "latency_extra_samples": len(samples) - total,
-               "latency_p99_own_ms": percentile(sorted(samples)[:total], 99)}
+               "latency_p99_own_ms": percentile(sorted(samples)[:total], 99),
+               "latency_broker_stalls": len(stalls),
+               "latency_broker_stall_max_ms": round(1000 * max((b - a for a, b in stalls), default=0.0))}
         if before_gw and after_gw:  # where the time goes: device -> gateway, gateway -> InfluxDB
             gw = _hist_samples(before_gw, after_gw)
             out.update({"gateway_to_influx_p50_ms": percentile(gw, 50), "gateway_to_influx_p99_ms": percentile(gw, 99)})
@@ -288,6 +336,86 @@ class Bench:
             if bucket:
                 c.buckets_api().delete_bucket(bucket)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class BrokerProbe:
+    """Times a QoS 1 publish to the broker every ``period_s`` to its PUBACK, and keeps the pauses.
+
+    A pause is a stretch in which some probe message waited longer than ``threshold_s``; Mosquitto
+    serves one connection at a time in one thread, so a pause stalls every publisher and subscriber.
+    """
+
+    def __init__(self, settings: Settings, client_id: str, topic: str, *, period_s: float = 0.01,
+                 threshold_s: float = 0.25) -> None:
+        self.period_s = period_s
+        self.threshold_s = threshold_s
+        self._topic = topic
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self._client.username_pw_set("gateway", settings.gateway_password)
+        self._client.max_inflight_messages_set(0)  # no client-side queue: a pause shows as waiting acks
+        self._address = (settings.mqtt_host, settings.mqtt_port)
+        self._pauses: list[tuple[float, float]] = []
+        self._pending: list[tuple[float, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="broker-probe", daemon=True)
+
+    def start(self) -> None:
+        self._client.connect(*self._address)
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            info = self._client.publish(self._topic, b"p", qos=1)
+            now = time.monotonic()
+            with self._lock:
+                self._pending.append((now, info))
+                still = []
+                for sent, pending in self._pending:
+                    if pending.is_published():
+                        if now - sent > self.threshold_s:
+                            self._pauses.append((sent, now))
+                    else:
+                        still.append((sent, pending))
+                self._pending = still
+
+    def stalls(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        """The broker's pauses within [t0, t1] (clipped and merged), a pause still going included."""
+        with self._lock:
+            spans = list(self._pauses)
+            if self._pending and t1 - self._pending[0][0] > self.threshold_s:
+                spans.append((self._pending[0][0], t1))
+        return merge_spans([(max(a, t0), min(b, t1)) for a, b in spans if b > t0 and a < t1])
+
+
+def merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping time spans merged into disjoint ones.
+
+    >>> merge_spans([(5.0, 6.0), (1.0, 3.0), (2.0, 4.0)])
+    [(1.0, 4.0), (5.0, 6.0)]
+    """
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}
 
 
 def _first_child(pid: int) -> int | None:
@@ -318,7 +446,9 @@ def run(args: argparse.Namespace) -> int:
     with InfluxDBClient(url=settings.influx_url, token=settings.influx_token, org=settings.influx_org) as c:
         c.buckets_api().create_bucket(bucket_name=bench.tag, org=settings.influx_org)
     n = args.messages
-    result: dict[str, Any] = {"messages": n, "devices": args.devices, "cores": os.cpu_count()}
+    result: dict[str, Any] = {"messages": n, "devices": args.devices, "workers": len(bench.worker_names),
+                              "cores": os.cpu_count()}
+    bench.probe.start()
     try:
         say(f"1/5 broker limit: {n} messages through an offline mosquitto_sub session")
         result.update(bench.broker_limit(n))
@@ -334,12 +464,14 @@ def run(args: argparse.Namespace) -> int:
         say(f"    {gw['gateway_per_s']}/s ({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)")
         say(f"4/5 end to end: {n} messages published live, until all are in InfluxDB")
         e2e = bench.end_to_end(n, gw["gateway_delivered"])
-        result["end_to_end_per_s"] = e2e["end_to_end_per_s"]
+        result.update({k: v for k, v in e2e.items() if k != "usage"})
         result["usage_end_to_end_phase"] = e2e["usage"]
-        say(f"    {e2e['end_to_end_per_s']}/s")
+        say(f"    {e2e['end_to_end_per_s']}/s (broker paused {e2e['end_to_end_broker_stall_s']} s; "
+            f"{e2e['end_to_end_per_s_outside_stalls']}/s outside the pauses)")
         say(f"5/5 latency at {args.latency_rate:.0f} readings/s for {args.latency_seconds:.0f}s")
         result.update(bench.latency(args.latency_rate, args.latency_seconds))
     finally:
+        bench.probe.stop()
         bench.cleanup()
     render = [f"{'figure':<36} value", f"{'publishers (mosquitto_pub) /s':<36} {result['publish_per_s']}",
               f"{'limit: mosquitto_sub receive /s':<36} {result['mosquitto_sub_per_s']}",
@@ -347,10 +479,13 @@ def run(args: argparse.Namespace) -> int:
               f"{'gateway MQTT->Kafka /s':<36} {result['gateway_per_s']} "
               f"({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)",
               f"{'end to end MQTT->InfluxDB /s':<36} {result['end_to_end_per_s']}",
+              f"{'  broker paused (s) / rate outside':<36} {result['end_to_end_broker_stall_s']} / "
+              f"{result['end_to_end_per_s_outside_stalls']}",
               f"{'latency p50 / p99 (ms)':<36} {result['latency_p50_ms']:.0f} / {result['latency_p99_ms']:.0f} "
               f"at {result['latency_rate_per_s']}/s",
               f"{'  of which gateway->InfluxDB p50/p99':<36} {result.get('gateway_to_influx_p50_ms', float('nan')):.0f}"
               f" / {result.get('gateway_to_influx_p99_ms', float('nan')):.0f}",
+              f"{'  longest broker pause in it (ms)':<36} {result['latency_broker_stall_max_ms']}",
               "", "CPU (cores busy) and peak RSS per process:"]
     for phase in ("usage_gateway_phase", "usage_end_to_end_phase"):
         for name, u in result[phase].items():
