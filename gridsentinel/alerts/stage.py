@@ -9,6 +9,8 @@ Three pieces registered on the one Faust app (``gridsentinel worker --stages cas
   produced to ``gs.case-events`` (key: case id) and, once Kafka has them, deleted from the outbox. Only
   then is the detection acked. A crash anywhere in between is safe: a detection applied before the crash
   is a no-op on redelivery, and events still in the outbox are published when the agent starts again.
+  Batches overlap (:class:`OrderedPublisher`): batch N+1 is applied while batch N's events travel to
+  Kafka; batches are still applied one after the other and acked strictly in order.
 - the **alerts agent** consumes ``gs.case-events`` and delivers the notified ones
   (:class:`~gridsentinel.alerts.delivery.service.AlertDelivery`: signed webhooks, MQTT, CAP); failures
   end in ``gs.deadletter``. Events are delivered at least once; receivers drop repeats by
@@ -38,7 +40,7 @@ from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalo
 from gridsentinel.alerts.dedup import apply_detection
 from gridsentinel.alerts.events import CaseEvent
 from gridsentinel.alerts.grid import Adjacency, GridCodeError
-from gridsentinel.alerts.store import SqlCaseStore, database_url
+from gridsentinel.alerts.store import SqlCaseStore, database_url, encode_event
 from gridsentinel.alerts.store_protocol import CaseStore, Outbox, StoreConflict
 from gridsentinel.alerts.workflow import sweep
 from gridsentinel.ingest.records import DeadLetter, Detection, RecordError
@@ -52,6 +54,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[CaseEvent]], Awaitable[None]]
+# Starts producing the events, in order, and returns what completes once Kafka has them all.
+Send = Callable[[Sequence[CaseEvent]], Awaitable[Awaitable[object]]]
+Forget = Callable[[Sequence[str]], Awaitable[None]]
+Ack = Callable[[Any], Awaitable[object]]
+# Kafka header on gs.case-events: b"1" when the event notifies people; the alerts agent skips the rest
+# without decoding them (it would deliver nothing for them).
+NOTIFY_HEADER = "gs-notify"
 DeadLetterSink = Callable[[DeadLetter, bytes | None], Awaitable[None]]
 
 
@@ -66,11 +75,13 @@ class CaseStageConfig:
     database_url: str
     sweep_interval_s: float = 30.0  # escalation / reminder sweep and outbox catch-up
     outbox_grace_s: float = 5.0  # the timer publishes outbox events older than this
-    batch_size: int = 200  # detections taken per batch (one produce round trip per batch)
+    batch_size: int = 500  # most detections taken per batch (one transaction, one produce round trip)
+    pending_batches: int = 4  # batches committed and produced but not yet acked (the pipeline depth)
 
     @classmethod
     def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CaseStageConfig:
-        """``GS_DATABASE_URL`` (as the API), ``GS_CASES_SWEEP_INTERVAL`` (s), ``GS_CASES_OUTBOX_GRACE`` (s).
+        """``GS_DATABASE_URL`` (as the API), ``GS_CASES_SWEEP_INTERVAL`` (s), ``GS_CASES_OUTBOX_GRACE`` (s),
+        ``GS_CASES_BATCH_SIZE``.
 
         >>> CaseStageConfig.from_env(Settings(), env={"GS_DATABASE_URL": "sqlite:///x.db"}).sweep_interval_s
         30.0
@@ -80,6 +91,7 @@ class CaseStageConfig:
             database_url=database_url(settings, env),
             sweep_interval_s=float(env.get("GS_CASES_SWEEP_INTERVAL") or 30.0),
             outbox_grace_s=float(env.get("GS_CASES_OUTBOX_GRACE") or 5.0),
+            batch_size=int(env.get("GS_CASES_BATCH_SIZE") or 500),
         )
 
 
@@ -122,6 +134,13 @@ class CaseProcessor:
         batch, :func:`~gridsentinel.alerts.batch.apply_detections`), then publish their events and drop
         them from the outbox. Returns the events published. Raises only if publishing fails (the events
         stay in the outbox; the caller must not ack the batch)."""
+        events = await self.apply(batch)
+        await self.publish(events)
+        return events
+
+    async def apply(self, batch: Sequence[tuple[bytes | None, bytes | None]]) -> list[CaseEvent]:
+        """The first half of :meth:`process`: decode, dead-letter what cannot become a case, apply the rest
+        (committed, events in the outbox). Returns the events to publish, in order."""
         decoded: list[tuple[bytes | None, bytes | None, Detection]] = []
         for key, value in batch:
             self.stats["detections"] += 1
@@ -140,7 +159,6 @@ class CaseProcessor:
             else:
                 self.stats["applied" if result.events else "replayed"] += 1
                 events += result.events
-        await self.publish(events)
         return events
 
     async def _apply_batch(self, detections: Sequence[Detection]) -> list[Applied]:
@@ -160,8 +178,12 @@ class CaseProcessor:
         if not events:
             return
         await self._publish(events)
-        await self.store.mark_published([e.event_id for e in events])
-        self.stats["events"] += len(events)
+        await self.forget([e.event_id for e in events])
+
+    async def forget(self, event_ids: Sequence[str]) -> None:
+        """These events are on Kafka: drop them from the outbox."""
+        await self.store.mark_published(event_ids)
+        self.stats["events"] += len(event_ids)
 
     async def flush_outbox(self, *, older_than_s: float | None = None) -> int:
         """Publish what is still in the outbox (after a crash: events committed but never produced).
@@ -231,6 +253,88 @@ class CaseProcessor:
         )
 
 
+class OrderedPublisher:
+    """Overlaps the batches of the cases agent: batch N's events are produced as soon as its transaction
+    committed, and the agent goes on applying batch N+1 while Kafka acknowledges them. One task behind a
+    bounded queue then, strictly in submission order, waits for each batch's produce acks, drops its
+    events from the outbox (the batches queued meanwhile in one statement) and acks its detections.
+
+    Nothing is acked before its events are on Kafka, and a batch is never acked before an earlier one.
+    If producing fails the task stops, :meth:`submit` raises, and everything after stays unacked (the
+    events stay in the outbox).
+    """
+
+    def __init__(self, send: Send, forget: Forget, ack: Ack, *, max_pending: int = 4) -> None:
+        self._send = send
+        self._forget = forget
+        self._ack = ack
+        self._queue: asyncio.Queue[tuple[Awaitable[object] | None, list[str], Sequence[Any]]] = (
+            asyncio.Queue(max_pending))
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, events: Sequence[CaseEvent], acks: Sequence[Any]) -> None:
+        """Start producing ``events`` (committed) now; ``acks`` are acked once Kafka has them. Waits while
+        ``max_pending`` batches are unacknowledged (backpressure on the stream)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        elif self._task.done():
+            self._task.result()
+            raise PublisherStopped()
+        delivered = await self._send(events) if events else None
+        put = asyncio.ensure_future(self._queue.put((delivered, [e.event_id for e in events], acks)))
+        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():  # producing failed: do not take more
+            put.cancel()
+            self._task.result()  # raises its error
+            raise PublisherStopped()
+
+    async def drain(self) -> None:
+        """Return once everything submitted is acked (raises if producing failed)."""
+        if self._task is None:
+            return
+        join = asyncio.ensure_future(self._queue.join())
+        await asyncio.wait({join, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not join.done():
+            join.cancel()
+            self._task.result()
+            raise PublisherStopped()
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            batches = [await queue.get()]
+            while not queue.empty():
+                batches.append(queue.get_nowait())
+            for delivered, _, _ in batches:
+                if delivered is not None:
+                    await delivered  # the broker has them (acks=all)
+            published = [event_id for _, ids, _ in batches for event_id in ids]
+            if published:
+                try:
+                    await self._forget(published)
+                except (DBAPIError, OSError) as exc:
+                    # They are on Kafka; left in the outbox, the timer publishes them once more (consumers
+                    # drop repeats by event id). Not a reason to hold the detections back.
+                    log.warning("could not drop %d published events from the outbox: %s", len(published), exc)
+            for _, _, acks in batches:
+                for ack in acks:
+                    await self._ack(ack)
+            for _ in batches:
+                queue.task_done()
+
+
+class PublisherStopped(Exception):
+    """The publisher's task ended (producing failed) before everything submitted was acked."""
+
+
 class RecentIds:
     """A bounded set of recently seen ids (drops repeats of the at-least-once stream)."""
 
@@ -285,12 +389,20 @@ def register(app: faust.App, ctx: StageContext) -> None:
     opened: dict[str, Any] = {}
     lock = asyncio.Lock()
 
-    async def publish(events: Sequence[CaseEvent]) -> None:
+    async def send(events: Sequence[CaseEvent]) -> Awaitable[object]:
+        # All sends are queued (in order) before any ack is awaited: one produce round trip per batch.
+        # Straight to the app's producer: the values are bytes already, and Faust's per-message wrapping
+        # (futures, callbacks, sensors) cost as much as the rest of the send.
+        producer = await app.maybe_start_producer()
         futures = [
-            await case_events.send(key=e.case_id.encode(), value=e.to_json(), force=True) for e in events
+            await producer.send(ctx.names.case_events, e.case_id.encode(), encode_event(e), None, None,
+                                [(NOTIFY_HEADER, b"1" if e.notify else b"0")])
+            for e in events
         ]
-        for future in futures:
-            await future  # the broker has it (acks=all): only now may the outbox forget it
+        return asyncio.gather(*futures)
+
+    async def publish(events: Sequence[CaseEvent]) -> None:
+        await (await send(events))  # the broker has them (acks=all): only now may the outbox forget them
 
     async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
         future = await ctx.topics["deadletter"].send(key=key, value=letter.to_json(), force=True)
@@ -329,10 +441,13 @@ def register(app: faust.App, ctx: StageContext) -> None:
         if recovered:
             log.warning("published %d case events left in the outbox by an earlier run", recovered)
         manual = stream.noack()
-        async for batch in manual.noack_take(config.batch_size, within=0.01):
-            await proc.process([(e.key, e.value) for e in batch])
-            for event in batch:
-                await manual.ack(event)  # after the store commit and the produce
+        publisher = OrderedPublisher(send, proc.forget, manual.ack, max_pending=config.pending_batches)
+        try:
+            async for batch in manual.noack_take(config.batch_size, within=0.01):
+                events = await proc.apply([(e.key, e.value) for e in batch])  # committed, in the outbox
+                await publisher.submit(events, batch)  # acked once Kafka has the events, in order
+        finally:
+            await publisher.close()
 
     recent = RecentIds()
 
@@ -340,6 +455,8 @@ def register(app: faust.App, ctx: StageContext) -> None:
     async def alerts(stream: faust.StreamT) -> None:
         service = await delivery()
         async for event in stream.events():
+            if event.headers.get(NOTIFY_HEADER) == b"0":
+                continue  # nobody is to be told (evidence, …): nothing to deliver, no need to decode
             try:
                 case_event = CaseEvent.from_json(event.value or b"")
             except (ValueError, TypeError) as exc:

@@ -183,19 +183,39 @@ class _Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def _applied(url: str) -> int:
+async def _watch_applied(url: str, total: int, timeout_s: float) -> tuple[int, float, float]:
+    """Count applied detections every 50 ms on one connection (a new engine per look would take CPU from
+    the worker on a small machine) until all ``total`` are; returns (count at the first look that saw
+    any, perf_counter then, perf_counter at the end)."""
     import sqlalchemy as sa
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from gridsentinel.alerts.store import applied_detections
+    from gridsentinel.alerts.store import applied_detections, async_url
 
-    async def count() -> int:
-        async with SqlCaseStore.open(url, migrate=False) as store, store.engine.connect() as conn:
-            return int(await conn.scalar(sa.select(sa.func.count()).select_from(applied_detections)) or 0)
-
+    count = sa.select(sa.func.count()).select_from(applied_detections)
+    engine = create_async_engine(async_url(url))  # plain BEGINs: a reader must not take SQLite's write lock
+    first: tuple[int, float] | None = None
+    n = 0
+    deadline = time.monotonic() + timeout_s
     try:
-        return asyncio.run(count())
-    except Exception:  # the worker has not created the schema yet
-        return 0
+        async with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                try:
+                    n = int(await conn.scalar(count) or 0)
+                    await conn.commit()
+                except DBAPIError:  # the worker has not created the schema yet
+                    await conn.rollback()
+                    n = 0
+                now = time.perf_counter()
+                if n and first is None:
+                    first = (n, now)
+                if n >= total and first is not None:
+                    return first[0], first[1], now
+                await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+    raise RuntimeError(f"stage applied only {n} of {total}")
 
 
 class _Worker:
@@ -279,20 +299,8 @@ def _stage_phase(
     producer.flush(60)
     try:
         worker.start()
-        first: float | None = None
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            n = _applied(url)
-            now = time.perf_counter()
-            if n and first is None:
-                first, first_n = now, n
-            if n >= args.detections:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"stage applied only {_applied(url)} of {args.detections}")
-        assert first is not None
-        elapsed = max(1e-6, now - first)
+        first_n, first, last = asyncio.run(_watch_applied(url, args.detections, 600))
+        elapsed = max(1e-6, last - first)
         return {
             "detections_per_s": round((args.detections - first_n) / elapsed, 1),
             "seconds": round(elapsed, 2),

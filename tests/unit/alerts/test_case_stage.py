@@ -11,8 +11,8 @@ import pytest
 from gridsentinel.alerts.categories import Catalog
 from gridsentinel.alerts.events import CaseEvent
 from gridsentinel.alerts.memory_store import MemoryCaseStore
-from gridsentinel.alerts.stage import CaseProcessor, OutboxStore, RecentIds
-from gridsentinel.alerts.store import SqlCaseStore
+from gridsentinel.alerts.stage import CaseProcessor, OrderedPublisher, OutboxStore, RecentIds
+from gridsentinel.alerts.store import SqlCaseStore, encode_event
 from gridsentinel.alerts.store_protocol import CaseQuery
 from gridsentinel.ingest.records import DeadLetter
 
@@ -164,3 +164,98 @@ def test_sweep_publishes_escalations_through_the_outbox(catalog: Catalog) -> Non
 def test_recent_ids_drop_repeats_and_stay_bounded() -> None:
     recent = RecentIds(size=2)
     assert [recent.add(x) for x in ("a", "a", "b", "c", "a")] == [True, False, True, True, True]
+
+
+class SlowKafka:
+    """Produces without acknowledging until told: each send's acks are a future the test resolves."""
+
+    def __init__(self) -> None:
+        self.sent: list[CaseEvent] = []
+        self.pending: list[asyncio.Future[None]] = []
+        self.acked: list[str] = []
+
+    async def send(self, events: Sequence[CaseEvent]) -> asyncio.Future[None]:
+        self.sent.extend(events)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append(future)
+        return future
+
+    async def ack(self, item: str) -> None:
+        self.acked.append(item)
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_pipelined_batches_are_acked_in_order_only_once_kafka_has_their_events(catalog: Catalog) -> None:
+    async def scenario() -> None:
+        store = MemoryCaseStore(outbox=True)
+        kafka, sink = SlowKafka(), Kafka()
+        proc = processor(store, catalog, sink)
+        publisher = OrderedPublisher(kafka.send, proc.forget, kafka.ack, max_pending=4)
+        first = await proc.apply([raw("d1"), raw("d2")])
+        await publisher.submit(first, ["d1", "d2"])
+        # The next batch is applied and produced while the first one's events still wait for Kafka.
+        second = await proc.apply([raw("d3", grid_code="320582110152103")])
+        await publisher.submit(second, ["d3"])
+        assert [e.type for e in kafka.sent] == ["open", "evidence", "open"]
+        await _settle()
+        assert kafka.acked == [] and len(await store.pending_events()) == 3
+        kafka.pending[1].set_result(None)  # Kafka has the second batch first: it still waits for the first
+        await _settle()
+        assert kafka.acked == []
+        kafka.pending[0].set_result(None)
+        await publisher.drain()
+        assert kafka.acked == ["d1", "d2", "d3"]
+        assert await store.pending_events() == []
+        await publisher.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_produce_stops_the_pipeline_and_keeps_its_events_in_the_outbox(catalog: Catalog) -> None:
+    async def scenario() -> None:
+        store = MemoryCaseStore(outbox=True)
+        kafka, sink = SlowKafka(), Kafka()
+        proc = processor(store, catalog, sink)
+        publisher = OrderedPublisher(kafka.send, proc.forget, kafka.ack, max_pending=4)
+        await publisher.submit(await proc.apply([raw("d1")]), ["d1"])
+        await publisher.submit(await proc.apply([raw("d2")]), ["d2"])
+        kafka.pending[0].set_exception(Crash("broker gone"))
+        with pytest.raises(Crash):
+            await publisher.drain()
+        with pytest.raises(Crash):
+            await publisher.submit(await proc.apply([raw("d3")]), ["d3"])
+        assert kafka.acked == []
+        assert [e.type for e in await store.pending_events()] == ["open", "evidence", "evidence"]
+        await publisher.close()
+        # A restart publishes them from the outbox; the redelivered detections change nothing.
+        later = processor(store, catalog, sink)
+        assert await later.flush_outbox() == 3
+        assert await later.process([raw("d1"), raw("d2"), raw("d3")]) == []
+
+    asyncio.run(scenario())
+
+
+def test_batches_with_no_events_are_acked_too(catalog: Catalog) -> None:
+    async def scenario() -> list[str]:
+        kafka = SlowKafka()
+        publisher = OrderedPublisher(kafka.send, MemoryCaseStore(outbox=True).mark_published, kafka.ack)
+        await publisher.submit([], ["replayed", "bad"])
+        await publisher.drain()
+        await publisher.close()
+        return kafka.acked
+
+    assert asyncio.run(scenario()) == ["replayed", "bad"]
+
+
+def test_fast_event_encoding_gives_the_same_bytes(catalog: Catalog) -> None:
+    async def scenario() -> list[CaseEvent]:
+        proc = processor(MemoryCaseStore(outbox=True), catalog, Kafka())
+        return await proc.apply([raw("d1"), raw("d2", severity="critical", source="camera")])
+
+    events = asyncio.run(scenario())
+    assert len(events) >= 2
+    assert all(encode_event(e) == e.to_json() for e in events)
