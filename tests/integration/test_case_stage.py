@@ -25,6 +25,7 @@ from gridsentinel.alerts.store_protocol import CaseQuery
 from gridsentinel.ingest.records import DeadLetter, Detection
 from gridsentinel.ingest.topics import Topics
 
+from ..conftest import drain_detection
 from .conftest import Namespace, wait_for
 
 pytestmark = pytest.mark.integration
@@ -98,21 +99,7 @@ def configure(ns: Namespace, receiver: Receiver, database_url: str, monkeypatch:
 
 
 def detection(detection_id: str, cell: str, observed_at: float, **overrides: Any) -> Detection:
-    base: dict[str, Any] = {
-        "detection_id": detection_id,
-        "source": "sensor",
-        "detector": "drain_level",
-        "detector_version": "1",
-        "kind": "drain_overflow",
-        "category_code": "0103",
-        "category_standard": "GB/T 30428.2-2013",
-        "severity": "alarm",
-        "grid_code": cell,
-        "observed_at": observed_at,
-        "device_id": "dev-1",
-    }
-    base.update(overrides)
-    return Detection(**base)
+    return drain_detection(detection_id, **{"grid_code": cell, "observed_at": observed_at, **overrides})
 
 
 class Kafka:

@@ -22,6 +22,8 @@ from gridsentinel.alerts.workflow import transition_case
 from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import REPO_ROOT
 
+from ..conftest import drain_detection
+
 pytestmark = pytest.mark.integration
 CELL = "320582110152102"
 T0 = 1749434400.0  # Monday 10:00 Asia/Shanghai
@@ -33,21 +35,7 @@ def catalog() -> Catalog:
 
 
 def det(detection_id: str, **overrides: object) -> Detection:
-    base: dict[str, object] = {
-        "detection_id": detection_id,
-        "source": "sensor",
-        "detector": "drain_level",
-        "detector_version": "1",
-        "kind": "drain_overflow",
-        "category_code": "0103",
-        "category_standard": "GB/T 30428.2-2013",
-        "severity": "alarm",
-        "grid_code": CELL,
-        "observed_at": T0,
-        "device_id": "dev-1",
-    }
-    base.update(overrides)
-    return Detection(**base)  # type: ignore[arg-type]
+    return drain_detection(detection_id, **{"grid_code": CELL, "observed_at": T0, **overrides})
 
 
 def test_one_case_per_cell_and_category_and_each_detection_once(

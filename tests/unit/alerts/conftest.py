@@ -11,6 +11,8 @@ import pytest
 from gridsentinel.alerts.categories import Catalog, load_catalog
 from gridsentinel.ingest.records import Detection
 
+from ...conftest import drain_detection
+
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 CELL = "320582110152102"
 # Monday 2025-06-09 10:00 Asia/Shanghai, inside working hours.
@@ -20,12 +22,7 @@ MakeDetection = Callable[..., Detection]
 
 
 def detection(detection_id: str = "d1", **overrides: Any) -> Detection:
-    base: dict[str, Any] = {
-        "detection_id": detection_id, "source": "sensor", "detector": "drain_level", "detector_version": "1",
-        "kind": "drain_overflow", "category_code": "0103", "category_standard": "GB/T 30428.2-2013",
-        "severity": "alarm", "grid_code": CELL, "observed_at": MONDAY_10H, "device_id": "dev-1"}
-    base.update(overrides)
-    return Detection(**base)
+    return drain_detection(detection_id, **{"grid_code": CELL, "observed_at": MONDAY_10H, **overrides})
 
 
 @pytest.fixture(scope="session")

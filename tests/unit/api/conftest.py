@@ -21,6 +21,8 @@ from gridsentinel.api.state import ApiState
 from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import REPO_ROOT, Settings
 
+from ...conftest import drain_detection
+
 CONFIG_DIR = REPO_ROOT / "config"
 CELL = "320582004001001"  # in config/grid.geojson
 NEIGHBOUR = "320582004001002"
@@ -34,23 +36,8 @@ def auth(role: str) -> dict[str, str]:
 
 
 def detection(detection_id: str, **overrides: Any) -> Detection:
-    base: dict[str, Any] = {
-        "detection_id": detection_id,
-        "source": "sensor",
-        "detector": "drain_level",
-        "detector_version": "1",
-        "kind": "drain_overflow",
-        "category_code": "0103",
-        "category_standard": "GB/T 30428.2-2013",
-        "severity": "alarm",
-        "grid_code": CELL,
-        "observed_at": MONDAY_10H,
-        "device_id": "drain-001",
-        "lat": 31.87225,
-        "lon": 120.55053,
-    }
-    base.update(overrides)
-    return Detection(**base)
+    return drain_detection(detection_id, **{"grid_code": CELL, "observed_at": MONDAY_10H, "device_id": "drain-001",
+                                            "lat": 31.87225, "lon": 120.55053, **overrides})
 
 
 Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
