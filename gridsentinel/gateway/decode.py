@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..ingest.metrics import JSON_KEYS, METRICS, convert
+import msgspec
+
+from ..ingest.metrics import JSON_KEYS, METRICS, Metric, convert
 from ..ingest.records import Frame, Reading
 
-SENML_RELATIVE_LIMIT = 2**28  # RFC 8428: times below this are relative to now
+SENML_RELATIVE_LIMIT = 2**28
+MAX_SEQ = 2**63 - 1  # stored as an InfluxDB integer field  # RFC 8428: times below this are relative to now
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_END = b"\xff\xd9"
 
@@ -45,9 +48,7 @@ def parse_time(value: Any, now: float) -> float | Rejection:
     if isinstance(value, bool):
         return Rejection("wrong_type", f"ts must be RFC 3339 text or epoch seconds, got {value!r}")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            return Rejection("not_finite", f"ts must be finite, got {value!r}")
-        return float(value)
+        return _number("ts", value)
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -75,9 +76,14 @@ def check_time(ts: float, now: float, limits: Limits) -> Rejection | None:
 def _number(name: str, value: Any) -> float | Rejection:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return Rejection("wrong_type", f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)  # an int beyond the float range overflows here
+    except OverflowError:
+        return Rejection("out_of_range", f"{name} is an integer of {len(str(value))} digits, beyond any "
+                         "float")
+    if not math.isfinite(number):
         return Rejection("not_finite", f"{name} must be finite, got {value!r}")
-    return float(value)
+    return number
 
 
 def _loads(payload: bytes) -> Any | Rejection:
@@ -125,6 +131,8 @@ def decode_telemetry(device_id: str, payload: bytes, now: float, limits: Limits,
     seq = data.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
         return Rejection("wrong_type", f"seq must be a non-negative integer, got {seq!r}")
+    if seq is not None and seq > MAX_SEQ:
+        return Rejection("out_of_range", f"seq {seq} is beyond {MAX_SEQ} (a 64-bit signed integer)")
     metrics = data["metrics"]
     if not isinstance(metrics, dict) or not metrics:
         return Rejection("wrong_type" if not isinstance(metrics, dict) else "missing_field",
@@ -143,6 +151,52 @@ def decode_telemetry(device_id: str, payload: bytes, now: float, limits: Limits,
         readings.append(Reading(device_id=device_id, metric=metric.name, unit=metric.unit, value=value,
                                 observed_at=ts, seq=seq, received_at=now))
     return readings
+
+
+class _PlainTelemetry(msgspec.Struct):
+    """The JSON contract's common shape, for the gateway's fast path (``decode_plain_telemetry``)."""
+
+    ts: float
+    metrics: dict[str, float]
+    seq: int | None = None
+
+
+_plain_decoder = msgspec.json.Decoder(_PlainTelemetry)
+
+
+def decode_plain_telemetry(payload: bytes, now: float,
+                           limits: Limits) -> tuple[float, int | None, list[tuple[Metric, float]]] | None:
+    """The gateway's fast path: a JSON-contract payload that ``decode_telemetry`` would accept with epoch
+    seconds as ``ts``, decoded about ten times faster: ``(ts, seq, [(metric, value), ...])``.
+
+    None means "not this simple case": anything else (RFC 3339 ``ts``, SenML, and every payload to be
+    rejected) is for ``decode_telemetry``, which gives the reading or the reason. Accepting exactly
+    what ``decode_telemetry`` accepts, with the same values, is checked by tests/unit/gateway.
+
+    >>> decode_plain_telemetry(b'{"ts":1780000000,"seq":4,"metrics":{"water_level_m":0.5}}', 1780000001.0,
+    ...                        Limits())
+    (1780000000.0, 4, [(Metric(name='water_level', unit='m', json_keys=('water_level_m', 'water_level'), \
+lo=-1.0, hi=50.0), 0.5)])
+    >>> decode_plain_telemetry(b'{"ts":"2026-11-27T02:00:00Z","metrics":{"water_level_m":0.5}}', 0.0, Limits())
+    """
+    if len(payload) > limits.max_payload_bytes:
+        return None
+    try:
+        data = _plain_decoder.decode(payload)
+    except msgspec.DecodeError:  # malformed, another shape, or a value msgspec refuses (NaN, 1e999, bool)
+        return None
+    ts, seq, metrics = data.ts, data.seq, data.metrics
+    if not now - limits.max_age_s <= ts <= now + limits.max_future_s:
+        return None
+    if seq is not None and not 0 <= seq <= MAX_SEQ or not metrics:
+        return None
+    out = []
+    for key, value in metrics.items():
+        metric = JSON_KEYS.get(key)
+        if metric is None or not metric.lo <= value <= metric.hi:
+            return None
+        out.append((metric, value))
+    return ts, seq, out
 
 
 _SENML_VALUE_FIELDS = ("v", "vs", "vb", "vd")
@@ -266,6 +320,8 @@ def decode_frame(camera_id: str, payload: bytes, props: dict[str, str], now: flo
             seq = int(props["seq"])
         except ValueError:
             return Rejection("wrong_type", f"frame user property seq must be an integer, got {props['seq']!r}")
+        if not 0 <= seq <= MAX_SEQ:
+            return Rejection("out_of_range", f"frame seq {seq} is outside 0..{MAX_SEQ}")
     return Frame(camera_id=camera_id, observed_at=ts, seq=seq, jpeg=payload, received_at=now)
 
 

@@ -6,7 +6,8 @@ byte to a socket pair. At gateway rates that Python work is the bottleneck. This
 
 - reads the socket in large chunks and frames packets itself;
 - decodes QoS 0/1 PUBLISH packets without properties (the common telemetry case) into a small
-  ``FastMessage`` and calls ``on_message`` directly;
+  ``FastMessage`` and calls ``on_message`` directly, or, when ``on_fast_publish`` is set, hands it the
+  raw topic and payload with no object made at all;
 - hands every other packet (CONNACK, SUBACK, PINGRESP, DISCONNECT, QoS 2, PUBLISH with properties) to
   paho's own handler, so connect, subscribe, keepalive and reconnect stay paho's;
 - sends many PUBACKs as one queued write (``ack_many``).
@@ -19,7 +20,7 @@ tests/unit/gateway/test_mqtt_client.py.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -58,6 +59,10 @@ def _fresh_in_packet() -> dict[str, Any]:
 class BufferedClient(mqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._rbuf = b""
+        # Set, it takes every fast-path PUBLISH instead of ``on_message``, as
+        # ``(topic bytes, payload, mid, qos, dup)``, and acks are its business: no object per message.
+        # It runs on the network thread without paho's callback lock, and must not raise.
+        self.on_fast_publish: Callable[[bytes, bytes, int, int, bool], None] | None = None
         super().__init__(*args, **kwargs)
 
     def buffered(self) -> int:
@@ -136,12 +141,16 @@ class BufferedClient(mqtt.Client):
             p += 2
         if p >= end or buf[p] != 0:  # properties present (or a malformed packet): paho decides
             return False
+        hook = self.on_fast_publish
+        if hook is not None:
+            hook(buf[start + 2:start + 2 + tlen], buf[p + 1:end], mid, qos, bool(cmd & 0x08))
+            return True
         try:
             topic = buf[start + 2:start + 2 + tlen].decode()
         except UnicodeDecodeError:
             return False
         msg = FastMessage(topic, buf[p + 1:end], mid, qos, bool(cmd & 0x08), bool(cmd & 0x01))
-        if self._on_message_filtered:  # message_callback_add() users: let paho route it
+        if self._on_message_filtered._root._children:  # message_callback_add() users: let paho route it
             self._handle_on_message(msg)  # type: ignore[arg-type]
         else:
             on_message = self.on_message

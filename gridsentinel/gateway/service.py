@@ -37,8 +37,16 @@ from ..ingest.records import DeadLetter, DeviceStatus, Frame, Reading
 from ..ingest.registry import Registry
 from ..ingest.topics import Topics
 from ..settings import Settings
-from .decode import Limits, Rejection, SeqWindow, decode_frame, decode_status, decode_telemetry
-from .mqtt_client import BufferedClient
+from .decode import (
+    Limits,
+    Rejection,
+    SeqWindow,
+    decode_frame,
+    decode_plain_telemetry,
+    decode_status,
+    decode_telemetry,
+)
+from .mqtt_client import BufferedClient, FastMessage
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +81,39 @@ class ReadingEncoder:
     def __init__(self) -> None:
         self._heads: dict[tuple[str, str, str, str, str], str] = {}
 
-    def encode(self, r: Reading, kind: str, grid_code: str) -> bytes:
-        key = (r.device_id, r.metric, r.unit, kind, grid_code)
+    def head(self, device_id: str, metric: str, unit: str, kind: str, grid_code: str) -> str:
+        """The JSON text of a reading up to its numbers."""
+        key = (device_id, metric, unit, kind, grid_code)
         head = self._heads.get(key)
         if head is None:
             if len(self._heads) > 100_000:
                 self._heads.clear()
             head = self._heads[key] = (
-                f'{{"device_id":{_json_str(r.device_id)},"metric":{_json_str(r.metric)},'
-                f'"unit":{_json_str(r.unit)},"kind":{_json_str(kind)},"grid_code":{_json_str(grid_code)},')
-        seq = "null" if r.seq is None else int(r.seq)
-        return (f'{head}"value":{float(r.value)!r},"observed_at":{float(r.observed_at)!r},"seq":{seq},'
-                f'"received_at":{float(r.received_at)!r}}}').encode()
+                f'{{"device_id":{_json_str(device_id)},"metric":{_json_str(metric)},'
+                f'"unit":{_json_str(unit)},"kind":{_json_str(kind)},"grid_code":{_json_str(grid_code)},')
+        return head
+
+    def encode(self, r: Reading, kind: str, grid_code: str) -> bytes:
+        head = self.head(r.device_id, r.metric, r.unit, kind, grid_code)
+        return tail(head, float(r.value), float(r.observed_at), r.seq, float(r.received_at))
+
+
+def tail(head: str, value: float, observed_at: float, seq: int | None, received_at: float) -> bytes:
+    """A reading's JSON: its head (``ReadingEncoder.head``) and numbers (``repr`` of a finite float is JSON)."""
+    seq_text = "null" if seq is None else int(seq)
+    return (f'{head}"value":{value!r},"observed_at":{observed_at!r},"seq":{seq_text},'
+            f'"received_at":{received_at!r}}}').encode()
+
+
+class _Route:
+    """What the fast path knows of one telemetry topic of a registered device."""
+
+    __slots__ = ("device_id", "topic", "heads")
+
+    def __init__(self, device_id: str, topic: str, heads: dict[str, str]) -> None:
+        self.device_id = device_id
+        self.topic = topic
+        self.heads = heads  # metric name -> ReadingEncoder.head
 
 
 def reading_json(r: Reading, kind: str, grid_code: str) -> bytes:
@@ -159,6 +188,9 @@ class Gateway:
         self.mqtt.on_disconnect = self._guard(self._on_disconnect)
         self.mqtt.on_message = self._guard(self._on_message)
         self.mqtt.on_subscribe = self._guard(self._on_subscribe)
+        self.mqtt.on_fast_publish = self._on_fast_publish
+        self._routes: dict[bytes, _Route] = {}
+        self._readings_topic = self.topics.readings
         self._receive_maximum = receive_maximum
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -273,6 +305,69 @@ class Gateway:
         if not self._closing:
             log.warning("gateway disconnected from MQTT (%s); paho reconnects", reason)
 
+    def _on_fast_publish(self, topic: bytes, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        """The hot path, for telemetry of a registered device in the JSON contract's common shape;
+        everything else goes to ``_on_message``, which handles (and rejects) any message. Both make the
+        same records from the same message (tests/integration/test_gateway_fast_path.py)."""
+        try:
+            route = self._routes.get(topic)
+            if route is None:
+                route = self._route(topic)
+            now = self.clock()
+            plain = None if route is None or self._closing else decode_plain_telemetry(payload, now, self.limits)
+            if plain is None:
+                self._on_message(self.mqtt, None, FastMessage(  # type: ignore[arg-type]
+                    topic.decode("utf-8", "replace"), payload, mid, qos, dup, False))
+                return
+            assert route is not None
+            ts, seq, values = plain
+            device_id = route.device_id
+            if seq is not None and self._seqs.seen(device_id, seq) and not dup:
+                self._on_message(self.mqtt, None, FastMessage(route.topic, payload, mid, qos, dup, False))
+                return  # rejected there as a duplicate
+            self.stats.received += 1
+            on_delivery = functools.partial(self._delivered, (
+                mid, qos, [len(values)] if len(values) > 1 else None,
+                (device_id, seq) if seq is not None else None, route.topic, self._generation))
+            heads, topic_out, produce = route.heads, self._readings_topic, self.producer.produce
+            for metric, value in values:
+                head = heads.get(metric.name)
+                if head is None:
+                    device = self.registry.get(device_id)
+                    assert device is not None
+                    head = heads[metric.name] = self._encoder.head(device_id, metric.name, metric.unit, device.kind,
+                                                                   device.grid_code or "")
+                record = tail(head, value, ts, seq, now)
+                try:
+                    produce(topic_out, value=record, key=device_id, on_delivery=on_delivery)
+                except BufferError:
+                    self._produce_waiting(topic_out, device_id, record, None, on_delivery)
+            self._since_poll += 1
+            if self._since_poll >= 200:
+                self._since_poll = 0
+                self.producer.poll(0)
+                self._flush_acks()
+        except BaseException as exc:  # kept and re-raised in run(), never swallowed here
+            log.exception("gateway callback failed")
+            self._error = exc
+            self._stop.set()
+
+    def _route(self, topic: bytes) -> _Route | None:
+        """The fast path's route for a telemetry topic of a registered device, else None."""
+        parts = topic.split(b"/")
+        if len(parts) != 4 or parts[0] != b"gs" or parts[1] != b"v1" or parts[3] != b"telemetry":
+            return None
+        try:
+            device_id = parts[2].decode()
+        except UnicodeDecodeError:
+            return None
+        if self.registry.get(device_id) is None:
+            return None
+        if len(self._routes) > 100_000:
+            self._routes.clear()
+        route = self._routes[topic] = _Route(device_id, topic.decode(), {})
+        return route
+
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._closing:
             return  # not acked: the broker redelivers it to us (or another gateway) later
@@ -350,16 +445,19 @@ class Gateway:
         left = [len(records)] if len(records) > 1 else None
         on_delivery = functools.partial(self._delivered, (msg.mid, msg.qos, left, forget_seq, msg.topic,
                                                           self._generation))
-        produce = self.producer.produce
         for topic, key, value, headers in records:
-            while True:
-                try:
-                    produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    # Backpressure on MQTT: serve deliveries here (the main loop may be waiting for the GIL).
-                    self.producer.poll(0.01)
-                    self._flush_acks()
+            self._produce_waiting(topic, key, value, headers, on_delivery)
+
+    def _produce_waiting(self, topic: str, key: str, value: bytes, headers: Any,
+                         on_delivery: Callable[[KafkaError | None, Any], None]) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                return
+            except BufferError:
+                # Backpressure on MQTT: serve deliveries here (the main loop may be waiting for the GIL).
+                self.producer.poll(0.01)
+                self._flush_acks()
 
     def _delivered(self, state: tuple[int, int, list[int] | None, tuple[str, int] | None, str, int],
                    err: KafkaError | None, _m: Any) -> None:

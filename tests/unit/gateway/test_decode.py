@@ -54,6 +54,9 @@ def test_json_contract_epoch_and_rfc3339() -> None:
     (b'{"ts": 1780000000, "metrics": {"voltage": 1}}', "unknown_metric"),
     (b'{"ts": 1780000000, "metrics": {"water_level_m": 99999}}', "out_of_range"),
     (b'"hello"', "wrong_type"),
+    (b'{"ts": 1780000000, "metrics": {"water_level_m": 1' + b"0" * 400 + b"}}", "out_of_range"),
+    (b'{"ts": 1' + b"0" * 400 + b', "metrics": {"water_level_m": 1}}', "out_of_range"),
+    (b'{"ts": 1780000000, "seq": 9223372036854775808, "metrics": {"water_level_m": 1}}', "out_of_range"),
 ])
 def test_json_rejections(payload: bytes, reason: str) -> None:
     out = decode_telemetry("dev-1", payload, NOW, LIMITS)

@@ -109,3 +109,22 @@ def test_other_packets_are_paho_s() -> None:
     # A PINGRESP is handled by paho (it only records the time); a broken length is a protocol error.
     assert c.feed(b"\xd0\x00") == (mqtt.MQTT_ERR_SUCCESS, 2)
     assert c.feed(b"\x30\xff\xff\xff\xff\x01")[0] == mqtt.MQTT_ERR_PROTOCOL
+
+
+def test_fast_publish_hook_gets_raw_topic_and_payload() -> None:
+    c, got = client()
+    raw: list[tuple[bytes, bytes, int, int, bool]] = []
+    c.on_fast_publish = lambda *args: raw.append(args)
+    data = publish("gs/v1/d1/telemetry", b'{"a":1}', mid=7) + publish("gs/v1/d2/frame", b"\xff\xd8", mid=8, dup=True)
+    assert c.feed(data) == (mqtt.MQTT_ERR_SUCCESS, len(data))
+    assert raw == [(b"gs/v1/d1/telemetry", b'{"a":1}', 7, 1, False), (b"gs/v1/d2/frame", b"\xff\xd8", 8, 1, True)]
+    assert not got and not c._out_packet
+
+
+def test_filtered_callbacks_still_route_through_paho() -> None:
+    c, got = client()
+    routed: list[object] = []
+    c.message_callback_add("gs/v1/+/frame", lambda _c, _u, msg: routed.append(msg.topic))
+    data = publish("gs/v1/d1/telemetry", b"{}", mid=1) + publish("gs/v1/d1/frame", b"{}", mid=2)
+    assert c.feed(data) == (mqtt.MQTT_ERR_SUCCESS, len(data))
+    assert routed == ["gs/v1/d1/frame"] and [m.topic for m in got] == ["gs/v1/d1/telemetry"]  # type: ignore[attr-defined]
