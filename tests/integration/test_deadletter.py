@@ -58,6 +58,8 @@ def bad_telemetry(now: float) -> list[tuple[str, bytes]]:
         ("unknown_metric", reading(metrics={"flux_capacitance": 1.21})),
         ("bad_unit", b'[{"n": "water_level", "u": "kg", "v": 1}]'),
         ("out_of_range", reading(metrics={"water_level_m": 999.0})),
+        ("out_of_range", b'{"ts": %d, "metrics": {"water_level_m": 1%s}}' % (now, b"0" * 400)),
+        ("out_of_range", reading(seq=2**63)),
         ("oversize", b'{"pad": "' + b"x" * (70 * 1024) + b'"}'),
         ("timestamp_future", reading(ts=now + 3600)), ("timestamp_too_old", reading(ts=now - 30 * 86400)),
         ("timestamp_future", reading(ts="2999-01-01T00:00:00Z")),
