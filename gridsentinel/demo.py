@@ -115,21 +115,17 @@ def _create_bucket(space: Settings) -> None:
 
 def _drop_namespace(space: Settings) -> None:
     """Delete the run's bucket and Kafka topics (its prefix is unique to the run); best effort."""
-    from confluent_kafka.admin import AdminClient
     from influxdb_client import InfluxDBClient
+
+    from .ingest.topics import delete_topics
 
     try:
         with InfluxDBClient(url=space.influx_url, token=space.influx_token, org=space.influx_org) as c:
             bucket = c.buckets_api().find_bucket_by_name(space.influx_bucket)
             if bucket is not None:
                 c.buckets_api().delete_bucket(bucket)
-        admin = AdminClient({"bootstrap.servers": space.kafka_bootstrap})
         app_id = f"gridsentinel-{space.influx_bucket}"  # the worker's internal topics start with its app id
-        mine = [t for t in admin.list_topics(timeout=10).topics
-                if t.startswith(space.topic_prefix) or t.startswith(f"{app_id}-")]
-        if mine:
-            for future in admin.delete_topics(mine, operation_timeout=30).values():
-                future.result()
+        delete_topics(space.kafka_bootstrap, space.topic_prefix, f"{app_id}-")
     except Exception as exc:  # the run is over either way; say what is left behind
         print(f"could not delete the run's topics/bucket ({type(exc).__name__}: {exc})", flush=True)
 

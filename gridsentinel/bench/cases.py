@@ -36,7 +36,7 @@ from gridsentinel.alerts.categories import load_catalog
 from gridsentinel.alerts.dedup import apply_detection
 from gridsentinel.alerts.grid import dedup_region
 from gridsentinel.alerts.store import SqlCaseStore
-from gridsentinel.bench.common import emit, percentile
+from gridsentinel.bench.common import drop_topics, emit, percentile
 from gridsentinel.ingest.records import Detection
 from gridsentinel.ingest.topics import Topics
 from gridsentinel.settings import REPO_ROOT, Settings
@@ -240,6 +240,8 @@ class _Worker:
             )
         )
         self.topics = Topics(f"{tag}.")
+        self.app_id = f"gs-{tag}"
+        self.bootstrap = settings.kafka_bootstrap
         self.env = {
             **os.environ,
             "GS_TOPIC_PREFIX": f"{tag}.",
@@ -258,7 +260,7 @@ class _Worker:
                 "gridsentinel.cli",
                 "worker",
                 "--app-id",
-                f"gs-{self.tag}",
+                self.app_id,
                 "--stages",
                 "cases",
             ],
@@ -277,6 +279,7 @@ class _Worker:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        drop_topics(self.bootstrap, self.topics.prefix, self.app_id)
 
 
 def _producer(settings: Settings) -> Any:

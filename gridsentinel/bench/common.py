@@ -1,11 +1,15 @@
-"""Shared benchmark helpers: process CPU/memory sampling, percentiles, output."""
+"""Shared benchmark helpers: process CPU/memory sampling, percentiles, output, dropping a run's topics."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
+
+from ..errors import ServiceError
+from ..ingest.topics import delete_topics
 
 
 @dataclass
@@ -63,3 +67,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def emit(result: dict[str, object], as_json: bool, render: str) -> None:
     print(json.dumps(result, indent=2) if as_json else render)
+
+
+def drop_topics(bootstrap: str, prefix: str, app_id: str) -> None:
+    """Delete a run's topics and its worker's Faust topics (the broker keeps them otherwise); best effort:
+    a failure is reported, not raised, so it never hides the benchmark's own result or error."""
+    try:
+        delete_topics(bootstrap, prefix, f"{app_id}-")
+    except ServiceError as exc:
+        print(f"warning: {exc}", file=sys.stderr, flush=True)

@@ -30,7 +30,7 @@ from .. import stack
 from ..ingest.records import Reading
 from ..ingest.topics import Topics
 from ..settings import REPO_ROOT, Settings
-from .common import emit
+from .common import drop_topics, emit
 
 LOCATION = {"lat": 31.87225, "lon": 120.55053}
 PARTITIONS = 4
@@ -110,8 +110,9 @@ def _phase(settings: Settings, config_dir: Path, workdir: Path, mode: str, readi
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()  # gone before its topics are deleted (the broker would create them again)
         log.close()
-        admin.delete_topics([names.readings, names.detections, names.deadletter])
+        drop_topics(settings.kafka_bootstrap, prefix, app_id)
     started = next((t, c) for t, c in samples if c > 0)
     seconds = samples[-1][0] - started[0]
     counted = samples[-1][1] - started[1]

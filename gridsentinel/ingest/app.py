@@ -150,6 +150,22 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def perform_seek(self) -> None:
+        """Stop the flow, then seek the partitions to their committed offsets.
+
+        After a table recovery, Faust 0.15 resumes the stream partitions while the flow is still on (it was
+        turned on to read the changelogs), then seeks, then clears the stream buffers
+        (``flow_control.resume()``). Records fetched in between are queued for the agents and move the read
+        offset past themselves; when the fetcher is still handing out that batch after the seek, the read
+        offset ends past the refetched records, the clear drops the queued ones, and they never come back:
+        the worker sits idle on its backlog until the next rebalance, its commits stuck behind the gap
+        (faust-streaming/faust#596). With the flow stopped first, the fetcher stops at the next record, the
+        seek's read offsets are the last word, and whatever the clear drops is fetched again (at least once;
+        the recovery turns the flow back on after the clear).
+        """
+        self.stop_flow()
+        await super().perform_seek()
+
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         """Deliver a fetched message without four asyncio tasks when it cannot block.
 
@@ -172,8 +188,9 @@ class _Consumer(faust_aiokafka.Consumer):
 
 
 class KafkaTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with two changes: a settable fetch long-poll, and commit errors that
-    do not stop the worker (see ``_ConsumerThread._commit``).
+    """Faust's aiokafka transport with a settable fetch long-poll, commit errors that do not stop the worker
+    (``_ConsumerThread._commit``), deliveries without the per-message race when nothing can block
+    (``_Consumer.wait_first``) and no records lost around the seek after a recovery (``_Consumer.perform_seek``).
 
     Faust 0.15 passes ``fetch_max_wait_ms=1500`` to aiokafka with no setting to change it. aiokafka
     sends one fetch per broker at a time, and a partition whose records were just consumed is not

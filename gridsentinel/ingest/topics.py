@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ServiceError
+
 
 @dataclass(frozen=True, slots=True)
 class Topics:
@@ -43,3 +45,34 @@ class Topics:
     def all(self) -> list[str]:
         return [self.readings, self.frames, self.device_status, self.detections, self.case_events,
                 self.deadletter, self.config]
+
+
+def delete_topics(bootstrap: str, *prefixes: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with one of ``prefixes`` and return their names.
+
+    A run's namespace is its topic prefix (``t1a2b.``) and its Faust app id followed by a dash
+    (``gs-test-1a2b-``: table changelogs, repartition and ``__assignor-__leader`` topics). Raises
+    ``ServiceError`` naming the topics that could not be deleted, after trying all of them.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    if not prefixes or not all(prefixes):
+        raise ValueError(f"refusing to delete topics by an empty prefix: {prefixes!r}")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        names = sorted(t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefixes))
+    except KafkaException as exc:
+        raise ServiceError(f"could not list the Kafka topics to delete ({exc})") from exc
+    if not names:
+        return []
+    failed = []
+    for name, future in admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:  # already gone is what we want
+                failed.append(f"{name} ({exc.args[0].str()})")
+    if failed:
+        raise ServiceError(f"could not delete {len(failed)} of {len(names)} Kafka topics: {', '.join(failed)}")
+    return names

@@ -9,17 +9,20 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from influxdb_client import InfluxDBClient
 
 from gridsentinel import stack
+from gridsentinel.errors import ServiceError
+from gridsentinel.ingest.topics import delete_topics
 from gridsentinel.settings import REPO_ROOT, Settings
 from gridsentinel.stack.services import Mosquitto
 
@@ -133,8 +136,20 @@ def ns(settings: Settings, tmp_path: Path) -> Iterator[Namespace]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    _drop_topics(space)
     with space.influx() as client:
         client.buckets_api().delete_bucket(bucket)
+
+
+def _drop_topics(space: Namespace) -> None:
+    """Delete the test's topics and its workers' Faust topics (changelogs, ``__assignor-__leader``...): the
+    broker's data outlives the session. Once its processes are stopped; a failure warns, the test stands."""
+    try:
+        delete_topics(space.settings.kafka_bootstrap, space.prefix, f"{space.app_id}-")
+    except (ServiceError, KafkaException) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # pytest turns warnings into errors; this one must not fail the test
+            warnings.warn(f"Kafka topics of {space.prefix} / {space.app_id} left behind: {exc}", stacklevel=1)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.5,

@@ -244,10 +244,6 @@ def _changelog_last_ts(ns: Namespace, camera: str) -> float | None:
         consumer.close()
 
 
-# Known flake (about 1 run in 4 of the full suite): after the restart the new worker sometimes stops
-# consuming gs.frames (a Faust rebalance that never completes; cause not found yet). One rerun, on a fresh
-# namespace; a real regression still fails twice.
-@pytest.mark.flaky(reruns=1)
 def test_kill_9_of_the_worker_keeps_the_incident_and_the_learnt_scene(ns: Namespace) -> None:
     camera = f"cam-{ns.prefix.strip('.')}-kill"
     _cameras(ns, {camera: {}})
