@@ -499,6 +499,27 @@ class Gateway:
         self.mqtt.ack_many(mids)
 
 
+def drop_session(settings: Settings, client_id: str, timeout: float = 10.0) -> None:
+    """End a gateway's persistent MQTT session for good: the broker stops queueing for it at once.
+
+    For gateways that will not come back under this client id (tests, benchmarks): their session would
+    otherwise keep taking every telemetry message until it expires. Connects with clean start (which
+    discards the old session) and no session expiry, then disconnects."""
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set("gateway", settings.gateway_password)
+    client.on_connect = lambda *_: done.set()
+    client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=10, clean_start=True)
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise ServiceError(f"could not connect to MQTT at {settings.mqtt_host}:{settings.mqtt_port} to drop "
+                               f"the session of {client_id}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def run_gateway(settings: Settings, client_id: str | None = None, stats_file: str | None = None) -> int:
     logging.getLogger().setLevel(logging.INFO)
     registry = Registry.load(settings.config_dir)

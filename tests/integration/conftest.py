@@ -22,6 +22,7 @@ from influxdb_client import InfluxDBClient
 
 from gridsentinel import stack
 from gridsentinel.errors import ServiceError
+from gridsentinel.gateway.service import drop_session
 from gridsentinel.ingest.topics import delete_topics
 from gridsentinel.settings import REPO_ROOT, Settings
 from gridsentinel.stack.services import Mosquitto
@@ -50,6 +51,7 @@ class Namespace:
     config_dir: Path
     workdir: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    gateway_ids: set[str] = field(default_factory=set)  # MQTT sessions to drop at the end
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "GS_TOPIC_PREFIX": self.prefix, "GS_CONFIG_DIR": str(self.config_dir),
@@ -76,6 +78,7 @@ class Namespace:
         """Start a gateway and wait until it is subscribed (messages before that have no subscriber)."""
         if "--client-id" not in args:
             args = (*args, "--client-id", f"gw-{self.prefix.strip('.')}-{name}")
+        self.gateway_ids.add(args[args.index("--client-id") + 1])
         proc = self.spawn(name, "gateway", *args)
         wait_for(lambda: " ready: " in self.log(name), 60, f"{name} to subscribe", ns=self,
                  on_timeout=lambda: self.log(name))
@@ -137,6 +140,8 @@ def ns(settings: Settings, tmp_path: Path) -> Iterator[Namespace]:
                 proc.kill()
                 proc.wait()
     _drop_topics(space)
+    for client_id in space.gateway_ids:  # else the broker queues every later test's telemetry for them
+        drop_session(space.settings, client_id)
     with space.influx() as client:
         client.buckets_api().delete_bucket(bucket)
 
