@@ -9,9 +9,13 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import GridSentinelError
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .stack import ServiceState
 
 # Benchmarks live in modules exposing add_arguments(parser) and run(args) -> int.
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -53,7 +57,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(s.health.ok for s in states) else 1
 
 
-def _print_states(states: list) -> None:  # type: ignore[type-arg]
+def _print_states(states: list[ServiceState]) -> None:
     print(f"{'service':<10} {'state':<9} {'version':<10} {'address':<28} detail")
     for s in states:
         state = "healthy" if s.health.ok else ("unhealthy" if s.running else "stopped")

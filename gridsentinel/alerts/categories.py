@@ -46,7 +46,7 @@ class HandleLimits(_Strict):
     critical: TimeLimit = Field(description="Limit for critical cases.")
 
     def for_severity(self, severity: str) -> TimeLimit:
-        return getattr(self, severity)  # type: ignore[no-any-return]
+        return getattr(self, severity)
 
 
 class CaseRules(_Strict):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from gridsentinel.alerts.calendar import deadline
 from gridsentinel.alerts.case import Case, CaseChange, apply_action, chain, log
@@ -66,7 +66,7 @@ def attach(case: Case, detection: Detection, severity: str, *, now: float, catal
     )
     # Late evidence for a closed case is kept, but does not re-alert anyone.
     if case.is_active and SEVERITIES.index(severity) > SEVERITIES.index(case.severity):
-        updates: dict[str, object] = {"severity": severity}
+        updates: dict[str, Any] = {"severity": severity}
         if case.dispatched_at is not None and case.due_at is not None:
             limit = catalog.policy(case.category_key).handle_limits.for_severity(severity)
             updates["due_at"] = min(case.due_at, deadline(case.dispatched_at, limit, catalog.calendar))

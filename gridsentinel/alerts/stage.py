@@ -435,12 +435,12 @@ def register(app: faust.App, ctx: StageContext) -> None:
     ctx.stats["cases"] = lambda: dict(opened["processor"].stats) if "processor" in opened else {}
 
     @app.agent(ctx.topics["detections"], name=f"{options.app_id}.cases")
-    async def cases(stream: faust.StreamT) -> None:
+    async def cases(stream: faust.StreamT[Any]) -> None:
         proc = await processor()
         recovered = await proc.flush_outbox()  # events a crashed run committed but never produced
         if recovered:
             log.warning("published %d case events left in the outbox by an earlier run", recovered)
-        manual = stream.noack()
+        manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
         publisher = OrderedPublisher(send, proc.forget, manual.ack, max_pending=config.pending_batches)
         try:
             async for batch in manual.noack_take(config.batch_size, within=0.01):
@@ -452,7 +452,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
     recent = RecentIds()
 
     @app.agent(case_events, name=f"{options.app_id}.alerts")
-    async def alerts(stream: faust.StreamT) -> None:
+    async def alerts(stream: faust.StreamT[Any]) -> None:
         service = await delivery()
         async for event in stream.events():
             if event.headers.get(NOTIFY_HEADER) == b"0":
@@ -480,7 +480,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
         await proc.sweep()
         await proc.flush_outbox(older_than_s=config.outbox_grace_s)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
     async def _close(app: faust.App, **kwargs: object) -> None:
         if "delivery" in opened:
             await opened.pop("delivery").close()

@@ -105,11 +105,9 @@ def add_token(
         raise ConfigError(f"{path}: token id {token_id!r} already exists")
     plain = plain or secrets.token_urlsafe(32)
     try:
-        entry = TokenEntry(
-            id=token_id,
-            role=role,
-            hash=hash_token(plain),  # type: ignore[arg-type]
-            description=description,
+        # Validated, not constructed: ``role`` is a caller's string, and an unknown one is a ConfigError.
+        entry = TokenEntry.model_validate(
+            {"id": token_id, "role": role, "hash": hash_token(plain), "description": description}
         )
     except ValueError as exc:
         raise ConfigError(f"{path}: invalid token {token_id!r}: {exc}") from None

@@ -173,7 +173,7 @@ def _child(mode: str, app_id: str, stats_path: str) -> int:
         topic = app.topic(Topics(settings.topic_prefix).readings, partitions=PARTITIONS)
 
         @app.agent(topic, name=f"{app_id}.baseline")
-        async def baseline(stream: faust.StreamT) -> None:
+        async def baseline(stream: faust.StreamT[Any]) -> None:
             async for value in stream:
                 Reading.from_json(value)
                 counter["count"] += 1

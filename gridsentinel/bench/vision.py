@@ -86,7 +86,7 @@ def _run(
     onset: float = float("inf"),
     until: float = float("inf"),
 ) -> list[tuple[float, Any]]:
-    found = []
+    found: list[tuple[float, Any]] = []
     for i, f in enumerate(frames):
         t = i / fps
         if t > until:
@@ -181,11 +181,14 @@ def static_events(frames: list[np.ndarray], fps: float) -> dict[str, Any]:
     cfg = StaticObjectConfig(regions=[StaticRegion(name="frame", dwell_s=STATIC_DWELL_S)])
     delays: list[float | None] = []
     for x, y in spots:
+        def left_object(f: np.ndarray, t: float, x: int = x, y: int = y) -> np.ndarray:
+            return syn.paste(f, patch, x, y)
+
         delays += _event_trials(
             frames,
             fps,
             lambda: StaticObjectDetector(cfg),
-            lambda f, t, x=x, y=y: syn.paste(f, patch, x, y),
+            left_object,
             [10.0, 45.0],
             STATIC_DWELL_S + 8.0,
         )
@@ -197,21 +200,27 @@ def static_events(frames: list[np.ndarray], fps: float) -> dict[str, Any]:
 def smoke_events(frames: list[np.ndarray], fps: float) -> dict[str, Any]:
     delays: list[float | None] = []
     for origin in [(0.3, 0.9), (0.6, 0.75), (0.8, 0.6), (0.5, 0.5)]:
+        def smoking(f: np.ndarray, t: float, o: tuple[float, float] = origin) -> np.ndarray:
+            return syn.smoke(f, t, origin=o)
+
         delays += _event_trials(
             frames,
             fps,
             lambda: FireSmokeDetector(FireSmokeConfig()),
-            lambda f, t, o=origin: syn.smoke(f, t, origin=o),
+            smoking,
             [15.0, 45.0],
             20.0,
         )
     flames: list[float | None] = []
     for center in [(0.3, 0.85), (0.7, 0.6)]:
+        def burning(f: np.ndarray, t: float, c: tuple[float, float] = center) -> np.ndarray:
+            return syn.flames(f, t, center=c, size=0.04, seed=int(t * 10))
+
         flames += _event_trials(
             frames,
             fps,
             lambda: FireSmokeDetector(FireSmokeConfig()),
-            lambda f, t, c=center: syn.flames(f, t, center=c, size=0.04, seed=int(t * 10)),
+            burning,
             [15.0, 45.0],
             20.0,
         )
@@ -294,12 +303,12 @@ def speed(frames: list[np.ndarray]) -> dict[str, Any]:
         camera_id="bench",
         waterlogging=WaterloggingConfig(enabled=True, regions=[WaterRegion(name="road", polygon=ROAD)]),
     )
-    worst = CameraConfig(
-        camera_id="bench",
+    worst = CameraConfig.model_validate({
+        "camera_id": "bench",
         **{  # every detector analyses every frame
             name: {**getattr(cfg, name).model_dump(), "analysis_fps": 30.0} for name in DETECTORS
         },
-    )
+    })
     n = min(len(frames), 250)
     for label, size in (("640x480", (640, 480)), ("1280x720", (1280, 720))):
         sized = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames[:n]]

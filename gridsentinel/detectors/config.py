@@ -253,12 +253,12 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _layers(config: DetectorConfig, device_id: str, kind: str, grid_code: str) -> list[dict[str, Any]]:
-    layers = [config.kinds[kind].detectors.model_dump(exclude_none=True)]  # type: ignore[index]
+def _layers(config: DetectorConfig, device_id: str, kind: DeviceKind, grid_code: str) -> list[dict[str, Any]]:
+    layers = [config.kinds[kind].detectors.model_dump(exclude_none=True)]
     for prefix in sorted(config.grid_overrides, key=len):
         per_kind = config.grid_overrides[prefix]
         if grid_code.startswith(prefix) and kind in per_kind:
-            layers.append(per_kind[kind].model_dump(exclude_unset=True))  # type: ignore[index]
+            layers.append(per_kind[kind].model_dump(exclude_unset=True))
     if device_id in config.device_overrides:
         layers.append(config.device_overrides[device_id].model_dump(exclude_unset=True))
     return layers
@@ -285,7 +285,7 @@ def settings_for(config: DetectorConfig, device_id: str, kind: str, grid_code: s
         settings = getattr(resolved, name)
         if settings is not None and settings.enabled:
             detectors[name] = settings.model_dump(exclude={"enabled"})
-    ks = config.kinds[kind]  # type: ignore[index]
+    ks = config.kinds[kind]
     return DeviceSettings(device_id, kind, grid_code, config.version, ks.category,
                           dict(ks.category_by_finding), detectors)
 

@@ -250,8 +250,9 @@ def register(app: faust.App, ctx: StageContext) -> None:
         saved = saved_blob(cam, frame.camera_id)
         if saved is not None:
             meta, blob = saved
+            stack = cam.stack
             try:
-                await asyncio.to_thread(lambda: cam.stack.set_state(unpack_state(blob)))
+                await asyncio.to_thread(lambda: stack.set_state(unpack_state(blob)))
                 cam.last_ts = cam.saved_ts = meta["last_ts"]
                 cam.generation = meta["generation"]
                 counts["state_restores"] += 1
@@ -304,7 +305,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
         found = cam.stack.update(image, ts)
         return None, with_snapshots(image, found) if found else found
 
-    async def on_frame(event: faust.EventT) -> None:
+    async def on_frame(event: faust.EventT[Any]) -> None:
         msg = event.message
         payload = event.value if isinstance(event.value, bytes) else b""
         counts["frames_in"] += 1
@@ -350,7 +351,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
             await save(frame.camera_id, cam, ts)
 
     @app.agent(ctx.topics["frames"], name=f"{options.app_id}.frames")
-    async def frames(stream: faust.StreamT) -> None:
+    async def frames(stream: faust.StreamT[Any]) -> None:
         # Faust acks an event when the loop comes back for the next one: after it has been processed.
         async for event in stream.events():
             await on_frame(event)
@@ -365,7 +366,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
         if evidence.enabled:
             counts["evidence_swept"] += await asyncio.to_thread(evidence.sweep, time.time())
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
     async def _revoked(app: faust.App, revoked: set[Any], **kwargs: object) -> None:
         # another worker may take these cameras: reload their state from the table when they come back
         gone = {tp.partition for tp in revoked if tp.topic == frames_name}

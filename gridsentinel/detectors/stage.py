@@ -156,8 +156,8 @@ def register(app: faust.App, ctx: StageContext) -> None:
         table.data[key] = value
 
     @app.agent(source, name=f"{options.app_id}.detect")
-    async def detect(stream: faust.StreamT) -> None:
-        manual = stream.noack()
+    async def detect(stream: faust.StreamT[Any]) -> None:
+        manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
         async for events in manual.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
             # 1. the whole batch in memory, with no await: nothing else touches the engine meanwhile
             batch: dict[str, dict[str, Any]] = {}  # device -> its record as of this batch's end
@@ -208,7 +208,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
             body = json.dumps({"now": tick_now(partition, wall)}).encode()
             await ticks.send(value=body, partition=partition)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
     async def _revoked(app: faust.App, revoked: set[Any], **kwargs: object) -> None:
         # another worker may take these devices: reload them from the table when they come back
         engine.forget()

@@ -101,7 +101,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
                           against_live=args.against == "live", out_dir=out, bucket=args.bucket,
                           prefix_digits=args.prefix_digits, tolerance_s=args.tolerance,
                           check_every_s=args.check_every, csv_kind=args.kind or "", csv_grid=args.grid or "")
-    summary, folder = run_sync(req, settings)
+    summary, _ = run_sync(req, settings)  # it writes the report to req.out_dir, which is ``out``
     if args.json:
         print(json.dumps(summary))
     else:
@@ -111,7 +111,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{name} ({run['label']}): {run['detections']} detections, {run['cases']} cases "
                   f"(open {run['cases_would_open']}, merge {run['cases_would_merge']}, reopen "
                   f"{run['cases_would_reopen']}){extra}")
-        print(f"report: {folder / 'report.html'}  summary: {folder / 'summary.json'}", file=sys.stderr)
+        print(f"report: {out / 'report.html'}  summary: {out / 'summary.json'}", file=sys.stderr)
     return 0
 
 
@@ -119,7 +119,7 @@ def _author(p: argparse.ArgumentParser) -> None:
     p.add_argument("--author", default=None, help="who applies it (default user:<login>)")
 
 
-def add_config_actions(csub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_config_actions(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add apply/history/diff/rollback/shadow to the ``config`` command's subparsers."""
     p = csub.add_parser("apply", help="validate, store a new version and publish it to running workers",
                         description="Validate a detectors.yaml, store it as a new version (author, time, "
@@ -153,7 +153,7 @@ def add_config_actions(csub: argparse._SubParsersAction) -> None:  # type: ignor
     sp.set_defaults(func=cmd_shadow)
 
 
-def add_backtest_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_backtest_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``backtest`` to the top-level subparsers."""
     p = sub.add_parser("backtest", help="replay history through a detector config (no side effects)",
                        description="Replay readings through the live detection engine and dedup rules "
@@ -180,6 +180,7 @@ def add_backtest_command(sub: argparse._SubParsersAction) -> None:  # type: igno
     p.set_defaults(func=cmd_backtest)
 
 
-def register_cli(sub: argparse._SubParsersAction, csub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                 csub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_config_actions(csub)
     add_backtest_command(sub)

@@ -253,7 +253,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
     ctx.stats["shadow"] = lambda: {"run_id": runner.run_id, **runner.counts}
 
     @app.agent(ctx.topics["readings"], name=f"{ctx.options.app_id}.shadow")
-    async def shadow_detect(stream: faust.StreamT) -> None:
+    async def shadow_detect(stream: faust.StreamT[Any]) -> None:
         async for value in stream:
             await runner.on_reading(value)
 

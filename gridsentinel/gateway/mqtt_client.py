@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import MQTTErrorCode
 from paho.mqtt.enums import MQTTProtocolVersion
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import _InPacket  # declared for type checkers only
 
 RECV_CHUNK = 256 * 1024
 PUBLISH = 0x30
@@ -51,7 +54,7 @@ class FastMessage:
         return f"FastMessage(topic={self.topic!r}, mid={self.mid}, qos={self.qos}, {len(self.payload)} bytes)"
 
 
-def _fresh_in_packet() -> dict[str, Any]:
+def _fresh_in_packet() -> _InPacket:
     return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
             "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
 
@@ -151,13 +154,13 @@ class BufferedClient(mqtt.Client):
             return False
         msg = FastMessage(topic, buf[p + 1:end], mid, qos, bool(cmd & 0x08), bool(cmd & 0x01))
         if self._on_message_filtered._root._children:  # message_callback_add() users: let paho route it
-            self._handle_on_message(msg)  # type: ignore[arg-type]
+            self._handle_on_message(msg)  # type: ignore[arg-type]  # FastMessage has what paho reads of one
         else:
             on_message = self.on_message
             if on_message is not None:
                 with self._in_callback_mutex:
                     try:
-                        on_message(self, self._userdata, msg)  # type: ignore[arg-type]
+                        on_message(self, self._userdata, msg)  # type: ignore[arg-type]  # duck-typed MQTTMessage
                     except Exception as err:
                         self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
                         if not self.suppress_exceptions:
@@ -175,7 +178,7 @@ class BufferedClient(mqtt.Client):
             self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
             rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
         finally:
-            self._in_packet = _fresh_in_packet()  # type: ignore[typeddict-item]
+            self._in_packet = _fresh_in_packet()
         return rc
 
     def ack_many(self, mids: Iterable[int]) -> None:

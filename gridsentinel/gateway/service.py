@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 KINDS = ("telemetry", "frame", "status")
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # Kafka record limit of the gateway's producer and its big topics
 DEADLETTER_KEEP_BYTES = 256 * 1024  # a dead letter keeps at most this much of the raw payload
+_Message = mqtt.MQTTMessage | FastMessage  # paho's, or the fast path's lighter stand-in
 
 
 @dataclass
@@ -316,7 +317,7 @@ class Gateway:
             now = self.clock()
             plain = None if route is None or self._closing else decode_plain_telemetry(payload, now, self.limits)
             if plain is None:
-                self._on_message(self.mqtt, None, FastMessage(  # type: ignore[arg-type]
+                self._on_message(self.mqtt, None, FastMessage(
                     topic.decode("utf-8", "replace"), payload, mid, qos, dup, False))
                 return
             assert route is not None
@@ -368,7 +369,7 @@ class Gateway:
         route = self._routes[topic] = _Route(device_id, topic.decode(), {})
         return route
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: _Message) -> None:
         if self._closing:
             return  # not acked: the broker redelivers it to us (or another gateway) later
         self.stats.received += 1
@@ -378,6 +379,7 @@ class Gateway:
             self._reject(msg, now, Rejection("bad_topic", f"topic {msg.topic!r} is not gs/v1/<device>/<kind>"))
             return
         device_id, kind = parts[2], parts[3]
+        payload = bytes(msg.payload)  # paho types it bytes | bytearray; it is bytes, and bytes(b) is b (no copy)
         device = self.registry.get(device_id)
         if device is None:
             self._reject(msg, now, Rejection("unknown_device", f"device {device_id!r} is not in the registry "
@@ -385,7 +387,7 @@ class Gateway:
             return
         if kind == "telemetry":
             ctype = getattr(msg.properties, "ContentType", None) if msg.properties else None
-            result = decode_telemetry(device_id, msg.payload, now, self.limits, ctype)
+            result = decode_telemetry(device_id, payload, now, self.limits, ctype)
             if isinstance(result, Rejection):
                 self._reject(msg, now, result, device_id)
                 return
@@ -412,7 +414,7 @@ class Gateway:
                                                  "not a camera; only cameras send frames"), device_id)
                 return
             props = dict(getattr(msg.properties, "UserProperty", None) or []) if msg.properties else {}
-            frame = decode_frame(device_id, msg.payload, props, now, self.limits)
+            frame = decode_frame(device_id, payload, props, now, self.limits)
             if isinstance(frame, Rejection):
                 self._reject(msg, now, frame, device_id)
                 return
@@ -420,7 +422,7 @@ class Gateway:
                           jpeg=frame.jpeg, received_at=now, grid_code=device.grid_code or "")
             self._produce(msg, [(self.topics.frames, device_id, frame.jpeg, frame.headers())])
         else:
-            status = decode_status(msg.payload)
+            status = decode_status(payload)
             if isinstance(status, Rejection):
                 self._reject(msg, now, status, device_id)
                 return
@@ -428,7 +430,7 @@ class Gateway:
             self._produce(msg, [(self.topics.device_status, device_id, record.to_json(), None)])
 
     # -- Kafka side -------------------------------------------------------------------------------
-    def _reject(self, msg: mqtt.MQTTMessage, now: float, why: Rejection, device_id: str | None = None) -> None:
+    def _reject(self, msg: _Message, now: float, why: Rejection, device_id: str | None = None) -> None:
         self.stats.rejected += 1
         self.rejections[why.reason] += 1
         payload, detail = msg.payload, why.detail
@@ -439,7 +441,7 @@ class Gateway:
                             payload_b64=base64.b64encode(payload).decode(), device_id=device_id)
         self._produce(msg, [(self.topics.deadletter, device_id or "", letter.to_json(), None)])
 
-    def _produce(self, msg: mqtt.MQTTMessage, records: list[tuple[str, str, bytes, Any]],
+    def _produce(self, msg: _Message, records: list[tuple[str, str, bytes, Any]],
                  forget_seq: tuple[str, int] | None = None) -> None:
         # One small tuple and one partial per message (no closures): this runs for every message.
         left = [len(records)] if len(records) > 1 else None

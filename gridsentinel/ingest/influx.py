@@ -81,8 +81,9 @@ class InfluxSink:
         attempt = 0
         while True:
             try:
+                # influxdb-client annotates write_precision as WritePrecision, whose constants are plain str
                 self._write.write(bucket=self.bucket, org=self.org, record=body,
-                                  write_precision=WritePrecision.US)
+                                  write_precision=WritePrecision.US)  # type: ignore[arg-type]
                 self.points_written += len(lines)
                 done = time.time()
                 for r in readings:

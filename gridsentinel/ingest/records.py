@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal, Self
 
 Source = Literal["sensor", "camera", "citizen", "inspector", "hotline"]
@@ -30,7 +30,7 @@ def _field_names(cls: type) -> frozenset[str]:
     """A record class's field names, computed once (``dataclasses.fields`` is slow per decode)."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
     return names
 
 
@@ -38,9 +38,11 @@ class _Record:
     """JSON round trip shared by the records below."""
 
     _required: ClassVar[tuple[str, ...]] = ()
+    # Set by @dataclass on every subclass; declared so that asdict() and fields() type-check here.
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()

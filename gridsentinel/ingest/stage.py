@@ -96,8 +96,8 @@ def register(app: faust.App, ctx: StageContext) -> None:
         return await asyncio.to_thread(sink.write, readings, stopping.is_set)
 
     @app.agent(ctx.topics["readings"], name=f"{options.app_id}.ingest")
-    async def ingest(stream: faust.StreamT) -> None:
-        manual = stream.noack()
+    async def ingest(stream: faust.StreamT[Any]) -> None:
+        manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
         writer = OrderedWriter(write, manual.ack, max_points=options.batch_size,
                                max_pending=options.pending_batches)
         try:
@@ -118,6 +118,6 @@ def register(app: faust.App, ctx: StageContext) -> None:
         finally:
             await writer.close()
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
     async def _stop(app: faust.App, **kwargs: object) -> None:
         stopping.set()

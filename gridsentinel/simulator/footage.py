@@ -17,7 +17,13 @@ def frames() -> tuple[np.ndarray, ...]:
     paths = sorted(FOOTAGE_DIR.glob("*.jpg"))
     if not paths:
         raise FileNotFoundError(f"no footage in {FOOTAGE_DIR}")
-    return tuple(cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths)
+    out = []
+    for p in paths:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:  # unreadable: say which file now, not fail later on a None frame
+            raise OSError(f"cannot decode {p}")
+        out.append(img)
+    return tuple(out)
 
 
 def covered(frame: np.ndarray) -> np.ndarray:

@@ -383,7 +383,7 @@ def _cover_incident(dev: Device, det: Any, kinds: dict[str, Any]) -> Incident:
 
 def _stuck_delay(config_dir: Path, dev: Device | None) -> float:
     det = load_file(config_dir / "detectors.yaml")
-    s = det.kinds["noise"].detectors.flatline  # type: ignore[index]
+    s = det.kinds["noise"].detectors.flatline
     if dev is not None:
         s_dev = _settings(det, dev).get("flatline")
         if s_dev is None:

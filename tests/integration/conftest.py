@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -157,8 +158,11 @@ def _drop_topics(space: Namespace) -> None:
             warnings.warn(f"Kafka topics of {space.prefix} / {space.app_id} left behind: {exc}", stacklevel=1)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.5,
-             on_timeout: Callable[[], str] = lambda: "", ns: Namespace | None = None) -> object:
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, every: float = 0.5,
+             on_timeout: Callable[[], str] = lambda: "", ns: Namespace | None = None) -> T:
     """Poll until ``predicate`` is truthy. A bound on waiting, not a timing assertion."""
     deadline = time.monotonic() + timeout
     while True:

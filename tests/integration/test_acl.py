@@ -22,7 +22,7 @@ def listener(ns: Namespace, username: str, password: str,
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"acl-{uuid.uuid4().hex[:8]}",
                          protocol=mqtt.MQTTv5)
     client.username_pw_set(username, password)
-    client.on_message = lambda _c, _u, msg: got.put(msg.payload)
+    client.on_message = lambda _c, _u, msg: got.put(bytes(msg.payload))
     client.on_subscribe = lambda _c, _u, mid, _r, _p: subscribed.put(mid)
     client.connect(ns.settings.mqtt_host, ns.settings.mqtt_port)
     client.loop_start()

@@ -146,11 +146,15 @@ def test_bad_input_corpus_goes_to_the_dead_letter_with_its_reasons(ns: Namespace
                 and time.monotonic() < deadline:
             for m in consumer.consume(500, timeout=1.0):
                 if m.error() is None:
-                    letters.append(DeadLetter.from_json(m.value()))
+                    value = m.value()
+                    assert value is not None  # a dead letter always has a body
+                    letters.append(DeadLetter.from_json(value))
             ns.check_alive()
         for m in consumer.consume(500, timeout=2.0):  # nothing beyond the corpus
             if m.error() is None:
-                letters.append(DeadLetter.from_json(m.value()))
+                value = m.value()
+                assert value is not None  # a dead letter always has a body
+                letters.append(DeadLetter.from_json(value))
     finally:
         consumer.close()
     # The broker is shared: another test's or the demo's devices may publish meanwhile, and this gateway

@@ -48,8 +48,10 @@ class Kafka:
         while (msg := self.consumer.poll(0.2)) is not None:
             if msg.error():
                 continue
-            target = self.dead if msg.topic().endswith("gs.deadletter") else self.detections
-            target.append(json.loads(msg.value()))
+            topic, value = msg.topic(), msg.value()
+            assert topic is not None and value is not None  # None only on error events
+            target = self.dead if topic.endswith("gs.deadletter") else self.detections
+            target.append(json.loads(value))
         return self.detections
 
     def of(self, device: str, kind: str | None = None) -> list[dict[str, Any]]:

@@ -70,8 +70,10 @@ class Bus:
         while (msg := self.consumer.poll(0.2)) is not None:
             if msg.error():
                 continue
-            target = self.case_events if msg.topic().endswith("gs.case-events") else self.detections
-            target.append(json.loads(msg.value()))
+            topic, value = msg.topic(), msg.value()
+            assert topic is not None and value is not None  # None only on error events
+            target = self.case_events if topic.endswith("gs.case-events") else self.detections
+            target.append(json.loads(value))
 
     def of(self, device: str) -> list[dict[str, Any]]:
         self.poll()
@@ -302,7 +304,11 @@ def test_shadow_config_records_cases_and_never_dispatches(ns: Namespace, bus: Bu
     assert _cells(live) == {(CELLS[1], "component:0103")}
     assert _cells(shadow) == {(CELLS[0], "component:0103"), (CELLS[1], "component:0103")}
 
-    wait_for(lambda: bus.poll() is None and bus.case_events, 30, "the live case's events", ns=ns)
+    def case_events() -> list[dict[str, Any]]:
+        bus.poll()
+        return bus.case_events
+
+    wait_for(case_events, 30, "the live case's events", ns=ns)
     time.sleep(3)  # a shadow event, if one leaked, would be here by now
     bus.poll()
     assert {e["case_id"] for e in bus.case_events} == {live[0].case_id}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -39,14 +40,14 @@ def test_json_reading_lands_in_influxdb(ns: Namespace) -> None:
     query = (f'from(bucket: "{ns.bucket}") |> range(start: -1h) '
              f'|> filter(fn: (r) => r._measurement == "reading" and r.device == "{device}")')
 
-    def rows() -> list[dict[str, object]]:
+    def rows() -> list[dict[str, Any]]:
         with ns.influx() as influx:
             tables = influx.query_api().query(query)
         return [rec.values for table in tables for rec in table.records]
 
     found = wait_for(rows, 90, "the reading to reach InfluxDB",
                      on_timeout=lambda: ns.log("gateway") + "\n" + ns.log("worker"), ns=ns)
-    by_field = {r["_field"]: r for r in found}  # type: ignore[index]
+    by_field = {r["_field"]: r for r in found}
     assert by_field["value"]["_value"] == pytest.approx(1.23)
     assert by_field["seq"]["_value"] == 1
     value = by_field["value"]

@@ -24,6 +24,7 @@ from gridsentinel.alerts.grid import dedup_region
 from gridsentinel.detectors.camera import synthetic
 from gridsentinel.ingest.records import Frame
 
+from ..conftest import decode_image, read_image
 from .conftest import Namespace, wait_for
 from .test_reliability import device_client
 
@@ -48,7 +49,7 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 def _street() -> list[np.ndarray]:
-    return [cv2.imread(str(p)) for p in sorted((VISION / "vtest_clip").glob("*.jpg"))]
+    return [read_image(p) for p in sorted((VISION / "vtest_clip").glob("*.jpg"))]
 
 
 def _noisy(image: np.ndarray, seed: int) -> np.ndarray:
@@ -89,17 +90,21 @@ class Kafka:
         for seq, (ts, jpeg) in enumerate(frames):
             frame = Frame(camera_id=camera, observed_at=ts, seq=seq, jpeg=jpeg, received_at=time.time(),
                           grid_code=GRID)
-            self.producer.produce(self.frames_topic, key=camera.encode(), value=jpeg, headers=frame.headers())
+            headers: list[tuple[str, str | bytes | None]] = [*frame.headers()]
+            self.producer.produce(self.frames_topic, key=camera.encode(), value=jpeg, headers=headers)
         assert self.producer.flush(30) == 0
 
     def poll(self) -> None:
         while (msg := self.consumer.poll(0.2)) is not None:
             if msg.error():
                 continue
-            if msg.topic().endswith("gs.deadletter"):
-                self.dead.append(json.loads(msg.value()))
+            topic, key, value = msg.topic(), msg.key(), msg.value()
+            assert topic is not None and value is not None  # None only on error events
+            if topic.endswith("gs.deadletter"):
+                self.dead.append(json.loads(value))
             else:
-                self.detections.append((msg.key(), json.loads(msg.value())))
+                assert key is not None
+                self.detections.append((key, json.loads(value)))
 
     def of(self, camera: str) -> list[dict[str, Any]]:
         self.poll()
@@ -142,9 +147,7 @@ def _snapshot(ns: Namespace, detection: dict[str, Any]) -> np.ndarray:
     ref = detection["evidence"]["snapshot"]
     raw = (ns.settings.run_dir / ref["path"]).read_bytes()
     assert hashlib.sha256(raw).hexdigest() == ref["sha256"] and len(raw) == ref["bytes"]
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    assert image is not None
-    return image
+    return decode_image(raw)
 
 
 def _sharpness(image: np.ndarray) -> float:
@@ -171,7 +174,7 @@ def test_frames_over_mqtt_give_tamper_detections_with_deidentified_evidence(ns: 
 
         # then, over MQTT: the street camera at 10 frames/s (analysed at 5), covered after 4 s; and a camera
         # watching a static scene with a face that is pushed aside (scene shift) after 4 s
-        messi = cv2.imread(str(VISION / "messi5.jpg"))
+        messi = read_image(VISION / "messi5.jpg")
         moved = synthetic.shift(messi, angle_deg=0.0)
         face_frames = [(t0 + i / 5, _jpeg(_noisy(messi if i < 20 else moved, i))) for i in range(40)]
         for camera, frames in ((lens, covered_lens(t0, 10.0, 4.0, 4.0)), (face, face_frames)):
@@ -236,9 +239,11 @@ def _changelog_last_ts(ns: Namespace, camera: str) -> float | None:
                 break
             if msg.error():
                 continue
-            seen[msg.partition()] = msg.offset() + 1
-            if msg.key() == want and msg.value():
-                last = json.loads(msg.value())["last_ts"]
+            offset = msg.offset()
+            assert offset is not None
+            seen[msg.partition()] = offset + 1
+            if msg.key() == want and (value := msg.value()):
+                last = json.loads(value)["last_ts"]
         return last
     finally:
         consumer.close()

@@ -64,7 +64,7 @@ def run(ns: Namespace, prefix: str, fast: bool, packets: bytes, now: float) -> t
     if not fast:
         gateway.mqtt.on_fast_publish = None
     acked: list[int] = []
-    gateway.mqtt.ack_many = acked.extend  # type: ignore[method-assign]
+    gateway.mqtt.ack_many = acked.extend  # type: ignore[method-assign, assignment]  # records the acks
     rc, used = gateway.mqtt.feed(packets)
     assert (rc, used) == (0, len(packets))
     while gateway.producer.flush(1.0):
@@ -82,7 +82,9 @@ def run(ns: Namespace, prefix: str, fast: bool, packets: bytes, now: float) -> t
         while len(records) < expected and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
-                records.append(msg.value())
+                value = msg.value()
+                assert value is not None
+                records.append(value)
         consumer.close()
         out[name] = records
     return out, acked

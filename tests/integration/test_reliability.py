@@ -132,7 +132,7 @@ def start_worker(ns: Namespace, name: str = "worker", *extra: str) -> subprocess
 
 def gateway_stats(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return {}
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridsentinel.alerts.batch import apply_detections
-from gridsentinel.alerts.case import CaseError
+from gridsentinel.alerts.batch import Applied, apply_detections
+from gridsentinel.alerts.case import Case, CaseError
 from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalog
 from gridsentinel.alerts.dedup import apply_detection
 from gridsentinel.alerts.events import CaseEvent
@@ -193,8 +193,8 @@ def test_two_concurrent_batch_writers_never_open_two_cases(case_store_url: str, 
     rounds, size = 6, 20
     errors: set[str] = set()
 
-    async def writer(store: SqlCaseStore, name: str) -> list[object]:
-        out: list[object] = []
+    async def writer(store: SqlCaseStore, name: str) -> list[Applied]:
+        out: list[Applied] = []
         for r in range(rounds):
             batch = [det(f"{name}-{r}-{k}", grid_code=cells[k % len(cells)], observed_at=T0 + r)
                      for k in range(size)]
@@ -207,7 +207,7 @@ def test_two_concurrent_batch_writers_never_open_two_cases(case_store_url: str, 
                     break
         return out
 
-    async def scenario() -> tuple[list[object], list[object], list[object]]:
+    async def scenario() -> tuple[list[Applied], list[Applied], list[Case]]:
         async with SqlCaseStore.open(case_store_url) as a, SqlCaseStore.open(case_store_url) as b:
             ra, rb = await asyncio.gather(writer(a, "a"), writer(b, "b"))
             return ra, rb, await a.list_cases(CaseQuery(limit=100))
@@ -217,5 +217,5 @@ def test_two_concurrent_batch_writers_never_open_two_cases(case_store_url: str, 
     assert len(ra) + len(rb) == 2 * rounds * size
     assert sorted(c.grid_code for c in found) == cells  # one case per cell
     assert sum(c.detection_count for c in found) == 2 * rounds * size
-    opens = [e for r in ra + rb for e in r.events if e.type == "open"]  # type: ignore[attr-defined]
+    opens = [e for r in ra + rb for e in r.events if e.type == "open"]
     assert len(opens) == len(cells)

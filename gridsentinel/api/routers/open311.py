@@ -170,7 +170,7 @@ async def list_requests(
     statuses = tuple(
         s for s in (*ACTIVE_STATUSES, "closed") if ("closed" if s == "closed" else "open") in wanted
     )
-    codes = _split(service_code) or [None]
+    codes: list[str | None] = [*_split(service_code)] or [None]
     unknown = [c for c in codes if c is not None and c not in state.catalog.policies]
     if unknown:
         raise ApiError(400, f"unknown service_code {', '.join(unknown)}", code="unknown_service_code")
@@ -198,14 +198,12 @@ async def get_request(
     case = await store.get_case(service_request_id)
     if case is None:
         raise ApiError(404, f"no request {service_request_id}")
-    media = next(
-        (
-            str(d["evidence"]["media_url"])
-            for d in await store.case_detections(case.case_id)  # type: ignore[index]
-            if isinstance(d.get("evidence"), dict) and d["evidence"].get("media_url")
-        ),
-        None,
-    )  # type: ignore[union-attr]
+    media = None
+    for d in await store.case_detections(case.case_id):
+        evidence = d.get("evidence")
+        if isinstance(evidence, dict) and evidence.get("media_url"):
+            media = str(evidence["media_url"])
+            break
     return [to_open311(case, state, media)]
 
 

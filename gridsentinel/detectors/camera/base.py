@@ -95,7 +95,8 @@ def encode_state(state: dict[str, Any]) -> bytes:
     arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
     meta = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
     buf = io.BytesIO()
-    np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    # numpy's stub checks **arrays against savez's allow_pickle: bool keyword
+    np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 

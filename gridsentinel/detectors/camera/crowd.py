@@ -42,12 +42,13 @@ class PeopleCounter:
     """HOG people detector (no weights to download: the SVMs ship inside OpenCV)."""
 
     def __init__(self, model: str = "daimler", hit_threshold: float = 0.3, nms_overlap: float = 0.3) -> None:
+        # The ignores: cv2's stub types the detectors' ndarray as Sequence[float], which setSVMDetector refuses.
         if model == "daimler":
             self.hog = cv2.HOGDescriptor((48, 96), (16, 16), (8, 8), (8, 8), 9)
-            self.hog.setSVMDetector(cv2.HOGDescriptor_getDaimlerPeopleDetector())
+            self.hog.setSVMDetector(cv2.HOGDescriptor.getDaimlerPeopleDetector())  # type: ignore[call-overload]
         else:
             self.hog = cv2.HOGDescriptor()
-            self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())  # type: ignore[call-overload]
         self.hit_threshold = hit_threshold
         self.nms_overlap = nms_overlap
 

@@ -10,10 +10,12 @@ downloaded at run time). Raw frames are never written anywhere by this module.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import cv2.data
 import numpy as np
 
 from gridsentinel.detectors.camera.base import check_frame, resize_to_width, to_bgr
@@ -99,10 +101,11 @@ class Deidentifier:
         for c in [*self.faces, self.profile, *self.plates]:
             if c.empty():
                 raise RuntimeError("an OpenCV Haar cascade is missing from the opencv wheel")
+        # The ignores: cv2's stub types the detectors' ndarray as Sequence[float], which setSVMDetector refuses.
         self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())  # type: ignore[call-overload]
         self.hog_small = cv2.HOGDescriptor((48, 96), (16, 16), (8, 8), (8, 8), 9)
-        self.hog_small.setSVMDetector(cv2.HOGDescriptor_getDaimlerPeopleDetector())
+        self.hog_small.setSVMDetector(cv2.HOGDescriptor.getDaimlerPeopleDetector())  # type: ignore[call-overload]
         model: Path | None
         if self.config.face_model_path is None:
             model = find_centerface_model()
@@ -118,7 +121,7 @@ class Deidentifier:
         g = gray
         out: list[Region] = []
 
-        def add(rects: np.ndarray | tuple[()], source: str, flip: bool = False) -> None:
+        def add(rects: np.ndarray | Sequence[Sequence[int]], source: str, flip: bool = False) -> None:
             for x, y, rw, rh in rects if len(rects) else []:
                 if flip:
                     x = g.shape[1] - x - rw

@@ -48,9 +48,9 @@ def paste(frame: np.ndarray, patch: np.ndarray, x: int, y: int) -> np.ndarray:
     ph, pw = patch.shape[:2]
     h, w = frame.shape[:2]
     pw, ph = min(pw, w - x), min(ph, h - y)
-    alpha = np.zeros((ph, pw), np.float32)
-    cv2.ellipse(alpha, (pw // 2, ph // 2), (max(1, pw // 2 - 1), max(1, ph // 2 - 1)), 0, 0, 360, 1.0, -1)
-    alpha = cv2.GaussianBlur(alpha, (5, 5), 0)[:, :, None]
+    mask = np.zeros((ph, pw), np.float32)
+    cv2.ellipse(mask, (pw // 2, ph // 2), (max(1, pw // 2 - 1), max(1, ph // 2 - 1)), 0, 0, 360, 1.0, -1)
+    alpha = cv2.GaussianBlur(mask, (5, 5), 0)[:, :, None]
     roi = out[y : y + ph, x : x + pw].astype(np.float32)
     out[y : y + ph, x : x + pw] = (alpha * patch[:ph, :pw] + (1 - alpha) * roi).astype(np.uint8)
     return out
@@ -82,8 +82,8 @@ def smoke(
     sway = 0.03 * w * np.sin(rel * 4.0 + t * 0.8)
     inside = np.exp(-(((xx - ox - sway) / np.maximum(half, 1.0)) ** 2)) * ((yy <= oy) & (oy - yy <= height))
     # Turbulence: low-frequency noise advected upward with time.
-    noise = rng.random((h // 16 + 2, w // 16 + 2)).astype(np.float32)
-    noise = cv2.resize(noise, (w, h + 32), interpolation=cv2.INTER_CUBIC)
+    coarse = rng.random((h // 16 + 2, w // 16 + 2)).astype(np.float32)
+    noise = cv2.resize(coarse, (w, h + 32), interpolation=cv2.INTER_CUBIC)
     off = int(t * 6) % 32
     turb = 0.6 + 0.4 * noise[off : off + h]
     alpha = np.clip(inside * turb * max_alpha * grow, 0, 1)[:, :, None]

@@ -193,7 +193,7 @@ def test_batch_falls_back_when_another_writer_won(tmp_path: Path, catalog: Catal
     assert outbox == ["open", "evidence", "evidence"]  # nothing of the rolled-back batch remains
 
 
-async def _empty(*_: object) -> list[Any]:
+async def _empty(*_: object, **__: object) -> list[Any]:
     return []
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.unit
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def at(*args: int) -> float:
-    return datetime(*args, tzinfo=TZ).timestamp()
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=TZ).timestamp()
 
 
 def local(ts: float) -> datetime:
@@ -86,7 +87,7 @@ def test_repository_calendar_loads(catalog) -> None:
     {"hours": [{"start": "09:00", "end": "12:00"}, {"start": "11:00", "end": "13:00"}]},
     {"holiday": ["2025-01-01"]},
 ])
-def test_bad_calendars_are_rejected(bad: dict) -> None:
+def test_bad_calendars_are_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         WorkCalendar.model_validate(bad)
 

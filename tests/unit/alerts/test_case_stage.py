@@ -59,7 +59,7 @@ def raw(detection_id: str, **overrides: object) -> tuple[bytes, bytes]:
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path):
     """Opens the same store again after a 'restart' (a new processor over the same data)."""
     memory = MemoryCaseStore(outbox=True)
 
@@ -76,7 +76,7 @@ async def _close(store: OutboxStore) -> None:
         await store.close()
 
 
-def test_events_published_then_dropped_from_outbox(store_factory, catalog: Catalog) -> None:  # type: ignore[no-untyped-def]
+def test_events_published_then_dropped_from_outbox(store_factory, catalog: Catalog) -> None:
     async def scenario() -> tuple[list[CaseEvent], list[CaseEvent], int]:
         kafka = Kafka()
         store = await store_factory()
@@ -92,7 +92,7 @@ def test_events_published_then_dropped_from_outbox(store_factory, catalog: Catal
     assert pending == [] and n_cases == 1
 
 
-def test_crash_after_commit_before_produce_loses_no_event(store_factory, catalog: Catalog) -> None:  # type: ignore[no-untyped-def]
+def test_crash_after_commit_before_produce_loses_no_event(store_factory, catalog: Catalog) -> None:
     async def scenario() -> tuple[list[str], list[str], int]:
         kafka = Kafka()
         store = await store_factory()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gridsentinel.alerts.case import (
@@ -7,6 +9,7 @@ from gridsentinel.alerts.case import (
     STATUSES,
     TRANSITIONS,
     InvalidTransition,
+    LogEntry,
     allowed_actions,
     apply_action,
     new_case_for_test,
@@ -23,9 +26,10 @@ def run(case, *steps):
 
 def test_happy_path_reaches_closed_resolved_with_a_full_log() -> None:
     case = new_case_for_test()
-    entries = []
-    for action, kwargs in [("dispatch", {"department": "drainage", "due_at": 50.0}), ("start", {}),
-                           ("resolve", {}), ("verify", {}), ("close", {})]:
+    entries: list[LogEntry] = []
+    steps: list[tuple[str, dict[str, Any]]] = [("dispatch", {"department": "drainage", "due_at": 50.0}),
+                                               ("start", {}), ("resolve", {}), ("verify", {}), ("close", {})]
+    for action, kwargs in steps:
         change = apply_action(case, action, actor="user:li", at=case.updated_at + 1, **kwargs)
         entries.extend(change.entries)
         case = change.case

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_repository_config_is_valid_and_routes_every_category(catalog: Catalog) 
     ("static_object", {}, "event:0103"),
     ("waterlogging", {}, "event:L001"),
 ])
-def test_kinds_map_to_categories(catalog: Catalog, kind: str, evidence: dict, key: str) -> None:
+def test_kinds_map_to_categories(catalog: Catalog, kind: str, evidence: dict[str, Any], key: str) -> None:
     resolved = catalog.resolve(detection(kind=kind, evidence=evidence, category_code=""))
     assert resolved.policy.key == key
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 CATALOG = load_catalog(CONFIG_DIR)
 CELLS = [f"320582110152{i:03d}" for i in range(100)]
-LINE = {c: set() for c in CELLS}
+LINE: dict[str, set[str]] = {c: set() for c in CELLS}
 for _a, _b in itertools.pairwise(CELLS):
     LINE[_a].add(_b)
     LINE[_b].add(_a)

@@ -48,7 +48,7 @@ def test_neighbours_come_from_the_adjacency_map_and_ignore_self_loops() -> None:
 def test_rings_expand_breadth_first() -> None:
     # A line of cells: 0 - 1 - 2 - 3 - 4
     cells = [f"32058211015210{i}" for i in range(5)]
-    adj = {c: set() for c in cells}
+    adj: dict[str, set[str]] = {c: set() for c in cells}
     for a, b in itertools.pairwise(cells):
         adj[a].add(b)
         adj[b].add(a)

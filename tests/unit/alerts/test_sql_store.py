@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gridsentinel.alerts.case import CaseChange, apply_action
+from gridsentinel.alerts.case import Case, CaseChange, apply_action
 from gridsentinel.alerts.categories import Catalog
 from gridsentinel.alerts.dedup import apply_detection, open_case
 from gridsentinel.alerts.store import SqlCaseStore, async_url, upgrade_database
@@ -50,7 +50,7 @@ def test_open_migrates_to_head_and_is_idempotent(tmp_path: Path) -> None:
 def test_upgrade_database_from_sync_code(tmp_path: Path) -> None:
     upgrade_database(url(tmp_path))
 
-    async def scenario() -> list:
+    async def scenario() -> list[Case]:
         async with SqlCaseStore.open(url(tmp_path), migrate=False) as store:
             return await store.list_cases(CaseQuery())
 
@@ -153,7 +153,7 @@ def test_two_workers_on_one_database_open_one_case(tmp_path: Path, catalog: Cata
     dets = [detection(f"d{i}", source=random.Random(i).choice(["sensor", "camera"]),
                       observed_at=MONDAY_10H + i) for i in range(12)]
 
-    async def worker(store: SqlCaseStore, order: list) -> None:
+    async def worker(store: SqlCaseStore, order: list[Detection]) -> None:
         for d in order:
             await apply_detection(d, store, catalog, {}, now=MONDAY_10H + 60)
 

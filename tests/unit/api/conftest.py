@@ -106,4 +106,4 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
     if code is not None:
         assert body["error"]["code"] == code, body
-    return body["error"]  # type: ignore[no-any-return]
+    return body["error"]

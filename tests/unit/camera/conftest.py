@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+
+from ...conftest import read_image
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "vision"
 
 
 def _read_dir(name: str) -> list[np.ndarray]:
-    frames = [cv2.imread(str(p)) for p in sorted((FIXTURES / name).glob("*.jpg"))]
-    assert frames and all(f is not None for f in frames), f"fixture {name} missing"
+    frames = [read_image(p) for p in sorted((FIXTURES / name).glob("*.jpg"))]
+    assert frames, f"fixture {name} missing"
     return frames
 
 
@@ -34,7 +35,7 @@ def tree_clip() -> list[np.ndarray]:
 def people_frames() -> list[tuple[np.ndarray, int]]:
     counts = json.loads((FIXTURES / "vtest_counts.json").read_text())["counts"]
     return [
-        (cv2.imread(str(p)), int(counts[str(int(p.stem))]))
+        (read_image(p), int(counts[str(int(p.stem))]))
         for p in sorted((FIXTURES / "vtest_people").glob("*.jpg"))
     ]
 

@@ -26,7 +26,7 @@ FPS = 5.0
 
 
 def run(det, frames, start=0, fps=FPS, transform=None, onset=math.inf):
-    found = []
+    found: list[tuple[float, Detection]] = []
     for i, f in enumerate(frames[start:], start):
         ts = 1000.0 + i / fps
         t = i / fps

@@ -68,7 +68,10 @@ def test_crowd_hysteresis_does_not_flap():
     frame = np.zeros((96, 128, 3), np.uint8)
     levels, found = [], []
     for t, n in enumerate(seq):
-        det.counter.detect = lambda image, n=n: np.array([[10, 10, 20, 40]] * n)
+        def detect(image: np.ndarray, n: int = n) -> np.ndarray:
+            return np.array([[10, 10, 20, 40]] * n)
+
+        det.counter.detect = detect  # type: ignore[method-assign]  # n people, whatever the image
         found += det.update(frame, float(t))
         levels.append(det.level)
     assert levels == ["medium", "medium", "medium", "medium", "medium", "low", "medium"]
@@ -76,7 +79,7 @@ def test_crowd_hysteresis_does_not_flap():
 
 
 def test_stack_mutes_scene_detectors_while_tampered(long_vtest):
-    stack = CameraStack(CameraConfig(camera_id="c1", crowd={"enabled": False}))
+    stack = CameraStack(CameraConfig(camera_id="c1", crowd=CrowdConfig(enabled=False)))
     found = []
     for i, f in enumerate(long_vtest[:150]):
         t = i / FPS
@@ -85,7 +88,7 @@ def test_stack_mutes_scene_detectors_while_tampered(long_vtest):
 
 
 def test_stack_state_round_trip(long_vtest):
-    cfg = CameraConfig(camera_id="c1", crowd={"enabled": False})
+    cfg = CameraConfig(camera_id="c1", crowd=CrowdConfig(enabled=False))
     a = CameraStack(cfg)
     for i, f in enumerate(long_vtest[:30]):
         a.update(f, i / FPS)

@@ -10,6 +10,8 @@ import pytest
 from gridsentinel.detectors.camera.config import PrivacyConfig
 from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot, snapshot_with_regions
 
+from ...conftest import decode_image, read_image
+
 pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "vision"
@@ -17,7 +19,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "vision"
 
 @pytest.fixture(scope="module")
 def messi():
-    return cv2.imread(str(FIXTURES / "messi5.jpg"))
+    return read_image(FIXTURES / "messi5.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_snapshot_is_a_downscaled_deidentified_jpeg(messi, face_box):
     deid = Deidentifier(PrivacyConfig(face_model_path="", max_width=320, blur_people_heads=False))
     raw = snapshot(messi, deid)
     assert raw[:2] == b"\xff\xd8"
-    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    img = decode_image(raw)
     assert img.shape[1] == 320
     s = 320 / messi.shape[1]
     x, y, w, h = (int(v * s) for v in face_box)
@@ -78,7 +80,7 @@ def _small_frames_with_heads():
     """Each labelled vtest frame at 320x240 with its head boxes (x0, y0, x1, y1) in 320 px pixels."""
     s, half = 320 / 768, HEADS["half_size"]
     for key, centres in HEADS["heads"].items():
-        full = cv2.imread(str(FIXTURES / "vtest_people" / f"{key}.jpg"))
+        full = read_image(FIXTURES / "vtest_people" / f"{key}.jpg")
         small = cv2.resize(full, (320, 240), interpolation=cv2.INTER_AREA)
         boxes = [
             (int((cx - half) * s), int((cy - half) * s), int(np.ceil((cx + half) * s)), int(np.ceil((cy + half) * s)))
@@ -100,7 +102,7 @@ def test_small_frame_snapshot_blurs_every_labelled_head(small_frames, deid):
     assert sum(len(b) for _, _, b in small_frames) == 35
     for key, img, boxes in small_frames:
         clean, regions = snapshot_with_regions(img, deid)
-        out = cv2.imdecode(np.frombuffer(clean, np.uint8), cv2.IMREAD_COLOR)
+        out = decode_image(clean)
         assert out.shape == img.shape and regions
         for x0, y0, x1, y1 in boxes:
             before, after = _sharpness(img[y0:y1, x0:x1]), _sharpness(out[y0:y1, x0:x1])
@@ -131,14 +133,14 @@ def test_simulator_footage_snapshots_are_never_left_unblurred(deid):
     paths = sorted(SIMULATOR_FOOTAGE.glob("*.jpg"))[::8]
     assert paths
     for p in paths:
-        img = cv2.imread(str(p))
+        img = read_image(p)
         out, regions = deid.deidentify(img)
         assert "small_frame" in {r.source for r in regions}
         assert _sharpness(out) < 0.35 * _sharpness(img)  # no fine detail survives anywhere
 
 
 def test_large_frames_are_not_pixelated_whole(deid):
-    img = cv2.imread(str(FIXTURES / "vtest_people" / "0000.jpg"))  # 768x576
+    img = read_image(FIXTURES / "vtest_people" / "0000.jpg")  # 768x576
     out, regions = deid.deidentify(img)
     assert "small_frame" not in {r.source for r in regions}
     assert (out == img).all(axis=2).mean() > 0.5  # most of the scene is untouched

@@ -33,7 +33,7 @@ class Scenario:
     end: int = 230
     rows: int = 300
     dt: float = 60.0
-    gap_after: int | None = None  # for dropout: readings stop for a while at `start`
+    gap_after: float | None = None  # for dropout: readings stop for a while at `start`
     extra: dict[str, Any] = field(default_factory=dict)
 
     def readings(self, anomalous: bool) -> list[Reading]:

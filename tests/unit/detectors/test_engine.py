@@ -13,7 +13,7 @@ from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.detectors.engine import DetectionEngine
 from gridsentinel.ingest.grid import GridMap
 from gridsentinel.ingest.records import Detection, Reading
-from gridsentinel.ingest.registry import Device, Registry
+from gridsentinel.ingest.registry import Device, DeviceKind, Location, Registry
 
 pytestmark = pytest.mark.unit
 
@@ -44,8 +44,8 @@ def _grid() -> GridMap:
                     CELL_FAR: box(120.05, 31.0, 120.06, 31.01)})
 
 
-def _device(device_id: str, kind: str, cell: str, interval: float = 60.0, **install: float) -> Device:
-    return Device(id=device_id, kind=kind, location={"lat": 31.005, "lon": 120.005}, grid_code=cell,
+def _device(device_id: str, kind: DeviceKind, cell: str, interval: float = 60.0, **install: float) -> Device:
+    return Device(id=device_id, kind=kind, location=Location(lat=31.005, lon=120.005), grid_code=cell,
                   expected_interval_s=interval, install=install)
 
 

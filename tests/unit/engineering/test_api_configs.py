@@ -21,7 +21,7 @@ def test_configs_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     api = Harness(tmp_path)
     api.state.config = dataclasses.replace(api.state.config, max_body_bytes=200_000)
 
-    async def scenario(client):  # type: ignore[no-untyped-def]
+    async def scenario(client):
         r = await client.get("/api/v1/configs", headers=auth("dispatcher"))
         assert r.status_code == 403
         r = await client.get("/api/v1/configs", headers=auth("engineer"))

@@ -6,6 +6,7 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ def _history(path: Path) -> None:
             w.writerow(["cover-001", "tilt", "deg", 40.0 if 400 <= i < 405 else 0.5, T0 + 60 * i])
 
 
-def _request(tmp_path: Path, config: Path = CONFIG, **kw: object) -> BacktestRequest:
+def _request(tmp_path: Path, config: Path = CONFIG, **kw: Any) -> BacktestRequest:
     _history(tmp_path / "h.csv")
     return BacktestRequest(config_path=config, since=T0, until=T0 + 86400, source="csv",
                            csv_path=tmp_path / "h.csv", out_dir=tmp_path / "out", progress=False, **kw)
@@ -37,6 +38,7 @@ def _request(tmp_path: Path, config: Path = CONFIG, **kw: object) -> BacktestReq
 
 def test_replay_opens_cases_and_writes_reports(tmp_path: Path) -> None:
     summary, out = run_sync(_request(tmp_path), Settings(run_dir=tmp_path, config_dir=CONFIG))
+    assert out is not None
     run = summary["runs"]["candidate"]
     kinds = run["detections_by_kind"]
     assert kinds["drain_overflow"] >= 1 and kinds["cover_tilt"] >= 1
@@ -107,7 +109,7 @@ def test_agreement_with_real_cases(tmp_path: Path) -> None:
     assert agree["time_to_detect_s"]["median"] is not None
 
 
-def _created(case: Case):  # type: ignore[no-untyped-def]
+def _created(case: Case):
     from gridsentinel.alerts.case import CaseChange
 
     return CaseChange(case=case, entries=(), created=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -19,13 +18,15 @@ from gridsentinel.simulator.footage import render
 from gridsentinel.simulator.publisher import telemetry_payload
 from gridsentinel.simulator.scenario import build_scenario, min_duration_s
 
+from ...conftest import decode_image
+
 pytestmark = pytest.mark.unit
 CONFIG = REPO_ROOT / "config"
 START = 1_767_225_600.0  # 2026-01-01 08:00 local
 
 
 @pytest.fixture(scope="module")
-def scenario():  # type: ignore[no-untyped-def]
+def scenario():
     return build_scenario(CONFIG, seed=5, window_start=START)
 
 
@@ -35,14 +36,14 @@ def _cell_corners() -> dict[str, set[tuple[float, float]]]:
             for f in grid["features"]}
 
 
-def test_same_seed_same_script_other_seed_other_noise(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_same_seed_same_script_other_seed_other_noise(scenario) -> None:
     assert build_scenario(CONFIG, seed=5, window_start=START) == scenario
     other = build_scenario(CONFIG, seed=6, window_start=START)
     assert other.messages != scenario.messages
     assert [i.kind for i in other.incidents] == [i.kind for i in scenario.incidents]
 
 
-def test_every_incident_kind_with_its_category(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_every_incident_kind_with_its_category(scenario) -> None:
     got = {(i.kind, i.category) for i in scenario.incidents}
     assert got == {("drain_overflow", "component:0103"), ("cover_lifted", "component:0102"),
                    ("sensor_stuck", "event:L007"), ("device_offline", "event:L007"),
@@ -53,7 +54,7 @@ def test_every_incident_kind_with_its_category(scenario) -> None:  # type: ignor
     assert all(0 <= i.start < i.end <= scenario.duration_s for i in scenario.incidents)
 
 
-def test_storm_fills_drains_in_neighbouring_cells(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_storm_fills_drains_in_neighbouring_cells(scenario) -> None:
     drains = [i for i in scenario.incidents if i.kind == "drain_overflow"]
     assert len(drains) >= 3
     corners = _cell_corners()
@@ -71,7 +72,7 @@ def test_storm_fills_drains_in_neighbouring_cells(scenario) -> None:  # type: ig
     assert max(m.metrics[0][1] for m in others) < 0.45 * 2.5  # the rest stay well under any warning
 
 
-def test_signals_are_plausible_and_diurnal(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_signals_are_plausible_and_diurnal(scenario) -> None:
     for m in scenario.messages:
         for name, value in m.metrics:
             assert METRICS[name].lo <= value <= METRICS[name].hi
@@ -81,7 +82,7 @@ def test_signals_are_plausible_and_diurnal(scenario) -> None:  # type: ignore[no
     assert max(v for _, v in noise) < 60 and max(v for _, v in noise) - min(v for _, v in noise) > 4
 
 
-def test_stuck_sensor_flat_offline_device_silent(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_stuck_sensor_flat_offline_device_silent(scenario) -> None:
     stuck = next(i for i in scenario.incidents if i.kind == "sensor_stuck")
     values = {v for m in scenario.messages if m.device_id == stuck.device_id and m.at >= stuck.start
               for _, v in m.metrics}
@@ -91,20 +92,20 @@ def test_stuck_sensor_flat_offline_device_silent(scenario) -> None:  # type: ign
     assert [m.type for m in after] == ["offline"]
 
 
-def test_camera_scenes_stream_frames_with_the_incident_drawn(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_camera_scenes_stream_frames_with_the_incident_drawn(scenario) -> None:
     covered = next(i for i in scenario.incidents if i.kind == "camera_covered")
     frames = [m for m in scenario.messages if m.device_id == covered.device_id and m.type == "frame"
               and covered.start - 30 <= m.at <= covered.end]
     assert len(frames) > 100 and {m.frame[1] for m in frames} == {"", "covered"}
-    normal = cv2.imdecode(np.frombuffer(render(3, ""), np.uint8), cv2.IMREAD_GRAYSCALE)
-    dark = cv2.imdecode(np.frombuffer(render(3, "covered"), np.uint8), cv2.IMREAD_GRAYSCALE)
-    boxed = cv2.imdecode(np.frombuffer(render(3, "object"), np.uint8), cv2.IMREAD_GRAYSCALE)
+    normal = decode_image(render(3, ""), grayscale=True)
+    dark = decode_image(render(3, "covered"), grayscale=True)
+    boxed = decode_image(render(3, "object"), grayscale=True)
     assert dark.mean() < 0.3 * normal.mean() and dark.std() < 0.2 * normal.std()
     changed = np.abs(boxed.astype(int) - normal.astype(int)) > 20
     assert 0.005 < changed.mean() < 0.05  # a box of about 1 % of the view
 
 
-def test_payloads_decode_at_the_gateway(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_payloads_decode_at_the_gateway(scenario) -> None:
     devices = {d.id: d for d in scenario.devices}
     clock = SimClock(scenario.duration_s, 60, [(s.start, s.end) for s in scenario.scenes], 2, START)
     seen = set()
@@ -118,7 +119,7 @@ def test_payloads_decode_at_the_gateway(scenario) -> None:  # type: ignore[no-un
         assert {r.metric for r in readings} == {n for n, _ in m.metrics}
 
 
-def test_window_ends_at_now_and_never_runs_ahead(scenario) -> None:  # type: ignore[no-untyped-def]
+def test_window_ends_at_now_and_never_runs_ahead(scenario) -> None:
     clock = SimClock(scenario.duration_s, 120, [(s.start, s.end) for s in scenario.scenes], 2, START)
     for m in scenario.messages[:: max(1, len(scenario.messages) // 500)]:
         assert clock.event_time(m.at) <= clock.real_at(m.at) + 1e-6
