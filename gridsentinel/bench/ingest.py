@@ -37,7 +37,7 @@ from .. import stack
 from ..children import Children
 from ..ingest.topics import Topics
 from ..settings import Settings
-from ..stack.services import InfluxDB, Kafka, Mosquitto
+from ..stack.services import InfluxDB, Kafka, Mosquitto, mosquitto_tool
 from .common import CpuMeter, emit, percentile
 
 
@@ -91,9 +91,10 @@ class Bench:
         """Publish ``total`` QoS 1 messages split over the devices with mosquitto_pub; returns seconds."""
         per = total // len(self.devices)
         procs = []
+        pub = mosquitto_tool(self.settings, "mosquitto_pub")
         t0 = time.monotonic()
         for d in self.devices:
-            p = subprocess.Popen(["mosquitto_pub", "-h", self.settings.mqtt_host, "-p", str(self.settings.mqtt_port),
+            p = subprocess.Popen([pub, "-h", self.settings.mqtt_host, "-p", str(self.settings.mqtt_port),
                                   "-u", d, "-P", self.settings.device_password(d), "-i", f"{d}-pub",
                                   "-V", "mqttv5", "-q", "1", "-M", "1000", "-t", f"gs/v1/{d}/telemetry", "-l"],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -103,7 +104,7 @@ class Bench:
             t.start()
         for t in threads:
             t.join()
-        failed = [p.stderr.read().decode() if p.stderr else "" for p, _ in procs if p.returncode]  # type: ignore[union-attr]
+        failed = [p.stderr.read().decode() if p.stderr else "" for p, _ in procs if p.returncode]
         if failed:
             raise RuntimeError(f"mosquitto_pub failed: {failed[0][:300]}")
         return time.monotonic() - t0
@@ -153,8 +154,9 @@ class Bench:
     # -- phases -----------------------------------------------------------------------------------
     def broker_limit(self, n: int) -> dict[str, float]:
         sub_id = f"{self.tag}-sub"
-        base = ["mosquitto_sub", "-h", self.settings.mqtt_host, "-p", str(self.settings.mqtt_port), "-u", "gateway",
-                "-P", self.settings.gateway_password, "-V", "mqttv5", "-q", "1", "-c", "-i", sub_id, "-x", "600",
+        base = [mosquitto_tool(self.settings, "mosquitto_sub"), "-h", self.settings.mqtt_host,
+                "-p", str(self.settings.mqtt_port), "-u", "gateway", "-P", self.settings.gateway_password,
+                "-V", "mqttv5", "-q", "1", "-c", "-i", sub_id, "-x", "600",
                 "-t", f"$share/{self.tag}-sub/gs/v1/+/telemetry"]
         subprocess.run([*base, "-E"], check=True, capture_output=True, timeout=30)
         publish_s = self.publish_all(n, 0)

@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass
 
 from ..settings import Settings
-from .services import Health, InfluxDB, Kafka, Mosquitto, Progress, Service, all_services
+from .services import Health, InfluxDB, Kafka, Mosquitto, Progress, Service, all_services, mosquitto_tool
 
-__all__ = ["InfluxDB", "Kafka", "Mosquitto", "Service", "ServiceState", "down", "progress_printer",
-           "status", "up"]
+__all__ = ["InfluxDB", "Kafka", "Mosquitto", "Service", "ServiceState", "down", "mosquitto_tool",
+           "progress_printer", "status", "up"]
 
 
 def progress_printer(stream=sys.stderr) -> Progress:  # type: ignore[no-untyped-def]
