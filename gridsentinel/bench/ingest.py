@@ -35,10 +35,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from .. import stack
 from ..children import Children
+from ..gateway.service import drop_session
 from ..ingest.topics import Topics
 from ..settings import Settings
 from ..stack.services import InfluxDB, Kafka, Mosquitto, mosquitto_tool
-from .common import CpuMeter, emit, percentile
+from .common import CpuMeter, drop_topics, emit, percentile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,13 +144,7 @@ class Bench:
         return out
 
     def drop_session(self, client_id: str) -> None:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        c.username_pw_set("gateway", self.settings.gateway_password)
-        c.connect(self.settings.mqtt_host, self.settings.mqtt_port, clean_start=True)
-        c.loop_start()
-        time.sleep(0.3)
-        c.disconnect()
-        c.loop_stop()
+        drop_session(self.settings, client_id)
 
     # -- phases -----------------------------------------------------------------------------------
     def broker_limit(self, n: int) -> dict[str, float]:
@@ -330,6 +325,7 @@ class Bench:
     def cleanup(self) -> None:
         self.children.stop_all()
         self.drop_session(self.gateway_id)
+        drop_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix, f"{self.tag}-w")
         from influxdb_client import InfluxDBClient
 
         with InfluxDBClient(url=self.settings.influx_url, token=self.settings.influx_token,
