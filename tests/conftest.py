@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from paho.mqtt.properties import Properties
 
 from gridsentinel.ingest.records import Detection
 
@@ -38,3 +41,25 @@ def decode_image(data: bytes, grayscale: bool = False) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
     assert image is not None, f"cannot decode {len(data)} bytes as an image"
     return image
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 127, n >> 7
+        out.append(byte | (128 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_publish(topic: str, payload: bytes, mid: int = 0, qos: int = 1, props: Properties | None = None,
+            dup: bool = False, retain: bool = False) -> bytes:
+    """A PUBLISH packet as the broker sends it (MQTT v5)."""
+    t = topic.encode()
+    body = struct.pack("!H", len(t)) + t
+    if qos:
+        body += struct.pack("!H", mid)
+    body += props.pack() if props is not None else b"\x00"
+    body += payload
+    cmd = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    return bytes([cmd]) + _varint(len(body)) + body

@@ -44,6 +44,7 @@ from gridsentinel.alerts.store import SqlCaseStore, database_url, encode_event
 from gridsentinel.alerts.store_protocol import CaseStore, Outbox, StoreConflict
 from gridsentinel.alerts.workflow import sweep
 from gridsentinel.ingest.records import DeadLetter, Detection, RecordError
+from gridsentinel.ordered import OrderedQueue, TaskStopped
 from gridsentinel.settings import Settings
 
 if TYPE_CHECKING:
@@ -253,7 +254,11 @@ class CaseProcessor:
         )
 
 
-class OrderedPublisher:
+class PublisherStopped(TaskStopped):
+    """The publisher's task ended (producing failed) before everything submitted was acked."""
+
+
+class OrderedPublisher(OrderedQueue[tuple[Awaitable[object] | None, list[str], Sequence[Any]]]):
     """Overlaps the batches of the cases agent: batch N's events are produced as soon as its transaction
     committed, and the agent goes on applying batch N+1 while Kafka acknowledges them. One task behind a
     bounded queue then, strictly in submission order, waits for each batch's produce acks, drops its
@@ -264,29 +269,20 @@ class OrderedPublisher:
     events stay in the outbox).
     """
 
+    stopped = PublisherStopped
+
     def __init__(self, send: Send, forget: Forget, ack: Ack, *, max_pending: int = 4) -> None:
+        super().__init__(max_pending)
         self._send = send
         self._forget = forget
         self._ack = ack
-        self._queue: asyncio.Queue[tuple[Awaitable[object] | None, list[str], Sequence[Any]]] = (
-            asyncio.Queue(max_pending))
-        self._task: asyncio.Task[None] | None = None
 
     async def submit(self, events: Sequence[CaseEvent], acks: Sequence[Any]) -> None:
         """Start producing ``events`` (committed) now; ``acks`` are acked once Kafka has them. Waits while
         ``max_pending`` batches are unacknowledged (backpressure on the stream)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        elif self._task.done():
-            self._task.result()
-            raise PublisherStopped()
+        self._running()  # raises if producing already failed: do not produce more
         delivered = await self._send(events) if events else None
-        put = asyncio.ensure_future(self._queue.put((delivered, [e.event_id for e in events], acks)))
-        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task.done():  # producing failed: do not take more
-            put.cancel()
-            self._task.result()  # raises its error
-            raise PublisherStopped()
+        await self._put((delivered, [e.event_id for e in events], acks))
 
     async def drain(self) -> None:
         """Return once everything submitted is acked (raises if producing failed)."""
@@ -298,14 +294,6 @@ class OrderedPublisher:
             join.cancel()
             self._task.result()
             raise PublisherStopped()
-
-    async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         queue = self._queue
@@ -329,10 +317,6 @@ class OrderedPublisher:
                     await self._ack(ack)
             for _ in batches:
                 queue.task_done()
-
-
-class PublisherStopped(Exception):
-    """The publisher's task ended (producing failed) before everything submitted was acked."""
 
 
 class RecentIds:

@@ -327,10 +327,8 @@ class Gateway:
                 self._on_message(self.mqtt, None, FastMessage(route.topic, payload, mid, qos, dup, False))
                 return  # rejected there as a duplicate
             self.stats.received += 1
-            on_delivery = functools.partial(self._delivered, (
-                mid, qos, [len(values)] if len(values) > 1 else None,
-                (device_id, seq) if seq is not None else None, route.topic, self._generation))
-            heads, topic_out, produce = route.heads, self._readings_topic, self.producer.produce
+            heads, topic_out = route.heads, self._readings_topic
+            records = []
             for metric, value in values:
                 head = heads.get(metric.name)
                 if head is None:
@@ -338,16 +336,9 @@ class Gateway:
                     assert device is not None
                     head = heads[metric.name] = self._encoder.head(device_id, metric.name, metric.unit, device.kind,
                                                                    device.grid_code or "")
-                record = tail(head, value, ts, seq, now)
-                try:
-                    produce(topic_out, value=record, key=device_id, on_delivery=on_delivery)
-                except BufferError:
-                    self._produce_waiting(topic_out, device_id, record, None, on_delivery)
-            self._since_poll += 1
-            if self._since_poll >= 200:
-                self._since_poll = 0
-                self.producer.poll(0)
-                self._flush_acks()
+                records.append((topic_out, device_id, tail(head, value, ts, seq, now), None))
+            self._produce_records(mid, qos, route.topic, records, (device_id, seq) if seq is not None else None)
+            self._serve_deliveries()
         except BaseException as exc:  # kept and re-raised in run(), never swallowed here
             log.exception("gateway callback failed")
             self._error = exc
@@ -402,12 +393,7 @@ class Gateway:
             encode = self._encoder.encode
             records = [(self.topics.readings, device_id, encode(r, device.kind, grid), None) for r in result]
             self._produce(msg, records, forget_seq=(device_id, seq) if seq is not None else None)
-            self._since_poll += 1
-            if self._since_poll >= 200:
-                # Serve deliveries (and so PUBACKs) from this thread too: no GIL ping-pong at full load.
-                self._since_poll = 0
-                self.producer.poll(0)
-                self._flush_acks()
+            self._serve_deliveries()
         elif kind == "frame":
             if device.kind != "camera":
                 self._reject(msg, now, Rejection("wrong_device_kind", f"{device_id} is a {device.kind}, "
@@ -443,12 +429,29 @@ class Gateway:
 
     def _produce(self, msg: _Message, records: list[tuple[str, str, bytes, Any]],
                  forget_seq: tuple[str, int] | None = None) -> None:
+        self._produce_records(msg.mid, msg.qos, msg.topic, records, forget_seq)
+
+    def _produce_records(self, mid: int, qos: int, origin: str, records: list[tuple[str, str, bytes, Any]],
+                         forget_seq: tuple[str, int] | None) -> None:
+        """Produce the records made from one MQTT message; it is acked once Kafka has them all."""
         # One small tuple and one partial per message (no closures): this runs for every message.
         left = [len(records)] if len(records) > 1 else None
-        on_delivery = functools.partial(self._delivered, (msg.mid, msg.qos, left, forget_seq, msg.topic,
-                                                          self._generation))
+        on_delivery = functools.partial(self._delivered, (mid, qos, left, forget_seq, origin, self._generation))
+        produce = self.producer.produce
         for topic, key, value, headers in records:
-            self._produce_waiting(topic, key, value, headers, on_delivery)
+            try:
+                produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            except BufferError:
+                self._produce_waiting(topic, key, value, headers, on_delivery)
+
+    def _serve_deliveries(self) -> None:
+        """Every 200 messages, serve Kafka deliveries (and so PUBACKs) from the network thread too: no GIL
+        ping-pong with the main loop at full load."""
+        self._since_poll += 1
+        if self._since_poll >= 200:
+            self._since_poll = 0
+            self.producer.poll(0)
+            self._flush_acks()
 
     def _produce_waiting(self, topic: str, key: str, value: bytes, headers: Any,
                          on_delivery: Callable[[KafkaError | None, Any], None]) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from ..ordered import OrderedQueue, TaskStopped
 from .influx import InfluxSink
 from .records import DeadLetter, Reading, RecordError
 
@@ -24,39 +25,29 @@ if TYPE_CHECKING:
 Batch = tuple[list[Reading], Sequence[Any]]  # decoded readings, the events they came from
 
 
-class OrderedWriter:
+class WriterStopped(TaskStopped):
+    """The writer was told to stop (shutdown) before it could write everything queued."""
+
+
+class OrderedWriter(OrderedQueue[Batch]):
     """One writer task behind a bounded queue: batches are written, then acked, in submission order.
 
     ``write`` blocks (retrying) until the readings are stored and returns False when told to stop;
     ``ack`` is awaited once per event, only after the write that carried it succeeded.
     """
 
+    stopped = WriterStopped
+
     def __init__(self, write: Callable[[list[Reading]], Awaitable[bool]],
                  ack: Callable[[Any], Awaitable[object]], *, max_points: int, max_pending: int) -> None:
+        super().__init__(max_pending)
         self._write = write
         self._ack = ack
         self._max_points = max_points
-        self._queue: asyncio.Queue[Batch] = asyncio.Queue(max_pending)
-        self._task: asyncio.Task[None] | None = None
 
     async def submit(self, readings: list[Reading], events: Sequence[Any]) -> None:
         """Queue a batch; waits while ``max_pending`` batches are queued (backpressure on the stream)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        put = asyncio.ensure_future(self._queue.put((readings, events)))
-        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task.done():  # the writer stopped (told to stop, or failed): do not take more
-            put.cancel()
-            self._task.result()  # raises the writer's error, if any
-            raise WriterStopped()
-
-    async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._put((readings, events))
 
     async def _run(self) -> None:
         queue = self._queue
@@ -74,10 +65,6 @@ class OrderedWriter:
             for batch in batches:
                 for event in batch:
                     await self._ack(event)
-
-
-class WriterStopped(Exception):
-    """The writer was told to stop (shutdown) before it could write everything queued."""
 
 
 def register(app: faust.App, ctx: StageContext) -> None:

@@ -7,7 +7,6 @@ path and one without; what each produced to real Kafka is read back and compared
 from __future__ import annotations
 
 import json
-import struct
 import time
 
 import pytest
@@ -16,25 +15,11 @@ from confluent_kafka import TopicPartition
 from gridsentinel.gateway.service import Gateway, ensure_topics
 from gridsentinel.ingest.registry import Registry
 
+from ..conftest import mqtt_publish
 from .conftest import Namespace
 from .test_deadletter import bad_telemetry
 
 pytestmark = pytest.mark.integration
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 127, n >> 7
-        out.append(byte | (128 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def publish(topic: str, payload: bytes, mid: int, dup: bool = False) -> bytes:
-    t = topic.encode()
-    body = struct.pack("!H", len(t)) + t + struct.pack("!H", mid) + b"\x00" + payload
-    return bytes([0x32 | (0x08 if dup else 0)]) + _varint(len(body)) + body
 
 
 def stream(now: float) -> list[tuple[str, bytes, bool]]:
@@ -92,7 +77,7 @@ def run(ns: Namespace, prefix: str, fast: bool, packets: bytes, now: float) -> t
 
 def test_fast_path_makes_the_same_records_as_the_general_path(ns: Namespace) -> None:
     now = round(time.time(), 3)
-    packets = b"".join(publish(topic, payload, mid, dup)
+    packets = b"".join(mqtt_publish(topic, payload, mid, dup=dup)
                        for mid, (topic, payload, dup) in enumerate(stream(now), start=1))
     fast, fast_acks = run(ns, f"{ns.prefix}fast.", True, packets, now)
     general, general_acks = run(ns, f"{ns.prefix}general.", False, packets, now)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
@@ -11,29 +9,9 @@ from paho.mqtt.properties import Properties
 
 from gridsentinel.gateway.mqtt_client import BufferedClient, FastMessage
 
+from ...conftest import mqtt_publish as publish
+
 pytestmark = pytest.mark.unit
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 127, n >> 7
-        out.append(byte | (128 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def publish(topic: str, payload: bytes, mid: int = 0, qos: int = 1, props: Properties | None = None,
-            dup: bool = False, retain: bool = False) -> bytes:
-    """A PUBLISH packet as the broker sends it (MQTT v5)."""
-    t = topic.encode()
-    body = struct.pack("!H", len(t)) + t
-    if qos:
-        body += struct.pack("!H", mid)
-    body += props.pack() if props is not None else b"\x00"
-    body += payload
-    cmd = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
-    return bytes([cmd]) + _varint(len(body)) + body
 
 
 def client() -> tuple[BufferedClient, list[object]]:
