@@ -143,9 +143,6 @@ class Bench:
                 out[svc.name] = pid
         return out
 
-    def drop_session(self, client_id: str) -> None:
-        drop_session(self.settings, client_id)
-
     # -- phases -----------------------------------------------------------------------------------
     def broker_limit(self, n: int) -> dict[str, float]:
         sub_id = f"{self.tag}-sub"
@@ -158,7 +155,7 @@ class Bench:
         t0 = time.monotonic()
         subprocess.run([*base, "-C", str(n)], check=True, stdout=subprocess.DEVNULL, timeout=600)
         drain_s = time.monotonic() - t0
-        self.drop_session(sub_id)
+        drop_session(self.settings, sub_id)
         return {"publish_per_s": round(n / publish_s), "mosquitto_sub_per_s": round(n / drain_s)}
 
     def kafka_limit(self, n: int) -> dict[str, float]:
@@ -324,7 +321,7 @@ class Bench:
 
     def cleanup(self) -> None:
         self.children.stop_all()
-        self.drop_session(self.gateway_id)
+        drop_session(self.settings, self.gateway_id)
         drop_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix, f"{self.tag}-w")
         from influxdb_client import InfluxDBClient
 

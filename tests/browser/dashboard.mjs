@@ -1,22 +1,13 @@
 // Drives the dispatch dashboard in headless Chromium (playwright-core + Debian's chromium).
 // Usage: node dashboard.mjs <base url> <dispatcher token> <screenshot path>
 // Prints one JSON line with what it saw; exits non-zero on any failed expectation.
-import { chromium } from "playwright-core";
+import { launch, signIn } from "./session.mjs";
 
 const [base, token, shot] = process.argv.slice(2);
-const executablePath = process.env.GS_CHROMIUM || "/usr/bin/chromium";
-const browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-gpu"] });
 const seen = {};
-const errors = [];
-let page;
+const { browser, page, errors } = await launch({ width: 1600, height: 900 });
 try {
-  page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  await page.goto(`${base}/dashboard`);
-  await page.fill("#tokenInput", token);
-  await page.click("#loginBtn");
-  await page.waitForSelector("#live.on", { timeout: 20000 });
+  await signIn(page, base, token);
   seen.cells = await page.locator("#map path.cell").count();
   seen.casesBefore = await page.locator("#feed li.case").count();
 
@@ -47,7 +38,7 @@ try {
   seen.pageErrors = errors;
   console.log(JSON.stringify(seen));
 } catch (e) {
-  if (page) await page.screenshot({ path: shot.replace(/\.png$/, "-failed.png") }).catch(() => {});
+  await page.screenshot({ path: shot.replace(/\.png$/, "-failed.png") }).catch(() => {});
   console.error(JSON.stringify({ seen, errors }));
   throw e;
 } finally {

@@ -2,21 +2,13 @@
 // per wanted category, in the order given. Not a test: a look at the product as a dispatcher sees it.
 // Usage: node screenshot.mjs <base url> <token> <out.png> <category key>[,<category key>...]
 // Writes <out.png> for the first category that has a case, <out>-2.png for the next, ...; prints JSON.
-import { chromium } from "playwright-core";
+import { launch, signIn } from "./session.mjs";
 
 const [base, token, shot, wanted = "component:0103,event:0103"] = process.argv.slice(2);
-const executablePath = process.env.GS_CHROMIUM || "/usr/bin/chromium";
-const browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-gpu"] });
 const seen = { shots: [] };
-const errors = [];
+const { browser, page, errors } = await launch({ width: 1680, height: 1000 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1680, height: 1000 } });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  await page.goto(`${base}/dashboard`);
-  await page.fill("#tokenInput", token);
-  await page.click("#loginBtn");
-  await page.waitForSelector("#live.on", { timeout: 20000 });
+  await signIn(page, base, token);
   seen.cases = await page.locator("#feed li.case").count();
   seen.colouredCells = await page.locator("#map path.cell:not(.c0)").count();
   const list = await (await fetch(`${base}/api/v1/cases?limit=500`, { headers: { Authorization: `Bearer ${token}` } })).json();
