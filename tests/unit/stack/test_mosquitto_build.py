@@ -46,7 +46,7 @@ def test_tool_paths_point_into_the_cache(tmp_path: Path) -> None:
         mosquitto_tool(settings, "mosquitto_rr")
 
 
-def test_missing_or_stale_build_is_rebuilt(tmp_path: Path) -> None:
+def test_a_missing_or_stale_build_does_not_count_as_built(tmp_path: Path) -> None:
     settings = Settings(cache_dir=tmp_path)
     with pytest.raises(ServiceError, match="gridsentinel up"):
         mosquitto_tool(settings, "mosquitto")
