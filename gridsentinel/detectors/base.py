@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from gridsentinel.ingest.records import Reading
 
 Phase = Literal["open", "escalate", "clear"]
+
+# Device housekeeping, not a measurement: a battery voltage is steady for days and arrives between the
+# readings that matter, so detectors that take "any metric" leave it alone (it must mask nothing).
+HOUSEKEEPING_METRICS: frozenset[str] = frozenset({"battery"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +28,8 @@ class Finding:
 
     ``open`` starts an incident, ``escalate`` raises its severity, ``clear`` ends it. ``started_at`` (the
     event time the incident began) is the same for every finding of one incident, which is what makes
-    detection ids deterministic and a flapping signal one incident.
+    detection ids deterministic and a flapping signal one incident. ``metric`` names the metric a
+    per-metric detector judged (None when the finding is about the device as a whole).
     """
 
     kind: str
@@ -36,6 +41,7 @@ class Finding:
     score: float
     message: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    metric: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +112,29 @@ class Detector(Stateful):
     """Base class of every registered detector.
 
     Subclasses set ``name`` (the registry key) and ``metrics`` (the reading metrics they consume; empty
-    means any metric) and implement ``update``. Findings come only from a policy, never from a scorer.
+    means any measurement, housekeeping such as ``battery`` excluded) and implement ``update``. Findings
+    come only from a policy, never from a scorer, so ``kinds`` (every finding kind the detector can emit)
+    is read off its policies; a detector that makes policies lazily overrides it.
     """
 
     name: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The finding kinds this detector can emit (its policies' kinds, in ``_children`` order)."""
+        out: list[str] = []
+        for name in self._children:
+            kind = getattr(getattr(self, name, None), "kind", None)
+            if isinstance(kind, str) and kind not in out:
+                out.append(kind)
+        return tuple(out)
+
     def accepts(self, reading: Reading) -> bool:
         """Whether this detector consumes ``reading`` (by metric)."""
-        return not self.metrics or reading.metric in self.metrics
+        if self.metrics:
+            return reading.metric in self.metrics
+        return reading.metric not in HOUSEKEEPING_METRICS
 
     def update(self, reading: Reading) -> Outcome:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -131,3 +151,57 @@ class Detector(Stateful):
 
     def _emit(self, score: float, findings: list[Finding]) -> Outcome:
         return Outcome(finite(score), tuple(replace(f, message=self.describe(f)) for f in findings))
+
+
+T = TypeVar("T", bound=Stateful)
+
+
+class PerMetric(Detector, Generic[T]):
+    """A detector that judges each metric on its own: one ``track`` (scorer + policy) per metric.
+
+    A device that sends several metrics (pm2_5 and pm10, a level and its battery) would otherwise feed
+    one scorer an interleaving of unrelated series. State is ``{"metrics": {metric: track state}}``.
+    State saved before tracks were per metric (the track's own shape, at the top level) is kept aside
+    and taken over by the first metric that arrives: exact for single-metric devices, and a mixed
+    history washes out of the scorer as that metric's own readings come in.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.tracks: dict[str, T] = {}
+        self._legacy: dict[str, Any] | None = None
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.kind,)
+
+    def new_track(self) -> T:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def track(self, metric: str) -> T:
+        tr = self.tracks.get(metric)
+        if tr is None:
+            tr = self.tracks[metric] = self.new_track()
+            if self._legacy is not None:
+                tr.restore(self._legacy)
+                self._legacy = None
+        return tr
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"metrics": {m: tr.state() for m, tr in self.tracks.items()}}
+        if self._legacy is not None:
+            out["legacy"] = _to_json(self._legacy)
+        return out
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.tracks = {}
+        if "metrics" not in state:  # the single-track shape of earlier versions
+            self._legacy = dict(state) if state else None
+            return
+        for metric, st in (state.get("metrics") or {}).items():
+            tr = self.tracks[metric] = self.new_track()
+            tr.restore(st)
+        self._legacy = state.get("legacy")
+
+    def _named(self, metric: str, findings: list[Finding]) -> list[Finding]:
+        return [replace(f, metric=metric, evidence={**f.evidence, "metric": metric}) for f in findings]

@@ -8,15 +8,23 @@ from gridsentinel.detectors.base import Finding
 from gridsentinel.ingest.records import Detection
 
 
-def detection_id(device_id: str, detector: str, kind: str, started_at: float, severity: str) -> str:
+def detection_id(device_id: str, detector: str, kind: str, started_at: float, severity: str,
+                 metric: str | None = None) -> str:
     """sha256 of device, detector, kind, incident start (event time, ms) and severity, as 32 hex digits.
 
     The same incident replayed gives the same id; an escalation is a new detection of the same incident.
+    A per-metric detector's incidents also hash their metric (pm2_5 and pm10 stuck since the same
+    minute are two incidents); without a metric the id is what it always was.
 
     >>> detection_id("drain-1", "drainage_level", "drain_overflow", 1700000000.0, "warning")
     '21006c279229d955bce97436f7895ca4'
+    >>> a, b = (detection_id("aq-1", "flatline", "sensor_stuck", 0.0, "advisory", m) for m in ("pm2_5", "pm10"))
+    >>> a != b
+    True
     """
     key = f"{device_id}\x1f{detector}\x1f{kind}\x1f{round(started_at * 1000)}\x1f{severity}"
+    if metric is not None:
+        key += f"\x1f{metric}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -37,8 +45,11 @@ def to_detection(finding: Finding, *, device_id: str, detector: str, detector_ve
         raise ValueError("a clear finding ends an incident; it is not a detection")
     evidence = dict(finding.evidence)
     evidence.update(incident_started_at=finding.started_at, phase=finding.phase)
+    if finding.metric is not None:
+        evidence["metric"] = finding.metric
     return Detection(
-        detection_id=detection_id(device_id, detector, finding.kind, finding.started_at, finding.severity),
+        detection_id=detection_id(device_id, detector, finding.kind, finding.started_at, finding.severity,
+                                  finding.metric),
         source=source, detector=detector, detector_version=detector_version, kind=finding.kind,
         category_code=category_code, category_standard=category_standard, severity=finding.severity,
         grid_code=grid_code, observed_at=finding.observed_at, device_id=device_id, lat=lat, lon=lon,

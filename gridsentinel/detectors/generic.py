@@ -6,16 +6,16 @@ Constructor arguments are the config fields of the same names (see ``detectors/c
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
 
-from gridsentinel.detectors.base import Detector, Finding, Outcome
+from gridsentinel.detectors.base import Detector, Finding, Outcome, PerMetric, Stateful
 from gridsentinel.detectors.policy import Level, Policy
 from gridsentinel.detectors.scorers import (
     Flatline,
     RateOfChange,
     RobustScorer,
     SeasonalBaseline,
-    Silence,
     TimeToThreshold,
 )
 from gridsentinel.ingest.records import Reading
@@ -82,29 +82,47 @@ class RateOfChangeDetector(Detector):
                                                   {"rate_per_s": rate / self.per_s}))
 
 
-class RobustDetector(Detector):
+class _RobustTrack(Stateful):
+    _children: ClassVar[tuple[str, ...]] = ("scorer", "policy")
+
+    def __init__(self, scorer: RobustScorer, policy: Policy) -> None:
+        self.scorer, self.policy = scorer, policy
+
+
+class RobustDetector(PerMetric[_RobustTrack]):
     """Robust z-score against the recent past (median/MAD or EWMA), with a warning/alarm ladder.
+
+    Each metric is scored against its own past (pm2_5 against pm2_5, pm10 against pm10).
 
     >>> d = RobustDetector(warn_z=5, alarm_z=8, warmup=10)
     >>> values = [50 + (i % 3) for i in range(30)] + [90]
     >>> rows = [Reading("d", "pm2_5", "ug/m3", v, i * 60.0) for i, v in enumerate(values)]
-    >>> [(f.phase, f.severity) for r in rows for f in d.update(r).findings]
-    [('open', 'alarm')]
+    >>> [(f.phase, f.severity, f.metric) for r in rows for f in d.update(r).findings]
+    [('open', 'alarm', 'pm2_5')]
     """
 
     name: ClassVar[str] = "robust"
-    _children: ClassVar[tuple[str, ...]] = ("scorer", "policy")
 
     def __init__(self, method: Literal["mad", "ewma"] = "mad", window: int = 60, alpha: float = 0.05,
                  warmup: int = 10, min_scale: float = 1e-6, warn_z: float = 5.0, alarm_z: float = 8.0,
                  hold_s: float = 0.0, cooldown_s: float = 900.0, kind: str = "outlier") -> None:
-        self.scorer = RobustScorer(method, window, alpha, warmup, min_scale)
-        self.policy = Policy(kind, [Level("warning", warn_z, 0.8 * warn_z, hold_s),
-                                    Level("alarm", alarm_z, 0.8 * alarm_z, hold_s)], cooldown_s)
+        super().__init__(kind)
+        self.method, self.window, self.alpha, self.warmup = method, window, alpha, warmup
+        self.min_scale, self.warn_z, self.alarm_z = min_scale, warn_z, alarm_z
+        self.hold_s, self.cooldown_s = hold_s, cooldown_s
+
+    def new_track(self) -> _RobustTrack:
+        z, hold = self.warn_z, self.hold_s
+        return _RobustTrack(
+            RobustScorer(self.method, self.window, self.alpha, self.warmup, self.min_scale),
+            Policy(self.kind, [Level("warning", z, 0.8 * z, hold),
+                               Level("alarm", self.alarm_z, 0.8 * self.alarm_z, hold)], self.cooldown_s))
 
     def update(self, reading: Reading) -> Outcome:
-        z = self.scorer.update(reading.value)
-        return self._emit(z, self.policy.step(reading.observed_at, z, reading.value, {"z": z}))
+        tr = self.track(reading.metric)
+        z = tr.scorer.update(reading.value)
+        findings = tr.policy.step(reading.observed_at, z, reading.value, {"z": z})
+        return self._emit(z, self._named(reading.metric, findings))
 
 
 class SeasonalDetector(Detector):
@@ -136,82 +154,141 @@ class SeasonalDetector(Detector):
         return self._emit(z, self.policy.step(reading.observed_at, z, reading.value, {"z": z}))
 
 
-class FlatlineDetector(Detector):
-    """A stuck sensor: the value has not moved more than ``tolerance`` for ``min_duration_s``.
+class _FlatlineTrack(Stateful):
+    _children: ClassVar[tuple[str, ...]] = ("run", "policy")
+
+    def __init__(self, run: Flatline, policy: Policy) -> None:
+        self.run, self.policy = run, policy
+
+
+class FlatlineDetector(PerMetric[_FlatlineTrack]):
+    """A stuck sensor: a metric has not moved more than ``tolerance`` for ``min_duration_s``.
+
+    Each metric is judged on its own: an air monitor whose pm2_5 and pm10 are both frozen is stuck
+    twice, not "alternating between two values", and a steady battery voltage masks nothing.
 
     >>> d = FlatlineDetector(min_duration_s=3600, tolerance=0.0)
-    >>> rows = [Reading("d", "water_level", "m", 0.42, i * 300.0) for i in range(20)]
+    >>> rows = [Reading("d", m, "ug/m3", v, i * 300.0) for i in range(20)
+    ...         for m, v in (("pm2_5", 35.0), ("pm10", 61.0))]
     >>> out = [f for r in rows for f in d.update(r).findings]
-    >>> [(f.kind, f.phase, f.started_at) for f in out]
-    [('sensor_stuck', 'open', 0.0)]
+    >>> [(f.kind, f.phase, f.metric, f.started_at) for f in out]
+    [('sensor_stuck', 'open', 'pm2_5', 0.0), ('sensor_stuck', 'open', 'pm10', 0.0)]
+    >>> out[1].message
+    'pm10 stuck at 61 for 1.0 h'
     """
 
     name: ClassVar[str] = "flatline"
-    _children: ClassVar[tuple[str, ...]] = ("run", "policy")
 
     def __init__(self, min_duration_s: float = 6 * 3600.0, tolerance: float = 0.0,
                  severity: str = "advisory", kind: str = "sensor_stuck") -> None:
-        self.min_duration_s = min_duration_s
-        self.run = Flatline(tolerance)
-        self.policy = Policy(kind, [Level(severity, 1.0, 1.0)])
+        super().__init__(kind)
+        self.min_duration_s, self.tolerance, self.severity = min_duration_s, tolerance, severity
+
+    def new_track(self) -> _FlatlineTrack:
+        return _FlatlineTrack(Flatline(self.tolerance), Policy(self.kind, [Level(self.severity, 1.0, 1.0)]))
 
     def update(self, reading: Reading) -> Outcome:
-        held = self.run.update(reading.observed_at, reading.value)
+        tr = self.track(reading.metric)
+        held = tr.run.update(reading.observed_at, reading.value)
         score = held / self.min_duration_s
-        findings = self.policy.step(reading.observed_at, score, reading.value, {"flat_for_s": held})
+        findings = tr.policy.step(reading.observed_at, score, reading.value, {"flat_for_s": held})
         if findings and findings[0].phase == "open":
             # the incident began when the value stopped moving, not when we became sure of it
-            findings = [_restart(findings[0], self.run.run_start)]
-            self.policy.started_at = findings[0].started_at
-        return self._emit(score, findings)
+            findings = [_restart(findings[0], tr.run.run_start)]
+            tr.policy.started_at = findings[0].started_at
+        return self._emit(score, self._named(reading.metric, findings))
 
     def describe(self, finding: Finding) -> str:
+        what = finding.metric or "sensor"
         if finding.phase == "clear":
-            return f"sensor moving again at {finding.value:g}"
-        return f"sensor stuck at {finding.value:g} for {finding.evidence['flat_for_s'] / 3600:.1f} h"
+            return f"{what} moving again at {finding.value:g}"
+        return f"{what} stuck at {finding.value:g} for {finding.evidence['flat_for_s'] / 3600:.1f} h"
 
 
 def _restart(f: Finding, started_at: float | None) -> Finding:
-    return Finding(f.kind, f.phase, f.severity, f.started_at if started_at is None else started_at,
-                   f.observed_at, f.value, f.score, f.message, f.evidence)
+    return f if started_at is None else replace(f, started_at=started_at)
 
 
 class DropoutDetector(Detector):
-    """A device that stopped reporting (or never reported) for ``misses`` expected intervals.
+    """A device that stopped reporting a metric (or never reported) for ``misses`` expected intervals.
 
+    Each metric the device has sent keeps its own clock, and the device's silence is that of its most
+    silent metric: a level sensor whose level stopped is offline even while its battery still reports
+    (housekeeping metrics are not consumed at all), and so is an air monitor whose pm10 channel died.
     Time passes through ``check(now)``; ``since`` is when the device was registered, so a device that
-    never sent anything goes offline too. The next reading clears the incident.
+    never sent anything goes offline too. The incident clears once every silent metric is back.
 
     >>> d = DropoutDetector(expected_interval_s=300, misses=3, since=0.0)
     >>> [(f.kind, f.phase) for f in d.check(1000.0)]
     [('device_offline', 'open')]
     >>> [f.phase for f in d.update(Reading("d", "water_level", "m", 1.0, 1100.0)).findings]
     ['clear']
+    >>> _ = d.update(Reading("d", "pm10", "ug/m3", 60.0, 1200.0))   # pm10 then stops; water_level goes on
+    >>> _ = d.update(Reading("d", "water_level", "m", 1.0, 2300.0))
+    >>> [(f.phase, f.evidence["metric"], f.message) for f in d.check(2400.0)]
+    [('open', 'pm10', 'no pm10 reading for 4.0 expected intervals')]
     """
 
     name: ClassVar[str] = "dropout"
-    _children: ClassVar[tuple[str, ...]] = ("silence", "policy")
+    _state_fields: ClassVar[tuple[str, ...]] = ("last_seen", "since")
+    _children: ClassVar[tuple[str, ...]] = ("policy",)
 
     def __init__(self, expected_interval_s: float = 300.0, misses: float = 3.0, since: float | None = None,
                  severity: str = "warning", kind: str = "device_offline") -> None:
-        self.misses = misses
-        self.silence = Silence(expected_interval_s, since)
+        if expected_interval_s <= 0:
+            raise ValueError("expected_interval_s must be > 0")
+        self.expected_interval_s, self.misses = expected_interval_s, misses
+        self.since = since  # before any reading, silence counts from here
+        self.last_seen: dict[str, float] = {}  # metric -> newest event time
         self.policy = Policy(kind, [Level(severity, misses, misses)])
 
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        old = state.get("silence")
+        if "last_seen" not in state and isinstance(old, dict):
+            # one clock for the whole device (earlier versions): its metrics count from its last reading
+            ref = old.get("last_seen")
+            self.since = ref if ref is not None else old.get("since")
+            self.last_seen = {}
+
+    def silence(self, now: float) -> tuple[float, list[str]]:
+        """(silence in expected intervals, metrics silent for ``misses`` or more, most silent first)."""
+        if not self.last_seen:
+            if self.since is None:
+                self.since = now  # first look at a silent device: start counting here
+            return max(0.0, now - self.since) / self.expected_interval_s, []
+        gaps = {m: max(0.0, now - t) / self.expected_interval_s for m, t in self.last_seen.items()}
+        silent = sorted((m for m, g in gaps.items() if g >= self.misses), key=lambda m: (-gaps[m], m))
+        return max(gaps.values()), silent
+
     def update(self, reading: Reading) -> Outcome:
-        gap = self.silence.update(reading.observed_at)
-        findings = self.policy.step(reading.observed_at, 0.0, reading.value) if self.policy.active else []
-        return self._emit(gap / self.misses, findings)
+        t, metric = reading.observed_at, reading.metric
+        seen = self.last_seen.get(metric, self.since)
+        late = 0.0 if seen is None else max(0.0, t - seen) / self.expected_interval_s
+        if t > self.last_seen.get(metric, -math.inf):
+            self.last_seen[metric] = t
+        findings: list[Finding] = []
+        if self.policy.active:
+            gap, silent = self.silence(t)
+            findings = self.policy.step(t, gap, reading.value, self._evidence(gap, silent))
+        return self._emit(late / self.misses, findings)
 
     def check(self, now: float) -> list[Finding]:
-        gap = self.silence.check(now)
-        findings = self.policy.step(now, gap, gap, {"silent_intervals": gap})
+        gap, silent = self.silence(now)
+        findings = self.policy.step(now, gap, gap, self._evidence(gap, silent))
         return list(self._emit(gap, findings).findings)
+
+    def _evidence(self, gap: float, silent: list[str]) -> dict[str, Any]:
+        ev: dict[str, Any] = {"silent_intervals": gap, "silent_metrics": silent}
+        if silent:
+            ev["metric"] = silent[0]
+        return ev
 
     def describe(self, finding: Finding) -> str:
         if finding.phase == "clear":
             return "device reporting again"
-        return f"no reading for {finding.evidence.get('silent_intervals', 0):.1f} expected intervals"
+        what = " or ".join(finding.evidence.get("silent_metrics") or []) or "reading"
+        return f"no {what} reading for {finding.evidence.get('silent_intervals', 0):.1f} expected intervals"
 
 
 class ForecastDetector(Detector):

@@ -142,3 +142,17 @@ def test_planted_anomaly_opens_an_incident_and_normal_does_not(name: str) -> Non
     planted = _run(create(name, **sc.params), sc.readings(True))
     assert not [f for o in normal[sc.start // 2:] for f in o.findings if f.phase == "open"]
     assert [f for o in planted[sc.start:sc.end + 5] for f in o.findings if f.phase == "open"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_emits_only_the_kinds_it_declares(name: str) -> None:
+    sc = SCENARIOS[name]
+    declared = set(create(name, **sc.params).kinds)
+    emitted = {f.kind for anomalous in (False, True)
+               for o in _run(create(name, **sc.params), sc.readings(anomalous)) for f in o.findings}
+    assert declared and emitted and emitted <= declared
+
+
+def test_a_configured_kind_is_declared() -> None:
+    assert create("threshold", enter=50.0, exit=30.0, kind="heavy_rain").kinds == ("heavy_rain",)
+    assert create("flatline", kind="level_stuck").kinds == ("level_stuck",)

@@ -205,7 +205,7 @@ def test_rain_does_not_count_as_the_drain_reporting() -> None:
     # the drain stayed silent for 1000 s (> 3 × 60 s): its own reading is what ends the silence
     found = [d for d in engine.check(1010.0, ["drain-1"]) if d.kind == "device_offline"]
     assert found == []
-    assert engine.export_state("drain-1")["bank"]["detectors"]["dropout"]["silence"]["last_seen"] == 1000.0
+    assert engine.export_state("drain-1")["bank"]["detectors"]["dropout"]["last_seen"] == {"water_level": 1000.0}
 
 
 def test_unknown_device_is_rejected() -> None:
@@ -231,7 +231,7 @@ def test_reconfigure_keeps_state_of_unchanged_detectors() -> None:
     assert engine.reconfigure(DetectorConfig.model_validate(changed_cfg), "v3") == {"cover-1"}
     assert engine.export_state("cover-1")["params"]["cover_tilt"]["alarm_deg"] == 20.0
     # the dropout detector kept its state (its settings did not change)
-    assert engine.export_state("cover-1")["bank"]["detectors"]["dropout"]["silence"]["last_seen"] is not None
+    assert engine.export_state("cover-1")["bank"]["detectors"]["dropout"]["last_seen"]
 
 
 def test_import_state_drops_detectors_whose_settings_changed() -> None:
@@ -245,7 +245,7 @@ def test_import_state_drops_detectors_whose_settings_changed() -> None:
     other = DetectionEngine(DetectorConfig.model_validate(changed_cfg), _registry())
     other.import_state("cover-1", state)
     assert other.export_state("cover-1")["bank"]["detectors"]["cover_tilt"]["last_t"] is None
-    assert other.export_state("cover-1")["bank"]["detectors"]["dropout"]["silence"]["last_seen"] is not None
+    assert other.export_state("cover-1")["bank"]["detectors"]["dropout"]["last_seen"]
 
 
 def test_same_input_same_output() -> None:
