@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from gridsentinel.detectors.config import load_file
+from gridsentinel.detectors.noise import LIMITS as NOISE_LIMITS
 from gridsentinel.errors import ConfigError
 from gridsentinel.ingest.registry import Device, Registry
 
@@ -50,6 +51,7 @@ SCENE_TAIL_S = 20.0
 END_MARGIN_S = 20 * MIN  # quiet time after the last expected detection
 STORM_CELLS_DEVICES = ("drain-003", "drain-004", "drain-005")  # neighbouring cells 001004/005/007
 PEAK_RAIN_MM_H = 38.0  # below the rain gauges' 50 mm/h heavy-rain threshold: the storm itself is no case
+NOISE_MARGIN_DB = (11.0, 9.0)  # normal street noise sits this far under the zone's (day, night) limit
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def min_duration_s(config_dir: Path) -> float:
 def build_scenario(config_dir: Path, seed: int = 1, duration_s: float | None = None,
                    frame_interval_s: float = 0.5, idle_frame_interval_s: float = 120.0,
                    footage_frames: int = 40, window_start: float | None = None,
-                   id_prefix: str = "") -> Scenario:
+                   id_prefix: str = "", incidents: bool = True) -> Scenario:
     """The whole script for the district in ``config_dir``.
 
     ``frame_interval_s``: camera frame spacing (event time) inside scenes; ``idle_frame_interval_s``
@@ -119,12 +121,14 @@ def build_scenario(config_dir: Path, seed: int = 1, duration_s: float | None = N
     06:00 when not given), so a script is deterministic for a seed and a start.
     ``id_prefix``: only devices whose id starts with it take part, and the script addresses them by
     the rest of their id (tests run a private copy of the district under unique ids).
+    ``incidents=False``: the district's normal signals only (no storm, nothing stuck, lifted, offline or
+    covered), for any window length; nothing in it should open a case at any hour.
     """
-    _H0[0] = 6.0 if window_start is None else ((window_start + UTC_OFFSET_S) / HOUR) % 24.0
+    day = LocalDay.of(window_start)
     registry = Registry.load(config_dir)
     need = min_duration_s(config_dir)
     duration = need if duration_s is None else float(duration_s)
-    if duration < need:
+    if incidents and duration < need:
         raise ConfigError(f"simulated window of {duration:.0f}s is too short: the script needs {need:.0f}s "
                           f"(the stuck sensor must stay flat for the flatline detector's min_duration_s)")
     devices = {d.id.removeprefix(id_prefix): d.model_copy(update={"id": d.id.removeprefix(id_prefix)})
@@ -136,69 +140,80 @@ def build_scenario(config_dir: Path, seed: int = 1, duration_s: float | None = N
                               f"device {required}")
     det = load_file(config_dir / "detectors.yaml")
     kinds_map = _category_kinds(config_dir)
-    scenes = (Scene(TAMPER_SCENE_AT, TAMPER_SCENE_AT + SCENE_LEAD_S + COVERED_FOR_S + SCENE_TAIL_S),
-              Scene(LEFT_SCENE_AT, LEFT_SCENE_AT + SCENE_LEAD_S + LEFT_OBJECT_FOR_S + SCENE_TAIL_S))
+    scenes: tuple[Scene, ...] = ()
+    if incidents:
+        scenes = (Scene(TAMPER_SCENE_AT, TAMPER_SCENE_AT + SCENE_LEAD_S + COVERED_FOR_S + SCENE_TAIL_S),
+                  Scene(LEFT_SCENE_AT, LEFT_SCENE_AT + SCENE_LEAD_S + LEFT_OBJECT_FOR_S + SCENE_TAIL_S))
     messages: list[Message] = []
-    incidents: list[Incident] = []
+    script: list[Incident] = []
     rain = _rain_field(devices)
+    storm = _rain if incidents else _no_rain
+
+    def scripted(device_id: str) -> bool:
+        return incidents and device_id in (*STORM_CELLS_DEVICES, "cover-001", "noise-002", "aq-002")
 
     for dev in sorted(devices.values(), key=lambda d: d.id):
         drng = random.Random(f"{seed}:{dev.id}")
         interval = dev.expected_interval_s
         times = _times(duration, interval, drng)
-        stop = OFFLINE_AT if dev.id == "aq-002" else duration
+        stop = OFFLINE_AT if scripted(dev.id) and dev.id == "aq-002" else duration
         if dev.kind == "camera":
             messages += _camera(dev, duration, scenes, frame_interval_s, idle_frame_interval_s,
                                 footage_frames)
             continue
         messages.append(Message(0.0, dev.id, "online"))
         if dev.kind == "drain_level":
-            levels = _drain_levels(dev, times, rain, drng)
+            levels = _drain_levels(dev, times, rain, drng, day, storm)
             messages += [Message(t, dev.id, "telemetry", (("water_level", round(v, 3)),))
                          for t, v in zip(times, levels, strict=True)]
-            if dev.id in STORM_CELLS_DEVICES:
-                incidents.append(_drain_incident(dev, times, levels, det, kinds_map))
+            if scripted(dev.id):
+                script.append(_drain_incident(dev, times, levels, det, kinds_map))
         elif dev.kind == "rain_gauge":
             weight = rain.get(dev.id, 0.3)
             for t in times:
-                rate = max(0.0, weight * _rain(t) * (1 + drng.gauss(0, 0.05)))
+                rate = max(0.0, weight * storm(t) * (1 + drng.gauss(0, 0.05)))
                 messages.append(Message(t, dev.id, "telemetry", (("rain_rate", round(rate, 2)),)))
         elif dev.kind == "cover_tilt":
-            messages += _cover(dev, times, drng, lifted=dev.id == "cover-001")
-            if dev.id == "cover-001":
-                incidents.append(_cover_incident(dev, det, kinds_map))
+            messages += _cover(dev, times, drng, lifted=scripted(dev.id))
+            if scripted(dev.id):
+                script.append(_cover_incident(dev, det, kinds_map))
         elif dev.kind == "air_quality":
-            messages += [Message(t, dev.id, "telemetry", _air(t, drng)) for t in times if t < stop]
-            if dev.id == "aq-002":
+            messages += [Message(t, dev.id, "telemetry", _air(t, drng, day, storm)) for t in times if t < stop]
+            if scripted(dev.id):
                 last = max(t for t in times if t < stop)
                 messages.append(Message(last + 1.0, dev.id, "offline"))
-                incidents.append(_offline_incident(dev, last, duration, det, kinds_map))
+                script.append(_offline_incident(dev, last, duration, det, kinds_map))
         elif dev.kind == "noise":
-            stuck = dev.id == "noise-002"
+            street = StreetNoise.for_device(det, dev, window_start)
+            stuck = scripted(dev.id)
             stuck_value = None
             for t in times:
+                level = round(street.level(t, drng), 1)
                 if stuck and t >= STUCK_AT:
-                    stuck_value = stuck_value if stuck_value is not None else round(_noise(t, drng), 1)
+                    # the sensor freezes; a frozen daytime level would break the night limit and open a
+                    # second case nothing scripted, so it freezes at a level that is normal at any hour
+                    stuck_value = stuck_value if stuck_value is not None else min(level, street.quiet_db)
                     messages.append(Message(t, dev.id, "telemetry", (("laeq", stuck_value),)))
                 else:
-                    messages.append(Message(t, dev.id, "telemetry", (("laeq", round(_noise(t, drng), 1)),)))
+                    messages.append(Message(t, dev.id, "telemetry", (("laeq", level),)))
             if stuck:
                 first = min(t for t in times if t >= STUCK_AT)
-                incidents.append(_stuck_incident(dev, first, duration, config_dir, kinds_map))
-    for scene_dev, kind in (("cam-001", "camera_covered"), ("cam-002", "left_object")):
-        incidents.append(_camera_incident(devices[scene_dev], kind, config_dir, frame_interval_s, kinds_map))
-    for inc in incidents:
+                script.append(_stuck_incident(dev, first, duration, config_dir, kinds_map))
+    if incidents:
+        for scene_dev, kind in (("cam-001", "camera_covered"), ("cam-002", "left_object")):
+            script.append(_camera_incident(devices[scene_dev], kind, config_dir, frame_interval_s, kinds_map))
+    for inc in script:
         if inc.start + inc.expected_delay_s > duration:
             raise ConfigError(f"incident {inc.id} cannot be detected inside a {duration:.0f}s window")
     if id_prefix:
         messages = [replace(m, device_id=id_prefix + m.device_id) for m in messages]
-        incidents = [replace(i, device_id=id_prefix + i.device_id,
-                             id=i.id.replace(":", ":" + id_prefix, 1)) for i in incidents]
+        script = [replace(i, device_id=id_prefix + i.device_id,
+                          id=i.id.replace(":", ":" + id_prefix, 1)) for i in script]
         devices = {k: d.model_copy(update={"id": id_prefix + d.id}) for k, d in devices.items()}
     messages.sort(key=lambda m: (m.at, m.device_id))
-    incidents.sort(key=lambda i: (i.start, i.id))
+    script.sort(key=lambda i: (i.start, i.id))
     return Scenario(duration, seed, window_start, tuple(sorted(devices.values(), key=lambda d: d.id)),
-                    tuple(incidents), scenes, tuple(messages))
+                    tuple(script), scenes, tuple(messages))
 
 
 # --- signals -------------------------------------------------------------------------------------
@@ -213,17 +228,31 @@ def _times(duration: float, interval: float, rng: random.Random) -> list[float]:
     return out
 
 
-_H0 = [6.0]  # local hour at the window start; set by build_scenario (diurnal cycles follow real time)
+@dataclass(frozen=True)
+class LocalDay:
+    """Local time of day along the window: the diurnal cycles follow the real hour of the window.
 
+    >>> day = LocalDay.of(1_767_225_600.0, utc_offset_s=8 * 3600)   # 2026-01-01 08:00 in Shanghai
+    >>> day.hour(0.0), day.hour(15 * 3600.0)
+    (8.0, 23.0)
+    >>> round(day.cycle(4 * 3600.0, peak_hour=12.0), 3)             # at 12:00, the peak
+    1.0
+    """
 
-def local_hour(offset: float) -> float:
-    """Hour of the local day (China Standard Time) at an offset into the window."""
-    return (_H0[0] + offset / HOUR) % 24.0
+    start_hour: float  # local hour at offset 0
 
+    @classmethod
+    def of(cls, window_start: float | None, utc_offset_s: float = UTC_OFFSET_S) -> LocalDay:
+        """The day of a window starting at ``window_start`` (Unix s); None: a window from local 06:00."""
+        return cls(6.0 if window_start is None else ((window_start + utc_offset_s) / HOUR) % 24.0)
 
-def _diurnal(offset: float, peak_hour: float) -> float:
-    """A daily cycle in [0, 1] peaking at ``peak_hour`` local time."""
-    return 0.5 + 0.5 * math.cos(2 * math.pi * (local_hour(offset) - peak_hour) / 24.0)
+    def hour(self, offset: float) -> float:
+        """Hour of the local day at an offset into the window."""
+        return (self.start_hour + offset / HOUR) % 24.0
+
+    def cycle(self, offset: float, peak_hour: float) -> float:
+        """A daily cycle in [0, 1] peaking at ``peak_hour`` local time."""
+        return 0.5 + 0.5 * math.cos(2 * math.pi * (self.hour(offset) - peak_hour) / 24.0)
 
 
 def _rain(t: float) -> float:
@@ -237,6 +266,10 @@ def _rain(t: float) -> float:
     return PEAK_RAIN_MM_H * (1 - x) ** 2
 
 
+def _no_rain(t: float) -> float:
+    return 0.0
+
+
 def _rain_field(devices: dict[str, Device]) -> dict[str, float]:
     """Each device's share of the storm-centre rain: the storm sits over the west of community 001."""
     centre = (31.8710, 120.5512)
@@ -247,7 +280,8 @@ def _rain_field(devices: dict[str, Device]) -> dict[str, float]:
     return out
 
 
-def _drain_levels(dev: Device, times: list[float], rain: dict[str, float], rng: random.Random) -> list[float]:
+def _drain_levels(dev: Device, times: list[float], rain: dict[str, float], rng: random.Random,
+                  day: LocalDay, rain_at: Callable[[float], float]) -> list[float]:
     """A linear-reservoir manhole: inflow from rain on its catchment, outflow to the trunk sewer.
 
     Storm-cell manholes have large catchments and a throttled outlet, so they fill to the rim; the
@@ -263,10 +297,10 @@ def _drain_levels(dev: Device, times: list[float], rain: dict[str, float], rng: 
         dt = (t - last_t) / steps
         for k in range(steps):
             tt = last_t + (k + 1) * dt
-            inflow = gain * rain.get(dev.id, 0.3) * _rain(tt) * (dt / MIN)
+            inflow = gain * rain.get(dev.id, 0.3) * rain_at(tt) * (dt / MIN)
             extra = extra + inflow - extra * (dt / tau)
         last_t = t
-        level = base * (0.85 + 0.3 * _diurnal(t, 8.0)) + extra + rng.gauss(0, 0.004)
+        level = base * (0.85 + 0.3 * day.cycle(t, 8.0)) + extra + rng.gauss(0, 0.004)
         out.append(max(0.0, min(level, depth + 0.08)))  # surcharge: water stands a little over the rim
     return out
 
@@ -285,20 +319,57 @@ def _cover(dev: Device, times: list[float], rng: random.Random, lifted: bool) ->
     return out
 
 
-def _air(t: float, rng: random.Random) -> tuple[tuple[str, float], ...]:
+def _air(t: float, rng: random.Random, day: LocalDay,
+         storm: Callable[[float], float]) -> tuple[tuple[str, float], ...]:
     """PM2.5 and PM10 with rush-hour peaks, well under the IAQI 100 band; rain washes them out."""
-    traffic = 0.5 * _diurnal(t, 8.5) + 0.5 * _diurnal(t, 18.0)
-    wash = 1.0 - 0.4 * min(1.0, _rain(t) / 20.0)
+    traffic = 0.5 * day.cycle(t, 8.5) + 0.5 * day.cycle(t, 18.0)
+    wash = 1.0 - 0.4 * min(1.0, storm(t) / 20.0)
     pm25 = (18 + 16 * traffic) * wash + rng.gauss(0, 1.5)
     pm10 = pm25 * 1.7 + rng.gauss(0, 2.0)
     return (("pm2_5", round(max(1.0, pm25), 1)), ("pm10", round(max(2.0, pm10), 1)))
 
 
-def _noise(t: float, rng: random.Random) -> float:
-    """L_Aeq in dB(A): quiet at night, traffic by day, always under the class 2 limits (60/50)."""
-    hour = local_hour(t)
-    night = hour >= 22 or hour < 6
-    return (41.0 if night else 49.0 + 5.0 * _diurnal(t, 12.0)) + rng.gauss(0, 1.2)
+@dataclass(frozen=True)
+class StreetNoise:
+    """Normal street noise (L_Aeq, dB(A)) under the device's GB 3096-2008 zone-class limits at every hour:
+    traffic by day peaking at noon, quiet at night, with day and night as the noise detector counts them.
+
+    >>> noise = StreetNoise(LocalDay(21.0), day_limit_db=60.0, night_limit_db=50.0)
+    >>> noise.night(0.0), noise.night(3600.0), noise.night(9 * 3600.0)     # 21:00, 22:00, 06:00
+    (False, True, False)
+    >>> noise.quiet_db, round(noise.mean_db(0.0), 1), noise.mean_db(3600.0)
+    (41.0, 49.7, 41.0)
+    """
+
+    day: LocalDay
+    day_limit_db: float
+    night_limit_db: float
+    day_start_h: float = 6.0
+    night_start_h: float = 22.0
+
+    @classmethod
+    def for_device(cls, det: Any, dev: Device, window_start: float | None) -> StreetNoise:
+        """The levels for a noise monitor, from its noise detector settings (zone class, night hours)."""
+        s = _settings(det, dev).get("noise") or {}
+        day_limit, night_limit = NOISE_LIMITS[str(s.get("zone_class", "2"))]
+        return cls(LocalDay.of(window_start, float(s.get("utc_offset_s", UTC_OFFSET_S))), day_limit, night_limit,
+                   float(s.get("day_start_h", 6.0)), float(s.get("night_start_h", 22.0)))
+
+    @property
+    def quiet_db(self) -> float:
+        """The night level: normal at any hour."""
+        return self.night_limit_db - NOISE_MARGIN_DB[1]
+
+    def night(self, offset: float) -> bool:
+        return not self.day_start_h <= self.day.hour(offset) < self.night_start_h
+
+    def mean_db(self, offset: float) -> float:
+        if self.night(offset):
+            return self.quiet_db
+        return self.day_limit_db - NOISE_MARGIN_DB[0] + 5.0 * self.day.cycle(offset, 12.0)
+
+    def level(self, offset: float, rng: random.Random) -> float:
+        return self.mean_db(offset) + rng.gauss(0, 1.2)
 
 
 def _camera(dev: Device, duration: float, scenes: tuple[Scene, ...], fast: float, idle: float,
