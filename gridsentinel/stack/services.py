@@ -7,6 +7,8 @@ report its version.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -15,10 +17,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,8 @@ SCRIPTS = REPO_ROOT / "scripts"
 # unpatched 2.0.21 both crash when restored offline sessions expire after a reload (docs/infra.md).
 MOSQUITTO_VERSION = "2.0.21"
 MOSQUITTO_TOOLS = ("mosquitto", "mosquitto_passwd", "mosquitto_pub", "mosquitto_sub")
+# Registrations within this window of the first one share its broker reload (Mosquitto.ensure_devices).
+RELOAD_BATCH_S = 0.2
 
 
 @dataclass
@@ -193,6 +198,7 @@ class Mosquitto(Service):
             "log_type error\n"
             "log_type warning\n"
             "log_type notice\n"
+            "log_type information\n"  # "Reloading config." at each SIGHUP (tests count them)
             "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
             + ("user root\n" if os.geteuid() == 0 else "")
         )
@@ -219,15 +225,92 @@ class Mosquitto(Service):
         return {line.split(":", 1)[0] for line in self.passwd_file.read_text().splitlines() if ":" in line}
 
     def ensure_devices(self, device_ids: list[str], reload: bool = True) -> None:
-        """Give each device its credentials (password derived from the device secret)."""
-        missing = [d for d in device_ids if d not in self.known_users()]
-        for device_id in missing:
-            self._passwd(["-b", str(self.passwd_file), device_id, self.settings.device_password(device_id)])
-        if missing and reload:
+        """Give each device its credentials (password derived from the device secret). When it returns,
+        the running broker has loaded them: the devices can connect.
+
+        Registrations made at about the same time (threads, processes: the lock files are in the run
+        folder) share one reload: a caller whose users were written before another caller's reload
+        started waits for that reload instead of sending its own SIGHUP."""
+        with _file_lock(self.dir / "passwd.lock"):
+            missing = sorted(set(device_ids) - self.known_users())
+            if not missing:
+                return
+            self._add_users(missing)
+            written = time.time()
+        if reload:
+            self._reload_after(written)
+
+    def _add_users(self, device_ids: list[str]) -> None:
+        """Append the users with one ``mosquitto_passwd -U`` (it hashes a plain-text file) for them all."""
+        plain = self.dir / f"passwd.new.{os.getpid()}.{threading.get_ident()}"
+        plain.write_text("".join(f"{d}:{self.settings.device_password(d)}\n" for d in device_ids))
+        plain.chmod(0o600)
+        try:
+            res = subprocess.run([mosquitto_tool(self.settings, "mosquitto_passwd"), "-U", str(plain)],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise ServiceError(f"mosquitto_passwd -U failed: {res.stderr.strip()}")
+            hashed = plain.read_text()
+        finally:
+            plain.unlink(missing_ok=True)
+        with open(self.passwd_file, "a") as fh:
+            fh.write(hashed)
+        self.passwd_file.chmod(0o600)
+
+    def _reload_after(self, written: float, timeout: float = 15.0) -> None:
+        """Make sure the broker has reloaded its password file since ``written``: one SIGHUP covers every
+        registration written before it started; the others wait for it (``reload.lock``)."""
+        stamp = self.dir / "reloaded_at"
+        with _file_lock(self.dir / "reload.lock"):
+            try:
+                last = float(stamp.read_text())
+            except (OSError, ValueError):
+                last = 0.0
+            if last >= written:
+                return  # a reload that started after our write has completed meanwhile
+            time.sleep(RELOAD_BATCH_S)  # registrations of the same burst land now: one reload for all
             pid = self.proc.pid()
-            if pid:
-                os.kill(pid, signal.SIGHUP)  # reloads the password file and ACL
-                time.sleep(0.3)
+            if pid is None:
+                return  # not running: it reads the file when it starts
+            with _file_lock(self.dir / "passwd.lock"):  # no write between the stamp and the probe's choice
+                started = time.time()
+                users = [line.split(":", 1)[0] for line in self.passwd_file.read_text().splitlines() if ":" in line]
+            os.kill(pid, signal.SIGHUP)  # reloads the password file and ACL
+            self._wait_accepts(users[-1], timeout)  # the last user written: all before it are loaded too
+            stamp.write_text(repr(started))
+
+    def _wait_accepts(self, device_id: str, timeout: float) -> None:
+        """Wait until the broker accepts ``device_id``'s credentials (a real CONNECT)."""
+        import paho.mqtt.client as mqtt
+
+        deadline = time.monotonic() + timeout
+        while True:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gs-reload-{os.getpid()}",
+                                 protocol=mqtt.MQTTv5)
+            client.username_pw_set(device_id, self.settings.device_password(device_id))
+            accepted = False
+            try:
+                client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=5)
+                until = time.monotonic() + 2
+                while time.monotonic() < until and not client.is_connected():
+                    if client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
+                        break  # refused (not loaded yet): the broker closed the connection
+                accepted = client.is_connected()
+                if accepted:
+                    client.disconnect()
+                    client.loop(0.1)  # sends the DISCONNECT
+            except OSError:
+                pass
+            finally:
+                sock = client.socket()
+                if sock is not None:
+                    sock.close()
+            if accepted:
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"Mosquitto did not accept {device_id} within {timeout:.0f}s of a reload; "
+                                   f"see {self.dir / 'broker.log'}")
+            time.sleep(0.1)
 
     def argv(self) -> list[str]:
         return [mosquitto_tool(self.settings, "mosquitto"), "-c", str(self.dir / "mosquitto.conf")]
@@ -656,6 +739,17 @@ def _read_secret_file(path: Path) -> str:
     if not path.exists():
         raise ServiceError(f"{path} is missing: run `gridsentinel up` first to create the local stack")
     return path.read_text().strip()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between threads and processes (``flock`` on a file of the run folder)."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def all_services(settings: Settings) -> list[Service]:
