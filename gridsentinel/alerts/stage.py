@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import time
@@ -148,7 +149,7 @@ class CaseProcessor:
             try:
                 decoded.append((key, value, Detection.from_json(value or b"")))
             except (RecordError, TypeError) as exc:
-                await self._reject(key, value, "bad_record", f"{self._origin}: {exc}")
+                await self._reject(key, value, "bad_record", f"{self._origin}: {exc}", _device_of(value))
         events: list[CaseEvent] = []
         results = await self._apply_batch([d for _, _, d in decoded]) if decoded else []
         for (key, value, detection), result in zip(decoded, results, strict=True):
@@ -238,9 +239,10 @@ class CaseProcessor:
         reason = ("unknown_category" if isinstance(error, UnknownCategory)
                   else "bad_grid_code" if isinstance(error, GridCodeError)
                   else "store_conflict")
-        await self._reject(key, value, reason, f"{detection.detection_id}: {error}")
+        await self._reject(key, value, reason, f"{detection.detection_id}: {error}", detection.device_id)
 
-    async def _reject(self, key: bytes | None, value: bytes | None, reason: str, detail: str) -> None:
+    async def _reject(self, key: bytes | None, value: bytes | None, reason: str, detail: str,
+                      device_id: str | None) -> None:
         self.stats["dead_lettered"] += 1
         await self._dead_letter(
             DeadLetter(
@@ -249,9 +251,20 @@ class CaseProcessor:
                 origin=self._origin,
                 received_at=self._clock(),
                 payload_b64=base64.b64encode(value or b"").decode(),
+                device_id=device_id,
             ),
             key,
         )
+
+
+def _device_of(value: bytes | None) -> str | None:
+    """The device id of a detection that could not be decoded, when its JSON still names one."""
+    try:
+        data = json.loads(value or b"")
+    except ValueError:
+        return None
+    device_id = data.get("device_id") if isinstance(data, dict) else None
+    return device_id if isinstance(device_id, str) and device_id else None
 
 
 class PublisherStopped(TaskStopped):

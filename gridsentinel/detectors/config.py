@@ -181,7 +181,9 @@ class DetectorSet(_Strict):
 
 
 class Category(_Strict):
-    code: str = Field(pattern=r"^\d{4,6}$", description="Component/event code from the city's manual.")
+    code: str = Field(pattern=r"^[0-9A-Za-z]{2,8}$",
+                      description="Component/event code from the city's manual, as config/categories.yaml "
+                                  "writes it (local placeholders such as L002 included).")
     standard: str = Field(min_length=1, max_length=64, description="Standard the code belongs to.")
 
 

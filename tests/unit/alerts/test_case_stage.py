@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,6 +139,29 @@ def test_bad_detections_are_dead_lettered_with_a_reason(catalog: Catalog) -> Non
     kafka = asyncio.run(scenario())
     assert [d.reason for d in kafka.dead] == ["bad_record", "unknown_category", "bad_grid_code"]
     assert [e.type for e in kafka.events] == ["open"]
+
+
+def test_dead_letters_name_the_device(catalog: Catalog) -> None:
+    undecodable = detection("d4", device_id="rain-3").to_dict()
+    del undecodable["severity"]
+
+    async def scenario() -> Kafka:
+        kafka = Kafka()
+        proc = processor(MemoryCaseStore(outbox=True), catalog, kafka)
+        await proc.process(
+            [
+                (b"k", b"not json"),
+                raw("d1", device_id="rain-3", kind="nope", category_code="0601"),
+                raw("d2", device_id="drain-7", grid_code="12345"),
+                (b"k", json.dumps(undecodable).encode()),
+            ]
+        )
+        return kafka
+
+    kafka = asyncio.run(scenario())
+    assert [(d.reason, d.device_id) for d in kafka.dead] == [
+        ("bad_record", None), ("bad_record", "rain-3"), ("unknown_category", "rain-3"),
+        ("bad_grid_code", "drain-7")]
 
 
 def test_sweep_publishes_escalations_through_the_outbox(catalog: Catalog) -> None:
