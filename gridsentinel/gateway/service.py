@@ -8,12 +8,18 @@ Threads: paho's network thread decodes and produces; the main thread polls the K
 runs the delivery callbacks), sends the PUBACKs they release in batches, writes the stats file and
 surfaces any error raised in a callback. The network thread also polls every few hundred messages so
 deliveries are served without a thread switch at full load.
+
+A producer that can no longer deliver is noticed and replaced (``Gateway.recover``): a record Kafka
+refused, a fatal producer error, or records that stay neither delivered nor failed while Kafka answers.
+The messages they came from were never acked, and Mosquitto resends unacked messages only when the
+session is resumed, so the gateway reconnects (same client id, session kept) and gets them again.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -53,6 +59,8 @@ log = logging.getLogger(__name__)
 KINDS = ("telemetry", "frame", "status")
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # Kafka record limit of the gateway's producer and its big topics
 DEADLETTER_KEEP_BYTES = 256 * 1024  # a dead letter keeps at most this much of the raw payload
+# Records waiting this long with no delivery at all while Kafka answers: the producer is wedged.
+STALL_S = float(os.environ.get("GS_GATEWAY_STALL_S", "20"))
 _Message = mqtt.MQTTMessage | FastMessage  # paho's, or the fast path's lighter stand-in
 
 
@@ -62,6 +70,8 @@ class GatewayStats:
     produced: int = 0
     acked: int = 0
     rejected: int = 0
+    refused: int = 0  # records Kafka failed (their messages are redelivered after a recovery)
+    recoveries: int = 0  # producer replaced and/or MQTT session resumed (Gateway.recover)
 
 
 _json_str = json.JSONEncoder(ensure_ascii=True).encode
@@ -117,6 +127,28 @@ class _Route:
         self.heads = heads  # metric name -> ReadingEncoder.head
 
 
+def dead_letter(origin: str, payload: bytes, now: float, why: Rejection, device_id: str | None = None) -> DeadLetter:
+    """The dead letter of a rejected MQTT message. A camera frame (an image not blurred yet) keeps only its
+    size and sha256, never its pixels; any other payload is kept whole up to ``DEADLETTER_KEEP_BYTES``.
+
+    >>> letter = dead_letter("gs/v1/cam-1/frame", b"\\xff\\xd8 pixels", 1.0, Rejection("timestamp_future", "clock"))
+    >>> (letter.payload_b64, letter.payload_bytes, letter.payload_sha256[:8])
+    ('', 9, '7abaeaea')
+    """
+    detail = why.detail
+    size = digest = None
+    if origin.endswith("/frame"):
+        size, digest = len(payload), hashlib.sha256(payload).hexdigest()
+        payload = b""
+    elif len(payload) > DEADLETTER_KEEP_BYTES:  # an oversize payload must not make an oversize record
+        size, digest = len(payload), hashlib.sha256(payload).hexdigest()
+        payload = payload[:DEADLETTER_KEEP_BYTES]
+        detail += f" (payload_b64 holds its first {DEADLETTER_KEEP_BYTES} of {size} bytes)"
+    return DeadLetter(reason=why.reason, detail=detail, origin=origin, received_at=now,
+                      payload_b64=base64.b64encode(payload).decode(), device_id=device_id,
+                      payload_bytes=size, payload_sha256=digest)
+
+
 def reading_json(r: Reading, kind: str, grid_code: str) -> bytes:
     """A Reading as JSON, with the registry's kind and grid code."""
     return ReadingEncoder().encode(r, kind, grid_code)
@@ -165,20 +197,16 @@ class Gateway:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._closing = False
+        self._paused = False  # set while closing or recovering: messages are left unacked (redelivered)
+        # Why the producer cannot deliver any more (a fatal error, a stall): it is replaced.
+        self._broken: str | None = None
+        # A record of the live connection failed: its message holds a slot of the broker's in-flight
+        # window (ReceiveMaximum) until the session is resumed, the only time Mosquitto resends it.
+        self._resume = threading.Event()
+        self.stall_s = STALL_S
         self._since_poll = 0
         self._connected = threading.Event()
-        self.producer = Producer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "client.id": self.client_id,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "batch.num.messages": 10000,
-            "compression.type": "lz4",
-            "message.timeout.ms": 0,  # never give up: Kafka down means wait, not drop
-            "queue.buffering.max.messages": 200000,
-            "message.max.bytes": MAX_RECORD_BYTES,
-        })
+        self.producer = self._new_producer()
         self.mqtt = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                                    protocol=mqtt.MQTTv5)
         self.mqtt.username_pw_set("gateway", settings.gateway_password)
@@ -194,14 +222,32 @@ class Gateway:
         self._readings_topic = self.topics.readings
         self._receive_maximum = receive_maximum
 
-    # -- life cycle -------------------------------------------------------------------------------
-    def start(self) -> None:
-        ensure_topics(self.settings.kafka_bootstrap, self.topics)
+    def _new_producer(self) -> Producer:
+        return Producer({
+            "bootstrap.servers": self.settings.kafka_bootstrap,
+            "client.id": self.client_id,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "batch.num.messages": 10000,
+            "compression.type": "lz4",
+            "message.timeout.ms": 0,  # never give up: Kafka down means wait, not drop
+            "queue.buffering.max.messages": 200000,
+            "message.max.bytes": MAX_RECORD_BYTES,
+            "error_cb": self._on_kafka_error,
+        })
+
+    def _connect_properties(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s  # keep our queue through a restart
         props.ReceiveMaximum = self._receive_maximum
+        return props
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        ensure_topics(self.settings.kafka_bootstrap, self.topics)
         self.mqtt.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
-                          clean_start=False, properties=props)
+                          clean_start=False, properties=self._connect_properties())
         self.mqtt.loop_start()
         if not self._connected.wait(15):
             self._raise_pending()
@@ -210,12 +256,18 @@ class Gateway:
 
     def run(self, report_every_s: float = 10.0) -> None:
         """Poll Kafka deliveries until stopped; raises an error from any callback thread."""
-        last = last_stats = time.monotonic()
+        last = last_stats = last_recovery = time.monotonic()
+        self._watch = (self.stats.produced, self.stats.refused, last)  # delivery progress, for the stall check
         while not self._stop.is_set():
             self.producer.poll(0.05)
             self._flush_acks()
             self._raise_pending()
             now = time.monotonic()
+            self._check_stall(now)
+            # Recover at most every few seconds: a Kafka restart can fail records in bursts.
+            if (self._broken or self._resume.is_set()) and now - last_recovery >= 5.0:
+                self.recover()
+                last_recovery = time.monotonic()
             if self.stats_file and now - last_stats >= 1.0:
                 last_stats = now
                 self.write_stats()
@@ -234,7 +286,8 @@ class Gateway:
         s = self.stats
         return {"time": time.time(), "client_id": self.client_id, "received": s.received,
                 "produced": s.produced, "acked": s.acked, "rejected": s.rejected,
-                "rejected_by_reason": dict(self.rejections), "kafka_queue": len(self.producer)}
+                "rejected_by_reason": dict(self.rejections), "kafka_queue": len(self.producer),
+                "kafka_refused": s.refused, "recoveries": s.recoveries}
 
     def write_stats(self) -> None:
         """Counters as JSON in ``stats_file``, replaced atomically (readers never see half a file)."""
@@ -248,9 +301,54 @@ class Gateway:
     def stop(self) -> None:
         self._stop.set()
 
+    def _check_stall(self, now: float) -> None:
+        """Records waiting, none delivered or failed for ``stall_s`` while Kafka answers: wedged."""
+        produced, refused, since = self._watch
+        if (self.stats.produced, self.stats.refused) != (produced, refused) or not len(self.producer):
+            self._watch = (self.stats.produced, self.stats.refused, now)
+            return
+        if self._broken or now - since < self.stall_s:
+            return
+        self._watch = (produced, refused, now)  # next check in stall_s, whatever this one finds
+        if kafka_answers(self.settings.kafka_bootstrap, self._readings_topic):
+            self._broken = (f"{len(self.producer)} records neither delivered nor failed for {now - since:.0f} s "
+                            "while Kafka answers")
+
+    def recover(self) -> None:
+        """Resume the MQTT session (so the broker resends what was not acked) and, when the producer
+        cannot deliver any more, replace it first. Nothing is lost: what was not acked comes back."""
+        broken = self._broken
+        self.stats.recoveries += 1
+        log.warning("gateway: recovering (%s): %s", "new producer" if broken else "resuming the MQTT session",
+                    broken or f"Kafka refused {self.stats.refused} record(s) so far; their messages are resent "
+                    "only when the session is resumed")
+        self._paused = True  # the network thread leaves new messages unacked: they are resent too
+        try:
+            if not broken:  # let what can still be delivered be acked first (fewer resends)
+                deadline = time.monotonic() + 5.0
+                while self.producer.flush(0.2) > 0 and time.monotonic() < deadline and not self._broken:
+                    self._flush_acks()
+            self._flush_acks()
+            self.mqtt.disconnect()  # clean start off, session expiry > 0: the session and its messages stay
+            self.mqtt.loop_stop()
+            self._generation += 1  # deliveries of the old connection send no PUBACK
+            if self._broken:
+                old, self.producer = self.producer, self._new_producer()
+                old.purge(in_queue=True, in_flight=True, blocking=False)
+                old.flush(1.0)  # their failures belong to the old connection: nothing to do
+                del old
+                self._broken = None
+            self._resume.clear()
+        finally:
+            self._paused = self._closing
+        self._connected.clear()
+        self.mqtt.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
+                                clean_start=False, properties=self._connect_properties())
+        self.mqtt.loop_start()
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking messages, let Kafka confirm what is in flight (acking it), then disconnect."""
-        self._closing = True
+        self._closing = self._paused = True
         deadline = time.monotonic() + timeout
         while self.producer.flush(0.2) > 0 and time.monotonic() < deadline:
             self._flush_acks()
@@ -303,7 +401,7 @@ class Gateway:
                        properties: Any) -> None:
         self._connected.clear()
         self._generation += 1
-        if not self._closing:
+        if not self._paused:
             log.warning("gateway disconnected from MQTT (%s); paho reconnects", reason)
 
     def _on_fast_publish(self, topic: bytes, payload: bytes, mid: int, qos: int, dup: bool) -> None:
@@ -315,7 +413,7 @@ class Gateway:
             if route is None:
                 route = self._route(topic)
             now = self.clock()
-            plain = None if route is None or self._closing else decode_plain_telemetry(payload, now, self.limits)
+            plain = None if route is None or self._paused else decode_plain_telemetry(payload, now, self.limits)
             if plain is None:
                 self._on_message(self.mqtt, None, FastMessage(
                     topic.decode("utf-8", "replace"), payload, mid, qos, dup, False))
@@ -361,7 +459,7 @@ class Gateway:
         return route
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: _Message) -> None:
-        if self._closing:
+        if self._paused:
             return  # not acked: the broker redelivers it to us (or another gateway) later
         self.stats.received += 1
         now = self.clock()
@@ -419,12 +517,7 @@ class Gateway:
     def _reject(self, msg: _Message, now: float, why: Rejection, device_id: str | None = None) -> None:
         self.stats.rejected += 1
         self.rejections[why.reason] += 1
-        payload, detail = msg.payload, why.detail
-        if len(payload) > DEADLETTER_KEEP_BYTES:  # an oversize payload must not make an oversize record
-            payload = payload[:DEADLETTER_KEEP_BYTES]
-            detail += f" (payload_b64 holds its first {DEADLETTER_KEEP_BYTES} of {len(msg.payload)} bytes)"
-        letter = DeadLetter(reason=why.reason, detail=detail, origin=msg.topic, received_at=now,
-                            payload_b64=base64.b64encode(payload).decode(), device_id=device_id)
+        letter = dead_letter(msg.topic, bytes(msg.payload), now, why, device_id)
         self._produce(msg, [(self.topics.deadletter, device_id or "", letter.to_json(), None)])
 
     def _produce(self, msg: _Message, records: list[tuple[str, str, bytes, Any]],
@@ -438,11 +531,18 @@ class Gateway:
         left = [len(records)] if len(records) > 1 else None
         on_delivery = functools.partial(self._delivered, (mid, qos, left, forget_seq, origin, self._generation))
         produce = self.producer.produce
-        for topic, key, value, headers in records:
-            try:
-                produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-            except BufferError:
-                self._produce_waiting(topic, key, value, headers, on_delivery)
+        try:
+            for topic, key, value, headers in records:
+                try:
+                    produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                except BufferError:
+                    if not self._produce_waiting(topic, key, value, headers, on_delivery):
+                        return  # left unacked: resent after the recovery
+        except KafkaException as exc:  # after a fatal error every produce() fails
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is None or not error.fatal():
+                raise
+            self._broken = f"fatal Kafka producer error: {error}"  # the message is resent after the recovery
 
     def _serve_deliveries(self) -> None:
         """Every 200 messages, serve Kafka deliveries (and so PUBACKs) from the network thread too: no GIL
@@ -454,11 +554,14 @@ class Gateway:
             self._flush_acks()
 
     def _produce_waiting(self, topic: str, key: str, value: bytes, headers: Any,
-                         on_delivery: Callable[[KafkaError | None, Any], None]) -> None:
+                         on_delivery: Callable[[KafkaError | None, Any], None]) -> bool:
+        """Produce once the producer has room; False when the gateway stops or recovers meanwhile."""
         while True:
+            if self._paused or self._broken or self._stop.is_set():
+                return False
             try:
                 self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-                return
+                return True
             except BufferError:
                 # Backpressure on MQTT: serve deliveries here (the main loop may be waiting for the GIL).
                 self.producer.poll(0.01)
@@ -470,11 +573,17 @@ class Gateway:
         try:
             mid, qos, left, forget_seq, origin, generation = state
             if err is not None:
-                # Not acked: the broker redelivers after a reconnect. Forget the seq so the redelivery
-                # is not mistaken for a duplicate.
-                log.error("Kafka refused a record from %s: %s", origin, err)
+                # Not acked: the broker resends it when the session is resumed (the run loop does that
+                # soon). Forget the seq so the resent message is not mistaken for a duplicate.
+                self.stats.refused += 1
+                if self.stats.refused <= 10 or self.stats.refused % 1000 == 0:
+                    log.error("Kafka refused a record from %s: %s (%d so far)", origin, err, self.stats.refused)
                 if forget_seq:
                     self._seqs.forget(*forget_seq)
+                if err.fatal():
+                    self._broken = f"fatal Kafka producer error: {err}"
+                if generation == self._generation:
+                    self._resume.set()
                 return
             self.stats.produced += 1
             if left is not None:
@@ -490,6 +599,13 @@ class Gateway:
             self._error = exc
             self._stop.set()
 
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        """librdkafka's client-level errors (served by ``poll``). Most are retried by librdkafka itself
+        (broker down, ...); a fatal one (the idempotent producer's state is lost) ends this producer."""
+        if err.fatal():
+            log.error("fatal Kafka producer error: %s", err)
+            self._broken = f"fatal Kafka producer error: {err}"
+
     def _flush_acks(self) -> None:
         """Send the PUBACKs released by deliveries, as one write."""
         acks = self._acks
@@ -502,6 +618,19 @@ class Gateway:
         except IndexError:
             pass
         self.mqtt.ack_many(mids)
+
+
+def kafka_answers(bootstrap: str, topic: str, timeout: float = 5.0) -> bool:
+    """Kafka answers a metadata request with a leader for every partition of ``topic`` (a fresh client,
+    so a wedged producer's state does not colour the answer)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        md = admin.list_topics(topic, timeout=timeout)
+    except KafkaException:
+        return False
+    found = md.topics.get(topic)
+    return bool(found is not None and found.error is None and found.partitions
+                and all(p.leader >= 0 and p.error is None for p in found.partitions.values()))
 
 
 def drop_session(settings: Settings, client_id: str, timeout: float = 10.0) -> None:

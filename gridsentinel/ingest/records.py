@@ -177,7 +177,9 @@ class DeadLetter(_Record):
     detail: str  # a human sentence: what was wrong and what was expected
     origin: str  # where it came from: an MQTT topic or a Kafka topic
     received_at: float
-    payload_b64: str  # raw bytes, base64
+    payload_b64: str  # raw bytes, base64 ("" for a camera frame: its pixels are never kept)
     device_id: str | None = None
+    payload_bytes: int | None = None  # the raw payload's size, when payload_b64 does not hold all of it
+    payload_sha256: str | None = None  # and its hash (hex), to match it with the device's own copy
 
     _required: ClassVar[tuple[str, ...]] = ("reason", "detail", "origin", "received_at", "payload_b64")
