@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gridsentinel.errors import ConfigError
 from gridsentinel.settings import Settings
-from gridsentinel.simulator.clock import SimClock
+from gridsentinel.simulator.clock import LOCAL, SimClock, parse_start
 from gridsentinel.simulator.scenario import Scenario, build_scenario, min_duration_s
 
 
@@ -22,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None,
                         help="simulated window in seconds (default: the shortest that fits the script, "
                              "about 6.5 h); it ends at the moment the run ends")
+    parser.add_argument("--start", default=None,
+                        help="event time of the window's start: HH:MM (the latest such Asia/Shanghai time whose "
+                             "whole window has passed, e.g. 21:40 for a night), an ISO 8601 time or Unix "
+                             "seconds (default: the window ends at the moment the run ends)")
     parser.add_argument("--ground-truth", type=Path, default=None,
                         help="where to write the incidents' ground truth (default "
                              "<run dir>/simulator/ground-truth.json)")
@@ -55,18 +61,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     real_start = time.time() + 2.0  # connections first
     probe = build_scenario(settings.config_dir, args.seed, duration, id_prefix=args.id_prefix)
     scenes = [(s.start, s.end) for s in probe.scenes]
-    clock = SimClock(duration, args.speed, scenes, args.scene_speed, real_start)
+    try:
+        start = None if args.start is None else parse_start(args.start, duration, time.time())
+        clock = SimClock(duration, args.speed, scenes, args.scene_speed, real_start, window_start=start)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     scenario = build_scenario(settings.config_dir, args.seed, duration, window_start=clock.window_start,
                               id_prefix=args.id_prefix)
     truth = ground_truth(scenario, clock, args.speed)
     path = args.ground_truth or settings.run_dir / "simulator" / "ground-truth.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(truth, indent=1) + "\n")
-    print(f"simulating {duration / 3600:.2f} h of district {len(scenario.devices)} devices in "
+    print(f"simulating {duration / 3600:.2f} h of district {len(scenario.devices)} devices "
+          f"({_local(clock.window_start)} to {_local(clock.event_time(duration))} Asia/Shanghai) in "
           f"{clock.real_length_s / 60:.1f} min (x{args.speed:g}, scenes x{args.scene_speed:g}); "
           f"ground truth in {path}")
     for i in truth["incidents"]:
-        at = time.strftime("%H:%M:%S", time.localtime(i["start"]))
+        at = _local(i["start"])
         print(f"  {at}  {i['kind']:<15} {i['device_id']:<12} {i['grid_code']}  {i['category']}")
     if args.dry_run:
         return 0
@@ -76,3 +87,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"done: {counts['telemetry']} readings, {counts['frame']} frames, "
           f"{counts['status']} status messages")
     return 0
+
+
+def _local(t: float) -> str:
+    return datetime.fromtimestamp(t, LOCAL).strftime("%m-%d %H:%M:%S")

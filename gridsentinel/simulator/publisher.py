@@ -101,6 +101,29 @@ class DeviceLink:
         self.client.loop_stop()
 
 
+def progress_note(clock: SimClock, offset: float, wall: float) -> str:
+    """Where the run is, at what pace, and an honest time to go: a machine that cannot publish as fast
+    as planned falls behind the plan, and the rest is then expected to take longer in the same ratio.
+
+    >>> c = SimClock(duration_s=7200, speed=60, real_start=1000.0)          # planned: 2 min
+    >>> progress_note(c, 3600, wall=1060.0)
+    'simulated 1.00 h of 2.00 h in 1.0 min (x60, on plan): about 1.0 min to go'
+    >>> progress_note(c, 3600, wall=1120.0)
+    'simulated 1.00 h of 2.00 h in 2.0 min (x30, 1.0 min behind the plan): about 2.0 min to go'
+    """
+    elapsed = max(1e-9, wall - clock.real_start)
+    planned = clock.real_at(offset) - clock.real_start
+    behind = wall - clock.real_at(offset)
+    left = clock.real_length_s - planned
+    if planned > 0 and behind > max(5.0, 0.05 * planned):
+        left *= elapsed / planned
+        pace = f"{behind / 60:.1f} min behind the plan"
+    else:
+        pace = "on plan"
+    return (f"simulated {offset / 3600:.2f} h of {clock.duration_s / 3600:.2f} h in {elapsed / 60:.1f} min "
+            f"(x{offset / elapsed:.0f}, {pace}): about {max(0.0, left) / 60:.1f} min to go")
+
+
 def play(messages: list[Message], devices: dict[str, Device], clock: SimClock, settings: Settings,
          say: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
          progress_every_s: float = 10.0) -> dict[str, int]:
@@ -140,8 +163,8 @@ def play(messages: list[Message], devices: dict[str, Device], clock: SimClock, s
             counts["status" if m.type in ("online", "offline") else m.type] += 1
             if time.time() >= next_note:
                 next_note = time.time() + progress_every_s
-                say(f"simulated {m.at / 3600:.2f} h of {clock.duration_s / 3600:.2f} h: "
-                    f"{counts['telemetry']} readings, {counts['frame']} frames")
+                say(f"{progress_note(clock, m.at, time.time())}: {counts['telemetry']} readings, "
+                    f"{counts['frame']} frames")
     finally:
         for link in links.values():
             try:

@@ -148,3 +148,23 @@ def test_id_prefix_runs_a_private_copy(tmp_path: Path) -> None:
     s = build_scenario(cfg, seed=5, window_start=START, id_prefix="t1-")
     assert all(m.device_id.startswith("t1-") for m in s.messages)
     assert all(i.device_id.startswith("t1-") for i in s.incidents)
+
+
+def test_a_pinned_window_plays_in_the_past_inside_the_gateway_limits(scenario) -> None:
+    from gridsentinel.gateway.decode import check_time
+    from gridsentinel.simulator.clock import parse_start
+
+    now = START + 10 * 3600.0  # 2026-01-01 18:00 local: the latest 21:40 with a window before it is the 31st
+    start = parse_start("21:40", scenario.duration_s, now)
+    assert now - 86400 < start + scenario.duration_s <= now
+    clock = SimClock(scenario.duration_s, 240, [(s.start, s.end) for s in scenario.scenes], 2, now, start)
+    assert clock.window_start == start
+    for m in scenario.messages[:: max(1, len(scenario.messages) // 500)]:
+        assert check_time(clock.event_time(m.at), clock.real_at(m.at), Limits()) is None
+
+
+def test_a_pinned_window_ahead_of_the_clock_or_too_old_is_refused() -> None:
+    with pytest.raises(ValueError, match="ahead of the wall clock"):
+        SimClock(3600.0, 60, real_start=START, window_start=START - 3000.0)
+    with pytest.raises(ValueError, match="older than 7 days"):
+        SimClock(3600.0, 60, real_start=START, window_start=START - 7 * 86400.0)
