@@ -11,16 +11,32 @@ ends at "now" and lasts hours, so two runs an hour apart overlap in event time: 
 readings or open cases with an earlier run would make the new readings "too late" for the detectors,
 mix two runs in the signal charts and fold new incidents into old cases. The run's topics and bucket
 are deleted when it stops.
+
+However the demo ends, its children end with it: Ctrl-C, SIGTERM and SIGHUP (a closed terminal) stop
+them in order, a closed stdout/stderr (``| tee`` ended by the same Ctrl-C) does not interrupt that, and
+after ``kill -9`` the kernel kills them (``children.die_with_parent``). One demo runs per API port (a lock
+file); the next one stops whatever an earlier dead run left behind and deletes its topics and bucket.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import io
+import os
+import signal
+import socket
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, TextIO, cast
 
 from . import stack
-from .children import Children
+from .children import Children, reap
+from .errors import ServiceError
 from .settings import Settings
 
 WANTED_STAGES = ("ingest", "detect", "cases", "frames", "live-config")
@@ -35,24 +51,34 @@ def available_stages() -> list[str]:
 
 
 def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed: int = 1,
-             duration_s: float | None = None, keep_running: bool = True, rate_hz: float | None = None) -> int:
+             duration_s: float | None = None, keep_running: bool = True, rate_hz: float | None = None,
+             id_prefix: str = "") -> int:
     """Run the demo until Ctrl-C. ``rate_hz`` and a ``duration_s`` shorter than the script are what the
     old CLI passes (``--duration``/``--rate`` of the first demo); they are ignored until it is rewired."""
+    with _survive_closed_output() as err, _stop_on_signals(), _one_demo_per_port(settings.run_dir / "demo",
+                                                                                  port) as pid_file:
+        return _run(settings, say=stack.progress_printer(stream=err), pid_file=pid_file, port=port,
+                    speed=speed, seed=seed, duration_s=duration_s, keep_running=keep_running,
+                    id_prefix=id_prefix)
+
+
+def _run(settings: Settings, *, say: stack.Progress, pid_file: Path, port: int, speed: float, seed: int,
+         duration_s: float | None, keep_running: bool, id_prefix: str) -> int:
     from .simulator.clock import SimClock
     from .simulator.command import ground_truth
     from .simulator.publisher import play
     from .simulator.scenario import build_scenario, min_duration_s
     from .stack.services import Mosquitto
 
-    say = stack.progress_printer()
     stack.up(settings, say)
+    _clean_up_after_a_dead_run(settings, pid_file, port, say)
     duration = max(duration_s or 0.0, min_duration_s(settings.config_dir))
     stages = available_stages()
     tag = f"demo{int(time.time()):x}"
     space = settings.with_(topic_prefix=f"{tag}.", influx_bucket=tag)
     run_dir = settings.run_dir / "demo" / tag
     env = {**_demo_webhook_secrets(settings), **_namespace_env(space, tag, run_dir)}
-    children = Children(run_dir, env=env)
+    children = Children(run_dir, env=env, pid_file=pid_file, note={"tag": tag, "port": port})
     _create_bucket(space)
     try:
         say(f"starting the gateway, the worker (stages: {' '.join(stages)}) and the API (run {tag})")
@@ -63,9 +89,10 @@ def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed
         children.wait_log("api", "Uvicorn running", timeout=60)
         url = f"http://127.0.0.1:{port}/dashboard"
         real_start = time.time() + 3.0
-        probe = build_scenario(settings.config_dir, seed, duration)
+        probe = build_scenario(settings.config_dir, seed, duration, id_prefix=id_prefix)
         clock = SimClock(duration, speed, [(s.start, s.end) for s in probe.scenes], 2.0, real_start)
-        scenario = build_scenario(settings.config_dir, seed, duration, window_start=clock.window_start)
+        scenario = build_scenario(settings.config_dir, seed, duration, window_start=clock.window_start,
+                                  id_prefix=id_prefix)
         truth_path = run_dir / "ground-truth.json"
         import json
 
@@ -75,11 +102,14 @@ def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed
         print(f"\n  Dashboard:         {url}\n  Viewer token:      {VIEWER_TOKEN}\n"
               f"  Dispatcher token:  {DISPATCHER_TOKEN}\n  API docs:          http://127.0.0.1:{port}/docs\n"
               f"  Ground truth:      {truth_path}\n  Logs:              {children.log_dir}\n\n"
-              f"  Simulating {duration / 3600:.1f} h of the district in {clock.real_length_s / 60:.1f} min: "
+              f"  Simulating {duration / 3600:.1f} h of the district in about {clock.real_length_s / 60:.1f} "
+              f"min if this machine keeps up (progress lines give the real pace): "
               f"{len(scenario.incidents)} scripted incidents. Ctrl-C stops everything.\n", flush=True)
         play(list(scenario.by_time()), devices, clock, settings, say=say,
              sleep=lambda s: _sleep_checking(children, s))
-        say("the simulated window has caught up with now; the dashboard stays up until Ctrl-C")
+        took = time.time() - clock.real_start
+        say(f"the simulated window has caught up with now after {took / 60:.1f} min (planned "
+            f"{clock.real_length_s / 60:.1f}); the dashboard stays up until Ctrl-C")
         while keep_running:
             children.check()
             time.sleep(1.0)
@@ -91,6 +121,117 @@ def run_demo(settings: Settings, *, port: int = 8080, speed: float = 120.0, seed
         say(f"deleting the run's topics ({tag}.*) and bucket ({tag})")
         _drop_namespace(space)
     return 0
+
+
+@contextlib.contextmanager
+def _survive_closed_output() -> Iterator[TextIO]:
+    """Keep going when whoever reads stdout/stderr goes away (``make run | tee log`` and Ctrl-C: tee dies
+    first): the shutdown must not die of EPIPE half-way. Yields the stream for progress lines."""
+    saved = sys.stdout, sys.stderr
+    out, err = _PipeSafe(sys.stdout), _PipeSafe(sys.stderr)
+    sys.stdout, sys.stderr = cast(TextIO, out), cast(TextIO, err)
+    try:
+        yield cast(TextIO, err)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+class _PipeSafe(io.TextIOBase):
+    """A text stream that turns into /dev/null when its reader has gone (EPIPE; EIO: a hung-up terminal)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream: IO[str] = stream
+
+    def write(self, text: str) -> int:
+        try:
+            self._stream.write(text)
+        except OSError:
+            self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._gone()
+
+    def _gone(self) -> None:
+        # point the descriptor itself at /dev/null, so that buffered text and the interpreter's final flush
+        # of this stream go nowhere instead of raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            self._stream = open(os.devnull, "w")  # not a file descriptor: write nowhere from now on
+        finally:
+            os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the demo like Ctrl-C does (its ``finally`` stops the children)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _one_demo_per_port(root: Path, port: int) -> Iterator[Path]:
+    """Hold the port's demo lock (the kernel drops it however the holder dies); yields the pid file where
+    the run records its children."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"demo-{port}.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise ServiceError(f"another demo on port {port} is running (pid {holder}); stop it first, "
+                               f"or give this one another --port") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield root / f"demo-{port}.children.json"
+
+
+def _clean_up_after_a_dead_run(settings: Settings, pid_file: Path, port: int, say: stack.Progress) -> None:
+    """Stop what a dead earlier run on this port left running, delete its topics and bucket, and make sure
+    the port is free."""
+    left = reap(pid_file)
+    if left.get("tag"):
+        tag = str(left["tag"])
+        stopped = f"stopped its leftover processes {left['reaped']}; " if left.get("reaped") else ""
+        say(f"an earlier demo ({tag}, pid {left.get('parent')}) ended without its shutdown: {stopped}"
+            f"deleting its topics and bucket")
+        _drop_namespace(settings.with_(topic_prefix=f"{tag}.", influx_bucket=tag))
+    deadline = time.monotonic() + 10.0
+    while not _port_free(port):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"port {port} is in use by another program; free it or give the demo --port")
+        time.sleep(0.5)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _namespace_env(space: Settings, tag: str, run_dir: Path) -> dict[str, str]:
@@ -156,7 +297,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=120.0,
                         help="simulated seconds per real second (default 120: ~6.5 h in ~5 min)")
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+    parser.add_argument("--id-prefix", default="",
+                        help="simulate only the registry's devices whose id starts with this (tests run the "
+                             "district under unique ids in a config copy)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    return run_demo(settings, port=args.port, speed=args.speed, seed=args.seed)
+    return run_demo(settings, port=args.port, speed=args.speed, seed=args.seed, id_prefix=args.id_prefix)
