@@ -215,6 +215,9 @@ class DropoutDetector(Detector):
     Each metric the device has sent keeps its own clock, and the device's silence is that of its most
     silent metric: a level sensor whose level stopped is offline even while its battery still reports
     (housekeeping metrics are not consumed at all), and so is an air monitor whose pm10 channel died.
+    A metric's interval is the registry's ``expected_interval_s``, or the metric's own usual gap (the
+    median of its last few) when that is longer, so a channel sent hourly is not late after 15 minutes;
+    a metric is judged once it has shown that cadence.
     Time passes through ``check(now)``; ``since`` is when the device was registered, so a device that
     never sent anything goes offline too. The incident clears once every silent metric is back.
 
@@ -223,15 +226,17 @@ class DropoutDetector(Detector):
     [('device_offline', 'open')]
     >>> [f.phase for f in d.update(Reading("d", "water_level", "m", 1.0, 1100.0)).findings]
     ['clear']
-    >>> _ = d.update(Reading("d", "pm10", "ug/m3", 60.0, 1200.0))   # pm10 then stops; water_level goes on
-    >>> _ = d.update(Reading("d", "water_level", "m", 1.0, 2300.0))
-    >>> [(f.phase, f.evidence["metric"], f.message) for f in d.check(2400.0)]
+    >>> for t in (1200.0, 1500.0):                  # pm10 reports, then stops; water_level goes on
+    ...     _ = d.update(Reading("d", "pm10", "ug/m3", 60.0, t))
+    >>> _ = d.update(Reading("d", "water_level", "m", 1.0, 2600.0))
+    >>> [(f.phase, f.evidence["metric"], f.message) for f in d.check(2700.0)]
     [('open', 'pm10', 'no pm10 reading for 4.0 expected intervals')]
     """
 
     name: ClassVar[str] = "dropout"
-    _state_fields: ClassVar[tuple[str, ...]] = ("last_seen", "since")
+    _state_fields: ClassVar[tuple[str, ...]] = ("last_seen", "gaps", "since")
     _children: ClassVar[tuple[str, ...]] = ("policy",)
+    GAPS_KEPT: ClassVar[int] = 5
 
     def __init__(self, expected_interval_s: float = 300.0, misses: float = 3.0, since: float | None = None,
                  severity: str = "warning", kind: str = "device_offline") -> None:
@@ -240,16 +245,24 @@ class DropoutDetector(Detector):
         self.expected_interval_s, self.misses = expected_interval_s, misses
         self.since = since  # before any reading, silence counts from here
         self.last_seen: dict[str, float] = {}  # metric -> newest event time
+        self.gaps: dict[str, list[float]] = {}  # metric -> its last few gaps between readings, seconds
         self.policy = Policy(kind, [Level(severity, misses, misses)])
 
     def restore(self, state: dict[str, Any]) -> None:
         super().restore(state)
+        self.gaps = {m: list(g) for m, g in self.gaps.items()}
         old = state.get("silence")
         if "last_seen" not in state and isinstance(old, dict):
             # one clock for the whole device (earlier versions): its metrics count from its last reading
             ref = old.get("last_seen")
             self.since = ref if ref is not None else old.get("since")
-            self.last_seen = {}
+            self.last_seen, self.gaps = {}, {}
+
+    def interval(self, metric: str) -> float:
+        """Seconds between two readings of ``metric``: the registry's interval or its own usual gap."""
+        gaps = sorted(self.gaps.get(metric) or ())
+        usual = gaps[len(gaps) // 2] if gaps else 0.0
+        return max(self.expected_interval_s, usual)
 
     def silence(self, now: float) -> tuple[float, list[str]]:
         """(silence in expected intervals, metrics silent for ``misses`` or more, most silent first)."""
@@ -257,16 +270,22 @@ class DropoutDetector(Detector):
             if self.since is None:
                 self.since = now  # first look at a silent device: start counting here
             return max(0.0, now - self.since) / self.expected_interval_s, []
-        gaps = {m: max(0.0, now - t) / self.expected_interval_s for m, t in self.last_seen.items()}
-        silent = sorted((m for m, g in gaps.items() if g >= self.misses), key=lambda m: (-gaps[m], m))
-        return max(gaps.values()), silent
+        # a metric is judged once it has shown its cadence (two readings); a device that sent one of each
+        # and stopped is judged on the registry's interval
+        judged = [m for m in self.last_seen if self.gaps.get(m)] or list(self.last_seen)
+        late = {m: max(0.0, now - self.last_seen[m]) / self.interval(m) for m in judged}
+        silent = sorted((m for m, g in late.items() if g >= self.misses), key=lambda m: (-late[m], m))
+        return max(late.values()), silent
 
     def update(self, reading: Reading) -> Outcome:
         t, metric = reading.observed_at, reading.metric
-        seen = self.last_seen.get(metric, self.since)
-        late = 0.0 if seen is None else max(0.0, t - seen) / self.expected_interval_s
-        if t > self.last_seen.get(metric, -math.inf):
+        previous = self.last_seen.get(metric)
+        seen = self.since if previous is None else previous
+        late = 0.0 if seen is None else max(0.0, t - seen) / self.interval(metric)
+        if previous is None or t > previous:
             self.last_seen[metric] = t
+            if previous is not None:
+                self.gaps[metric] = [*self.gaps.get(metric, ()), t - previous][-self.GAPS_KEPT:]
         findings: list[Finding] = []
         if self.policy.active:
             gap, silent = self.silence(t)

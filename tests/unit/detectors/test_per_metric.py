@@ -142,3 +142,13 @@ def test_dropout_takes_over_state_saved_with_one_clock() -> None:
     assert d.check(T0 + 600.0) == []
     assert [f.phase for f in d.check(T0 + 1000.0)] == ["open"]
     assert [f.phase for f in d.update(Reading("d", "water_level", "m", 1.0, T0 + 1100.0)).findings] == ["clear"]
+
+
+def test_a_channel_sent_hourly_is_judged_by_its_own_cadence() -> None:
+    rows = [Reading("drain-7", "water_level", "m", 0.4 + 0.01 * (i % 3), T0 + 300.0 * i) for i in range(96)]
+    rows += [Reading("drain-7", "temperature", "Cel", 18.0, T0 + 3600.0 * h + 5.0) for h in range(5)]
+    rows.sort(key=lambda r: r.observed_at)  # 8 h of levels; the hourly channel stops after 4 h
+    found = [d for d in _feed(_bank("drain-7", "drain_level"), rows, check_every=True)
+             if d.kind == "device_offline"]
+    assert [d.evidence["metric"] for d in found] == ["temperature"]
+    assert found[0].observed_at >= T0 + 4 * 3600.0 + 3 * 3600.0  # three of its own intervals, not 15 min
