@@ -13,6 +13,11 @@ A producer that can no longer deliver is noticed and replaced (``Gateway.recover
 refused, a fatal producer error, or records that stay neither delivered nor failed while Kafka answers.
 The messages they came from were never acked, and Mosquitto resends unacked messages only when the
 session is resumed, so the gateway reconnects (same client id, session kept) and gets them again.
+
+A record Kafka refuses for good (``REFUSED_FOR_GOOD``: e.g. bigger than its topic allows) would be
+refused at every resend: it is sent once more alone (a batch of one, so a record that only shared a
+refused batch gets through), and when Kafka refuses it alone too it is dead-lettered with Kafka's reason
+(``kafka_refused``) and its message acked: the stream goes on.
 """
 
 from __future__ import annotations
@@ -62,6 +67,12 @@ DEADLETTER_KEEP_BYTES = 256 * 1024  # a dead letter keeps at most this much of t
 # Records waiting this long with no delivery at all while Kafka answers: the producer is wedged.
 STALL_S = float(os.environ.get("GS_GATEWAY_STALL_S", "20"))
 _Message = mqtt.MQTTMessage | FastMessage  # paho's, or the fast path's lighter stand-in
+# Kafka's verdicts on a record itself, not on Kafka's state: sending it again cannot succeed. (The broker
+# checks a whole batch against max.message.bytes, so a record that only shared such a batch is innocent.)
+REFUSED_FOR_GOOD = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE,
+                              KafkaError.INVALID_RECORD, KafkaError.INVALID_TIMESTAMP})
+# (state of _delivered, topic, key, value, headers, Kafka's error): a record refused for good, to retry alone
+_Refused = tuple[Any, str, bytes | None, bytes | None, Any, KafkaError]
 
 
 @dataclass
@@ -203,6 +214,8 @@ class Gateway:
         # A record of the live connection failed: its message holds a slot of the broker's in-flight
         # window (ReceiveMaximum) until the session is resumed, the only time Mosquitto resends it.
         self._resume = threading.Event()
+        self._refused: deque[_Refused] = deque()  # records refused for good: sent alone, then dead-lettered
+        self._solo: Producer | None = None  # batches of one, for those (made on first use)
         self.stall_s = STALL_S
         self._since_poll = 0
         self._connected = threading.Event()
@@ -222,14 +235,16 @@ class Gateway:
         self._readings_topic = self.topics.readings
         self._receive_maximum = receive_maximum
 
-    def _new_producer(self) -> Producer:
+    def _new_producer(self, solo: bool = False) -> Producer:
+        """The gateway's producer; ``solo``: one that sends each record in a batch of its own."""
+        batching = {"linger.ms": 0, "batch.num.messages": 1} if solo else {"linger.ms": 5,
+                                                                          "batch.num.messages": 10000}
         return Producer({
             "bootstrap.servers": self.settings.kafka_bootstrap,
             "client.id": self.client_id,
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": 5,
-            "batch.num.messages": 10000,
+            **batching,
             "compression.type": "lz4",
             "message.timeout.ms": 0,  # never give up: Kafka down means wait, not drop
             "queue.buffering.max.messages": 200000,
@@ -260,6 +275,8 @@ class Gateway:
         self._watch = (self.stats.produced, self.stats.refused, last)  # delivery progress, for the stall check
         while not self._stop.is_set():
             self.producer.poll(0.05)
+            if self._refused or self._solo is not None:
+                self._retry_refused()
             self._flush_acks()
             self._raise_pending()
             now = time.monotonic()
@@ -287,7 +304,8 @@ class Gateway:
         return {"time": time.time(), "client_id": self.client_id, "received": s.received,
                 "produced": s.produced, "acked": s.acked, "rejected": s.rejected,
                 "rejected_by_reason": dict(self.rejections), "kafka_queue": len(self.producer),
-                "kafka_refused": s.refused, "recoveries": s.recoveries}
+                "kafka_refused": s.refused, "recoveries": s.recoveries,
+                "kafka_solo_queue": len(self._solo) if self._solo is not None else 0}
 
     def write_stats(self) -> None:
         """Counters as JSON in ``stats_file``, replaced atomically (readers never see half a file)."""
@@ -350,7 +368,9 @@ class Gateway:
         """Stop taking messages, let Kafka confirm what is in flight (acking it), then disconnect."""
         self._closing = self._paused = True
         deadline = time.monotonic() + timeout
-        while self.producer.flush(0.2) > 0 and time.monotonic() < deadline:
+        while (self.producer.flush(0.2) > 0 or self._refused or (self._solo is not None and len(self._solo))) \
+                and time.monotonic() < deadline:
+            self._retry_refused()
             self._flush_acks()
         self._flush_acks()
         time.sleep(0.2)  # let paho's thread send the last PUBACKs
@@ -529,7 +549,11 @@ class Gateway:
         """Produce the records made from one MQTT message; it is acked once Kafka has them all."""
         # One small tuple and one partial per message (no closures): this runs for every message.
         left = [len(records)] if len(records) > 1 else None
-        on_delivery = functools.partial(self._delivered, (mid, qos, left, forget_seq, origin, self._generation))
+        # A record's headers are not in its delivery report: kept for a retry alone (_retry_refused). Only
+        # frames have headers, and a frame is one record.
+        headers = records[0][3] if left is None else None
+        on_delivery = functools.partial(self._delivered, (mid, qos, left, forget_seq, origin, self._generation,
+                                                          headers))
         produce = self.producer.produce
         try:
             for topic, key, value, headers in records:
@@ -567,11 +591,15 @@ class Gateway:
                 self.producer.poll(0.01)
                 self._flush_acks()
 
-    def _delivered(self, state: tuple[int, int, list[int] | None, tuple[str, int] | None, str, int],
+    def _delivered(self, state: tuple[int, int, list[int] | None, tuple[str, int] | None, str, int, Any],
                    err: KafkaError | None, _m: Any) -> None:
         """Kafka's verdict on one record; the message is acked when all its records are in."""
         try:
-            mid, qos, left, forget_seq, origin, generation = state
+            mid, qos, left, forget_seq, origin, generation, headers = state
+            if err is not None and err.code() in REFUSED_FOR_GOOD and _m.topic() != self.topics.deadletter:
+                # Resending cannot help: sent once more alone, then dead-lettered (main loop, _retry_refused).
+                self._refused.append((state, _m.topic(), _m.key(), _m.value(), headers, err))
+                return
             if err is not None:
                 # Not acked: the broker resends it when the session is resumed (the run loop does that
                 # soon). Forget the seq so the resent message is not mistaken for a duplicate.
@@ -596,6 +624,51 @@ class Gateway:
             self.stats.acked += 1
         except BaseException as exc:  # re-raised in run()
             log.exception("gateway delivery callback failed")
+            self._error = exc
+            self._stop.set()
+
+    def _retry_refused(self) -> None:
+        """Records refused for good: each is sent again alone (the broker judges a whole batch, and a record
+        may have been refused for its neighbours); refused alone too, it is dead-lettered (main thread)."""
+        while self._refused:
+            entry = self._refused.popleft()
+            state, topic, key, value, headers, _err = entry
+            if self._solo is None:
+                self._solo = self._new_producer(solo=True)
+            try:
+                self._solo.produce(topic, value=value, key=key, headers=headers,
+                                   on_delivery=functools.partial(self._delivered_alone, entry))
+            except BufferError:  # a thousand refused records waiting: later
+                self._refused.appendleft(entry)
+                break
+        if self._solo is not None:
+            self._solo.poll(0)
+
+    def _delivered_alone(self, entry: _Refused, err: KafkaError | None, m: Any) -> None:
+        """Kafka's verdict on a refused record sent alone: delivered after all, or dead-lettered."""
+        state = entry[0]
+        if err is None or err.code() not in REFUSED_FOR_GOOD:
+            self._delivered(state, err, m)  # through after all, or Kafka's state again (a recovery resends it)
+            return
+        try:
+            origin = state[4]
+            _, topic, key, value, _headers, _ = entry
+            device_id = key.decode("utf-8", "replace") if key else None
+            why = Rejection("kafka_refused", f"Kafka refused the record for {topic} for good: {err.str()} "
+                            f"({err.name()}; the record is {len(value or b'')} bytes)")
+            self.stats.rejected += 1
+            self.rejections[why.reason] += 1
+            log.error("gateway: a record from %s dead-lettered: %s", origin, why.detail)
+            letter = dead_letter(origin, value or b"", self.clock(), why, device_id)
+            # The message is acked once its dead letter is in Kafka, as for any rejected message.
+            on_delivery = functools.partial(self._delivered, state)
+            try:
+                self.producer.produce(self.topics.deadletter, value=letter.to_json(), key=device_id or "",
+                                      on_delivery=on_delivery)
+            except BufferError:  # left unacked if the gateway stops or recovers meanwhile: resent then
+                self._produce_waiting(self.topics.deadletter, device_id or "", letter.to_json(), None, on_delivery)
+        except BaseException as exc:  # re-raised in run()
+            log.exception("gateway dead letter of a refused record failed")
             self._error = exc
             self._stop.set()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,11 +14,12 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 import pytest
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gridsentinel.gateway.decode import REASONS
-from gridsentinel.ingest.records import DeadLetter
+from gridsentinel.ingest.records import DeadLetter, Frame
 from gridsentinel.stack.services import Mosquitto
 
 from .conftest import Namespace, wait_for
@@ -25,8 +27,9 @@ from .test_reliability import assert_exactly_once, device_client, drain_device, 
 
 pytestmark = pytest.mark.integration
 
-# Reasons a device cannot produce: the gateway subscribes only to gs/v1/+/{telemetry,frame,status}.
-UNREACHABLE = {"bad_topic"}
+# Reasons a device cannot produce: the gateway subscribes only to gs/v1/+/{telemetry,frame,status}; and
+# kafka_refused depends on the topic's config (test_a_frame_kafka_refuses_for_good_is_dead_lettered...).
+UNREACHABLE = {"bad_topic", "kafka_refused"}
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 
 
@@ -186,4 +189,95 @@ def test_bad_input_corpus_goes_to_the_dead_letter_with_its_reasons(ns: Namespace
              on_timeout=lambda: str(gateway_stats(gw_stats)))
     # Every good reading reached InfluxDB, once; nothing crashed.
     assert_exactly_once(ns, drain, good)
+    ns.check_alive()
+
+
+def test_a_frame_kafka_refuses_for_good_is_dead_lettered_and_the_stream_goes_on(ns: Namespace) -> None:
+    """A frame bigger than the frames topic allows (its max.message.bytes) is refused by Kafka whatever
+    the gateway does. It used to be left unacked and resent at every gateway recovery, every 5 s, forever
+    (growing ``recoveries``); now it is dead-lettered with Kafka's reason (size and sha256, no pixels) and
+    acked, and the frames after it flow. A good frame sent right behind it (possibly in the same refused
+    batch) gets through too."""
+    tag = ns.prefix.strip(".")
+    cam = f"cam-{tag}"
+    ns.add_devices([{"id": cam, "kind": "camera", "location": {"lat": 31.871, "lon": 120.556},
+                     "expected_interval_s": 10}])
+    frames_topic, limit = f"{ns.prefix}gs.frames", 20_000
+    admin = AdminClient({"bootstrap.servers": ns.settings.kafka_bootstrap})
+    for fut in admin.create_topics([NewTopic(frames_topic, num_partitions=4, replication_factor=1,
+                                             config={"max.message.bytes": str(limit)})]).values():
+        fut.result()  # before the gateway starts: it leaves an existing topic as it is
+    gw_stats = ns.workdir / "gateway-stats.json"
+    gateway = ns.start_gateway("gateway", "--stats-file", str(gw_stats))
+    client = device_client(ns, cam)
+    now = time.time()
+    big = [b"\xff\xd8\xff\xe0" + os.urandom(3 * limit) + b"\xff\xd9" for _ in range(2)]  # incompressible
+    small = [JPEG, JPEG + b"\x00"]
+
+    def publish(payload: bytes, seq: int) -> None:
+        client.publish(f"gs/v1/{cam}/frame", payload, qos=1, properties=frame_props(now, seq)).wait_for_publish(30)
+
+    consumer = ns.consumer([f"{ns.prefix}gs.deadletter", frames_topic])
+    letters: list[DeadLetter] = []
+    frames: dict[int, bytes] = {}
+
+    def read() -> None:
+        for m in consumer.consume(100, timeout=0.5):
+            value = m.value()
+            if m.error() is not None or value is None:
+                continue
+            if m.topic() == frames_topic:
+                raw = m.headers()
+                assert isinstance(raw, list)  # confluent-kafka returns headers as a list of pairs
+                headers = [(k, v) for k, v in raw if isinstance(v, bytes)]
+                frame = Frame.from_kafka(m.key() or b"", value, headers)
+                assert frame.seq is not None
+                frames[frame.seq] = value
+            else:
+                letter = DeadLetter.from_json(value)
+                if letter.device_id == cam:
+                    letters.append(letter)
+
+    def polled(condition: Callable[[], bool]) -> Callable[[], bool]:
+        def check() -> bool:
+            read()
+            return condition()
+        return check
+
+    def stats() -> str:
+        return f"gateway stats: {gateway_stats(gw_stats)}\n{ns.log('gateway')}"
+
+    try:
+        publish(big[0], 1)
+        wait_for(polled(lambda: bool(letters)), 30, "the refused frame's dead letter", ns=ns, on_timeout=stats)
+        publish(small[0], 2)
+        publish(big[1], 3)  # then a big one and a good one back to back: they may share a batch
+        publish(small[1], 4)
+        wait_for(polled(lambda: len(letters) >= 2 and {2, 4} <= set(frames)), 30,
+                 "the second dead letter and both good frames", ns=ns, on_timeout=stats)
+        recoveries = gateway_stats(gw_stats)["recoveries"]
+        time.sleep(11)  # more than two of the gateway's recovery intervals (5 s)
+        read()
+        final = gateway_stats(gw_stats)
+        # The refused frames' messages were acked: a gateway resuming the session does not get them again.
+        gateway.terminate()
+        gateway.wait(30)
+        ns.procs.remove(gateway)
+        ns.start_gateway("gateway2", "--client-id", f"gw-{tag}-gateway")
+        publish(small[0] + b"\x00\x00", 5)
+        wait_for(polled(lambda: 5 in frames), 30, "a frame through the restarted gateway", ns=ns,
+                 on_timeout=lambda: ns.log("gateway2"))
+        read()
+    finally:
+        client.disconnect()
+        consumer.close()
+
+    assert [x.payload_bytes for x in letters] == [len(b) for b in big], "each refused frame dead-lettered once"
+    for letter, payload in zip(letters, big, strict=True):
+        assert letter.reason == "kafka_refused" and "MSG_SIZE_TOO_LARGE" in letter.detail, letter.detail
+        assert letter.payload_b64 == "" and letter.payload_sha256 == hashlib.sha256(payload).hexdigest()
+        assert letter.origin == f"gs/v1/{cam}/frame"
+    assert frames == {2: small[0], 4: small[1], 5: small[0] + b"\x00\x00"}  # the good frames; the big ones never
+    assert final["recoveries"] == recoveries, f"the gateway keeps recovering: {final}"
+    assert final["rejected_by_reason"].get("kafka_refused") == 2, final
     ns.check_alive()
