@@ -7,6 +7,7 @@ import importlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,15 +71,43 @@ def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     return run_gateway(settings, client_id=args.client_id, stats_file=args.stats_file)
 
 
+# One line per worker stage for `gridsentinel worker --help` (tests check it names every stage in ingest/app.py).
+WORKER_STAGES: dict[str, str] = {
+    "ingest": "gs.readings -> InfluxDB (the default: the only stage run without --stages)",
+    "detect": "sensor detectors: gs.readings -> gs.detections",
+    "frames": "camera detectors: gs.frames -> gs.detections, with evidence",
+    "cases": "gs.detections -> dedup -> case store -> gs.case-events -> alerts (webhook, MQTT)",
+    "live-config": "switch the detect stage to new detector config versions without a restart",
+    "shadow": "a candidate detector config beside the live one, cases in a separate store, never dispatched",
+}
+
+
+def warn_if_calendar_uncovered(settings: Settings, now: float | None = None) -> str | None:
+    """Log (and return) the start-up warning when this year's (or, in December, next year's) public
+    holidays are unknown: due times would then treat them as working days."""
+    from .alerts.calendar import WorkCalendar, coverage_warning
+    from .alerts.categories import load_yaml_model
+
+    path = settings.config_dir / "calendar.yaml"
+    cal = load_yaml_model(path, WorkCalendar) if path.exists() else WorkCalendar()
+    warning = coverage_warning(time.time() if now is None else now, cal)
+    if warning:
+        logging.getLogger("gridsentinel.calendar").warning("%s", warning)
+    return warning
+
+
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from .ingest.worker import run_worker
 
+    if "cases" in args.stages:
+        warn_if_calendar_uncovered(settings)
     return run_worker(settings, args)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run
 
+    warn_if_calendar_uncovered(settings)
     return int(run(args, settings))
 
 
@@ -104,6 +133,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from .api.app import run_api
 
+    warn_if_calendar_uncovered(settings)
     return run_api(settings, args.host, args.port)
 
 
@@ -143,7 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the counters (dead letters per reason included) to this JSON file each second")
     p.set_defaults(func=_cmd_gateway)
 
-    p = sub.add_parser("worker", help="run the Faust stream worker (its stages) in the foreground")
+    p = sub.add_parser("worker", help="run the Faust stream worker (its stages) in the foreground",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run the Faust stream worker in the foreground. Without --stages it runs "
+                                   "only `ingest`;\nname the stages to run, e.g. `--stages ingest detect frames "
+                                   "cases`.",
+                       epilog="stages:\n" + "\n".join(f"  {name:<12} {line}" for name, line in WORKER_STAGES.items()))
     p.add_argument("--app-id", default="gridsentinel",
                    help="Faust app id = Kafka consumer group (default gridsentinel)")
     p.add_argument("--bucket", default=None, help="InfluxDB bucket (default: GS_INFLUX_BUCKET or 'readings')")
@@ -151,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-supervise", action="store_true",
                    help="run the Faust app in this process (default: in a child restarted if it stops)")
     p.add_argument("--stages", nargs="+", default=["ingest"],
-                   help="stages to run in this worker (default: ingest); see gridsentinel/ingest/app.py")
+                   help="stages to run in this worker (default: ingest only); one or more of: "
+                        + ", ".join(WORKER_STAGES) + " (listed below)")
     p.add_argument("--stats-file", default=None,
                    help="write counters and the publish->InfluxDB latency histogram to this JSON file each second")
     p.set_defaults(func=_cmd_worker)

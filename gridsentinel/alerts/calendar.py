@@ -3,7 +3,11 @@
 Time limits in grid management are counted in working hours or working days (a case registered on
 Friday evening is due on Monday), except urgent ones (a missing manhole cover) counted on the clock.
 
->>> cal = WorkCalendar()  # Mon–Fri 09:00–12:00 and 13:00–18:00, Asia/Shanghai
+Public holidays and make-up working days (调休) come from the State Council's yearly notice, as packaged
+by the ``chinesecalendar`` library (module ``chinese_calendar``); ``config/calendar.yaml`` adds local ones.
+A year the library does not know yet has no holidays at all, so start-up warns (``coverage_warning``).
+
+>>> cal = WorkCalendar()  # Mon–Fri 09:00–12:00 and 13:00–18:00, Asia/Shanghai, official holidays
 >>> from datetime import datetime
 >>> from zoneinfo import ZoneInfo
 >>> tz = ZoneInfo("Asia/Shanghai")
@@ -12,16 +16,20 @@ Friday evening is due on Monday), except urgent ones (a missing manhole cover) c
 datetime.datetime(2025, 6, 9, 12, 0, tzinfo=zoneinfo.ZoneInfo(key='Asia/Shanghai'))
 >>> datetime.fromtimestamp(deadline(friday_17h, TimeLimit(amount=30, unit="minutes"), cal), tz)
 datetime.datetime(2025, 6, 6, 17, 30, tzinfo=zoneinfo.ZoneInfo(key='Asia/Shanghai'))
+>>> cal.is_working_day(date(2026, 10, 1)), cal.is_working_day(date(2026, 10, 10))  # National Day; a make-up Saturday
+(False, True)
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import chinese_calendar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gridsentinel.errors import ConfigError
@@ -58,11 +66,20 @@ class WorkCalendar(BaseModel):
         (WorkPeriod(start=time(9), end=time(12)), WorkPeriod(start=time(13), end=time(18))),
         min_length=1, max_length=6,
         description="Working periods of a working day, in order, not overlapping.")
+    official: Literal["cn", "none"] = Field(
+        "cn", description="Official public holidays and make-up working days: 'cn' = mainland China's (State "
+                          "Council notices, from the chinesecalendar library); 'none' = only this file's dates.")
     holidays: tuple[date, ...] = Field(
-        (), max_length=2000, description="Public holidays: not working days even on a working weekday.")
+        (), max_length=2000,
+        description="Local holidays on top of the official ones: not working days even on a working weekday or "
+                    "an official make-up day.")
     extra_working_days: tuple[date, ...] = Field(
         (), max_length=2000,
-        description="Make-up working days (调休): working days even on a weekend. Wins over holidays.")
+        description="Local working days: working even on a weekend or a holiday. Win over all holidays.")
+    covered_years: tuple[int, ...] = Field(
+        (), max_length=100,
+        description="Years whose holidays and make-up days this file lists in full (a year the official "
+                    "source does not have yet); they silence the start-up warning for that year.")
 
     @field_validator("timezone")
     @classmethod
@@ -101,10 +118,23 @@ class WorkCalendar(BaseModel):
     def _extra(self) -> frozenset[date]:
         return frozenset(self.extra_working_days)
 
+    @cached_property
+    def _official(self) -> OfficialDays:
+        return official_days(self.official)
+
     def is_working_day(self, day: date) -> bool:
+        # Local days win over official ones; a working day wins over a holiday at each level.
         if day in self._extra:
             return True
-        return day.isoweekday() in self.working_days and day not in self._holidays
+        if day in self._holidays:
+            return False
+        if day in self._official.workdays:
+            return True
+        return day.isoweekday() in self.working_days and day not in self._official.holidays
+
+    def covers(self, year: int) -> bool:
+        """Whether ``year``'s public holidays are known (officially or listed in full in this file)."""
+        return year in self._official.years or year in self.covered_years
 
     @property
     def working_seconds_per_day(self) -> float:
@@ -116,6 +146,56 @@ class WorkCalendar(BaseModel):
             return []
         return [(datetime.combine(day, p.start, self.zone).timestamp(),
                  datetime.combine(day, p.end, self.zone).timestamp()) for p in self.hours]
+
+
+@dataclass(frozen=True)
+class OfficialDays:
+    """Official holidays and make-up working days, and the years they cover."""
+
+    source: str
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+    years: frozenset[int]
+
+
+@cache
+def official_days(name: Literal["cn", "none"]) -> OfficialDays:
+    """The official calendar ``name``: ``cn`` from the ``chinese_calendar`` module, ``none`` empty."""
+    if name == "none":
+        return OfficialDays("none", frozenset(), frozenset(), frozenset())
+    holidays: dict[date, object] = chinese_calendar.holidays
+    workdays: dict[date, object] = chinese_calendar.workdays
+    # The library answers for every year between its first and last listed ones and raises outside.
+    first, last = min(holidays).year, max(holidays).year
+    return OfficialDays(f"chinesecalendar {chinese_calendar.__version__}", frozenset(holidays),
+                        frozenset(workdays), frozenset(range(first, last + 1)))
+
+
+def years_to_cover(now: float, cal: WorkCalendar) -> list[int]:
+    """The years a service started at ``now`` needs: this year in the calendar's zone, and the next one
+    from December on (a limit counted late in December runs into January)."""
+    today = datetime.fromtimestamp(now, cal.zone).date()
+    return [today.year, today.year + 1] if today.month == 12 else [today.year]
+
+
+def coverage_warning(now: float, cal: WorkCalendar) -> str | None:
+    """A start-up warning when a year the service needs has no public holidays (None when all are known).
+
+    >>> print(coverage_warning(datetime(2030, 3, 1, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp(),
+    ...                        WorkCalendar(official="none")))  # doctest: +ELLIPSIS
+    working calendar: no public holidays or make-up working days for 2030 (...)...
+    """
+    missing = [y for y in years_to_cover(now, cal) if not cal.covers(y)]
+    if not missing:
+        return None
+    official = official_days(cal.official)
+    known = f"{official.source} covers {min(official.years)}-{max(official.years)}" if official.years \
+        else "no official calendar"
+    years = " and ".join(map(str, missing))
+    return (f"working calendar: no public holidays or make-up working days for {years} ({known}); due times "
+            f"in {years} count every weekday as a working day. Upgrade chinesecalendar once it has {years} "
+            f"(pinned in pyproject.toml and constraints.txt), or list the days from the State Council's notice "
+            f"in config/calendar.yaml (holidays, extra_working_days) and add the year to covered_years.")
 
 
 def _seconds(t: time) -> float:

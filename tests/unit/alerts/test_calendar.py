@@ -59,7 +59,7 @@ def test_working_days_count_whole_working_days() -> None:
 
 
 def test_holidays_and_make_up_days() -> None:
-    cal = WorkCalendar(holidays=(date(2025, 10, 1), date(2025, 10, 2)),
+    cal = WorkCalendar(official="none", holidays=(date(2025, 10, 1), date(2025, 10, 2)),
                        extra_working_days=(date(2025, 10, 11),))
     # Tue 30 Sep 17:00 + 2 wh: 1 h on Tuesday, holidays Wed/Thu, Friday 09:00 + 1 h.
     assert local(deadline(at(2025, 9, 30, 17), wh(2), cal)) == datetime(2025, 10, 3, 10)

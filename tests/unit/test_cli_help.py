@@ -1,0 +1,22 @@
+"""`gridsentinel worker --help` tells which stages exist, one line each, and what runs by default."""
+
+from __future__ import annotations
+
+import pytest
+
+from gridsentinel.cli import build_parser
+from gridsentinel.ingest.app import STAGES
+
+pytestmark = pytest.mark.unit
+
+
+def test_worker_help_lists_every_stage_and_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["worker", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    stage_lines = {name: [ln for ln in lines if ln.split()[:1] == [name]] for name in STAGES}
+    assert all(len(found) == 1 for found in stage_lines.values()), stage_lines  # one line per stage
+    assert all(len(found[0].split()) > 3 for found in stage_lines.values())  # ... saying what it does
+    assert "runs only `ingest`" in " ".join(text.split())
