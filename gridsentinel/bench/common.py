@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -65,8 +66,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def emit(result: dict[str, object], as_json: bool, render: str) -> None:
-    print(json.dumps(result, indent=2) if as_json else render)
+# A fixed pure-Python loop timed beside every benchmark's figures, so figures from different machines (or
+# from one machine under different load) can be compared: sum(range(10**8)) took 3.7-4.4 s where issue #6
+# was found. A tenth of it is timed, best of three, and scaled: seconds stay comparable, the run stays short.
+CALIBRATION_LOOP = 10**7
+CALIBRATION_SCALE = 10**8 // CALIBRATION_LOOP
+
+
+def calibration(repeat: int = 3) -> dict[str, object]:
+    """Seconds a ``sum(range(10**8))`` would take on this machine now (best of ``repeat``, measured on a tenth)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        sum(range(CALIBRATION_LOOP))
+        best = min(best, time.perf_counter() - t0)
+    return {"sum_range_1e8_s": round(best * CALIBRATION_SCALE, 2),
+            "method": f"best of {repeat} x sum(range(10**7)), x{CALIBRATION_SCALE}",
+            "python": platform.python_version()}
+
+
+def calibration_line(cal: dict[str, object]) -> str:
+    return (f"CPU calibration: sum(range(10**8)) equivalent {cal['sum_range_1e8_s']} s "
+            f"({cal['method']}, Python {cal['python']})")
+
+
+def emit(result: dict[str, object], as_json: bool, render: str, indent: int | None = 2) -> None:
+    """Print a benchmark's result, as JSON or as text, with the CPU calibration (JSON key ``calibration``)."""
+    cal = calibration()
+    print(json.dumps({**result, "calibration": cal}, indent=indent) if as_json
+          else f"{render}\n{calibration_line(cal)}")
 
 
 def drop_topics(bootstrap: str, prefix: str, app_id: str) -> None:

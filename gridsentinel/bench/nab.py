@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gridsentinel.bench.common import emit
 from gridsentinel.detectors.nab_scoring import FileData, ProfileResult, score_all, window_rows
 from gridsentinel.detectors.registry import DETECTORS, create
 from gridsentinel.engineering.sources import read_series, series_readings
@@ -81,10 +82,8 @@ def run(args: argparse.Namespace) -> int:
         _write_scores(out_dir / rel, args.detector, raw_ts, values, scores, wins)
     results = score_all(files)
     rate = rows / busy if busy > 0 else 0.0
-    if args.json:
-        print(json.dumps(_as_json(args.detector, results, rows, rate), indent=None))
-    else:
-        _print_tables(args.detector, results, rows, rate, out_dir)
+    emit(_as_json(args.detector, results, rows, rate), args.json,
+         _tables(args.detector, results, rows, rate, out_dir), indent=None)
     return 0
 
 
@@ -116,13 +115,13 @@ def _as_json(detector: str, results: dict[str, ProfileResult], rows: int, rate: 
     }
 
 
-def _print_tables(detector: str, results: dict[str, ProfileResult], rows: int, rate: float,
-                  out_dir: Path) -> None:
-    print(f"NAB, detector {detector!r}: {rows} rows, {rate:,.0f} rows/s (detector loop, one core); "
-          f"per-row scores in {out_dir}")
+def _tables(detector: str, results: dict[str, ProfileResult], rows: int, rate: float, out_dir: Path) -> str:
+    lines = [f"NAB, detector {detector!r}: {rows} rows, {rate:,.0f} rows/s (detector loop, one core); "
+             f"per-row scores in {out_dir}"]
     for name, r in results.items():
-        print(f"\n{name}: score {r.normalized:.1f}  (threshold {r.threshold:.4f}, raw {r.raw:.3f})")
-        print(f"  {'file':<58} {'score':>7} {'raw':>8} {'TP':>3} {'FP':>4} {'FN':>3}")
+        lines.append(f"\n{name}: score {r.normalized:.1f}  (threshold {r.threshold:.4f}, raw {r.raw:.3f})")
+        lines.append(f"  {'file':<58} {'score':>7} {'raw':>8} {'TP':>3} {'FP':>4} {'FN':>3}")
         for f in r.files:
             sc = "-" if f.normalized is None else f"{f.normalized:.1f}"
-            print(f"  {f.name:<58} {sc:>7} {f.raw:>8.3f} {f.tp:>3} {f.fp:>4} {f.fn:>3}")
+            lines.append(f"  {f.name:<58} {sc:>7} {f.raw:>8.3f} {f.tp:>3} {f.fp:>4} {f.fn:>3}")
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from gridsentinel.bench.common import emit
 from gridsentinel.detectors.camera import synthetic as syn
 from gridsentinel.detectors.camera.base import CameraDetector
 from gridsentinel.detectors.camera.config import (
@@ -434,7 +435,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench vision: no vtest.avi in {data} (set --data or GS_VIDEO_DIR)")
         return 2
     result = measure(data, getattr(args, "face_model", None))
-    print(json.dumps(result) if args.json else _table(result))
+    emit(result, args.json, _table(result), indent=None)
     return 0
 
 
