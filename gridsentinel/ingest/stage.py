@@ -1,4 +1,6 @@
-"""Ingest stage: ``gs.readings`` -> InfluxDB, batched, acked only once written (nothing lost).
+"""Ingest stage: ``gs.readings`` -> InfluxDB, batched, acked only once written (nothing lost); readings
+InfluxDB refuses for good (a field type conflict, a point it cannot parse) go to the dead letter with its
+reason, and ingest goes on.
 
 Taking and writing overlap: the agent decodes batch N+1 while batch N is written in a thread. Batches
 queue (bounded) for one writer, which merges what has queued into one write and acks strictly in the
@@ -74,13 +76,25 @@ def register(app: faust.App, ctx: StageContext) -> None:
     stopping = asyncio.Event()
     ctx.stats["points_written"] = lambda: sink.points_written
     ctx.stats["write_failures"] = lambda: sink.failures
+    ctx.stats["points_refused"] = lambda: sink.points_refused
     ctx.stats["latency_ms_hist"] = lambda: sink.latency.counts
     ctx.stats["gateway_to_influx_ms_hist"] = lambda: sink.latency_since_gateway.counts
 
     async def write(readings: list[Reading]) -> bool:
-        # The write blocks (retrying with backoff) until InfluxDB takes it; only then are the events
-        # acked, so a crash or an outage never loses a reading: Kafka keeps the backlog.
-        return await asyncio.to_thread(sink.write, readings, stopping.is_set)
+        # The write blocks (retrying with backoff) until InfluxDB has answered for every reading; only
+        # then are the events acked, so a crash or an outage never loses a reading: Kafka keeps the
+        # backlog. What InfluxDB refuses for good is dead-lettered (and Kafka has it) before the ack.
+        refused = await asyncio.to_thread(sink.write, readings, stopping.is_set)
+        if refused is None:
+            return False
+        for r in refused:
+            sent = await ctx.topics["deadletter"].send(key=r.reading.device_id.encode(), value=DeadLetter(
+                reason="influx_refused", detail=f"{ctx.names.readings}: {r.reason}",
+                origin=ctx.names.readings, received_at=time.time(),
+                payload_b64=base64.b64encode(r.reading.to_json()).decode(), device_id=r.reading.device_id,
+            ).to_json())
+            await sent  # on Kafka before the reading's event is acked
+        return True
 
     @app.agent(ctx.topics["readings"], name=f"{options.app_id}.ingest")
     async def ingest(stream: faust.StreamT[Any]) -> None:
