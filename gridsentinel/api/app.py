@@ -1,7 +1,8 @@
 """The FastAPI app: :func:`create_app` (the API's composition root) and :func:`run_api`.
 
 The lifespan opens the SQL case store (``GS_DATABASE_URL``, default ``sqlite:///<run_dir>/cases.db``)
-unless a store is given, optionally starts the Kafka feeder of the SSE hub, and closes both on exit.
+unless a store is given, optionally starts the Kafka feeder of the SSE hub and the Kafka producer that
+hands Open311 reports to the case stage (``gs.detections``), and closes them on exit.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +26,7 @@ from gridsentinel.alerts.store_protocol import CaseStore
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.errors import error_body, install_error_handlers
-from gridsentinel.api.hub import CaseEventHub, consume_case_events
+from gridsentinel.api.hub import CaseEventHub, DetectionProducer, consume_case_events
 from gridsentinel.api.routers import (
     cases,
     configs,
@@ -36,10 +39,11 @@ from gridsentinel.api.routers import (
     signals,
     stream,
 )
-from gridsentinel.api.state import ApiState, EventSink
+from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.errors import ConfigError
 from gridsentinel.ingest.grid import GridMap
 from gridsentinel.ingest.registry import Registry
+from gridsentinel.ingest.topics import Topics
 from gridsentinel.settings import Settings
 
 DESCRIPTION = """GridSentinel's HTTP API: grid-management cases, their live event stream, devices, the unit
@@ -119,14 +123,21 @@ def create_app(
     clock: Callable[[], float] = time.time,
     event_sink: EventSink | None = None,
     consume_kafka: bool = False,
+    detection_sink: DetectionSink | None = None,
+    produce_detections: bool = False,
+    open311_wait_s: float = 2.0,
 ) -> FastAPI:
     """Build the API.
 
     ``store``: use this case store (the caller closes it) instead of opening ``config.database_url``.
     ``hub``: the SSE hub (give one to publish into it from elsewhere in the process; else a new one,
     available as ``app.state.gs.hub``). ``event_sink``: called with the events of every change the API
-    itself makes (transitions, Open311 posts), e.g. to produce them to ``gs.case-events``.
+    itself makes (transitions), e.g. to produce them to ``gs.case-events``.
     ``consume_kafka``: feed the hub from ``gs.case-events`` while the app runs.
+    ``produce_detections``: send Open311 reports to ``gs.detections`` (keyed by dedup region) for the
+    case stage; or give ``detection_sink`` to route them elsewhere. With neither, Open311 POST answers 503.
+    ``open311_wait_s``: how long a POST waits for the case stage to apply its report before it answers
+    with the token alone.
     """
     config = config or ApiConfig.from_env(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
@@ -141,6 +152,8 @@ def create_app(
         hub=hub or CaseEventHub(),
         clock=clock,
         event_sink=event_sink,
+        detection_sink=detection_sink,
+        open311_wait_s=open311_wait_s,
         store=store,
     )
 
@@ -151,9 +164,17 @@ def create_app(
             opened = await SqlCaseStore.open(config.database_url)
             state.store = opened
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
+        producer = None
+        if produce_detections:
+            producer = DetectionProducer(settings, Topics(settings.topic_prefix).detections)
+            state.detection_sink = producer
         try:
             yield
         finally:
+            state.hub.close()
+            if producer is not None:
+                state.detection_sink = detection_sink
+                await producer.stop()
             if feeder is not None:
                 feeder.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -223,12 +244,38 @@ def _add_open311_body_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+GRACEFUL_SHUTDOWN_S = 10  # then uvicorn cancels what still runs (a backstop: SSE streams end first)
+
+
 def run_api(
     settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, consume_kafka: bool = True
 ) -> int:
-    """Serve the API with uvicorn in the foreground (what ``gridsentinel api`` runs)."""
-    import uvicorn
-
-    app = create_app(settings, consume_kafka=consume_kafka)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    """Serve the API with uvicorn in the foreground (what ``gridsentinel api`` runs) until SIGINT/SIGTERM."""
+    app = create_app(settings, consume_kafka=consume_kafka, produce_detections=consume_kafka)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    ApiServer(config, app.state.gs.hub).run()
     return 0
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn's server that ends the SSE streams when it shuts down.
+
+    uvicorn's graceful shutdown waits for every open response to finish, and an SSE response never does
+    on its own: with a dashboard open, SIGTERM left the API running. Closing the hub ends each stream
+    (after what it still holds), so its connection closes and the shutdown goes on.
+    """
+
+    def __init__(self, config: uvicorn.Config, hub: CaseEventHub) -> None:
+        super().__init__(config)
+        self._hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._hub.close()
+        await super().shutdown(sockets)

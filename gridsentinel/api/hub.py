@@ -1,4 +1,5 @@
-"""The in-process case-event hub that feeds the SSE stream, and its Kafka feeder.
+"""The in-process case-event hub that feeds the SSE stream, its Kafka feeder, and the producer that
+hands Open311 reports to the case stage.
 
 Whatever produces case events in this process (the API's own transitions and Open311 posts, or
 :func:`consume_case_events` reading ``gs.case-events``) calls :meth:`CaseEventHub.publish`; every SSE
@@ -30,9 +31,15 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.ingest.grid import dedup_region
+from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import Settings
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 log = logging.getLogger(__name__)
 EventFilter = Callable[[CaseEvent], bool]
@@ -47,6 +54,11 @@ class Subscription:
         self._accept = accept
         self._ready = asyncio.Event()
         self.dropped = 0
+        self.closed = False  # the hub is closing: no more events will come
+
+    def _close(self) -> None:
+        self.closed = True
+        self._ready.set()
 
     def _offer(self, event: CaseEvent) -> None:
         if self._accept is not None and not self._accept(event):
@@ -61,8 +73,11 @@ class Subscription:
         return len(self._queue)
 
     async def get(self, timeout: float | None = None) -> CaseEvent | None:
-        """The next event; None when ``timeout`` seconds pass without one."""
+        """The next event; None when ``timeout`` seconds pass without one, or once the hub is closed and
+        what was queued has been read."""
         while not self._queue:
+            if self.closed:
+                return None
             self._ready.clear()
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
@@ -81,6 +96,14 @@ class CaseEventHub:
         self._queue_size = queue_size
         self.published = 0
         self.duplicates = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """End every subscription (and any made later) once it has read what it holds: the server is
+        shutting down, and an SSE response ends only when its subscription does."""
+        self.closed = True
+        for sub in list(self._subs):
+            sub._close()
 
     @property
     def subscribers(self) -> int:
@@ -109,6 +132,8 @@ class CaseEventHub:
         """A subscription for the ``with`` block; with ``last_event_id`` the kept events after it are
         replayed first (all kept events when that id is no longer kept)."""
         sub = Subscription(self._queue_size, accept)
+        if self.closed:
+            sub._close()
         if last_event_id is not None:
             ids = list(self._recent)
             start = ids.index(last_event_id) + 1 if last_event_id in self._recent else 0
@@ -151,3 +176,45 @@ async def consume_case_events(
                         log.warning("skipping undecodable case event at offset %s: %s", record.offset, exc)
     finally:
         await consumer.stop()
+
+
+def detection_key(detection: Detection) -> bytes:
+    """The ``gs.detections`` key of a detection in a valid cell: its dedup region, as every detector's
+    (``gridsentinel.detectors.stage.detection_key``), so the partition that owns the region applies it."""
+    return dedup_region(detection.grid_code).encode()
+
+
+class DetectionProducer:
+    """Hands detections (Open311 reports) to the case stage: produced to ``topic`` keyed by dedup region,
+    acked by every replica. Connects on first use (and again after a failed start), so the API serves
+    everything else while Kafka is away; a failed send raises to the caller."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _started(self) -> AIOKafkaProducer:
+        from aiokafka import AIOKafkaProducer
+
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(bootstrap_servers=self._settings.kafka_bootstrap, acks="all",
+                                            enable_idempotence=True)
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def __call__(self, detection: Detection) -> None:
+        producer = await self._started()
+        await producer.send_and_wait(self._topic, detection.to_json(), key=detection_key(detection))
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

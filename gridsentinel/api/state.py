@@ -16,11 +16,15 @@ from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.hub import CaseEventHub
 from gridsentinel.ingest.grid import GridMap
+from gridsentinel.ingest.records import Detection
 from gridsentinel.ingest.registry import Registry
 from gridsentinel.settings import Settings
 
-# Called with the events of every change the API makes (transitions, Open311 posts), after the hub.
+# Called with the events of every change the API makes (transitions), after the hub.
 EventSink = Callable[[list[CaseEvent]], Awaitable[None]]
+# Hands a detection (an Open311 report) to the case stage: returns once it is durably queued there
+# (produced to gs.detections and acked by Kafka).
+DetectionSink = Callable[[Detection], Awaitable[None]]
 
 
 @dataclass
@@ -35,6 +39,8 @@ class ApiState:
     hub: CaseEventHub
     clock: Callable[[], float]
     event_sink: EventSink | None = None
+    detection_sink: DetectionSink | None = None  # set by the lifespan (or given to create_app)
+    open311_wait_s: float = 2.0  # how long a POST waits for the case stage before answering a token
     store: CaseStore | None = None  # set by the lifespan (or given to create_app)
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count

@@ -18,7 +18,14 @@ try {
     body: JSON.stringify({ service_code: "event:0103", lat: 31.8714, long: 120.5517, description: "Bags of rubbish dumped by the wall" }),
   });
   if (r.status !== 201) throw new Error(`Open311 POST answered ${r.status}: ${await r.text()}`);
-  const caseId = (await r.json())[0].service_request_id;
+  const answer = (await r.json())[0];
+  let caseId = answer.service_request_id;
+  for (let i = 0; !caseId && i < 120; i++) { // the case stage has not applied the report yet: ask by token
+    await new Promise((ok) => setTimeout(ok, 500));
+    const t = await fetch(`${base}/open311/v2/tokens/${answer.token}.json`, { headers: { Authorization: `Bearer ${token}` } });
+    caseId = (await t.json())[0].service_request_id;
+  }
+  if (!caseId) throw new Error(`Open311 token ${answer.token} never resolved to a request id`);
   seen.caseId = caseId;
   const item = page.locator(`#feed li.case[data-case="${caseId}"]`);
   await item.waitFor({ timeout: 20000 });

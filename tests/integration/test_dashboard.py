@@ -1,9 +1,10 @@
 """The dispatch dashboard in a real headless browser (Debian's chromium driven by playwright-core).
 
-The API runs in this process (uvicorn in a thread, its own SQLite case store); ``tests/browser/
-dashboard.mjs`` signs in with the dispatcher token, waits for the live stream, creates a case through
-the API (an Open311 report) and expects it to arrive on the open page, opens it, dispatches it, checks
-the case changed, and saves a screenshot to ``artifacts/dashboard.png``.
+The API runs in this process (uvicorn in a thread, its own SQLite case store, shared with a case-stage
+worker that turns its Open311 reports into cases); ``tests/browser/dashboard.mjs`` signs in with the
+dispatcher token, waits for the live stream, creates a case through the API (an Open311 report) and
+expects it to arrive on the open page, opens it, dispatches it, checks the case changed, and saves a
+screenshot to ``artifacts/dashboard.png``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from gridsentinel.settings import REPO_ROOT, Settings
+from gridsentinel.settings import REPO_ROOT
+
+from .conftest import Namespace
 
 pytestmark = pytest.mark.integration
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
@@ -34,13 +37,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def api_url(ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     import uvicorn
 
     from gridsentinel.api.app import create_app
 
     monkeypatch.setenv("GS_DATABASE_URL", f"sqlite:///{tmp_path / 'cases.db'}")
-    app = create_app(Settings(run_dir=tmp_path))
+    (ns.config_dir / "receivers.yaml").write_text('version: test\nmqtt: {enabled: false}\nreceivers: []\n')
+    ns.create_topics(f"{ns.prefix}gs.detections", f"{ns.prefix}gs.case-events")  # before the API subscribes
+    ns.spawn("cases", "worker", "--app-id", ns.app_id, "--stages", "cases", "--loglevel", "warning")
+    app = create_app(ns.settings.with_(run_dir=tmp_path),
+                     consume_kafka=True, produce_detections=True)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

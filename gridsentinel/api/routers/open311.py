@@ -2,28 +2,31 @@
 
 Services are the case categories (``service_code`` = category key, e.g. ``event:0103``); a service
 request is a case (``service_request_id`` = case id). A citizen's POST becomes a ``citizen`` detection
-that goes through the same dedup as sensors and cameras, so several reports of one problem share one
-request id. See docs/api.md for the mapping.
+produced to ``gs.detections`` (keyed by its dedup region, like every detector's), so the case stage
+applies it in the partition that owns the region, with the same dedup as sensors and cameras: several
+reports of one problem share one request id. The POST answers a ``token`` (and the request id when the
+case stage applied the report within a short wait); ``tokens/{token}.json`` resolves it later. See
+docs/api.md for the mapping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from gridsentinel.alerts.case import ACTIVE_STATUSES, Case
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.alerts.store import SqlCaseStore, applied_detections
+from gridsentinel.alerts.store_protocol import CaseQuery, CaseStore
 from gridsentinel.api.deps import Open311Reader, Open311Writer, StateDep
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.routers.cases import unix
@@ -33,15 +36,20 @@ from gridsentinel.api.schemas.responses import (
     Open311Request,
     Open311Service,
     Open311ServiceDefinition,
+    Open311Token,
 )
 from gridsentinel.api.state import ApiState
-from gridsentinel.api.stats import case_for_detection
 from gridsentinel.ingest.records import Detection
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 MAX_RANGE = timedelta(days=90)
 MAX_RESULTS = 1000
 CITIZEN_SEVERITY = "warning"
+# Identical reports (same reporter, same content) without an Idempotency-Key within this window are one
+# detection: a double tap or an app's retry does not count twice.
+RESUBMIT_WINDOW_S = 600
+TOKEN_PREFIX = "citizen:"  # detection id = prefix + token
+_POLL_S = 0.05
 _OUTCOME_NOTICE = {
     "opened": "a new case was opened",
     "attached": "added to an existing case",
@@ -49,6 +57,7 @@ _OUTCOME_NOTICE = {
     "reopened": "a recently closed case was reopened",
     "late": "added to a case closed after your report",
     "duplicate": "already received",
+    "pending": "received; the request id follows at tokens/{token}.json",
 }
 
 
@@ -262,19 +271,67 @@ def _locate(state: ApiState, report: Open311RequestIn) -> tuple[str, float, floa
     return code, lat, lon
 
 
-def citizen_detection_id(report: Open311RequestIn, client_key: str) -> str:
-    """Same report content and same client key → same id, so a retried POST is applied once."""
+def citizen_detection_id(report: Open311RequestIn, reporter: str, idempotency_key: str | None,
+                         now: float) -> str:
+    """Same report content from the same reporter with the same ``Idempotency-Key`` → same id, so a
+    retried POST is applied once. Without a key the id comes from the content and the
+    :data:`RESUBMIT_WINDOW_S` window the report falls in.
+
+    >>> from gridsentinel.api.schemas.requests import Open311RequestIn
+    >>> r = Open311RequestIn.model_validate({"service_code": "event:0103", "address_string": "x"})
+    >>> citizen_detection_id(r, "t-app", None, 1000.0) == citizen_detection_id(r, "t-app", None, 1100.0)
+    True
+    >>> citizen_detection_id(r, "t-app", "k1", 0.0) == citizen_detection_id(r, "t-app", "k2", 0.0)
+    False
+    """
     content = json.dumps(report.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return "citizen:" + hashlib.sha256(f"{client_key}\n{content}".encode()).hexdigest()[:32]
+    scope = f"key\n{idempotency_key}" if idempotency_key else f"window\n{int(now // RESUBMIT_WINDOW_S)}"
+    digest = hashlib.sha256(f"{reporter}\n{scope}\n{content}".encode()).hexdigest()[:32]
+    return TOKEN_PREFIX + digest
 
 
-def _outcome(events: list[CaseEvent]) -> str:
-    if not events:
-        return "duplicate"
-    first = events[0]
-    if first.type in ("open", "reopen"):
-        return "opened" if first.type == "open" else "reopened"
-    return {1: "attached", 2: "merged", 3: "late"}.get(int(first.data.get("rule", 1)), "attached")
+async def applied_as(store: CaseStore, detection_id: str) -> tuple[str, str] | None:
+    """(case id, dedup outcome) of a detection the case stage applied, or None when it has not (yet)."""
+    if isinstance(store, SqlCaseStore):
+        col = applied_detections.c
+        async with store.engine.connect() as conn:
+            row = (await conn.execute(sa.select(col.case_id, col.outcome)
+                                      .where(col.detection_id == detection_id))).first()
+        return (str(row.case_id), str(row.outcome)) if row is not None else None
+    applied = getattr(store, "_detections", {})  # the memory store keeps applied detections by id
+    found = applied.get(detection_id)
+    return (str(found["case_id"]), str(found["outcome"])) if found else None
+
+
+async def _wait_applied(store: CaseStore, detection_id: str, wait_s: float) -> tuple[str, str] | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        found = await applied_as(store, detection_id)
+        if found is not None or loop.time() >= deadline:
+            return found
+        await asyncio.sleep(_POLL_S)
+
+
+def _token(token: str) -> str:
+    if len(token) != 32 or any(c not in "0123456789abcdef" for c in token):
+        raise ApiError(404, f"no token {token}")
+    return token
+
+
+@router.get(
+    "/tokens/{token}.json",
+    response_model=list[Open311Token],
+    summary="Open311: the request id of a posted report",
+    description="`service_request_id` is null until the case stage has applied the report (usually "
+    "within a second or two).",
+    responses=responses(401, 403, 404),
+)
+async def get_token(
+    token: Annotated[str, Path(max_length=64)], state: StateDep, _: Open311Reader
+) -> list[Open311Token]:
+    found = await applied_as(state.case_store(), TOKEN_PREFIX + _token(token))
+    return [Open311Token(token=token, service_request_id=found[0] if found else None)]
 
 
 @router.post(
@@ -283,9 +340,12 @@ def _outcome(events: list[CaseEvent]) -> str:
     response_model=list[Open311PostResult],
     summary="Open311: report a problem (dispatcher or citizen token)",
     description="Form-encoded (as the spec says) or JSON. The report becomes a `citizen` detection "
-    "in the cell containing the point and is deduplicated like any other detection; the "
-    "answer is the id of the case it went into. Send an `Idempotency-Key` header to make "
-    "a retried POST harmless.",
+    "in the cell containing the point, sent to the case stage and deduplicated there like any "
+    "other detection. The answer has a `token` and, when the case stage applied the report "
+    "within a short wait, the id of the case it went into (`service_request_id`, else null: "
+    "`GET tokens/{token}.json` gives it later). Send an `Idempotency-Key` header to make a "
+    "retried POST harmless; without one, the same content from the same reporter within 10 "
+    "minutes is one report.",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -305,7 +365,7 @@ def _outcome(events: list[CaseEvent]) -> str:
             },
         }
     },
-    responses=responses(400, 401, 403, 413, 422),
+    responses=responses(400, 401, 403, 413, 422, 503),
 )
 async def post_request(
     request: Request,
@@ -326,43 +386,57 @@ async def post_request(
         raise ApiError(400, f"unknown service_code {report.service_code!r}", code="unknown_service_code")
     grid_code, lat, lon = _locate(state, report)
     now = state.clock()
-    detection_id = citizen_detection_id(report, idempotency_key or uuid.uuid4().hex)
-    evidence = {
-        k: v
-        for k, v in {
-            "media_url": report.media_url,
-            "address": report.address_string,
-            "account_id": report.account_id,
-            "device_id": report.device_id,
-            "reported_by": token.id,
-        }.items()
-        if v
-    }
-    detection = Detection(
-        detection_id=detection_id,
-        source="citizen",
-        detector="open311",
-        detector_version="georeport-v2",
-        kind="citizen_report",
-        category_code=policy.spec.code,
-        category_standard=policy.spec.standard,
-        severity=CITIZEN_SEVERITY,
-        grid_code=grid_code,
-        observed_at=now,
-        lat=lat,
-        lon=lon,
-        evidence=evidence,
-        message=(report.description or policy.spec.name)[:200],
-    )
+    detection_id = citizen_detection_id(report, token.id, idempotency_key, now)
     store = state.case_store()
-    events = await apply_detection(detection, store, state.catalog, state.grid.neighbours(), now=now)
-    await state.emit(events)
-    outcome = _outcome(events)
+    found = await applied_as(store, detection_id)
+    if found is None and not idempotency_key:  # the same report just before the window turned
+        found = await applied_as(store, citizen_detection_id(report, token.id, None, now - RESUBMIT_WINDOW_S))
+    if found is not None:
+        outcome = "duplicate"
+    else:
+        if state.detection_sink is None:
+            raise ApiError(503, "reports cannot reach the case stage (no detection route configured)",
+                           code="unavailable")
+        evidence = {
+            k: v
+            for k, v in {
+                "media_url": report.media_url,
+                "address": report.address_string,
+                "account_id": report.account_id,
+                "device_id": report.device_id,
+                "reported_by": token.id,
+            }.items()
+            if v
+        }
+        detection = Detection(
+            detection_id=detection_id,
+            source="citizen",
+            detector="open311",
+            detector_version="georeport-v2",
+            kind="citizen_report",
+            category_code=policy.spec.code,
+            category_standard=policy.spec.standard,
+            severity=CITIZEN_SEVERITY,
+            grid_code=grid_code,
+            observed_at=now,
+            lat=lat,
+            lon=lon,
+            evidence=evidence,
+            message=(report.description or policy.spec.name)[:200],
+        )
+        try:
+            await state.detection_sink(detection)
+        except Exception as exc:  # Kafka away: the citizen may retry (same content, same id)
+            raise ApiError(503, f"the report could not be queued ({type(exc).__name__}); retry",
+                           code="unavailable") from None
+        found = await _wait_applied(store, detection_id, state.open311_wait_s)
+        outcome = found[1] if found is not None else "pending"
     state.open311_posts[outcome] += 1
-    case_id = events[0].case_id if events else await case_for_detection(store, detection_id)
-    if case_id is None:  # applied by nobody: cannot happen after apply_detection returned
-        raise ApiError(409, f"detection {detection_id} was not applied; retry", code="conflict")
+    plain = detection_id.removeprefix(TOKEN_PREFIX)
     result = Open311PostResult(
-        service_request_id=case_id, service_notice=_OUTCOME_NOTICE[outcome], account_id=report.account_id
+        token=plain,
+        service_request_id=found[0] if found is not None else None,
+        service_notice=_OUTCOME_NOTICE[outcome].format(token=plain),
+        account_id=report.account_id,
     )
     return JSONResponse([result.model_dump()], status_code=201)

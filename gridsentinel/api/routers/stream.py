@@ -51,6 +51,8 @@ async def _frames(
         while limit is None or sent < limit:
             event = await sub.get(timeout=keepalive_s)
             if event is None:
+                if sub.closed:  # the server is shutting down: end the response so it can stop
+                    return
                 yield b": keep-alive\n\n"
                 continue
             yield sse_frame(event)

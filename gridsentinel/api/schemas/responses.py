@@ -378,20 +378,30 @@ class Open311Request(BaseModel):
 
 
 class Open311PostResult(BaseModel):
-    """The answer to ``POST requests.json``: the id of the case the report went into."""
+    """The answer to ``POST requests.json``: the id of the case the report went into when the case stage
+    has applied it, and always a ``token`` that ``GET tokens/{token}.json`` resolves to that id."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
+                    "token": "3f0c1e9a7b2d4c5e8f1a2b3c4d5e6f70",
                     "service_request_id": "6c1b2b9e-3a43-5d2f-9a52-1d3f0f1e2a10",
-                    "service_notice": "added to an existing case (attached)",
+                    "service_notice": "added to an existing case",
                     "account_id": None,
                 }
             ]
         }
     )
 
-    service_request_id: str
+    token: str
+    service_request_id: str | None
     service_notice: str | None
     account_id: str | None
+
+
+class Open311Token(BaseModel):
+    """``GET tokens/{token}.json``: the request id of a report, null until the case stage applied it."""
+
+    token: str
+    service_request_id: str | None

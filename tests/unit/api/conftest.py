@@ -47,7 +47,10 @@ Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
 class Harness:
     tmp_path: Path
     now: float = MONDAY_10H
-    sink: list[CaseEvent] = field(default_factory=list)
+    sink: list[CaseEvent] = field(default_factory=list)  # events of changes the API made itself
+    hold: bool = False  # keep Open311 detections from the case stage until release()
+    held: list[Detection] = field(default_factory=list)
+    stage_events: list[CaseEvent] = field(default_factory=list)  # what the case stage made of them
 
     def __post_init__(self) -> None:
         tokens = TokenStore(
@@ -72,8 +75,24 @@ class Harness:
             tokens=tokens,
             clock=lambda: self.now,
             event_sink=sink,
+            detection_sink=self.case_stage,
+            open311_wait_s=0.2,
         )
         self.state: ApiState = self.app.state.gs
+
+    async def case_stage(self, d: Detection) -> None:
+        """The API's route to the case stage (gs.detections in production): the detection is applied
+        as the stage applies it, at once, or once released when ``hold`` is set."""
+        self.held.append(d)
+        if not self.hold:
+            await self.release()
+
+    async def release(self) -> None:
+        held, self.held = self.held, []
+        for d in held:
+            self.stage_events += await apply_detection(
+                d, self.state.case_store(), self.state.catalog, self.state.grid.neighbours(), now=self.now
+            )
 
     async def detect(self, detection_id: str, **overrides: Any) -> list[CaseEvent]:
         """Apply a detection to the app's store, as the Faust case stage would."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from gridsentinel.ingest.records import Detection
 
-from .conftest import CELL, MONDAY_10H, NEIGHBOUR, Harness, assert_error, auth
+from .conftest import CELL, MONDAY_10H, NEIGHBOUR, Harness, assert_error, auth, detection
 
 pytestmark = pytest.mark.unit
 IN_CELL = {"lat": "31.8722", "long": "120.5505"}  # inside CELL
@@ -48,7 +50,9 @@ def test_citizen_reports_are_deduplicated_with_sensor_detections(api: Harness) -
         assert citizen["detection_id"].startswith("citizen:")
         assert citizen["evidence"]["media_url"] == "https://example.org/cover.jpg"
         assert citizen["evidence"]["reported_by"] == "t-citizen"
-        assert [e.type for e in api.sink] == ["evidence"]
+        assert api.sink == []  # the API changed nothing itself: the case stage applied the report
+        assert [e.type for e in api.stage_events] == ["evidence"]
+        assert result["token"] == citizen["detection_id"].removeprefix("citizen:")
 
     api.run(scenario)
 
@@ -203,3 +207,78 @@ def test_media_url_of_a_citizen_report_shows_on_the_request(api: Harness) -> Non
         assert isinstance(Detection, type)
 
     api.run(scenario)
+
+
+def test_report_goes_to_the_case_stage_and_its_token_resolves_once_applied(api: Harness) -> None:
+    api.hold = True  # the case stage has not taken the report yet
+
+    async def scenario(c: httpx.AsyncClient) -> None:
+        body = {"service_code": "event:0103", **IN_CELL, "description": "rubble"}
+        r = await c.post("/open311/v2/requests.json", data=body, headers=auth("citizen"))
+        assert r.status_code == 201, r.text
+        [result] = r.json()
+        assert result["service_request_id"] is None and len(result["token"]) == 32
+        assert f"tokens/{result['token']}.json" in result["service_notice"]
+        # Routed, not applied in the API process: the detection waits for the stage, the store is empty.
+        [held] = api.held
+        assert held.detection_id == "citizen:" + result["token"] and held.source == "citizen"
+        assert held.grid_code == CELL and held.evidence["reported_by"] == "t-citizen"
+        assert (await c.get("/open311/v2/requests.json", headers=auth("viewer"))).json() == []
+        token_url = f"/open311/v2/tokens/{result['token']}.json"
+        assert (await c.get(token_url, headers=auth("citizen"))).json() == [
+            {"token": result["token"], "service_request_id": None}
+        ]
+        await api.release()
+        [resolved] = (await c.get(token_url, headers=auth("citizen"))).json()
+        rid = resolved["service_request_id"]
+        assert rid is not None and resolved["token"] == result["token"]
+        [request] = (await c.get(f"/open311/v2/requests/{rid}.json", headers=auth("citizen"))).json()
+        assert request["service_code"] == "event:0103" and request["address_id"] == CELL
+        assert_error(await c.get("/open311/v2/tokens/not-a-token.json", headers=auth("citizen")), 404)
+
+    api.run(scenario)
+
+
+def test_identical_reports_without_idempotency_key_are_one_detection(api: Harness) -> None:
+    async def scenario(c: httpx.AsyncClient) -> None:
+        body = {"service_code": "event:0103", **IN_CELL, "description": "rubble"}
+        first = (await c.post("/open311/v2/requests.json", data=body, headers=auth("citizen"))).json()[0]
+        api.now += 30  # a double tap, an app's retry
+        again = (await c.post("/open311/v2/requests.json", data=body, headers=auth("citizen"))).json()[0]
+        assert first["service_notice"] == "a new case was opened"
+        assert again == {**first, "service_notice": "already received"}
+        api.hold = True  # posted twice before the case stage takes either: still one detection
+        other = {**body, "description": "more rubble"}
+        one = (await c.post("/open311/v2/requests.json", data=other, headers=auth("citizen"))).json()[0]
+        two = (await c.post("/open311/v2/requests.json", data=other, headers=auth("citizen"))).json()[0]
+        assert one["token"] == two["token"] != first["token"]
+        api.hold = False
+        await api.release()
+        detail = (await c.get(f"/api/v1/cases/{first['service_request_id']}", headers=auth("viewer"))).json()
+        assert detail["case"]["detection_count"] == 2 and detail["case"]["sources"] == {"citizen": 2}
+        api.now += 3600  # much later, the same words are a new report
+        later = (await c.post("/open311/v2/requests.json", data=body, headers=auth("citizen"))).json()[0]
+        assert later["token"] != first["token"] and later["service_notice"] == "added to an existing case"
+
+    api.run(scenario)
+
+
+def test_report_without_a_route_to_the_case_stage_is_503(tmp_path: Path) -> None:
+    api = Harness(tmp_path)
+    api.state.detection_sink = None
+
+    async def scenario(c: httpx.AsyncClient) -> None:
+        body = {"service_code": "event:0103", **IN_CELL}
+        assert_error(await c.post("/open311/v2/requests.json", data=body, headers=auth("citizen")), 503,
+                     "unavailable")
+
+    api.run(scenario)
+
+
+def test_citizen_reports_are_keyed_like_every_detector_s_detections() -> None:
+    from gridsentinel.api.hub import detection_key
+    from gridsentinel.detectors.stage import detection_key as detector_key
+
+    for cell in (CELL, NEIGHBOUR, "320582110152102"):
+        d = detection("citizen:x", grid_code=cell, source="citizen")
+        assert detection_key(d) == detector_key(d)

@@ -101,3 +101,25 @@ def test_idle_stream_sends_keepalive_comments(api: Harness) -> None:
         assert ": keep-alive" in r.text and len(parse_sse(r.text)) == 1
 
     api.run(scenario)
+
+
+def test_closing_the_hub_ends_open_streams_after_what_they_hold(api: Harness) -> None:
+    """What the server does on shutdown (ApiServer): an SSE response never ends by itself, and uvicorn
+    waits for open responses before it stops."""
+
+    async def scenario(c: httpx.AsyncClient) -> None:
+        events = await api.detect("d1")
+        task = asyncio.create_task(c.get("/api/v1/cases/stream", headers=auth("viewer")))
+        for _ in range(500):
+            if api.state.hub.subscribers:
+                break
+            await asyncio.sleep(0.01)
+        api.state.hub.publish_many(events)
+        api.state.hub.close()
+        r = await asyncio.wait_for(task, 30)  # a bound on waiting: without close() it never returns
+        assert r.status_code == 200
+        assert [m["id"] for m in parse_sse(r.text)] == [e.event_id for e in events]
+        late = await asyncio.wait_for(c.get("/api/v1/cases/stream", headers=auth("viewer")), 30)
+        assert late.status_code == 200 and parse_sse(late.text) == []  # subscribed after the close
+
+    api.run(scenario)
