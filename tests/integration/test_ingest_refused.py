@@ -18,7 +18,6 @@ from gridsentinel.ingest.influx import InfluxSink
 from gridsentinel.ingest.records import DeadLetter, Reading
 
 from .conftest import Namespace, wait_for
-from .test_reliability import start_worker
 
 pytestmark = pytest.mark.integration
 TODAY = 1_749_434_400.0  # 2025-06-09 10:00 +08:00
@@ -97,7 +96,7 @@ def test_worker_dead_letters_a_type_conflict_and_keeps_writing(ns: Namespace) ->
     for r in [*first[:10], bad, *first[10:]]:  # all queued before the worker starts: one batch
         producer.produce(readings_topic, key=r.device_id.encode(), value=r.to_json())
     assert producer.flush(30) == 0
-    start_worker(ns, "worker", "--stages", "ingest")
+    ns.spawn("worker", "worker", "--app-id", ns.app_id, "--bucket", ns.bucket, "--stages", "ingest")
 
     [letter] = dead_letters(ns, 1)
     assert letter.reason == "influx_refused" and letter.device_id == "drain-bad"
