@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +68,7 @@ def test_demo_children_die_with_it_and_the_next_run_starts_cleanly(ns: Namespace
     pid_file = ns.settings.run_dir / "demo" / f"demo-{port}.children.json"
     kids: list[dict[str, Any]] = []
     second: subprocess.Popen[bytes] | None = None
+    tags: list[str] = []
     first_log = tmp_path / "demo1.log"
     with open(first_log, "wb") as log:
         first = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -78,6 +80,7 @@ def test_demo_children_die_with_it_and_the_next_run_starts_cleanly(ns: Namespace
         assert first.poll() is None, first_log.read_text()
         kids = _children(pid_file, first.pid)
         first_tag = json.loads(pid_file.read_text())["tag"]
+        tags.append(first_tag)
         first.kill()
         first.wait()
         wait_for(lambda: _all_gone(kids), 60, "the killed demo's children to exit", every=0.5,
@@ -97,6 +100,7 @@ def test_demo_children_die_with_it_and_the_next_run_starts_cleanly(ns: Namespace
             assert client.buckets_api().find_bucket_by_name(first_tag) is None
         wait_for(lambda: bool(_children(pid_file, second.pid)), 60, "the second demo's children")
         kids = _children(pid_file, second.pid)
+        tags.append(json.loads(pid_file.read_text())["tag"])
 
         # 3. the reader of its output goes away, then Ctrl-C: it still stops everything it started
         second.stdout.close()
@@ -115,3 +119,6 @@ def test_demo_children_die_with_it_and_the_next_run_starts_cleanly(ns: Namespace
         for k in kids:  # never leave a demo behind, whatever failed
             if alive(int(k["pid"]), k["start"]):
                 os.killpg(int(k["pid"]), signal.SIGKILL)
+        pid_file.with_name(f"demo-{port}.lock").unlink(missing_ok=True)  # a port of this test only
+        for tag in tags:  # the runs' logs and case stores
+            shutil.rmtree(pid_file.parent / tag, ignore_errors=True)
