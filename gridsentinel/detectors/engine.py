@@ -2,10 +2,11 @@
 
 Pure and deterministic (no clock, no I/O): the Faust stage and the backtest drive the same engine. Per
 device it keeps a small reorder buffer keyed by event time. A reading is released to the detectors once
-the device's watermark (its newest event time) is ``lateness_s`` past it, or when ``check(now)`` finds the
-device quiet for ``idle_flush_s`` (so a device that goes silent is not held back). A reading older than
-what was already released (the watermark minus the lateness) cannot be put in order any more: it is
-rejected as ``too_late`` (see ``take_rejected``).
+the device's watermark (its newest event time minus ``skew_s``, 2 s by default) has passed it, or when
+``check(now)`` finds the device quiet for ``idle_flush_s`` on the stream's clock (so a device that goes
+silent is not held back). A reading older than what the device already released, or more than
+``lateness_s`` behind its newest one, cannot be put in order any more: it is rejected as ``too_late``
+(see ``take_rejected``).
 
 Rain gauges feed drains: a ``rain_rate`` reading of a rain gauge is remembered per grid cell, and a drain's
 rain-aware detectors get the rain of their own and neighbouring cells (event time up to the drain
@@ -20,11 +21,11 @@ across workers.
 >>> registry = Registry([Device(id="cover-7", kind="cover_tilt", location={"lat": 31.9, "lon": 120.5},
 ...                             grid_code="320582110152102")])
 >>> engine = DetectionEngine(config, registry)
->>> engine.process(Reading("cover-7", "tilt", "deg", 95.0, 100.0))   # buffered: within lateness
+>>> engine.process(Reading("cover-7", "tilt", "deg", 95.0, 100.0))   # buffered: the watermark is at 98
 []
->>> [(d.kind, d.severity) for d in engine.process(Reading("cover-7", "tilt", "deg", 96.0, 170.0))]
+>>> [(d.kind, d.severity) for d in engine.process(Reading("cover-7", "tilt", "deg", 96.0, 103.0))]
 [('cover_tilt', 'critical')]
->>> engine.process(Reading("cover-7", "tilt", "deg", 1.0, 90.0)), engine.take_rejected()[0].reason
+>>> engine.process(Reading("cover-7", "tilt", "deg", 1.0, 99.0)), engine.take_rejected()[0].reason
 ([], 'too_late')
 """
 
@@ -43,6 +44,9 @@ from gridsentinel.ingest.registry import Device, Registry
 RAIN_METRIC = "rain_rate"
 RAIN_KIND = "rain_gauge"
 RAIN_KEEP = 32  # positive rain readings remembered per grid cell
+# A device's readings may arrive this much out of order and still be put in order; a busy device's reading
+# waits no longer than this plus its reporting interval (a tilt reaches its case within seconds).
+SKEW_S = 2.0
 
 _SortKey = tuple[float, int, str]
 
@@ -63,7 +67,8 @@ class _DeviceState:
     buffer: list[tuple[_SortKey, Reading, float]] = field(default_factory=list)
     high: float | None = None  # newest event time seen (the device's watermark)
     frontier: float | None = None  # released up to this event time; older readings are too late
-    last_arrival: float | None = None  # processing time of the newest arrival
+    released: _SortKey | None = None  # the newest reading released (a redelivery of it is dropped)
+    last_arrival: float | None = None  # the stream's clock at the newest arrival (for the idle flush)
     rain_seen: float | None = None  # newest rain event time fed to the bank
 
 
@@ -89,8 +94,13 @@ def _from_buffer_row(device_id: str, row: list[Any]) -> tuple[Reading, float]:
 class DetectionEngine:
     """One DeviceDetectors bank per device, created lazily from the detector config and the registry."""
 
-    def __init__(self, config: DetectorConfig, registry: Registry, *, config_version: str | None = None):
+    def __init__(self, config: DetectorConfig, registry: Registry, *, config_version: str | None = None,
+                 skew_s: float = SKEW_S):
         self.config = config
+        self.skew_s = skew_s
+        # the stream's first event time (a stage sets it): a device never heard from counts its silence
+        # from there; unset, from the first check that sees it
+        self.stream_start: float | None = None
         self.registry = registry
         self.version = config_version or config.version
         self._devices: dict[str, _DeviceState] = {}
@@ -104,8 +114,8 @@ class DetectionEngine:
     def process(self, reading: Reading, now: float | None = None) -> list[Detection]:
         """Take one reading (event time from the reading); return detections of the readings released.
 
-        ``now`` is the processing time of its arrival (default: ``received_at``, else the event time); it
-        only matters for the idle flush in ``check``.
+        ``now`` is the stream's clock at its arrival (the time line ``check`` is called on; default:
+        ``received_at``, else the event time); it only matters for the idle flush in ``check``.
         """
         self.counts["readings"] += 1
         st = self._state(reading.device_id)
@@ -113,30 +123,33 @@ class DetectionEngine:
             self._reject(reading, "unknown_device",
                          f"device {reading.device_id!r} is not in the registry or its kind has no detectors")
             return []
-        t = reading.observed_at
-        if st.frontier is not None and t < st.frontier:
+        t, key = reading.observed_at, _sort_key(reading)
+        if st.released is not None and key == st.released:
+            return []  # a redelivery of the reading released last: once is enough
+        if st.frontier is not None and (t < st.frontier or (st.released is not None and key < st.released)):
             self._reject(reading, "too_late",
                          f"event time {t:.3f} is {st.frontier - t:.3f} s older than what device "
-                         f"{reading.device_id} already released ({st.frontier:.3f}; lateness "
-                         f"{self.config.lateness_s:g} s)")
+                         f"{reading.device_id} already released ({st.frontier:.3f}; newest {st.high}, "
+                         f"lateness {self.config.lateness_s:g} s)")
             return []
         if reading.metric == RAIN_METRIC and st.device.kind == RAIN_KIND and st.device.grid_code:
             self.note_rain(st.device.grid_code, [(t, reading.value)])
         arrived = now if now is not None else (reading.received_at or t)
         st.last_arrival = arrived if st.last_arrival is None else max(st.last_arrival, arrived)
-        key = _sort_key(reading)
         i = bisect.bisect_left(st.buffer, key, key=lambda e: e[0])
         if i < len(st.buffer) and st.buffer[i][0] == key and st.buffer[i][1] == reading:
             return []  # the same reading twice (an MQTT/Kafka redelivery): once is enough
         st.buffer.insert(i, (key, reading, arrived))
         st.high = t if st.high is None else max(st.high, t)
-        return self._release(st, st.high - self.config.lateness_s)
+        return self._release(st, st.high - min(self.skew_s, self.config.lateness_s))
 
     def check(self, now: float, devices: Iterable[str] | None = None) -> list[Detection]:
         """Let time pass to ``now`` for ``devices`` (default: every registry device with detectors).
 
-        A quiet device's buffer is flushed first; a device never heard from goes offline from the first
-        check that saw it. A device with readings still buffered is not advanced (its readings will).
+        ``now`` is on the stream's time line (event time; the stage's ``PartitionClock``). A quiet
+        device's buffer is flushed first; a device never heard from goes offline counted from
+        ``stream_start`` (else from the first check that saw it). A device with readings still buffered
+        is not advanced (its readings will).
         """
         ids = sorted(self.registry.devices) if devices is None else list(devices)
         out: list[Detection] = []
@@ -146,10 +159,11 @@ class DetectionEngine:
                 continue
             quiet = st.last_arrival is not None and now - st.last_arrival >= self.config.idle_flush_s
             if st.buffer and quiet:
-                out += self._release(st, st.buffer[-1][0][0])
+                out += self._release(st, st.buffer[-1][0][0])  # counted by _release
             if not st.buffer:
-                out += st.bank.check(now)
-        self.counts["detections"] += len(out)
+                timed = st.bank.check(now)
+                self.counts["detections"] += len(timed)
+                out += timed
         return out
 
     def flush(self, devices: Iterable[str] | None = None) -> list[Detection]:
@@ -160,6 +174,11 @@ class DetectionEngine:
             if st is not None and st.buffer:
                 out += self._release(st, st.buffer[-1][0][0])
         return out
+
+    def newest(self, devices: Iterable[str]) -> float | None:
+        """The newest event time the engine holds for any of ``devices`` (None: none of them reported)."""
+        times = [st.high for d in devices if (st := self._devices.get(d)) is not None and st.high is not None]
+        return max(times, default=None)
 
     def take_rejected(self) -> list[Rejected]:
         """Readings rejected since the last call (for the dead-letter topic)."""
@@ -203,7 +222,7 @@ class DetectionEngine:
         return {"bank": st.bank.state(), "params": st.bank.settings.detectors,
                 "buffer": [_buffer_row(r, arrived) for _, r, arrived in st.buffer],
                 "high": st.high, "frontier": st.frontier, "last_arrival": st.last_arrival,
-                "rain_seen": st.rain_seen}
+                "released": None if st.released is None else list(st.released), "rain_seen": st.rain_seen}
 
     def import_state(self, device_id: str, state: dict[str, Any]) -> None:
         """Restore a device from ``export_state``; a detector whose settings changed since starts fresh."""
@@ -218,6 +237,8 @@ class DetectionEngine:
         buffered = [_from_buffer_row(device_id, row) for row in state.get("buffer") or []]
         st.buffer = sorted(((_sort_key(r), r, a) for r, a in buffered), key=lambda e: e[0])
         st.high, st.frontier = state.get("high"), state.get("frontier")
+        released = state.get("released")
+        st.released = None if not released else (float(released[0]), int(released[1]), str(released[2]))
         st.last_arrival, st.rain_seen = state.get("last_arrival"), state.get("rain_seen")
 
     def known(self, device_id: str) -> bool:
@@ -241,7 +262,8 @@ class DetectionEngine:
                 changed.add(device_id)
                 continue
             old = st.bank
-            bank = DeviceDetectors(settings, lat=old.lat, lon=old.lon, component_id=old.component_id)
+            bank = DeviceDetectors(settings, since=self.stream_start, lat=old.lat, lon=old.lon,
+                                   component_id=old.component_id)
             for name, params in settings.detectors.items():
                 if old.settings.detectors.get(name) == params:
                     bank.detectors[name] = old.detectors[name]
@@ -278,18 +300,28 @@ class DetectionEngine:
         settings = self._settings(device)
         if settings is None:
             return None
-        st = _DeviceState(device, DeviceDetectors(settings, lat=device.location.lat, lon=device.location.lon,
+        st = _DeviceState(device, DeviceDetectors(settings, since=self.stream_start,
+                                                  lat=device.location.lat, lon=device.location.lon,
                                                   component_id=device.component_id))
         self._devices[device_id] = st
         return st
 
     def _release(self, st: _DeviceState, upto: float) -> list[Detection]:
-        st.frontier = upto if st.frontier is None else max(st.frontier, upto)
+        """Apply the buffered readings up to event time ``upto``. The frontier (older readings are too
+        late) is the newest reading released, and never less than ``lateness_s`` behind the newest one."""
+        if st.high is not None:
+            lowest = st.high - self.config.lateness_s
+            st.frontier = lowest if st.frontier is None else max(st.frontier, lowest)
+        upto = upto if st.frontier is None else max(upto, st.frontier)
         out: list[Detection] = []
         n = 0
-        while n < len(st.buffer) and st.buffer[n][0][0] <= st.frontier:
+        while n < len(st.buffer) and st.buffer[n][0][0] <= upto:
             out += self._apply(st, st.buffer[n][1])
             n += 1
+        if n:
+            st.released = st.buffer[n - 1][0]
+            t = st.released[0]
+            st.frontier = t if st.frontier is None else max(st.frontier, t)
         del st.buffer[:n]
         self.counts["released"] += n
         self.counts["detections"] += len(out)
@@ -322,34 +354,81 @@ class DetectionEngine:
         self._rejected.append(Rejected(reading, reason, detail))
 
 
-class EventClock:
-    """The time line timers run on: the newest event time seen, advanced by the wall time since.
+class PartitionClock:
+    """The time line the timers of a partitioned stage run on: per partition, the newest event time read
+    there, advanced by the wall time since it was read, but only once the partition has read all there is.
 
-    Devices stamp their readings, and a replay or a simulator runs behind the wall clock. Timers
-    (dropout, held states) must judge silence on the event time line, or every device of a replay would
-    look offline at once. When the stream goes quiet the clock keeps moving at wall speed, so a silent
-    district is still noticed; it never runs ahead of the wall clock.
+    Devices stamp their readings, and a replay, a simulator or a backlog runs behind the wall clock, so
+    timers (dropout, held tilt, the idle flush) judge silence on event time. A tick carries only the wall
+    time it was made; what it means is decided when it is applied (``now``): a partition still reading a
+    backlog gets its newest event time and nothing more (hours of backlog read in a minute never look
+    like silence); a partition that has caught up moves on at wall speed from its newest reading, so a
+    truly silent device is still found on a live stream. A caught-up partition also follows the worker's
+    newest event time less ``lag`` (its devices fell silent while other partitions went on). It never
+    runs ahead of the wall clock, and before any event time is known there is no time to judge on (None).
 
-    >>> clock = EventClock()
-    >>> clock.now(wall=5000.0)            # nothing seen yet: the wall clock
-    5000.0
-    >>> clock.observe(1000.0, wall=5000.0)
-    >>> clock.now(wall=5010.0)            # ten seconds of silence after event time 1000
+    >>> clock = PartitionClock()
+    >>> clock.now(0, wall=5000.0, caught_up=True) is None   # nothing read yet: nothing to judge
+    True
+    >>> clock.observe(0, 1000.0, wall=5000.0)
+    >>> clock.now(0, wall=4990.0, caught_up=True)           # a tick made before the reading was read
+    1000.0
+    >>> clock.now(0, wall=5010.0, caught_up=False)          # a backlog: wall time does not count
+    1000.0
+    >>> clock.now(0, wall=5010.0, caught_up=True)           # caught up: ten seconds of silence
     1010.0
-    >>> clock.observe(900.0, wall=5020.0)  # an older event does not move it back
-    >>> clock.now(wall=5020.0)
-    1020.0
+    >>> clock.now(0, wall=5011.0, caught_up=False)          # and it never goes back
+    1010.0
+    >>> clock.observe(1, 1600.0, wall=5010.0)
+    >>> clock.now(0, wall=5010.0, caught_up=True, lag=120.0)  # partition 1 went on: 1600 - 120
+    1480.0
+    >>> clock.now(3, wall=5070.0, caught_up=True, lag=120.0)  # nothing read on 3: a minute later
+    1540.0
+    >>> clock.now(2, wall=5010.0, caught_up=False) is None  # unread readings, nothing read: wait
+    True
     """
 
     def __init__(self) -> None:
-        self._event: float | None = None
-        self._wall = 0.0
+        self._read: dict[int, tuple[float, float]] = {}  # partition -> (newest event time, wall when read)
+        self._given: dict[int, float] = {}  # partition -> the latest ``now`` given: time never goes back
+        self.first: float | None = None  # the earliest event time read (where the stream starts)
 
-    def observe(self, event_time: float, wall: float) -> None:
-        if self._event is None or event_time > self._event + (wall - self._wall):
-            self._event, self._wall = event_time, wall
+    def observe(self, partition: int, event_time: float, wall: float) -> None:
+        """A reading read on ``partition`` at wall time ``wall`` (a device clock ahead is capped at it)."""
+        event_time = min(event_time, wall)
+        self.first = event_time if self.first is None else min(self.first, event_time)
+        seen = self._read.get(partition)
+        if seen is None or event_time > seen[0]:
+            self._read[partition] = (event_time, wall)
 
-    def now(self, wall: float) -> float:
-        if self._event is None:
-            return wall
-        return min(wall, self._event + (wall - self._wall))
+    def seed(self, partition: int, event_time: float | None, wall: float) -> None:
+        """Start a partition with no reading read yet from its devices' saved newest event time."""
+        if event_time is not None and partition not in self._read:
+            self._read[partition] = (min(event_time, wall), wall)
+
+    def known(self, partition: int) -> bool:
+        return partition in self._read
+
+    def forget(self, partition: int) -> None:
+        self._read.pop(partition, None)
+        self._given.pop(partition, None)
+
+    def arrival(self, partition: int, wall: float) -> float:
+        """The partition's clock when a reading arrives (after ``observe``): stamps the idle flush."""
+        event, read_at = self._read.get(partition, (wall, wall))
+        return event + max(0.0, wall - read_at)
+
+    def now(self, partition: int, wall: float, caught_up: bool, lag: float = 0.0) -> float | None:
+        """The event time a tick made at ``wall`` brings to ``partition`` (None: no event time known)."""
+        own = self._read.get(partition)
+        times = [] if own is None else [own[0]]
+        if caught_up:
+            moved = [event + max(0.0, wall - read_at) for event, read_at in self._read.values()]
+            times += [] if own is None else [own[0] + max(0.0, wall - own[1])]
+            times += [max(moved) - lag] if moved else []
+        if partition in self._given:
+            times.append(self._given[partition])
+        if not times:
+            return None
+        self._given[partition] = now = min(wall, max(times))
+        return now

@@ -4,9 +4,13 @@
   with the readings). Readings are keyed by device id, so a device's state lives on one partition: the
   ``detect-state`` table (changelog-backed; memory store, recovered from the changelog) holds each device's
   engine state and the offset of the last reading applied to it.
-- A timer on every worker sends a tick to each readings partition it owns; the agent answers it with
-  ``engine.check(now)`` for that partition's devices (dropout, held tilt, idle flush). Ticks go through a
-  topic because a table can only be written from a stream event (its changelog partition is the event's).
+- Both topics are created before the app subscribes (a topic created later is seen only at the next
+  metadata refresh, five minutes on).
+- A timer on every worker sends a tick, carrying the wall time it was made, to each readings partition it
+  owns; the agent answers it with ``engine.check(now)`` for that partition's devices (dropout, held tilt,
+  idle flush), ``now`` being decided when the tick is applied, on the partition's event time
+  (``PartitionClock``): a backlog, however long, never looks like silence. Ticks go through a topic because
+  a table can only be written from a stream event (its changelog partition is the event's).
 - Rain is shared across partitions in the ``detect-rain`` global table (grid cell -> recent rain).
 - Readings are taken in batches; each touched device's state is written once per batch (with its last
   offset in the batch), after the batch's detections are delivered, and the events are acked last.
@@ -28,10 +32,11 @@ import faust
 from faust.types import TP
 
 from gridsentinel.detectors.config import load_file
-from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, EventClock
+from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, PartitionClock
 from gridsentinel.ingest.grid import dedup_region, valid_grid_code
 from gridsentinel.ingest.records import DeadLetter, Detection, Reading, RecordError
 from gridsentinel.ingest.registry import Registry
+from gridsentinel.ingest.topics import ensure_topics
 
 if TYPE_CHECKING:
     from gridsentinel.ingest.app import StageContext
@@ -40,8 +45,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 2.0
 # Readings are applied in batches and each touched device's state is written once per batch, not once
-# per reading. A batch closes at BATCH_MAX events or BATCH_WITHIN_S after it opened; the reorder buffer
-# holds readings for ``lateness_s`` of event time anyway, so this wait is small beside it.
+# per reading. A batch closes at BATCH_MAX events or BATCH_WITHIN_S after it opened.
 BATCH_MAX = 5000
 BATCH_WITHIN_S = 0.25
 
@@ -63,13 +67,17 @@ def register(app: faust.App, ctx: StageContext) -> None:
     ticks = app.topic(ticks_name, partitions=partitions, internal=True)
     state = app.Table("detect-state", default=None, partitions=partitions)  # json
     rain = app.GlobalTable("detect-rain", default=None, partitions=partitions)
+    # every topic the agent and the tables read, created before the app subscribes (Faust declares its
+    # internal topics while subscribing, and a topic missing then is seen five minutes later)
+    ensure_topics(settings.kafka_bootstrap, [readings_name, ticks_name], partitions)
+    ensure_topics(settings.kafka_bootstrap, [t.changelog_topic.get_topic_name() for t in (state, rain)], partitions,
+                  config={"cleanup.policy": "compact"})  # as Faust makes a table's changelog
     partition_of: dict[str, int] = {}  # learnt from the readings; else the producer's default partitioner
-    clock = EventClock()
-    # per readings partition: a tick judges a partition's devices on that partition's own event time
-    # while it is behind (see tick_now), so a lagging partition's devices never look silent
-    part_clocks: dict[int, EventClock] = {}
+    # the event time each readings partition has reached: what a tick means is decided from it when the
+    # tick is applied (see tick_now), so ticks can never move devices past what their readings reached
+    clocks = PartitionClock()
     applied_offset: dict[int, int] = {}
-    counts = {"detections_sent": 0, "replayed_skipped": 0, "bad_records": 0, "ticks": 0}
+    counts = {"detections_sent": 0, "replayed_skipped": 0, "bad_records": 0, "ticks": 0, "ticks_waiting": 0}
 
     def owned() -> list[int]:
         return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == readings_name)
@@ -115,6 +123,8 @@ def register(app: faust.App, ctx: StageContext) -> None:
             return None
         device_id = reading.device_id
         partition_of[device_id] = msg.partition
+        wall = time.time()
+        clocks.observe(msg.partition, reading.observed_at, wall)  # a replayed reading was read all the same
         saved = load(device_id, batch)
         if saved.get("offset", -1) >= msg.offset:
             counts["replayed_skipped"] += 1  # already in the saved state (a replay after a crash)
@@ -123,12 +133,9 @@ def register(app: faust.App, ctx: StageContext) -> None:
         if device is not None and device.kind != RAIN_KIND:
             for cell in engine.rain_cells(device_id):
                 engine.note_rain(cell, rain.get(cell) or [])
-        wall = time.time()
-        clock.observe(reading.observed_at, wall)
-        part_clocks.setdefault(msg.partition, EventClock()).observe(reading.observed_at, wall)
-        # the arrival on the ticks' time line (the event clock), so the idle flush measures real quiet
-        # and not how far a replay runs behind the wall clock
-        out += engine.process(reading, now=clock.now(wall))
+        # the arrival on the ticks' time line (the partition's clock), so the idle flush measures real
+        # quiet and not how far a replay runs behind the wall clock
+        out += engine.process(reading, now=clocks.arrival(msg.partition, wall))
         if device is not None and device.kind == RAIN_KIND and device.grid_code:
             rain_changed[device.grid_code] = msg.partition
         batch[device_id] = {**saved, "offset": msg.offset}
@@ -136,9 +143,17 @@ def register(app: faust.App, ctx: StageContext) -> None:
 
     def on_tick(msg: Any, value: bytes, batch: dict[str, dict[str, Any]], out: list[Detection]) -> list[str]:
         """Let time pass for the tick's partition; returns the devices whose state changed."""
-        now = float(json.loads(value)["now"])
+        body = json.loads(value)
+        made = float(body.get("wall", body.get("now", 0.0)))  # the older ticks' "now" was a wall time
         counts["ticks"] += 1
-        ids = [d for d in devices_on(msg.partition) if load(d, batch).get("tick_offset", -1) < msg.offset]
+        engine.stream_start = clocks.first  # a device never heard from is silent since the stream began
+        mine = devices_on(msg.partition)
+        ids = [d for d in mine if load(d, batch).get("tick_offset", -1) < msg.offset]
+        clocks.seed(msg.partition, engine.newest(mine), made)  # after a restart: the saved event time
+        now = tick_now(msg.partition, made)
+        if now is None:  # no event time known on this partition yet: nothing can be judged
+            counts["ticks_waiting"] += 1
+            return []
         before = {d: engine.export_state(d) for d in ids}
         out += engine.check(now, ids)
         changed = []
@@ -188,27 +203,37 @@ def register(app: faust.App, ctx: StageContext) -> None:
             for event in events:
                 await manual.ack(event)
 
-    def tick_now(partition: int, wall: float) -> float:
-        """The event time a tick brings to a partition. Partitions are read unevenly: one still behind
-        on its readings while others ran ahead would see its devices silent on the worker's clock, so
-        it gets its own event time; once it has read all there is (caught up, or its devices went
-        quiet) it follows the worker's clock, so a silence is still noticed."""
-        own = part_clocks.get(partition)
-        if own is None:
-            return clock.now(wall)
-        high = app.consumer.highwater(TP(readings_name, partition))
-        caught_up = high is None or applied_offset.get(partition, -1) + 1 >= high
-        return clock.now(wall) if caught_up else own.now(wall)
+    def caught_up(partition: int) -> bool:
+        """Whether the partition has read all its readings there are (as far as the consumer knows)."""
+        tp = TP(readings_name, partition)
+        high = app.consumer.highwater(tp)
+        if high is None:  # not fetched yet: there may be a backlog
+            return False
+        last = applied_offset.get(partition)
+        if last is None:  # nothing read since the partition came: where the consumer was put (committed)
+            position = getattr(app.consumer, "_read_offset", {}).get(tp)
+            last = -1 if position is None else position - 1
+        return last + 1 >= high
+
+    def tick_now(partition: int, made: float) -> float | None:
+        """The event time a tick made at wall time ``made`` brings to a partition, decided when it is
+        applied: a partition still reading a backlog gets its newest event time; one that has read all
+        there is moves on at wall speed (and follows the worker's newest event time less ``lateness_s``,
+        when its devices went quiet while others' went on), so a silence is still noticed."""
+        return clocks.now(partition, made, caught_up(partition), lag=engine.config.lateness_s)
 
     @app.timer(TICK_S)
     async def tick() -> None:
-        # Timers run on event time (a replay or simulator runs behind the wall clock): see EventClock.
-        wall = time.time()
+        # The tick says only when it was made; the partition's event time gives it its meaning when it is
+        # applied (a tick queued behind hours of backlog must not jump the event time).
+        body = json.dumps({"wall": time.time()}).encode()
         for partition in owned():
-            body = json.dumps({"now": tick_now(partition, wall)}).encode()
             await ticks.send(value=body, partition=partition)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
     async def _revoked(app: faust.App, revoked: set[Any], **kwargs: object) -> None:
         # another worker may take these devices: reload them from the table when they come back
         engine.forget()
+        for tp in revoked:
+            if tp.topic == readings_name:
+                clocks.forget(tp.partition)

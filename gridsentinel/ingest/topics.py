@@ -76,3 +76,35 @@ def delete_topics(bootstrap: str, *prefixes: str, timeout: float = 30.0) -> list
     if failed:
         raise ServiceError(f"could not delete {len(failed)} of {len(names)} Kafka topics: {', '.join(failed)}")
     return names
+
+
+def ensure_topics(bootstrap: str, names: list[str], partitions: int, config: dict[str, str] | None = None,
+                  timeout: float = 20.0) -> list[str]:
+    """Create the topics that do not exist yet and return their names (another creator winning is fine).
+
+    A stage creates the topics it consumes before its app subscribes: a consumer subscribed to a topic
+    that does not exist yet only notices it at its next metadata refresh (five minutes). ``config``: topic
+    settings for the ones created (``{"cleanup.policy": "compact"}`` for a table's changelog).
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise ServiceError(f"could not list the Kafka topics ({exc})") from exc
+    wanted = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {})
+              for n in names if n not in existing]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout, request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ServiceError(f"could not create Kafka topic {name}: {exc.args[0].str()}") from exc
+        else:
+            created.append(name)
+    return created

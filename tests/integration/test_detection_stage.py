@@ -216,3 +216,40 @@ def test_detect_and_ingest_stages_share_the_readings_in_one_worker(ns: Namespace
 
     wait_for(lambda: points() >= 7, 60, "all 7 readings in InfluxDB", ns=ns,
              on_timeout=lambda: ns.log("worker"))
+
+
+def test_a_backlog_of_hours_gives_no_false_dropout_and_finds_the_silent_devices_on_event_time(
+        ns: Namespace, kafka: Kafka) -> None:
+    """Hours of readings wait in Kafka before the worker starts (a replay, an outage's backlog): reading
+    them must not make a reporting device look offline, while a device that fell silent within the
+    backlog, and one never heard from, are found on the backlog's event time."""
+    tag = ns.prefix.strip(".")
+    reporting = [f"cover-{tag}-{i}" for i in range(3)]
+    quiet, never = f"cover-{tag}-quiet", f"cover-{tag}-never"
+    ns.add_devices([{"id": d, "kind": "cover_tilt", "location": LOCATION, "expected_interval_s": 60}
+                    for d in [*reporting, quiet, never]])
+    end = time.time() - 3600  # the backlog's newest reading, an hour behind the wall clock
+    start, quiet_last = end - 4 * 3600, end - 3 * 3600
+    backlog = [_tilt(d, start + 60 * i + j, 1.0, i) for i in range(4 * 60 + 1)
+               for j, d in enumerate([*reporting, quiet]) if d != quiet or start + 60 * i <= quiet_last]
+    kafka.publish(backlog)
+    _worker(ns, "worker")  # its tick topic does not exist yet: the stage creates it before subscribing
+
+    def offline() -> dict[str, list[dict[str, Any]]]:
+        return {d: kafka.of(d, "device_offline") for d in [*reporting, quiet, never]}
+
+    wait_for(lambda: offline()[quiet] and offline()[never], 90, "the silent covers found offline", ns=ns,
+             on_timeout=lambda: ns.log("worker"))
+    # every reading applied, then ticks applied to every partition after the worker caught up
+    wait_for(lambda: _stats(ns, "worker").get("readings", 0) >= len(backlog), 60, "the backlog read", ns=ns)
+    ticks = _stats(ns, "worker")["ticks"]
+    wait_for(lambda: _stats(ns, "worker").get("ticks", 0) >= ticks + 12, 60, "three more rounds of ticks",
+             ns=ns, on_timeout=lambda: ns.log("worker"))
+    time.sleep(2)
+    found = offline()
+    assert {d for d, dets in found.items() if dets} == {quiet, never}, found
+    # judged on the backlog's event time (an hour behind the wall clock), where ticks reached it
+    assert quiet_last + 180 <= found[quiet][0]["observed_at"] <= end + 300
+    assert start + 180 <= found[never][0]["observed_at"] <= end + 300
+    assert found[never][0]["evidence"]["silent_intervals"] >= 4 * 60  # silent since the backlog began
+    assert "not found in cluster metadata" not in ns.log("worker")

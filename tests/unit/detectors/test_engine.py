@@ -10,7 +10,7 @@ import pytest
 from shapely.geometry import box
 
 from gridsentinel.detectors.config import DetectorConfig
-from gridsentinel.detectors.engine import DetectionEngine
+from gridsentinel.detectors.engine import SKEW_S, DetectionEngine
 from gridsentinel.ingest.grid import GridMap
 from gridsentinel.ingest.records import Detection, Reading
 from gridsentinel.ingest.registry import Device, DeviceKind, Location, Registry
@@ -57,8 +57,8 @@ def _registry() -> Registry:
                      _device("cam-1", "camera", CELL_A)], _grid())
 
 
-def _engine(**changes: object) -> DetectionEngine:
-    return DetectionEngine(DetectorConfig.model_validate({**CONFIG, **changes}), _registry())
+def _engine(skew_s: float = SKEW_S, **changes: object) -> DetectionEngine:
+    return DetectionEngine(DetectorConfig.model_validate({**CONFIG, **changes}), _registry(), skew_s=skew_s)
 
 
 def _tilt(t: float, deg: float, seq: int) -> Reading:
@@ -257,13 +257,13 @@ def test_same_input_same_output() -> None:
 def test_buffered_readings_survive_the_state_round_trip_in_either_row_form() -> None:
     readings = _tilt_incident()
     whole = _ids(_run(_engine(), readings))
-    first = _engine()
-    out = [d for r in readings[:4] for d in first.process(r, now=0.0)]  # all four held (lateness 120 s)
+    first = _engine(skew_s=120.0)
+    out = [d for r in readings[:4] for d in first.process(r, now=0.0)]  # all four held (skew 120 s)
     state = json.loads(json.dumps(first.export_state("cover-1")))
     assert len(state["buffer"]) == 4
     # the earlier form of a buffered reading, [arrived, reading dict], as older changelogs hold it
     older = {**state, "buffer": [[row[0], Reading("cover-1", *row[1:]).to_dict()] for row in state["buffer"]]}
     for saved in (state, older):
-        second = _engine()
+        second = _engine(skew_s=120.0)
         second.import_state("cover-1", saved)
         assert _ids(out + _run(second, readings[4:])) == whole
