@@ -71,6 +71,8 @@ _Message = mqtt.MQTTMessage | FastMessage  # paho's, or the fast path's lighter 
 # checks a whole batch against max.message.bytes, so a record that only shared such a batch is innocent.)
 REFUSED_FOR_GOOD = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE,
                               KafkaError.INVALID_RECORD, KafkaError.INVALID_TIMESTAMP})
+# Failures of the gateway's own purge of a producer it replaced (recover): not Kafka's verdicts.
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 # (state of _delivered, topic, key, value, headers, Kafka's error): a record refused for good, to retry alone
 _Refused = tuple[Any, str, bytes | None, bytes | None, Any, KafkaError]
 
@@ -603,11 +605,13 @@ class Gateway:
             if err is not None:
                 # Not acked: the broker resends it when the session is resumed (the run loop does that
                 # soon). Forget the seq so the resent message is not mistaken for a duplicate.
+                if forget_seq:
+                    self._seqs.forget(*forget_seq)
+                if err.code() in _PURGED:
+                    return  # purged with a replaced producer: resent with the resumed session, no error
                 self.stats.refused += 1
                 if self.stats.refused <= 10 or self.stats.refused % 1000 == 0:
                     log.error("Kafka refused a record from %s: %s (%d so far)", origin, err, self.stats.refused)
-                if forget_seq:
-                    self._seqs.forget(*forget_seq)
                 if err.fatal():
                     self._broken = f"fatal Kafka producer error: {err}"
                 if generation == self._generation:
