@@ -20,11 +20,13 @@ import os
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gridsentinel.alerts.case import Case
 from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.detectors.engine import PartitionClock
 from gridsentinel.engineering.configs import validate_text
 from gridsentinel.engineering.publish import SHADOW_KEY, publish
 from gridsentinel.engineering.report import evaluate
@@ -161,6 +163,9 @@ def report_sync(settings: Settings) -> dict[str, Any]:
     return asyncio.run(report(settings))
 
 
+QUIET_S = 2.0  # no reading read for this long: the stream has caught up, silence moves at wall speed
+
+
 # -- the Faust stage ---------------------------------------------------------------------------------
 class ShadowRunner:
     """The shadow engine and its case store; swapped when a new shadow run arrives."""
@@ -179,6 +184,11 @@ class ShadowRunner:
         self.seen: set[str] = set()
         self.counts: Counter[str] = Counter()
         self.lock = asyncio.Lock()
+        # Silence is judged on event time, as in the detect stage: the newest event time read, moving on
+        # at wall speed only once the stream has gone quiet (a backlog read fast never looks silent).
+        self.clock = PartitionClock()
+        self.last_read: float | None = None  # wall time of the newest reading read
+        self.wall: Callable[[], float] = time.time
 
     async def handle(self, key: str, value: dict[str, Any]) -> None:
         if key != SHADOW_KEY:
@@ -210,6 +220,7 @@ class ShadowRunner:
             await self.store.close()
         self.engine = self.store = self.run_id = None
         self.seen.clear()
+        self.clock, self.last_read = PartitionClock(), None
 
     async def apply(self, detections: list[Any]) -> None:
         from gridsentinel.alerts.categories import UnknownCategory
@@ -235,13 +246,20 @@ class ShadowRunner:
                 return
             self.seen.add(reading.device_id)
             self.counts["readings"] += 1
-            await self.apply(self.engine.process(reading, now=time.time()))
+            wall = self.last_read = self.wall()
+            self.clock.observe(0, reading.observed_at, wall)
+            await self.apply(self.engine.process(reading, now=self.clock.arrival(0, wall)))
             self.engine.take_rejected()
 
     async def on_timer(self) -> None:
         async with self.lock:
-            if self.engine is not None and self.seen:
-                await self.apply(self.engine.check(time.time(), sorted(self.seen)))
+            if self.engine is None or not self.seen:
+                return
+            wall = self.wall()
+            quiet = self.last_read is None or wall - self.last_read >= QUIET_S
+            now = self.clock.now(0, wall, caught_up=quiet)
+            if now is not None:
+                await self.apply(self.engine.check(now, sorted(self.seen)))
 
 
 def register(app: faust.App, ctx: StageContext) -> None:
