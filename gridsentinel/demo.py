@@ -171,7 +171,9 @@ class _PipeSafe(io.TextIOBase):
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the demo like Ctrl-C does (its ``finally`` stops the children)."""
+    """SIGINT, SIGTERM and SIGHUP stop the demo (its ``finally`` stops the children). SIGINT is set here too:
+    a process started in the background by a non-interactive shell (a CI runner, ``cmd &`` in a script)
+    inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler of its own."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -179,7 +181,7 @@ def _stop_on_signals() -> Iterator[None]:
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
