@@ -144,7 +144,9 @@ def test_two_workers_share_partitions_and_one_takes_over_with_state(ns: Namespac
     t0 = time.time() - 60
     kafka.publish([_tilt(c, t0 + 5 * i, deg, i) for c in covers for i, deg in enumerate([1, 30, 30, 30])])
     wait_for(lambda: all(kafka.of(c, "cover_tilt") for c in covers), 90, "an alarm for every cover", ns=ns)
-    assert _stats(ns, "worker-a").get("released", 0) > 0 and _stats(ns, "worker-b").get("released", 0) > 0
+    # both workers released readings (their stats files are rewritten once a second: wait for them)
+    wait_for(lambda: _stats(ns, "worker-a").get("released", 0) > 0 and _stats(ns, "worker-b").get("released", 0) > 0,
+             30, "both workers' stats to show released readings", ns=ns)
     alarms = {c: kafka.of(c, "cover_tilt")[0] for c in covers}
 
     _kill9(a, ns)

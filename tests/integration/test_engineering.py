@@ -215,7 +215,8 @@ def test_applied_config_changes_detections_without_restart_and_keeps_state(ns: N
         found = bus.of(quiet)[0]
         assert (found["severity"], found["detector_version"]) == ("alarm", "lowered@v1")
         assert "limit 5°" in found["message"]
-        assert _stats(ns, "worker").get("config_label") == "lowered@v1"
+        wait_for(lambda: _stats(ns, "worker").get("config_label") == "lowered@v1", 30,
+                 "the worker's stats to show the new config", ns=ns)  # the stats file is rewritten once a second
 
         # the tilted cover's detector did not change: its incident continues (escalates, not reopens)
         stream.angles[tilted] = 120.0
