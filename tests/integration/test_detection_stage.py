@@ -253,5 +253,8 @@ def test_a_backlog_of_hours_gives_no_false_dropout_and_finds_the_silent_devices_
     # judged on the backlog's event time (an hour behind the wall clock), where ticks reached it
     assert quiet_last + 180 <= found[quiet][0]["observed_at"] <= end + 300
     assert start + 180 <= found[never][0]["observed_at"] <= end + 300
-    assert found[never][0]["evidence"]["silent_intervals"] >= 4 * 60  # silent since the backlog began
+    # silent since the backlog began: counted from its first event time, not from the worker's first check
+    # (how far into the backlog the first judging tick lands depends on the machine's speed)
+    never_found = found[never][0]
+    assert abs(never_found["evidence"]["silent_intervals"] * 60 - (never_found["observed_at"] - start)) < 60
     assert "not found in cluster metadata" not in ns.log("worker")
