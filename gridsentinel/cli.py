@@ -85,8 +85,8 @@ WORKER_STAGES: dict[str, str] = {
 def warn_if_calendar_uncovered(settings: Settings, now: float | None = None) -> str | None:
     """Log (and return) the start-up warning when this year's (or, in December, next year's) public
     holidays are unknown: due times would then treat them as working days."""
-    from .alerts.calendar import WorkCalendar, coverage_warning
-    from .alerts.categories import load_yaml_model
+    from .cases.calendar import WorkCalendar, coverage_warning
+    from .cases.categories import load_yaml_model
 
     path = settings.config_dir / "calendar.yaml"
     cal = load_yaml_model(path, WorkCalendar) if path.exists() else WorkCalendar()

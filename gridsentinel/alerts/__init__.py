@@ -1,9 +1,5 @@
-"""Alerts: dedup against existing cases, the case lifecycle, due times, escalation and delivery.
+"""Alerts: delivery of case events to dispatch centers (webhooks, MQTT, CAP), by route and receiver.
 
-Modules (pure unless noted): ``grid`` (grid codes, escalation ladder, neighbours), ``case`` (case model,
-state machine, audit log), ``calendar`` (working-hours deadlines), ``categories`` (category catalogue,
-kind mapping, routing; YAML config), ``events`` (case events for ``gs.case-events``, alert policy),
-``dedup`` (the four dedup rules, ``apply_detection``), ``workflow`` (transitions with due times,
-escalation, reminders), ``store_protocol`` (the store interface), ``memory_store`` (in-memory store),
-``store`` (SQL store, I/O) with its Alembic ``migrations``. See docs/cases.md.
+The cases themselves (dedup, workflow, due times, categories, the store) are in ``gridsentinel.cases``;
+this package only takes the case events that stage publishes and delivers them. See docs/alerts.md.
 """

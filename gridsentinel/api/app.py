@@ -20,9 +20,6 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gridsentinel.alerts.categories import load_catalog
-from gridsentinel.alerts.store import SqlCaseStore
-from gridsentinel.alerts.store_protocol import CaseStore
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.errors import error_body, install_error_handlers
@@ -40,9 +37,12 @@ from gridsentinel.api.routers import (
     stream,
 )
 from gridsentinel.api.state import ApiState, DetectionSink, EventSink
+from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.errors import ConfigError
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.ingest.grid import GridMap
-from gridsentinel.ingest.registry import Registry
 from gridsentinel.ingest.topics import Topics
 from gridsentinel.settings import Settings
 

@@ -26,7 +26,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridsentinel.alerts.categories import load_yaml_model
+from gridsentinel.cases.categories import load_yaml_model
 from gridsentinel.errors import ConfigError
 
 Role = Literal["viewer", "dispatcher", "engineer", "admin", "citizen"]

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridsentinel.alerts.store import database_url
+from gridsentinel.cases.store import database_url
 from gridsentinel.settings import Settings
 
 

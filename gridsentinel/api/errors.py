@@ -17,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridsentinel.alerts.case import CaseNotFound, InvalidTransition
-from gridsentinel.alerts.categories import UnknownCategory
-from gridsentinel.alerts.grid import GridCodeError
-from gridsentinel.alerts.store_protocol import StoreConflict
 from gridsentinel.api.schemas.responses import ErrorResponse
+from gridsentinel.cases.case import CaseNotFound, InvalidTransition
+from gridsentinel.cases.categories import UnknownCategory
+from gridsentinel.cases.gridcode import GridCodeError
+from gridsentinel.cases.store_protocol import StoreConflict
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ deduplicated by ``event_id`` (replays from Kafka are harmless), and the last ``h
 so a reconnecting client can resume after its ``Last-Event-ID``.
 
 >>> import asyncio
->>> from gridsentinel.alerts.events import CaseEvent
+>>> from gridsentinel.cases.events import CaseEvent
 >>> async def demo() -> list[str]:
 ...     hub = CaseEventHub()
 ...     ev = CaseEvent(event_id="c1:1", case_id="c1", type="open", at=0.0, actor="system:dedup",
@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.cases.events import CaseEvent
 from gridsentinel.ingest.grid import dedup_region
 from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import Settings

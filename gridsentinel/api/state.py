@@ -9,15 +9,15 @@ from typing import Any
 
 from fastapi import Request
 
-from gridsentinel.alerts.categories import Catalog
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.store_protocol import CaseStore
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.hub import CaseEventHub
+from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.store_protocol import CaseStore
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.ingest.grid import GridMap
 from gridsentinel.ingest.records import Detection
-from gridsentinel.ingest.registry import Registry
 from gridsentinel.settings import Settings
 
 # Called with the events of every change the API makes (transitions), after the hub.

@@ -7,9 +7,9 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from gridsentinel.alerts.case import ACTIVE_STATUSES
-from gridsentinel.alerts.store import SqlCaseStore, cases
-from gridsentinel.alerts.store_protocol import CaseQuery, CaseStore
+from gridsentinel.cases.case import ACTIVE_STATUSES
+from gridsentinel.cases.store import SqlCaseStore, cases
+from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
 
 GroupBy = Literal["status", "grid_code", "category_key", "severity"]
 _PAGE = 1000
@@ -59,7 +59,7 @@ async def ping(store: CaseStore) -> None:
 async def case_for_detection(store: CaseStore, detection_id: str) -> str | None:
     """The id of the case a detection was applied to, or None when it was not applied."""
     if isinstance(store, SqlCaseStore):
-        from gridsentinel.alerts.store import applied_detections
+        from gridsentinel.cases.store import applied_detections
 
         col = applied_detections.c
         async with store.engine.connect() as conn:

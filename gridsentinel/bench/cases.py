@@ -31,12 +31,12 @@ from typing import Any
 import yaml
 
 from gridsentinel import stack
-from gridsentinel.alerts.batch import apply_detections
-from gridsentinel.alerts.categories import load_catalog
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.grid import dedup_region
-from gridsentinel.alerts.store import SqlCaseStore
 from gridsentinel.bench.common import drop_topics, emit, percentile
+from gridsentinel.cases.batch import apply_detections
+from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.gridcode import dedup_region
+from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.ingest.records import Detection
 from gridsentinel.ingest.topics import Topics
 from gridsentinel.settings import REPO_ROOT, Settings
@@ -191,7 +191,7 @@ async def _watch_applied(url: str, total: int, timeout_s: float) -> tuple[int, f
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from gridsentinel.alerts.store import applied_detections, async_url
+    from gridsentinel.cases.store import applied_detections, async_url
 
     count = sa.select(sa.func.count()).select_from(applied_detections)
     engine = create_async_engine(async_url(url))  # plain BEGINs: a reader must not take SQLite's write lock

@@ -43,8 +43,8 @@ from gridsentinel.detectors.camera.config import CameraConfig, CamerasFile, load
 from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot_with_regions
 from gridsentinel.detectors.camera.stack import CameraStack
 from gridsentinel.detectors.stage import detection_key
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.ingest.records import DeadLetter, Detection, Frame, RecordError
-from gridsentinel.ingest.registry import Registry
 
 if TYPE_CHECKING:
     from gridsentinel.ingest.app import StageContext

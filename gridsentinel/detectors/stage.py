@@ -33,9 +33,9 @@ from faust.types import TP
 
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, PartitionClock
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.ingest.grid import dedup_region, valid_grid_code
 from gridsentinel.ingest.records import DeadLetter, Detection, Reading, RecordError
-from gridsentinel.ingest.registry import Registry
 from gridsentinel.ingest.topics import ensure_topics
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """Backtest: replay history through the live detection engine and the live dedup rules, in memory.
 
 The very same :class:`~gridsentinel.detectors.engine.DetectionEngine` the detection stage runs turns
-readings into detections, and the very same :func:`~gridsentinel.alerts.dedup.apply_detection` turns
-them into cases — in a :class:`~gridsentinel.alerts.memory_store.MemoryCaseStore`, so nothing reaches a
+readings into detections, and the very same :func:`~gridsentinel.cases.dedup.apply_detection` turns
+them into cases — in a :class:`~gridsentinel.cases.memory_store.MemoryCaseStore`, so nothing reaches a
 live topic or the case store. Time is event time throughout: the engine's timer check runs every
 ``check_every_s`` of event time and dedup's ``now`` is the detection's ``observed_at``, so a replay of
 the same data gives the same detections, the same case ids and the same report.
@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridsentinel.alerts.case import Case
-from gridsentinel.alerts.categories import Catalog, UnknownCategory
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.grid import Adjacency, GridCodeError
-from gridsentinel.alerts.memory_store import MemoryCaseStore
+from gridsentinel.cases.case import Case
+from gridsentinel.cases.categories import Catalog, UnknownCategory
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.gridcode import Adjacency, GridCodeError
+from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.detectors.config import DetectorConfig
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.ingest.records import Detection, Reading
-from gridsentinel.ingest.registry import Registry
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]

@@ -10,7 +10,7 @@ same category in the same cell when their seen intervals overlap (± ``tolerance
 - time to detect = first detection of the replayed case − first detection of the real case (negative:
   earlier than live).
 
->>> from gridsentinel.alerts.case import new_case_for_test
+>>> from gridsentinel.cases.case import new_case_for_test
 >>> from dataclasses import replace
 >>> real = replace(new_case_for_test(), status="closed", closing_reason="resolved", first_seen_at=100.0,
 ...                last_seen_at=200.0, closed_at=300.0)
@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from gridsentinel.alerts.case import Case
+from gridsentinel.cases.case import Case
 from gridsentinel.engineering.backtest import Run, group_counts
 
 

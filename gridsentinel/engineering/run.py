@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from gridsentinel.alerts.case import Case
-from gridsentinel.alerts.categories import load_catalog
-from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.cases.case import Case
+from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.engineering import html as html_report
 from gridsentinel.engineering.backtest import Backtest, Run, make_engine
@@ -23,7 +23,7 @@ from gridsentinel.engineering.report import difference, run_summary
 from gridsentinel.engineering.sources import CsvSource, InfluxSource, SourceError, parse_time
 from gridsentinel.engineering.versions import VersionStore
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.registry import Device, Location, Registry
+from gridsentinel.ingest.devices import Device, Location, Registry
 from gridsentinel.settings import Settings
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
@@ -130,7 +130,7 @@ def _csv_devices(registry: Registry, source: CsvSource, kind: str, grid: str) ->
 
 
 async def _real_cases(req: BacktestRequest, settings: Settings) -> list[Case] | None:
-    from gridsentinel.alerts.store import SqlCaseStore
+    from gridsentinel.cases.store import SqlCaseStore
 
     default = f"sqlite:///{settings.run_dir / 'cases.db'}"
     url = req.database_url or os.environ.get("GS_DATABASE_URL") or default

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gridsentinel.alerts.case import Case
-from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.cases.case import Case
+from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.detectors.engine import PartitionClock
 from gridsentinel.engineering.configs import validate_text
 from gridsentinel.engineering.publish import SHADOW_KEY, publish
@@ -129,7 +129,7 @@ def compare(shadow_cases: list[Case], live_cases: list[Case], prefix_digits: int
 
 
 async def _cases(url: str, since: float, until: float) -> list[Case]:
-    from gridsentinel.alerts.store import SqlCaseStore
+    from gridsentinel.cases.store import SqlCaseStore
 
     if url.startswith("sqlite") and not Path(url.split(":///", 1)[-1]).exists():
         return []
@@ -171,8 +171,8 @@ class ShadowRunner:
     """The shadow engine and its case store; swapped when a new shadow run arrives."""
 
     def __init__(self, ctx: StageContext) -> None:
-        from gridsentinel.alerts.categories import load_catalog
-        from gridsentinel.ingest.registry import Registry
+        from gridsentinel.cases.categories import load_catalog
+        from gridsentinel.ingest.devices import Registry
 
         self.ctx = ctx
         self.registry = Registry.load(ctx.settings.config_dir)
@@ -193,7 +193,7 @@ class ShadowRunner:
     async def handle(self, key: str, value: dict[str, Any]) -> None:
         if key != SHADOW_KEY:
             return
-        from gridsentinel.alerts.store import SqlCaseStore
+        from gridsentinel.cases.store import SqlCaseStore
         from gridsentinel.detectors.engine import DetectionEngine
         from gridsentinel.engineering.live_config import parse_message
 
@@ -223,9 +223,9 @@ class ShadowRunner:
         self.clock, self.last_read = PartitionClock(), None
 
     async def apply(self, detections: list[Any]) -> None:
-        from gridsentinel.alerts.categories import UnknownCategory
-        from gridsentinel.alerts.dedup import apply_detection
-        from gridsentinel.alerts.grid import GridCodeError
+        from gridsentinel.cases.categories import UnknownCategory
+        from gridsentinel.cases.dedup import apply_detection
+        from gridsentinel.cases.gridcode import GridCodeError
 
         for det in detections:
             self.counts["detections"] += 1

@@ -44,8 +44,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..errors import GridSentinelError, ServiceError
+from ..ingest.devices import Registry
 from ..ingest.records import DeadLetter, DeviceStatus, Frame, Reading
-from ..ingest.registry import Registry
 from ..ingest.topics import Topics
 from ..settings import Settings
 from .decode import (

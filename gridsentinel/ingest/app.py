@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 STAGES: dict[str, str] = {
     "ingest": "gridsentinel.ingest.stage",
     "detect": "gridsentinel.detectors.stage",
-    "cases": "gridsentinel.alerts.stage",
+    "cases": "gridsentinel.cases.stage",
     "live-config": "gridsentinel.engineering.live_config",
     "shadow": "gridsentinel.engineering.shadow",
     "frames": "gridsentinel.detectors.frames_stage",

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Err
 
-from gridsentinel.alerts.events import CaseEvent
 from gridsentinel.api.auth import add_token
+from gridsentinel.cases.events import CaseEvent
 from gridsentinel.ingest.topics import Topics
 
 from .conftest import Namespace, wait_for

@@ -19,9 +19,9 @@ import yaml
 from confluent_kafka import Consumer, Producer
 
 from gridsentinel.alerts.delivery.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from gridsentinel.alerts.grid import dedup_region
-from gridsentinel.alerts.store import SqlCaseStore
-from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.cases.gridcode import dedup_region
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.ingest.records import DeadLetter, Detection
 from gridsentinel.ingest.topics import Topics
 

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from gridsentinel.alerts.store import SqlCaseStore
-from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.stack.services import Mosquitto
 
 from .conftest import Namespace, wait_for

@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from gridsentinel.alerts.delivery.mqtt import MqttAlertPublisher
-from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.cases.events import CaseEvent
 from gridsentinel.settings import Settings
 
 pytestmark = pytest.mark.integration

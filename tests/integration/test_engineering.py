@@ -23,11 +23,11 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
-from gridsentinel.alerts.case import Case
-from gridsentinel.alerts.store import SqlCaseStore
-from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.cases.case import Case
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store_protocol import CaseQuery
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.ingest.records import Reading
-from gridsentinel.ingest.registry import Registry
 from gridsentinel.settings import REPO_ROOT
 
 from .conftest import Namespace, wait_for

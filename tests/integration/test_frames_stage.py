@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridsentinel.alerts.grid import dedup_region
+from gridsentinel.cases.gridcode import dedup_region
 from gridsentinel.detectors.camera import synthetic
 from gridsentinel.ingest.records import Frame
 

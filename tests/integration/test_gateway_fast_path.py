@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from gridsentinel.gateway.service import Gateway, ensure_topics
-from gridsentinel.ingest.registry import Registry
+from gridsentinel.ingest.devices import Registry
 
 from ..conftest import mqtt_publish
 from .conftest import Namespace

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridsentinel.alerts.batch import Applied, apply_detections
-from gridsentinel.alerts.case import Case, CaseError
-from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalog
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.store import SqlCaseStore
-from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
-from gridsentinel.alerts.workflow import transition_case
+from gridsentinel.cases.batch import Applied, apply_detections
+from gridsentinel.cases.case import Case, CaseError
+from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store_protocol import CaseQuery, StoreConflict
+from gridsentinel.cases.workflow import transition_case
 from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import REPO_ROOT
 

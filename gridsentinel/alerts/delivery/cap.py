@@ -4,7 +4,7 @@ One message per case event: ``identifier`` is ``gridsentinel-<event id>``; the e
 case is an ``Alert``, later events are ``Update``s and a closed case a ``Cancel``, both referencing the
 opening message (``sender,identifier,sent``). Elements follow the order of the CAP 1.2 schema.
 
->>> from gridsentinel.alerts.events import CaseEvent
+>>> from gridsentinel.cases.events import CaseEvent
 >>> ev = CaseEvent(event_id="c1:1", case_id="c1", type="open", at=1749434400.0, actor="system:dedup",
 ...                grid_code="320582004001001", category_key="event:L005", status="open",
 ...                severity="critical", notify=True, case={"opened_at": 1749434400.0, "lat": 31.87,
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from gridsentinel.alerts.delivery.config import CapSettings
-from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.cases.events import CaseEvent
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CONTENT_TYPE = "application/cap+xml"

@@ -9,7 +9,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gridsentinel.alerts.categories import load_yaml_model
+from gridsentinel.cases.categories import load_yaml_model
 from gridsentinel.errors import ConfigError
 
 Severity = Literal["advisory", "warning", "alarm", "critical"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.cases.events import CaseEvent
 from gridsentinel.errors import ServiceError
 from gridsentinel.settings import Settings
 

@@ -1,7 +1,7 @@
 """Which receivers get a case event (pure).
 
 >>> from gridsentinel.alerts.delivery.config import Match, Receiver
->>> from gridsentinel.alerts.events import CaseEvent
+>>> from gridsentinel.cases.events import CaseEvent
 >>> ev = CaseEvent(event_id="c1:1", case_id="c1", type="open", at=0.0, actor="system:dedup",
 ...                grid_code="320582004001001", category_key="event:L005", status="open",
 ...                severity="alarm", notify=True)
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gridsentinel.alerts.delivery.config import Match, Receiver
-from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.cases.events import CaseEvent
 from gridsentinel.ingest.records import SEVERITIES
 
 

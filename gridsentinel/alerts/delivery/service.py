@@ -33,7 +33,7 @@ from gridsentinel.alerts.delivery.config import Receiver, ReceiversFile, load_re
 from gridsentinel.alerts.delivery.mqtt import MqttAlertPublisher, MqttDeliveryError
 from gridsentinel.alerts.delivery.routing import receivers_for
 from gridsentinel.alerts.delivery.webhook import DeadLetterSink, DeliveryResult, Payload, WebhookSender
-from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.cases.events import CaseEvent
 from gridsentinel.ingest.records import DeadLetter
 from gridsentinel.settings import Settings
 
@@ -74,7 +74,7 @@ class AlertDelivery:
     ) -> AlertDelivery:
         """Load ``receivers.yaml`` (default ``<config_dir>/receivers.yaml``), category names and the
         calendar's time zone from the config folder; MQTT as configured unless ``mqtt`` says otherwise."""
-        from gridsentinel.alerts.categories import load_catalog
+        from gridsentinel.cases.categories import load_catalog
 
         config = load_receivers(path or settings.config_dir / "receivers.yaml")
         catalog = load_catalog(settings.config_dir)

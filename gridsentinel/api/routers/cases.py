@@ -7,9 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from gridsentinel.alerts.case import STATUSES, CaseNotFound, allowed_actions
-from gridsentinel.alerts.store_protocol import CaseQuery
-from gridsentinel.alerts.workflow import transition_case
 from gridsentinel.api.deps import Dispatcher, StateDep, Viewer
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.schemas.requests import TransitionRequest
@@ -21,6 +18,9 @@ from gridsentinel.api.schemas.responses import (
     LogEntryOut,
     TransitionOut,
 )
+from gridsentinel.cases.case import STATUSES, CaseNotFound, allowed_actions
+from gridsentinel.cases.store_protocol import CaseQuery
+from gridsentinel.cases.workflow import transition_case
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CaseId = Annotated[

@@ -24,9 +24,6 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from gridsentinel.alerts.case import ACTIVE_STATUSES, Case
-from gridsentinel.alerts.store import SqlCaseStore, applied_detections
-from gridsentinel.alerts.store_protocol import CaseQuery, CaseStore
 from gridsentinel.api.deps import Open311Reader, Open311Writer, StateDep
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.routers.cases import unix
@@ -39,6 +36,9 @@ from gridsentinel.api.schemas.responses import (
     Open311Token,
 )
 from gridsentinel.api.state import ApiState
+from gridsentinel.cases.case import ACTIVE_STATUSES, Case
+from gridsentinel.cases.store import SqlCaseStore, applied_detections
+from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
 from gridsentinel.ingest.records import Detection
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])

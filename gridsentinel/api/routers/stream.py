@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from gridsentinel.alerts.events import CaseEvent
 from gridsentinel.api.deps import StateDep, Viewer
 from gridsentinel.api.errors import responses
 from gridsentinel.api.hub import CaseEventHub
+from gridsentinel.cases.events import CaseEvent
 
 router = APIRouter(prefix="/api/v1/cases", tags=["stream"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridsentinel.alerts.case import ACTIONS
+from gridsentinel.cases.case import ACTIONS
 
 _ACTIONS = "|".join(ACTIONS)
 

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.events import CaseEvent
 from gridsentinel.api.app import create_app
 from gridsentinel.api.auth import TokenEntry, TokenStore, hash_token
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.state import ApiState
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.events import CaseEvent
 from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import REPO_ROOT, Settings
 

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from gridsentinel.alerts.events import CaseEvent
+from gridsentinel.cases.events import CaseEvent
 
 from .conftest import CELL, FAR_CELL, Harness, auth
 

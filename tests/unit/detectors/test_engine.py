@@ -11,9 +11,9 @@ from shapely.geometry import box
 
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.detectors.engine import SKEW_S, DetectionEngine
+from gridsentinel.ingest.devices import Device, DeviceKind, Location, Registry
 from gridsentinel.ingest.grid import GridMap
 from gridsentinel.ingest.records import Detection, Reading
-from gridsentinel.ingest.registry import Device, DeviceKind, Location, Registry
 
 pytestmark = pytest.mark.unit
 

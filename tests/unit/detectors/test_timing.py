@@ -10,8 +10,8 @@ import pytest
 
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.detectors.engine import DetectionEngine, PartitionClock
+from gridsentinel.ingest.devices import Device, Location, Registry
 from gridsentinel.ingest.records import Detection, Reading
-from gridsentinel.ingest.registry import Device, Location, Registry
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gridsentinel.alerts.case import Case
+from gridsentinel.cases.case import Case
 from gridsentinel.engineering.run import BacktestRequest, run_sync
 from gridsentinel.engineering.sources import CsvSource, read_series, series_readings
 from gridsentinel.settings import REPO_ROOT, Settings
@@ -76,7 +76,7 @@ def test_against_live_reports_the_difference(tmp_path: Path) -> None:
 def test_agreement_with_real_cases(tmp_path: Path) -> None:
     import asyncio
 
-    from gridsentinel.alerts.store import SqlCaseStore
+    from gridsentinel.cases.store import SqlCaseStore
 
     s = Settings(run_dir=tmp_path, config_dir=CONFIG)
     first, _ = run_sync(_request(tmp_path), s)
@@ -85,7 +85,7 @@ def test_agreement_with_real_cases(tmp_path: Path) -> None:
     async def seed() -> None:
         store = await SqlCaseStore.open(f"sqlite:///{tmp_path / 'cases.db'}")
         try:
-            from gridsentinel.alerts.case import new_case_for_test
+            from gridsentinel.cases.case import new_case_for_test
 
             base = new_case_for_test()
             # a true problem where the drain overflowed, a false alarm nowhere near a detection
@@ -110,7 +110,7 @@ def test_agreement_with_real_cases(tmp_path: Path) -> None:
 
 
 def _created(case: Case):
-    from gridsentinel.alerts.case import CaseChange
+    from gridsentinel.cases.case import CaseChange
 
     return CaseChange(case=case, entries=(), created=True)
 

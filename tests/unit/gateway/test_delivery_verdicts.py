@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from gridsentinel.gateway.service import Gateway
-from gridsentinel.ingest.registry import Registry
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.settings import Settings
 
 

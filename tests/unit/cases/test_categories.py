@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalog
+from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
 from gridsentinel.errors import ConfigError
 
 from .conftest import CONFIG_DIR, detection

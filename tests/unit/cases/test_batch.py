@@ -16,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridsentinel.alerts.batch import apply_detections
-from gridsentinel.alerts.case import CaseError
-from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalog
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.grid import GridCodeError
-from gridsentinel.alerts.memory_store import MemoryCaseStore
-from gridsentinel.alerts.store import SqlCaseStore
-from gridsentinel.alerts.store_protocol import CaseQuery, CaseStore, StoreConflict
-from gridsentinel.alerts.workflow import transition_case
+from gridsentinel.cases.batch import apply_detections
+from gridsentinel.cases.case import CaseError
+from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.gridcode import GridCodeError
+from gridsentinel.cases.memory_store import MemoryCaseStore
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store_protocol import CaseQuery, CaseStore, StoreConflict
+from gridsentinel.cases.workflow import transition_case
 from gridsentinel.ingest.records import SEVERITIES, SOURCES, Detection
 
 from .conftest import CONFIG_DIR, MONDAY_10H, detection

@@ -6,7 +6,7 @@ action (dispatch, resolve, …) or a system one (open, evidence, reopen, raise_s
 ``notify`` says whether the alert policy wants people told (webhook/MQTT push); every event still reaches
 the dashboard.
 
->>> from gridsentinel.alerts.case import apply_action, new_case_for_test
+>>> from gridsentinel.cases.case import apply_action, new_case_for_test
 >>> change = apply_action(new_case_for_test(), "acknowledge", actor="user:li", at=5.0)
 >>> ev = events_for(change, AlertPolicy())[0]
 >>> ev.event_id, ev.type, ev.notify
@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridsentinel.alerts.case import CaseChange
+from gridsentinel.cases.case import CaseChange
 
 # Event types the default policy pushes to people: not every attached detection, only what needs action.
 DEFAULT_NOTIFY: tuple[str, ...] = ("open", "reopen", "escalate", "raise_severity", "remind")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gridsentinel.alerts.categories import Catalog, load_catalog
+from gridsentinel.cases.categories import Catalog, load_catalog
 from gridsentinel.ingest.records import Detection
 
 from ...conftest import drain_detection

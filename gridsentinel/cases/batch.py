@@ -1,10 +1,10 @@
 """Dedup for a batch of detections in one transaction: same results as one by one, a few statements.
 
-:func:`apply_detections` gives exactly what :func:`~gridsentinel.alerts.dedup.apply_detection` called
+:func:`apply_detections` gives exactly what :func:`~gridsentinel.cases.dedup.apply_detection` called
 on each detection in order (with the same ``now``) gives: the same cases, log entries, applied ids,
 outbox events and returned events. It reads once for the whole batch (which ids are applied; the active
 and recently closed cases of the batch's categories in its cells, locked until the commit), runs the
-unchanged per-detection rules (:func:`~gridsentinel.alerts.dedup.apply_prepared`) against those cases
+unchanged per-detection rules (:func:`~gridsentinel.cases.dedup.apply_prepared`) against those cases
 in memory, then writes every change in a handful of bulk statements in the same transaction.
 
 The store's invariants stay the store's: the final writes are version-checked, the unique index still
@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
-from gridsentinel.alerts.case import Case, CaseChange, LogEntry
-from gridsentinel.alerts.categories import Catalog, UnknownCategory
-from gridsentinel.alerts.dedup import Prepared, apply_detection, apply_prepared, prepare
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.grid import Adjacency, GridCodeError
-from gridsentinel.alerts.store_protocol import BatchCaseTx, BatchWrite, CaseStore, StoreConflict
+from gridsentinel.cases.case import Case, CaseChange, LogEntry
+from gridsentinel.cases.categories import Catalog, UnknownCategory
+from gridsentinel.cases.dedup import Prepared, apply_detection, apply_prepared, prepare
+from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.gridcode import Adjacency, GridCodeError
+from gridsentinel.cases.store_protocol import BatchCaseTx, BatchWrite, CaseStore, StoreConflict
 from gridsentinel.ingest.records import Detection
 
 

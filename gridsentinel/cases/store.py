@@ -1,6 +1,6 @@
 """The SQL case store: SQLAlchemy 2 (async Core) on SQLite (aiosqlite, the default) or PostgreSQL (asyncpg).
 
-The schema is owned by the Alembic migrations in ``alerts/migrations`` (:func:`upgrade`,
+The schema is owned by the Alembic migrations in ``cases/migrations`` (:func:`upgrade`,
 :func:`upgrade_database`); the tables below mirror them for queries. Invariants live in the database:
 
 - a partial unique index allows one non-closed case per (grid cell, category type, category code);
@@ -34,9 +34,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from gridsentinel.alerts.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.store_protocol import BatchWrite, CaseQuery, StoreConflict
+from gridsentinel.cases.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
+from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
 from gridsentinel.errors import ConfigError
 from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import Settings

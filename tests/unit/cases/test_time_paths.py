@@ -13,16 +13,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gridsentinel.alerts.calendar import TimeLimit, WorkCalendar, deadline, working_seconds_between
-from gridsentinel.alerts.case import new_case_for_test
-from gridsentinel.alerts.categories import Catalog
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.memory_store import MemoryCaseStore
-from gridsentinel.alerts.workflow import escalate_if_overdue, remind_if_due, sweep, transition
+from gridsentinel.cases.calendar import TimeLimit, WorkCalendar, deadline, working_seconds_between
+from gridsentinel.cases.case import new_case_for_test
+from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.memory_store import MemoryCaseStore
+from gridsentinel.cases.workflow import escalate_if_overdue, remind_if_due, sweep, transition
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import DetectionEngine
+from gridsentinel.ingest.devices import Registry
 from gridsentinel.ingest.records import Reading
-from gridsentinel.ingest.registry import Registry
 from gridsentinel.settings import REPO_ROOT
 
 from .conftest import detection

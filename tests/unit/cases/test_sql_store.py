@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gridsentinel.alerts.case import Case, CaseChange, apply_action
-from gridsentinel.alerts.categories import Catalog
-from gridsentinel.alerts.dedup import apply_detection, open_case
-from gridsentinel.alerts.store import SqlCaseStore, async_url, upgrade_database
-from gridsentinel.alerts.store_protocol import CaseQuery, StoreConflict
-from gridsentinel.alerts.workflow import sweep, transition_case
+from gridsentinel.cases.case import Case, CaseChange, apply_action
+from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.dedup import apply_detection, open_case
+from gridsentinel.cases.store import SqlCaseStore, async_url, upgrade_database
+from gridsentinel.cases.store_protocol import CaseQuery, StoreConflict
+from gridsentinel.cases.workflow import sweep, transition_case
 from gridsentinel.errors import ConfigError
 from gridsentinel.ingest.records import Detection
 

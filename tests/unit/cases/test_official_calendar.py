@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gridsentinel.alerts.calendar import TimeLimit, WorkCalendar, deadline
+from gridsentinel.cases.calendar import TimeLimit, WorkCalendar, deadline
 
 pytestmark = pytest.mark.unit
 TZ = ZoneInfo("Asia/Shanghai")

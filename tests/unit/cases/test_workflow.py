@@ -5,12 +5,12 @@ from dataclasses import replace
 
 import pytest
 
-from gridsentinel.alerts.case import CaseNotFound, InvalidTransition, new_case_for_test
-from gridsentinel.alerts.categories import Catalog
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.memory_store import MemoryCaseStore
-from gridsentinel.alerts.store_protocol import StoreConflict
-from gridsentinel.alerts.workflow import (
+from gridsentinel.cases.case import CaseNotFound, InvalidTransition, new_case_for_test
+from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.memory_store import MemoryCaseStore
+from gridsentinel.cases.store_protocol import StoreConflict
+from gridsentinel.cases.workflow import (
     escalate_if_overdue,
     remind_if_due,
     sweep,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from gridsentinel.alerts.calendar import (
+from gridsentinel.cases.calendar import (
     TimeLimit,
     WorkCalendar,
     add_working_seconds,

@@ -16,9 +16,9 @@ from typing import Any, Literal, Self, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gridsentinel.alerts.calendar import TimeLimit, WorkCalendar
-from gridsentinel.alerts.events import AlertPolicy
-from gridsentinel.alerts.grid import LEVELS, Level
+from gridsentinel.cases.calendar import TimeLimit, WorkCalendar
+from gridsentinel.cases.events import AlertPolicy
+from gridsentinel.cases.gridcode import LEVELS, Level
 from gridsentinel.errors import ConfigError, GridSentinelError
 from gridsentinel.ingest.records import SEVERITIES, Detection
 

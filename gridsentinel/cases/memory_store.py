@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from gridsentinel.alerts.case import Case, CaseChange, LogEntry
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.store_protocol import BatchWrite, CaseQuery, StoreConflict
+from gridsentinel.cases.case import Case, CaseChange, LogEntry
+from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
 from gridsentinel.ingest.records import Detection
 
 

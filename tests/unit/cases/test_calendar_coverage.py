@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gridsentinel.alerts.calendar import WorkCalendar, coverage_warning, official_days, years_to_cover
+from gridsentinel.cases.calendar import WorkCalendar, coverage_warning, official_days, years_to_cover
 from gridsentinel.cli import warn_if_calendar_uncovered
 from gridsentinel.settings import Settings
 

@@ -1,7 +1,7 @@
 """What the case logic needs from a case store: one interface, two implementations.
 
-:class:`~gridsentinel.alerts.memory_store.MemoryCaseStore` (backtests, tests) and
-:class:`~gridsentinel.alerts.store.SqlCaseStore` (SQLite, PostgreSQL). Everything inside one
+:class:`~gridsentinel.cases.memory_store.MemoryCaseStore` (backtests, tests) and
+:class:`~gridsentinel.cases.store.SqlCaseStore` (SQLite, PostgreSQL). Everything inside one
 ``transaction()`` commits together or not at all; a write that loses a race (a second open case for one
 cell and category, a detection id already applied, a case changed since it was read) raises
 :class:`StoreConflict`, and the caller retries the whole transaction.
@@ -14,11 +14,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gridsentinel.alerts.case import Case, CaseChange, CaseError, LogEntry
+from gridsentinel.cases.case import Case, CaseChange, CaseError, LogEntry
 from gridsentinel.ingest.records import Detection
 
 if TYPE_CHECKING:
-    from gridsentinel.alerts.events import CaseEvent
+    from gridsentinel.cases.events import CaseEvent
 
 
 class StoreConflict(CaseError):

@@ -19,7 +19,7 @@ changing its state. Every action is checked against :data:`TRANSITIONS`; an ille
 >>> apply_action(change.case, "close", actor="user:li", at=101.0)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-gridsentinel.alerts.case.InvalidTransition: case c1 is dispatched: cannot close; allowed: start, ...
+gridsentinel.cases.case.InvalidTransition: case c1 is dispatched: cannot close; allowed: start, ...
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def apply_action(case: Case, action: str, *, actor: str, at: float, note: str = 
 
     ``department`` is required by ``dispatch``; ``duplicate_of`` by ``duplicate``; ``due_at`` is the new
     deadline set by ``dispatch``, ``rework`` and ``reopen`` (computed by the caller from the category's
-    time limits, see :mod:`gridsentinel.alerts.workflow`); ``extra`` are further field updates.
+    time limits, see :mod:`gridsentinel.cases.workflow`); ``extra`` are further field updates.
     """
     if action not in TRANSITIONS:
         raise InvalidTransition(case.case_id, case.status, action,

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from gridsentinel.alerts.categories import Catalog, UnknownCategory
+from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.detectors.base import Finding
 from gridsentinel.detectors.camera.stack import DETECTORS as CAMERA_DETECTORS
 from gridsentinel.detectors.config import DetectorConfig, DetectorSet, DeviceSettings, load_file, settings_for

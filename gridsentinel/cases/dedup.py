@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from gridsentinel.alerts.calendar import deadline
-from gridsentinel.alerts.case import Case, CaseChange, apply_action, chain, log
-from gridsentinel.alerts.categories import Catalog, Resolved
-from gridsentinel.alerts.events import CaseEvent, events_for
-from gridsentinel.alerts.grid import Adjacency, center_for, parse_grid_code, ring_distances
-from gridsentinel.alerts.store_protocol import CaseStore, CaseTx, StoreConflict
+from gridsentinel.cases.calendar import deadline
+from gridsentinel.cases.case import Case, CaseChange, apply_action, chain, log
+from gridsentinel.cases.categories import Catalog, Resolved
+from gridsentinel.cases.events import CaseEvent, events_for
+from gridsentinel.cases.gridcode import Adjacency, center_for, parse_grid_code, ring_distances
+from gridsentinel.cases.store_protocol import CaseStore, CaseTx, StoreConflict
 from gridsentinel.ingest.records import SEVERITIES, Detection
 
 Outcome = Literal["opened", "attached", "merged", "reopened", "late"]
@@ -160,7 +160,7 @@ def prepare(detection: Detection, catalog: Catalog, adjacency: Adjacency) -> Pre
 
 async def apply_prepared(tx: CaseTx, prep: Prepared, *, now: float, catalog: Catalog) -> list[CaseEvent]:
     """Run the dedup rules for one prepared detection inside ``tx``: the one sequence of reads and writes
-    shared by :func:`apply_detection` and the batch path (:mod:`gridsentinel.alerts.batch`)."""
+    shared by :func:`apply_detection` and the batch path (:mod:`gridsentinel.cases.batch`)."""
     detection, resolved, dist = prep.detection, prep.resolved, prep.dist
     if await tx.is_applied(detection.detection_id):
         return []
@@ -181,10 +181,10 @@ async def apply_detection(detection: Detection, store: CaseStore, catalog: Catal
                           *, now: float, max_attempts: int = 5) -> list[CaseEvent]:
     """Apply one detection to the case store; return the case events to publish (empty for a replay).
 
-    Raises :class:`~gridsentinel.alerts.categories.UnknownCategory` or
-    :class:`~gridsentinel.alerts.grid.GridCodeError` for a detection that cannot become a case (dead-letter
+    Raises :class:`~gridsentinel.cases.categories.UnknownCategory` or
+    :class:`~gridsentinel.cases.gridcode.GridCodeError` for a detection that cannot become a case (dead-letter
     it), and :class:`StoreConflict` if concurrent writers won ``max_attempts`` times in a row.
-    For many detections at once, :func:`gridsentinel.alerts.batch.apply_detections` gives the same
+    For many detections at once, :func:`gridsentinel.cases.batch.apply_detections` gives the same
     result in one transaction.
     """
     prep = prepare(detection, catalog, adjacency)

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridsentinel.alerts.categories import load_catalog
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.memory_store import MemoryCaseStore
+from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.ingest.records import SEVERITIES, SOURCES, Detection
 
 from .conftest import CONFIG_DIR, MONDAY_10H

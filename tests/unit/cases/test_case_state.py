@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from gridsentinel.alerts.case import (
+from gridsentinel.cases.case import (
     ACTIONS,
     STATUSES,
     TRANSITIONS,

@@ -6,12 +6,12 @@ from typing import TypeVar
 
 import pytest
 
-from gridsentinel.alerts.case import Case
-from gridsentinel.alerts.categories import Catalog, UnknownCategory
-from gridsentinel.alerts.dedup import apply_detection, case_id_for
-from gridsentinel.alerts.grid import GridCodeError
-from gridsentinel.alerts.memory_store import MemoryCaseStore
-from gridsentinel.alerts.workflow import transition_case
+from gridsentinel.cases.case import Case
+from gridsentinel.cases.categories import Catalog, UnknownCategory
+from gridsentinel.cases.dedup import apply_detection, case_id_for
+from gridsentinel.cases.gridcode import GridCodeError
+from gridsentinel.cases.memory_store import MemoryCaseStore
+from gridsentinel.cases.workflow import transition_case
 from gridsentinel.ingest.records import Detection
 
 from .conftest import CELL, MONDAY_10H, detection
@@ -181,7 +181,7 @@ def test_unroutable_detections_raise_for_the_dead_letter_topic(catalog: Catalog)
 def test_case_events_serialise(catalog: Catalog) -> None:
     store = MemoryCaseStore()
     events = run(feed(store, catalog, detection("d1")))
-    from gridsentinel.alerts.events import CaseEvent
+    from gridsentinel.cases.events import CaseEvent
 
     assert CaseEvent.from_json(events[0].to_json()) == events[0]
     assert events[0].case["case_id"] == case_id_for("d1") and events[0].event_id.endswith(":1")

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from gridsentinel.alerts.grid import (
+from gridsentinel.cases.gridcode import (
     GridCodeError,
     cells_within,
     center_for,

@@ -4,7 +4,7 @@ Three pieces registered on the one Faust app (``gridsentinel worker --stages cas
 
 - the **cases agent** consumes ``gs.detections`` (keyed by dedup region, so one region's detections are
   handled by one partition, in order). Each detection is decoded (bad → dead letter with the reason),
-  applied with :func:`~gridsentinel.alerts.batch.apply_detections` (a batch's case changes, applied ids
+  applied with :func:`~gridsentinel.cases.batch.apply_detections` (a batch's case changes, applied ids
   and case events commit in one transaction: the events land in the store's outbox), then the events are
   produced to ``gs.case-events`` (key: case id) and, once Kafka has them, deleted from the outbox. Only
   then is the detection acked. A crash anywhere in between is safe: a detection applied before the crash
@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.exc import DBAPIError
 
-from gridsentinel.alerts.batch import Applied, apply_detections
-from gridsentinel.alerts.categories import Catalog, UnknownCategory, load_catalog
-from gridsentinel.alerts.dedup import apply_detection
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.grid import Adjacency, GridCodeError
-from gridsentinel.alerts.store import SqlCaseStore, database_url, encode_event
-from gridsentinel.alerts.store_protocol import CaseStore, Outbox, StoreConflict
-from gridsentinel.alerts.workflow import sweep
+from gridsentinel.cases.batch import Applied, apply_detections
+from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
+from gridsentinel.cases.dedup import apply_detection
+from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.gridcode import Adjacency, GridCodeError
+from gridsentinel.cases.store import SqlCaseStore, database_url, encode_event
+from gridsentinel.cases.store_protocol import CaseStore, Outbox, StoreConflict
+from gridsentinel.cases.workflow import sweep
 from gridsentinel.ingest.records import DeadLetter, Detection, RecordError
 from gridsentinel.ordered import OrderedQueue, TaskStopped
 from gridsentinel.settings import Settings
@@ -133,7 +133,7 @@ class CaseProcessor:
 
     async def process(self, batch: Sequence[tuple[bytes | None, bytes | None]]) -> list[CaseEvent]:
         """Apply a batch of raw ``(key, value)`` detections in order (one store transaction for the
-        batch, :func:`~gridsentinel.alerts.batch.apply_detections`), then publish their events and drop
+        batch, :func:`~gridsentinel.cases.batch.apply_detections`), then publish their events and drop
         them from the outbox. Returns the events published. Raises only if publishing fails (the events
         stay in the outbox; the caller must not ack the batch)."""
         events = await self.apply(batch)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gridsentinel.alerts.calendar import deadline
-from gridsentinel.alerts.case import Case, CaseChange, CaseNotFound, apply_action, chain, log
-from gridsentinel.alerts.categories import Catalog
-from gridsentinel.alerts.events import CaseEvent, events_for
-from gridsentinel.alerts.grid import LEVELS, center_for, level_above
-from gridsentinel.alerts.store_protocol import CaseStore, StoreConflict
+from gridsentinel.cases.calendar import deadline
+from gridsentinel.cases.case import Case, CaseChange, CaseNotFound, apply_action, chain, log
+from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.events import CaseEvent, events_for
+from gridsentinel.cases.gridcode import LEVELS, center_for, level_above
+from gridsentinel.cases.store_protocol import CaseStore, StoreConflict
 
 ESCALATION_ACTOR = "system:escalation"
 # Statuses whose due time is watched: after "resolved" the department has done its part.

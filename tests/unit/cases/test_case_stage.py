@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from gridsentinel.alerts.categories import Catalog
-from gridsentinel.alerts.events import CaseEvent
-from gridsentinel.alerts.memory_store import MemoryCaseStore
-from gridsentinel.alerts.stage import CaseProcessor, OrderedPublisher, OutboxStore, RecentIds
-from gridsentinel.alerts.store import SqlCaseStore, encode_event
-from gridsentinel.alerts.store_protocol import CaseQuery
+from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.memory_store import MemoryCaseStore
+from gridsentinel.cases.stage import CaseProcessor, OrderedPublisher, OutboxStore, RecentIds
+from gridsentinel.cases.store import SqlCaseStore, encode_event
+from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.ingest.records import DeadLetter
 
 from .conftest import MONDAY_10H, detection

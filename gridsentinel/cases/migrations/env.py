@@ -1,8 +1,8 @@
 """Alembic environment of the case store.
 
-Normally driven by :func:`gridsentinel.alerts.store.upgrade`, which passes an open connection in
+Normally driven by :func:`gridsentinel.cases.store.upgrade`, which passes an open connection in
 ``config.attributes["connection"]``. The ``alembic`` command line works too, given a URL and an ini
-file with ``script_location = gridsentinel/alerts/migrations``:
+file with ``script_location = gridsentinel/cases/migrations``:
 ``alembic -c that.ini -x url=sqlite:///cases.db upgrade head``.
 """
 
@@ -13,7 +13,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from gridsentinel.alerts.store import create_engine, metadata
+from gridsentinel.cases.store import create_engine, metadata
 
 
 def _run(connection: Connection) -> None:

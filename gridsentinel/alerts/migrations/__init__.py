@@ -1,1 +1,0 @@
-"""Alembic migrations of the case store; run them with ``gridsentinel.alerts.store.upgrade``."""
