@@ -45,7 +45,7 @@ DISPATCHER_TOKEN = "gs-demo-dispatcher-5d2e8b4c1a"
 
 
 def available_stages() -> list[str]:
-    from .ingest.app import STAGES
+    from gridsentinel.worker.app import STAGES
 
     return [s for s in WANTED_STAGES if s in STAGES]
 
@@ -260,7 +260,7 @@ def _drop_namespace(space: Settings) -> None:
     """Delete the run's bucket and Kafka topics (its prefix is unique to the run); best effort."""
     from influxdb_client import InfluxDBClient
 
-    from .ingest.topics import delete_topics
+    from gridsentinel.core.topics import delete_topics
 
     try:
         with InfluxDBClient(url=space.influx_url, token=space.influx_token, org=space.influx_org) as c:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from paho.mqtt.properties import Properties
 
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 if TYPE_CHECKING:
     import numpy as np

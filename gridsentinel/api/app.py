@@ -40,10 +40,10 @@ from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.store_protocol import CaseStore
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.grid import GridMap
+from gridsentinel.core.topics import Topics
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.grid import GridMap
-from gridsentinel.ingest.topics import Topics
 from gridsentinel.settings import Settings
 
 DESCRIPTION = """GridSentinel's HTTP API: grid-management cases, their live event stream, devices, the unit

@@ -34,8 +34,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.ingest.grid import dedup_region
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.grid import dedup_region
+from gridsentinel.core.records import Detection
 from gridsentinel.settings import Settings
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ async def consume_case_events(
     """
     from aiokafka import AIOKafkaConsumer
 
-    from gridsentinel.ingest.topics import Topics
+    from gridsentinel.core.topics import Topics
 
     consumer = AIOKafkaConsumer(
         Topics(settings.topic_prefix).case_events,

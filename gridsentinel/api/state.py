@@ -15,9 +15,9 @@ from gridsentinel.api.hub import CaseEventHub
 from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import CaseStore
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.grid import GridMap
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.grid import GridMap
+from gridsentinel.core.records import Detection
 from gridsentinel.settings import Settings
 
 # Called with the events of every change the API makes (transitions), after the hub.

@@ -37,8 +37,8 @@ from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.gridcode import dedup_region
 from gridsentinel.cases.store import SqlCaseStore
-from gridsentinel.ingest.records import Detection
-from gridsentinel.ingest.topics import Topics
+from gridsentinel.core.records import Detection
+from gridsentinel.core.topics import Topics
 from gridsentinel.settings import REPO_ROOT, Settings
 
 SECRET = "bench-webhook-secret-0123456789"

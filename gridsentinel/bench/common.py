@@ -9,8 +9,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from gridsentinel.core.topics import delete_topics
+
 from ..errors import ServiceError
-from ..ingest.topics import delete_topics
 
 
 @dataclass

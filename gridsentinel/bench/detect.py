@@ -26,9 +26,10 @@ import yaml
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from gridsentinel.core.records import Reading
+from gridsentinel.core.topics import Topics
+
 from .. import stack
-from ..ingest.records import Reading
-from ..ingest.topics import Topics
 from ..settings import REPO_ROOT, Settings
 from .common import drop_topics, emit
 
@@ -162,7 +163,7 @@ def _child(mode: str, app_id: str, stats_path: str) -> int:
     """The worker of one phase: ``detect`` (the real stage) or ``baseline`` (decode and ack only)."""
     import faust
 
-    from ..ingest.app import WorkerOptions, _atomic_write, create_app
+    from gridsentinel.worker.app import WorkerOptions, _atomic_write, create_app
 
     settings = Settings()
     if mode == "detect":  # the real stage; the app writes its counters to the stats file each second

@@ -33,10 +33,11 @@ import paho.mqtt.client as mqtt
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from gridsentinel.core.topics import Topics
+
 from .. import stack
 from ..children import Children
 from ..gateway.service import drop_session
-from ..ingest.topics import Topics
 from ..settings import Settings
 from ..stack.services import InfluxDB, Kafka, Mosquitto, mosquitto_tool
 from .common import CpuMeter, drop_topics, emit, percentile

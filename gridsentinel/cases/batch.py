@@ -23,7 +23,7 @@ from gridsentinel.cases.dedup import Prepared, apply_detection, apply_prepared, 
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
 from gridsentinel.cases.store_protocol import BatchCaseTx, BatchWrite, CaseStore, StoreConflict
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gridsentinel.cases.calendar import TimeLimit, WorkCalendar
 from gridsentinel.cases.events import AlertPolicy
 from gridsentinel.cases.gridcode import LEVELS, Level
+from gridsentinel.core.records import SEVERITIES, Detection
 from gridsentinel.errors import ConfigError, GridSentinelError
-from gridsentinel.ingest.records import SEVERITIES, Detection
 
 Severity = Literal["advisory", "warning", "alarm", "critical"]
 _CODE = r"^[0-9A-Za-z]{2,8}$"

@@ -24,7 +24,7 @@ from gridsentinel.cases.categories import Catalog, Resolved
 from gridsentinel.cases.events import CaseEvent, events_for
 from gridsentinel.cases.gridcode import Adjacency, center_for, parse_grid_code, ring_distances
 from gridsentinel.cases.store_protocol import CaseStore, CaseTx, StoreConflict
-from gridsentinel.ingest.records import SEVERITIES, Detection
+from gridsentinel.core.records import SEVERITIES, Detection
 
 Outcome = Literal["opened", "attached", "merged", "reopened", "late"]
 DEDUP_ACTOR = "system:dedup"

@@ -24,9 +24,9 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
+from gridsentinel.core.grid import dedup_region as _dedup_region
+from gridsentinel.core.grid import valid_grid_code
 from gridsentinel.errors import GridSentinelError
-from gridsentinel.ingest.grid import dedup_region as _dedup_region
-from gridsentinel.ingest.grid import valid_grid_code
 
 Level = Literal["grid", "community", "street", "district", "city"]
 # Ordered from the cell up; an escalation moves one step right.
@@ -147,7 +147,7 @@ def cells_within(code: str, rings: int, adjacency: Adjacency) -> frozenset[str]:
 
 
 def dedup_region(code: str, level: Level = "street") -> str:
-    """The dedup region of ``code`` at ``level`` (see gridsentinel.ingest.grid.dedup_region).
+    """The dedup region of ``code`` at ``level`` (see gridsentinel.core.grid.dedup_region).
 
     >>> dedup_region("320582110152102")
     '320582110'

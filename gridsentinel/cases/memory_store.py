@@ -16,7 +16,7 @@ from typing import Any
 from gridsentinel.cases.case import Case, CaseChange, LogEntry
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 
 class _MemoryTx:

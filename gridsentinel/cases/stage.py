@@ -44,14 +44,14 @@ from gridsentinel.cases.gridcode import Adjacency, GridCodeError
 from gridsentinel.cases.store import SqlCaseStore, database_url, encode_event
 from gridsentinel.cases.store_protocol import CaseStore, Outbox, StoreConflict
 from gridsentinel.cases.workflow import sweep
-from gridsentinel.ingest.records import DeadLetter, Detection, RecordError
+from gridsentinel.core.records import DeadLetter, Detection, RecordError
 from gridsentinel.ordered import OrderedQueue, TaskStopped
 from gridsentinel.settings import Settings
 
 if TYPE_CHECKING:
     import faust
 
-    from gridsentinel.ingest.app import StageContext
+    from gridsentinel.worker.app import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +371,7 @@ def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None
 
 def register(app: faust.App, ctx: StageContext) -> None:
     from gridsentinel.alerts.delivery.service import AlertDelivery
-    from gridsentinel.ingest.grid import GridMap
+    from gridsentinel.core.grid import GridMap
 
     settings, options = ctx.settings, ctx.options
     ensure_topics(

@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gridsentinel.cases.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
+from gridsentinel.core.records import Detection
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from gridsentinel.cases.case import Case, CaseChange, CaseError, LogEntry
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 if TYPE_CHECKING:
     from gridsentinel.cases.events import CaseEvent

@@ -13,9 +13,9 @@ from collections import deque
 from types import MappingProxyType
 from typing import ClassVar, Literal
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
-from gridsentinel.ingest.records import Reading
 
 IAQI_LEVELS: tuple[float, ...] = (0.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0)
 

@@ -15,11 +15,11 @@ import inspect
 from dataclasses import replace
 from typing import Any
 
+from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.base import Detector, Finding
 from gridsentinel.detectors.config import DeviceSettings
 from gridsentinel.detectors.detection import to_detection
 from gridsentinel.detectors.registry import DETECTORS, create
-from gridsentinel.ingest.records import Detection, Reading
 
 
 class DeviceDetectors:

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from gridsentinel.ingest.records import Reading
+from gridsentinel.core.records import Reading
 
 Phase = Literal["open", "escalate", "clear"]
 

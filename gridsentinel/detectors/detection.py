@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from gridsentinel.core.records import Detection
 from gridsentinel.detectors.base import Finding
-from gridsentinel.ingest.records import Detection
 
 
 def detection_id(device_id: str, detector: str, kind: str, started_at: float, severity: str,

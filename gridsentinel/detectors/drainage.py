@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
 from gridsentinel.detectors.scorers import TimeToThreshold
-from gridsentinel.ingest.records import Reading
 
 
 class DrainageLevelDetector(Detector):

@@ -14,7 +14,7 @@ reading's) before each of its readings. ``note_rain``/``rain_for`` let a partiti
 across workers.
 
 >>> from gridsentinel.detectors.config import DetectorConfig
->>> from gridsentinel.ingest.devices import Device, Registry
+>>> from gridsentinel.core.devices import Device, Registry
 >>> config = DetectorConfig.model_validate({"version": "v1", "lateness_s": 60, "kinds": {"cover_tilt": {
 ...     "metrics": ["tilt"], "category": {"code": "0103", "standard": "GB/T 30428.2-2013"},
 ...     "detectors": {"cover_tilt": {"alarm_deg": 10.0, "hold_s": 0.0}}}}})
@@ -36,10 +36,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gridsentinel.core.devices import Device, Registry
+from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.bank import DeviceDetectors
 from gridsentinel.detectors.config import DetectorConfig, DeviceSettings
-from gridsentinel.ingest.devices import Device, Registry
-from gridsentinel.ingest.records import Detection, Reading
 
 RAIN_METRIC = "rain_rate"
 RAIN_KIND = "rain_gauge"

@@ -28,9 +28,9 @@ import math
 from collections import deque
 from typing import ClassVar
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Outcome
 from gridsentinel.detectors.policy import Level, Policy
-from gridsentinel.ingest.records import Reading
 
 _DAY_S = 86400.0
 _SQRT2 = math.sqrt(2.0)

@@ -39,15 +39,15 @@ import cv2
 import faust
 import numpy as np
 
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.records import DeadLetter, Detection, Frame, RecordError
 from gridsentinel.detectors.camera.config import CameraConfig, CamerasFile, load_cameras
 from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot_with_regions
 from gridsentinel.detectors.camera.stack import CameraStack
 from gridsentinel.detectors.stage import detection_key
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.records import DeadLetter, Detection, Frame, RecordError
 
 if TYPE_CHECKING:
-    from gridsentinel.ingest.app import StageContext
+    from gridsentinel.worker.app import StageContext
 
 log = logging.getLogger(__name__)
 

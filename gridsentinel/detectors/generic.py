@@ -9,6 +9,7 @@ import math
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Finding, Outcome, PerMetric, Stateful
 from gridsentinel.detectors.policy import Level, Policy
 from gridsentinel.detectors.scorers import (
@@ -18,7 +19,6 @@ from gridsentinel.detectors.scorers import (
     SeasonalBaseline,
     TimeToThreshold,
 )
-from gridsentinel.ingest.records import Reading
 
 Direction = Literal["above", "below"]
 

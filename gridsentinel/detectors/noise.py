@@ -10,9 +10,9 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import ClassVar, Literal
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
-from gridsentinel.ingest.records import Reading
 
 ZoneClass = Literal["0", "1", "2", "3", "4a", "4b"]
 

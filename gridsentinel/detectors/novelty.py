@@ -19,9 +19,9 @@ import math
 from collections import deque
 from typing import ClassVar
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Outcome
 from gridsentinel.detectors.policy import Level, Policy
-from gridsentinel.ingest.records import Reading
 
 
 class NoveltyDetector(Detector):

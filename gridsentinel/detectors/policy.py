@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from gridsentinel.core.records import SEVERITIES
 from gridsentinel.detectors.base import Finding, Stateful, finite
-from gridsentinel.ingest.records import SEVERITIES
 
 
 class Hysteresis(Stateful):

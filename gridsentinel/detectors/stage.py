@@ -31,15 +31,15 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.types import TP
 
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.grid import dedup_region, valid_grid_code
+from gridsentinel.core.records import DeadLetter, Detection, Reading, RecordError
+from gridsentinel.core.topics import ensure_topics
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, PartitionClock
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.grid import dedup_region, valid_grid_code
-from gridsentinel.ingest.records import DeadLetter, Detection, Reading, RecordError
-from gridsentinel.ingest.topics import ensure_topics
 
 if TYPE_CHECKING:
-    from gridsentinel.ingest.app import StageContext
+    from gridsentinel.worker.app import StageContext
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
-from gridsentinel.ingest.records import Reading
 
 
 class CoverTiltDetector(Detector):

@@ -24,9 +24,9 @@ from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
 from gridsentinel.cases.memory_store import MemoryCaseStore
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.config import DetectorConfig
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.records import Detection, Reading
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]

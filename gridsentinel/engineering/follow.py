@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gridsentinel.ingest.topics import Topics
+from gridsentinel.core.topics import Topics
 from gridsentinel.settings import Settings
 
 log = logging.getLogger(__name__)

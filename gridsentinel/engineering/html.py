@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gridsentinel.cases.case import Case
+from gridsentinel.core.devices import Registry
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.engineering.backtest import Backtest, Series, downsample
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.devices import Registry
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 960, 220, 56, 16, 14, 26
 RUN_COLOURS = {"candidate": "#d62728", "live": "#1f77b4"}

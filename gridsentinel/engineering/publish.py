@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gridsentinel.core.topics import Topics
 from gridsentinel.engineering.versions import ConfigVersion
 from gridsentinel.errors import ServiceError
-from gridsentinel.ingest.topics import Topics
 from gridsentinel.settings import Settings
 
 LIVE_KEY = "detectors"

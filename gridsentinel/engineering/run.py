@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from gridsentinel.cases.case import Case
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.store_protocol import CaseQuery
+from gridsentinel.core.devices import Device, Location, Registry
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.engineering import html as html_report
 from gridsentinel.engineering.backtest import Backtest, Run, make_engine
@@ -23,7 +24,6 @@ from gridsentinel.engineering.report import difference, run_summary
 from gridsentinel.engineering.sources import CsvSource, InfluxSource, SourceError, parse_time
 from gridsentinel.engineering.versions import VersionStore
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.devices import Device, Location, Registry
 from gridsentinel.settings import Settings
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")

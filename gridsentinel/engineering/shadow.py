@@ -36,7 +36,7 @@ from gridsentinel.settings import Settings
 if TYPE_CHECKING:
     import faust
 
-    from gridsentinel.ingest.app import StageContext
+    from gridsentinel.worker.app import StageContext
 
 log = logging.getLogger(__name__)
 _SCHEMA = """CREATE TABLE IF NOT EXISTS shadow_runs (
@@ -172,7 +172,7 @@ class ShadowRunner:
 
     def __init__(self, ctx: StageContext) -> None:
         from gridsentinel.cases.categories import load_catalog
-        from gridsentinel.ingest.devices import Registry
+        from gridsentinel.core.devices import Registry
 
         self.ctx = ctx
         self.registry = Registry.load(ctx.settings.config_dir)
@@ -235,7 +235,7 @@ class ShadowRunner:
                 self.counts["rejected"] += 1
 
     async def on_reading(self, raw: bytes) -> None:
-        from gridsentinel.ingest.records import Reading, RecordError
+        from gridsentinel.core.records import Reading, RecordError
 
         async with self.lock:
             if self.engine is None:

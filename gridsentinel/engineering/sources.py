@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from gridsentinel.core.records import Reading, RecordError
 from gridsentinel.errors import GridSentinelError
-from gridsentinel.ingest.records import Reading, RecordError
 from gridsentinel.settings import Settings
 
 

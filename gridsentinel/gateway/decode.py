@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from ..ingest.metrics import JSON_KEYS, METRICS, Metric, convert
-from ..ingest.records import Frame, Reading
+from gridsentinel.core.metrics import JSON_KEYS, METRICS, Metric, convert
+from gridsentinel.core.records import Frame, Reading
 
 SENML_RELATIVE_LIMIT = 2**28
 MAX_SEQ = 2**63 - 1  # stored as an InfluxDB integer field  # RFC 8428: times below this are relative to now

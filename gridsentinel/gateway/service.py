@@ -43,10 +43,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.records import DeadLetter, DeviceStatus, Frame, Reading
+from gridsentinel.core.topics import Topics
+
 from ..errors import GridSentinelError, ServiceError
-from ..ingest.devices import Registry
-from ..ingest.records import DeadLetter, DeviceStatus, Frame, Reading
-from ..ingest.topics import Topics
 from ..settings import Settings
 from .decode import (
     Limits,

@@ -1,1 +1,1 @@
-"""Ingest: the shared event records, topic names, device registry, grid lookup and the InfluxDB sink."""
+"""The ingest stage: readings from Kafka written to InfluxDB, with the retry/refusal policy of the writer."""

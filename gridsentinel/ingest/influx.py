@@ -21,7 +21,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from .records import Reading
+from gridsentinel.core.records import Reading
 
 log = logging.getLogger(__name__)
 MEASUREMENT = "reading"

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from gridsentinel.core.records import DeadLetter, Reading, RecordError
+
 from ..ordered import OrderedQueue, TaskStopped
 from .influx import InfluxSink
-from .records import DeadLetter, Reading, RecordError
 
 if TYPE_CHECKING:
-    from .app import StageContext
+    from gridsentinel.worker.app import StageContext
 
 Batch = tuple[list[Reading], Sequence[Any]]  # decoded readings, the events they came from
 

@@ -18,8 +18,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gridsentinel.core.devices import Device
 from gridsentinel.errors import ServiceError
-from gridsentinel.ingest.devices import Device
 from gridsentinel.settings import Settings
 from gridsentinel.simulator import footage
 from gridsentinel.simulator.clock import SimClock
@@ -34,7 +34,7 @@ def telemetry_payload(device: Device, ts: float, seq: int,
                       metrics: tuple[tuple[str, float], ...]) -> tuple[bytes, str | None]:
     """The body a device of this kind sends, and its content type (SenML) or None (the JSON contract).
 
-    >>> from gridsentinel.ingest.devices import Device, Location
+    >>> from gridsentinel.core.devices import Device, Location
     >>> rain = Device(id="rain-9", kind="rain_gauge", location=Location(lat=31.87, lon=120.55))
     >>> body, ctype = telemetry_payload(rain, 1767225600.0, 5, (("rain_rate", 12.5),))
     >>> body, ctype

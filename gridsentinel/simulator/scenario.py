@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
+from gridsentinel.core.devices import Device, Registry
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.noise import LIMITS as NOISE_LIMITS
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.devices import Device, Registry
 
 UTC_OFFSET_S = 8 * 3600  # the district's local time (China Standard Time) drives the diurnal cycles
 HOUR = 3600.0

@@ -22,9 +22,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from influxdb_client import InfluxDBClient
 
 from gridsentinel import stack
+from gridsentinel.core.topics import delete_topics
 from gridsentinel.errors import ServiceError
 from gridsentinel.gateway.service import drop_session
-from gridsentinel.ingest.topics import delete_topics
 from gridsentinel.settings import REPO_ROOT, Settings
 from gridsentinel.stack.services import Mosquitto
 

@@ -22,7 +22,7 @@ from schemathesis.core.result import Err
 
 from gridsentinel.api.auth import add_token
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.ingest.topics import Topics
+from gridsentinel.core.topics import Topics
 
 from .conftest import Namespace, wait_for
 

@@ -22,8 +22,8 @@ from gridsentinel.alerts.delivery.signing import SIGNATURE_HEADER, TIMESTAMP_HEA
 from gridsentinel.cases.gridcode import dedup_region
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.store_protocol import CaseQuery
-from gridsentinel.ingest.records import DeadLetter, Detection
-from gridsentinel.ingest.topics import Topics
+from gridsentinel.core.records import DeadLetter, Detection
+from gridsentinel.core.topics import Topics
 
 from ..conftest import drain_detection
 from .conftest import Namespace, wait_for

@@ -18,8 +18,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridsentinel.core.records import DeadLetter, Frame
 from gridsentinel.gateway.decode import REASONS
-from gridsentinel.ingest.records import DeadLetter, Frame
 from gridsentinel.stack.services import Mosquitto
 
 from .conftest import Namespace, wait_for

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gridsentinel.ingest.records import Reading
+from gridsentinel.core.records import Reading
 
 from .conftest import Namespace, wait_for
 

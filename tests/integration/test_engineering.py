@@ -26,8 +26,8 @@ from confluent_kafka import Producer
 from gridsentinel.cases.case import Case
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.store_protocol import CaseQuery
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.records import Reading
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.records import Reading
 from gridsentinel.settings import REPO_ROOT
 
 from .conftest import Namespace, wait_for

@@ -21,8 +21,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gridsentinel.cases.gridcode import dedup_region
+from gridsentinel.core.records import Frame
 from gridsentinel.detectors.camera import synthetic
-from gridsentinel.ingest.records import Frame
 
 from ..conftest import decode_image, read_image
 from .conftest import Namespace, wait_for

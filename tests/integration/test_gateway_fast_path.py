@@ -12,8 +12,8 @@ import time
 import pytest
 from confluent_kafka import TopicPartition
 
+from gridsentinel.core.devices import Registry
 from gridsentinel.gateway.service import Gateway, ensure_topics
-from gridsentinel.ingest.devices import Registry
 
 from ..conftest import mqtt_publish
 from .conftest import Namespace

@@ -14,8 +14,8 @@ import pytest
 from influxdb_client import WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
+from gridsentinel.core.records import DeadLetter, Reading
 from gridsentinel.ingest.influx import InfluxSink
-from gridsentinel.ingest.records import DeadLetter, Reading
 
 from .conftest import Namespace, wait_for
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from gridsentinel.api.auth import add_token
-from gridsentinel.ingest.grid import dedup_region
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.grid import dedup_region
+from gridsentinel.core.records import Detection
 
 from ..conftest import drain_detection
 from .conftest import Namespace, wait_for

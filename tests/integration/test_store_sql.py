@@ -19,7 +19,7 @@ from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.store_protocol import CaseQuery, StoreConflict
 from gridsentinel.cases.workflow import transition_case
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 from gridsentinel.settings import REPO_ROOT
 
 from ..conftest import drain_detection

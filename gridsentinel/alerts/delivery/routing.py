@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from gridsentinel.alerts.delivery.config import Match, Receiver
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.ingest.records import SEVERITIES
+from gridsentinel.core.records import SEVERITIES
 
 
 def matches(match: Match, event: CaseEvent) -> bool:

@@ -34,7 +34,7 @@ from gridsentinel.alerts.delivery.mqtt import MqttAlertPublisher, MqttDeliveryEr
 from gridsentinel.alerts.delivery.routing import receivers_for
 from gridsentinel.alerts.delivery.webhook import DeadLetterSink, DeliveryResult, Payload, WebhookSender
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.ingest.records import DeadLetter
+from gridsentinel.core.records import DeadLetter
 from gridsentinel.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from gridsentinel.alerts.delivery.signing import (
     TIMESTAMP_HEADER,
     sign,
 )
-from gridsentinel.ingest.records import DeadLetter
+from gridsentinel.core.records import DeadLetter
 
 DeadLetterSink = Callable[[DeadLetter], Awaitable[None] | None]
 RETRYABLE = frozenset({408, 429})

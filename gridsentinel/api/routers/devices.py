@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from gridsentinel.api.deps import StateDep, Viewer
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.schemas.responses import DeviceListOut, DeviceOut
-from gridsentinel.ingest.devices import Device
+from gridsentinel.core.devices import Device
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 

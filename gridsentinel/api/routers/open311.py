@@ -39,7 +39,7 @@ from gridsentinel.api.state import ApiState
 from gridsentinel.cases.case import ACTIVE_STATUSES, Case
 from gridsentinel.cases.store import SqlCaseStore, applied_detections
 from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 MAX_RANGE = timedelta(days=90)

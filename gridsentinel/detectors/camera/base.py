@@ -1,7 +1,7 @@
 """What every camera detector shares: identity, frame preparation, rate gating, warm-up, state codec.
 
 A detector is fed decoded frames (``numpy`` BGR or grey, any size) with their event time and returns
-:class:`~gridsentinel.ingest.records.Detection` records. It never reads a clock, a file or the network.
+:class:`~gridsentinel.core.records.Detection` records. It never reads a clock, a file or the network.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import cv2
 import numpy as np
 
+from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.config import DetectorConfig
-from gridsentinel.ingest.records import Detection
 
 C = TypeVar("C", bound=DetectorConfig)
 

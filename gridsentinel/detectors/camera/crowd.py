@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
+from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.base import CameraDetector, resize_to_width, to_bgr
 from gridsentinel.detectors.camera.config import CrowdConfig
-from gridsentinel.ingest.records import Detection
 
 Level = Literal["low", "medium", "high"]
 _LEVELS: tuple[Level, ...] = ("low", "medium", "high")

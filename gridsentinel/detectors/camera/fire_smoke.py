@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.base import CameraDetector, ema_alpha, resize_to_width, to_bgr
 from gridsentinel.detectors.camera.config import FireSmokeConfig
-from gridsentinel.ingest.records import Detection
 
 
 def flame_mask(bgr: np.ndarray) -> np.ndarray:

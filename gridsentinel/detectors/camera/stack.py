@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.base import CameraDetector, CameraIdentity
 from gridsentinel.detectors.camera.config import CameraConfig
 from gridsentinel.detectors.camera.crowd import CrowdDetector
@@ -13,7 +14,6 @@ from gridsentinel.detectors.camera.fire_smoke import FireSmokeDetector
 from gridsentinel.detectors.camera.static_object import StaticObjectDetector
 from gridsentinel.detectors.camera.tamper import TamperDetector
 from gridsentinel.detectors.camera.waterlogging import WaterloggingDetector
-from gridsentinel.ingest.records import Detection
 
 # Registry: config field name -> detector class. The conformance tests run over every entry.
 DETECTORS: dict[str, type[CameraDetector[Any]]] = {

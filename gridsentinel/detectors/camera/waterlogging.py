@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.base import CameraDetector, ema_alpha, resize_to_width, to_gray
 from gridsentinel.detectors.camera.config import WaterloggingConfig
-from gridsentinel.ingest.records import Detection
 
 
 class WaterloggingDetector(CameraDetector[WaterloggingConfig]):

@@ -18,7 +18,7 @@ from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.state import ApiState
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 from gridsentinel.settings import REPO_ROOT, Settings
 
 from ...conftest import drain_detection

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 from .conftest import CELL, MONDAY_10H, NEIGHBOUR, Harness, assert_error, auth, detection
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gridsentinel.core.records import SEVERITIES, Detection
 from gridsentinel.detectors.camera import DETECTORS
-from gridsentinel.ingest.records import SEVERITIES, Detection
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gridsentinel.cases.categories import Catalog, load_catalog
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 from ...conftest import drain_detection
 

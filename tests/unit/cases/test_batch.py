@@ -25,7 +25,7 @@ from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.store_protocol import CaseQuery, CaseStore, StoreConflict
 from gridsentinel.cases.workflow import transition_case
-from gridsentinel.ingest.records import SEVERITIES, SOURCES, Detection
+from gridsentinel.core.records import SEVERITIES, SOURCES, Detection
 
 from .conftest import CONFIG_DIR, MONDAY_10H, detection
 

@@ -15,7 +15,7 @@ from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.cases.stage import CaseProcessor, OrderedPublisher, OutboxStore, RecentIds
 from gridsentinel.cases.store import SqlCaseStore, encode_event
 from gridsentinel.cases.store_protocol import CaseQuery
-from gridsentinel.ingest.records import DeadLetter
+from gridsentinel.core.records import DeadLetter
 
 from .conftest import MONDAY_10H, detection
 

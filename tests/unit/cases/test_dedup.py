@@ -12,7 +12,7 @@ from gridsentinel.cases.dedup import apply_detection, case_id_for
 from gridsentinel.cases.gridcode import GridCodeError
 from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.cases.workflow import transition_case
-from gridsentinel.ingest.records import Detection
+from gridsentinel.core.records import Detection
 
 from .conftest import CELL, MONDAY_10H, detection
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.memory_store import MemoryCaseStore
-from gridsentinel.ingest.records import SEVERITIES, SOURCES, Detection
+from gridsentinel.core.records import SEVERITIES, SOURCES, Detection
 
 from .conftest import CONFIG_DIR, MONDAY_10H
 

@@ -16,8 +16,8 @@ from gridsentinel.cases.dedup import apply_detection, open_case
 from gridsentinel.cases.store import SqlCaseStore, async_url, upgrade_database
 from gridsentinel.cases.store_protocol import CaseQuery, StoreConflict
 from gridsentinel.cases.workflow import sweep, transition_case
+from gridsentinel.core.records import Detection
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.records import Detection
 
 from .conftest import CELL, MONDAY_10H, detection
 

@@ -19,10 +19,10 @@ from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.cases.workflow import escalate_if_overdue, remind_if_due, sweep, transition
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import DetectionEngine
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.records import Reading
 from gridsentinel.settings import REPO_ROOT
 
 from .conftest import detection

@@ -15,7 +15,7 @@ from gridsentinel.alerts.delivery.config import Receiver as ReceiverConfig
 from gridsentinel.alerts.delivery.service import AlertDelivery
 from gridsentinel.alerts.delivery.signing import verify
 from gridsentinel.alerts.delivery.webhook import DeliveryResult, Payload, WebhookSender
-from gridsentinel.ingest.records import DeadLetter
+from gridsentinel.core.records import DeadLetter
 
 from .conftest import Receiver, case_event
 

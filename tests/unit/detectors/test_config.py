@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.bank import DeviceDetectors
 from gridsentinel.detectors.config import DetectorConfig, json_schema, settings_for, validate_file
 from gridsentinel.errors import ConfigError
-from gridsentinel.ingest.records import Reading
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Outcome
 from gridsentinel.detectors.registry import DETECTORS, create
-from gridsentinel.ingest.records import Reading
 
 pytestmark = pytest.mark.unit
 

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from gridsentinel.core.records import Reading
 from gridsentinel.detectors.air_quality import BREAKPOINTS, iaqi
 from gridsentinel.detectors.detection import detection_id, to_detection
 from gridsentinel.detectors.drainage import DrainageLevelDetector
 from gridsentinel.detectors.generic import DropoutDetector
 from gridsentinel.detectors.noise import NoiseDetector
 from gridsentinel.detectors.tilt import CoverTiltDetector
-from gridsentinel.ingest.records import Reading
 
 pytestmark = pytest.mark.unit
 

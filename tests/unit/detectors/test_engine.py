@@ -9,11 +9,11 @@ import random
 import pytest
 from shapely.geometry import box
 
+from gridsentinel.core.devices import Device, DeviceKind, Location, Registry
+from gridsentinel.core.grid import GridMap
+from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.detectors.engine import SKEW_S, DetectionEngine
-from gridsentinel.ingest.devices import Device, DeviceKind, Location, Registry
-from gridsentinel.ingest.grid import GridMap
-from gridsentinel.ingest.records import Detection, Reading
 
 pytestmark = pytest.mark.unit
 

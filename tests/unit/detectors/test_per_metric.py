@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.bank import DeviceDetectors
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.generic import DropoutDetector, FlatlineDetector, RobustDetector
-from gridsentinel.ingest.records import Detection, Reading
 
 pytestmark = pytest.mark.unit
 

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
+from gridsentinel.core.devices import Device, Location, Registry
+from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.detectors.engine import DetectionEngine, PartitionClock
-from gridsentinel.ingest.devices import Device, Location, Registry
-from gridsentinel.ingest.records import Detection, Reading
 
 pytestmark = pytest.mark.unit
 

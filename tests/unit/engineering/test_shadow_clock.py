@@ -14,8 +14,8 @@ import pytest
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import DetectionEngine
 from gridsentinel.engineering.shadow import ShadowRunner
-from gridsentinel.ingest.app import StageContext
 from gridsentinel.settings import Settings
+from gridsentinel.worker.app import StageContext
 
 pytestmark = pytest.mark.unit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from gridsentinel.core.records import DeadLetter
 from gridsentinel.gateway.decode import Rejection
 from gridsentinel.gateway.service import DEADLETTER_KEEP_BYTES, dead_letter
-from gridsentinel.ingest.records import DeadLetter
 
 NOW = 1_780_000_000.0
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import KafkaError
 
+from gridsentinel.core.devices import Registry
 from gridsentinel.gateway.service import Gateway
-from gridsentinel.ingest.devices import Registry
 from gridsentinel.settings import Settings
 
 

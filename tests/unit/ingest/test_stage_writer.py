@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gridsentinel.ingest.records import Reading
+from gridsentinel.core.records import Reading
 from gridsentinel.ingest.stage import OrderedWriter, WriterStopped
 
 pytestmark = pytest.mark.unit

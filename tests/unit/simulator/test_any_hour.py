@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.records import Detection
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import DetectionEngine
 from gridsentinel.detectors.noise import NoiseDetector
 from gridsentinel.gateway.decode import Limits, decode_telemetry
-from gridsentinel.ingest.devices import Registry
-from gridsentinel.ingest.records import Detection
 from gridsentinel.settings import REPO_ROOT
 from gridsentinel.simulator.publisher import telemetry_payload
 from gridsentinel.simulator.scenario import Scenario, build_scenario

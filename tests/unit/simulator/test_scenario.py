@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gridsentinel.core.metrics import METRICS
 from gridsentinel.errors import ConfigError
 from gridsentinel.gateway.decode import Limits, decode_telemetry
-from gridsentinel.ingest.metrics import METRICS
 from gridsentinel.settings import REPO_ROOT
 from gridsentinel.simulator.clock import SimClock
 from gridsentinel.simulator.command import ground_truth

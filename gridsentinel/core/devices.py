@@ -8,8 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import ConfigError
-from .grid import GridMap, valid_grid_code
+from gridsentinel.core.grid import GridMap, valid_grid_code
+from gridsentinel.errors import ConfigError
 
 DeviceKind = Literal["drain_level", "rain_gauge", "cover_tilt", "air_quality", "noise", "camera"]
 

@@ -9,7 +9,7 @@ from shapely import STRtree
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import ConfigError
+from gridsentinel.errors import ConfigError
 
 GRID_CODE_LEN = 15
 

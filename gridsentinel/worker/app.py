@@ -22,9 +22,9 @@ from aiokafka.structs import OffsetAndMetadata
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.services import WaitResults
 
-from ..settings import Settings
-from .records import DeadLetter
-from .topics import Topics
+from gridsentinel.core.records import DeadLetter
+from gridsentinel.core.topics import Topics
+from gridsentinel.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gridsentinel.ingest.topics import Topics, delete_topics
+from gridsentinel.core.topics import Topics, delete_topics
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ServiceError
+from gridsentinel.errors import ServiceError
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """`gridsentinel worker`: run the Faust app in the foreground, supervised.
 
 Faust crashes its worker on some broker errors instead of retrying (a failed offset commit while
-the group rejoins after a Kafka restart is one; ingest/app.py now tolerates that one). Nothing is lost
+the group rejoins after a Kafka restart is one; worker/app.py now tolerates that one). Nothing is lost
 when that happens - offsets are committed only after the work is done - but the stages would stay
 down. So the command runs the app in a child process and restarts it with backoff when it exits on
 its own. Signals are forwarded, and the
@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-from ..settings import Settings
-from .app import WorkerOptions, create_app
+from gridsentinel.settings import Settings
+from gridsentinel.worker.app import WorkerOptions, create_app
 
 log = logging.getLogger(__name__)
 CHILD_ENV = "GS_WORKER_CHILD"
