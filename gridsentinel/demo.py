@@ -1,7 +1,7 @@
 """`gridsentinel demo`: the whole product on this machine — a simulated district turning into cases.
 
 Brings up the stack (Mosquitto, Kafka, InfluxDB), starts the gateway, one worker with every stage this
-build has (ingest, detect, cases, frames, live-config — whichever exist in ``ingest.app.STAGES``) and the
+build has (ingest, detect, cases, frames, live-config — whichever exist in ``worker.app.STAGES``) and the
 API with the dashboard, then plays the simulator (docs/simulator.md) against them. Prints where to look;
 Ctrl-C stops everything it started (and only that).
 

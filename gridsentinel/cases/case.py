@@ -115,7 +115,7 @@ class Case:
     category_code: str
     category_standard: str  # the standard version the code belongs to
     status: Status
-    severity: str  # one of ingest.records.SEVERITIES; the highest seen
+    severity: str  # one of core.records.SEVERITIES; the highest seen
     opened_at: float
     updated_at: float
     first_seen_at: float  # earliest observed_at of its detections
