@@ -22,23 +22,14 @@ import numpy as np
 from gridsentinel.bench.common import emit
 from gridsentinel.detectors.camera import synthetic as syn
 from gridsentinel.detectors.camera.base import CameraDetector
-from gridsentinel.detectors.camera.config import (
-    CameraConfig,
-    CrowdConfig,
-    FireSmokeConfig,
-    PrivacyConfig,
-    StaticObjectConfig,
-    StaticRegion,
-    TamperConfig,
-    WaterloggingConfig,
-    WaterRegion,
-)
-from gridsentinel.detectors.camera.crowd import CrowdDetector
-from gridsentinel.detectors.camera.fire_smoke import FireSmokeDetector
-from gridsentinel.detectors.camera.privacy import Deidentifier, find_centerface_model
+from gridsentinel.detectors.camera.config import CameraConfig
+from gridsentinel.detectors.camera.crowd import CrowdConfig, CrowdDetector
+from gridsentinel.detectors.camera.fire_smoke import FireSmokeConfig, FireSmokeDetector
+from gridsentinel.detectors.camera.privacy import Deidentifier, PrivacyConfig, find_centerface_model
 from gridsentinel.detectors.camera.stack import DETECTORS, CameraStack
-from gridsentinel.detectors.camera.static_object import StaticObjectDetector
-from gridsentinel.detectors.camera.tamper import TamperDetector
+from gridsentinel.detectors.camera.static_object import StaticObjectConfig, StaticObjectDetector, StaticRegion
+from gridsentinel.detectors.camera.tamper import TamperConfig, TamperDetector
+from gridsentinel.detectors.camera.waterlogging import WaterloggingConfig, WaterRegion
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "vision"
 ROAD = [(0.45, 0.45), (0.95, 0.45), (0.95, 0.75), (0.45, 0.75)]  # open tarmac in vtest

@@ -487,7 +487,8 @@ def _offline_incident(dev: Device, last: float, duration: float, det: Any, kinds
 def _camera_defaults(config_dir: Path, camera_id: str) -> tuple[float, float]:
     """(tamper persist_s, static-object dwell_s) for a camera: config/cameras.yaml, else the defaults."""
     try:
-        from gridsentinel.detectors.camera.config import StaticRegion, TamperConfig
+        from gridsentinel.detectors.camera.static_object import StaticRegion
+        from gridsentinel.detectors.camera.tamper import TamperConfig
     except ImportError:  # camera detectors not installed in this build: documented defaults
         return 2.0, 60.0
     persist, dwell = TamperConfig().persist_s, StaticRegion(name="frame").dwell_s

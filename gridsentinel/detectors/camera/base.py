@@ -1,4 +1,8 @@
-"""What every camera detector shares: identity, frame preparation, rate gating, warm-up, state codec.
+"""What every camera detector shares: config fields, identity, frame preparation, rate gating, warm-up,
+state codec.
+
+Geometry in config is in normalised image coordinates (0..1, origin top-left), so one config fits any
+stream resolution.
 
 A detector is fed decoded frames (``numpy`` BGR or grey, any size) with their event time and returns
 :class:`~gridsentinel.core.records.Detection` records. It never reads a clock, a file or the network.
@@ -13,13 +17,56 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from gridsentinel.core.records import Detection
-from gridsentinel.detectors.camera.config import DetectorConfig
+
+Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
+Polygon = Annotated[list[Point], Field(min_length=3, description="Polygon vertices as [x, y] in 0..1.")]
+
+FULL_FRAME: list[Point] = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+
+
+class ConfigModel(BaseModel):
+    """Base of the camera config models: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorConfig(ConfigModel):
+    """Fields every camera detector shares."""
+
+    enabled: bool = Field(True, description="Run this detector on this camera.")
+    analysis_fps: float = Field(
+        5.0,
+        gt=0.0,
+        le=60.0,
+        description="Highest analysis rate; frames arriving sooner than 1/analysis_fps after the last "
+        "analysed one are skipped, so the detector behaves the same at any input rate.",
+    )
+    warmup_s: float = Field(
+        3.0, ge=0.0, le=3600.0, description="Seconds of frames used to learn the scene before any finding."
+    )
+    max_gap_s: float = Field(
+        60.0,
+        gt=0.0,
+        le=86400.0,
+        description="A gap between frames longer than this resets the learnt state (warm-up again).",
+    )
+    work_width: int = Field(
+        320, ge=64, le=1920, description="Frames are downscaled to this width (pixels) before analysis."
+    )
+    category_code: str = Field(
+        "", max_length=32, description="Case category code for findings; empty uses the detector's default."
+    )
+    category_standard: str = Field(
+        "gridsentinel-local", max_length=64, description="The standard the category code belongs to."
+    )
+
 
 C = TypeVar("C", bound=DetectorConfig)
 

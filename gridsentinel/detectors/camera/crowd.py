@@ -7,10 +7,17 @@ from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, model_validator
 
 from gridsentinel.core.records import Detection
-from gridsentinel.detectors.camera.base import CameraDetector, resize_to_width, to_bgr
-from gridsentinel.detectors.camera.config import CrowdConfig
+from gridsentinel.detectors.camera.base import (
+    FULL_FRAME,
+    CameraDetector,
+    DetectorConfig,
+    Polygon,
+    resize_to_width,
+    to_bgr,
+)
 
 Level = Literal["low", "medium", "high"]
 _LEVELS: tuple[Level, ...] = ("low", "medium", "high")
@@ -60,6 +67,59 @@ class PeopleCounter:
         if len(rects) == 0:
             return np.zeros((0, 4), np.int32)
         return nms(np.asarray(rects), np.asarray(weights).ravel(), self.nms_overlap)
+
+
+class CrowdConfig(DetectorConfig):
+    """HOG people count with hysteresis levels."""
+
+    detector: Literal["crowd"] = Field(
+        "crowd", exclude=True, description="The detector this configures (the key of its section says it)."
+    )
+
+    analysis_fps: float = Field(1.0, gt=0.0, le=30.0, description="People counts per second (HOG is costly).")
+    warmup_s: float = Field(0.0, ge=0.0, le=3600.0, description="Seconds before the first finding.")
+    work_width: int = Field(
+        768,
+        ge=160,
+        le=1920,
+        description="Frames are resized to this width before HOG (people must be >= ~96 px).",
+    )
+    max_upscale: float = Field(
+        1.5, ge=1.0, le=4.0, description="Never enlarge a frame more than this to reach work_width."
+    )
+    region: Polygon = Field(
+        default_factory=lambda: list(FULL_FRAME),
+        description="Only people whose feet are inside this polygon are counted.",
+    )
+    model: Literal["daimler", "default"] = Field(
+        "daimler", description="OpenCV's built-in HOG people model: daimler (48x96) or default (64x128)."
+    )
+    hit_threshold: float = Field(0.3, ge=-2.0, le=5.0, description="HOG SVM score a window needs.")
+    nms_overlap: float = Field(
+        0.3, gt=0.0, le=1.0, description="Overlap above which two boxes are one person."
+    )
+    smooth_n: int = Field(3, ge=1, le=60, description="Level decisions use the median of this many counts.")
+    medium_enter: int = Field(
+        10, ge=1, le=10000, description="Median count at or above which the level rises to medium."
+    )
+    medium_exit: int = Field(
+        7, ge=0, le=10000, description="Median count below which medium falls back to low."
+    )
+    high_enter: int = Field(
+        25, ge=1, le=10000, description="Median count at or above which the level rises to high."
+    )
+    high_exit: int = Field(
+        20, ge=0, le=10000, description="Median count below which high falls back to medium."
+    )
+    min_duration_s: float = Field(
+        10.0, ge=0.0, le=3600.0, description="A raised level must hold this long before it is reported."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CrowdConfig:
+        if not (self.medium_exit < self.medium_enter <= self.high_exit < self.high_enter):
+            raise ValueError("expected medium_exit < medium_enter <= high_exit < high_enter")
+        return self
 
 
 class CrowdDetector(CameraDetector[CrowdConfig]):

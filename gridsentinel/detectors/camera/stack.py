@@ -15,7 +15,8 @@ from gridsentinel.detectors.camera.static_object import StaticObjectDetector
 from gridsentinel.detectors.camera.tamper import TamperDetector
 from gridsentinel.detectors.camera.waterlogging import WaterloggingDetector
 
-# Registry: config field name -> detector class. The conformance tests run over every entry.
+# Registry: detector key (its config's `detector` field, its key in cameras.yaml) -> detector class.
+# The conformance tests run over every entry.
 DETECTORS: dict[str, type[CameraDetector[Any]]] = {
     "tamper": TamperDetector,
     "static_object": StaticObjectDetector,
@@ -55,10 +56,10 @@ class CameraStack:
             config_version=config_version,
         )
         self.detectors: dict[str, CameraDetector[Any]] = {}
-        for field, cls in DETECTORS.items():
-            det_cfg = getattr(config, field)
+        for det_cfg in config.detector_configs():
             if det_cfg.enabled:
-                self.detectors[field] = cls(det_cfg, camera=self.identity, ignore=config.ignore)
+                cls = DETECTORS[det_cfg.detector]
+                self.detectors[det_cfg.detector] = cls(det_cfg, camera=self.identity, ignore=config.ignore)
 
     def update(self, frame: np.ndarray, ts: float) -> list[Detection]:
         """Feed one decoded frame (BGR uint8) taken at ``ts`` to every detector; return all findings."""

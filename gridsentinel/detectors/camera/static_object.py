@@ -7,21 +7,89 @@ of pixels static for ``dwell_s`` inside a region, and large enough, is reported 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from gridsentinel.core.records import Detection
-from gridsentinel.detectors.camera.base import CameraDetector, ema_alpha, resize_to_width, to_gray
-from gridsentinel.detectors.camera.config import StaticObjectConfig
+from gridsentinel.detectors.camera.base import (
+    FULL_FRAME,
+    CameraDetector,
+    ConfigModel,
+    DetectorConfig,
+    Polygon,
+    ema_alpha,
+    resize_to_width,
+    to_gray,
+)
+
+
+class StaticRegion(ConfigModel):
+    """A region watched for objects that appear and stay (dumped waste, obstructions)."""
+
+    name: str = Field(..., min_length=1, max_length=64, description="Region name, unique per camera.")
+    kind: Literal["illegal_dumping", "road_obstruction"] = Field(
+        "illegal_dumping", description="What a static object in this region means."
+    )
+    polygon: Polygon = Field(default_factory=lambda: list(FULL_FRAME))
+    dwell_s: float = Field(
+        60.0, ge=1.0, le=86400.0, description="An object must stay this long (seconds) before it is reported."
+    )
+    min_area: float = Field(
+        0.002, gt=0.0, le=1.0, description="Smallest object, as a fraction of the frame area."
+    )
+    severity: Literal["advisory", "warning", "alarm", "critical"] = Field(
+        "advisory", description="Severity of findings in this region."
+    )
+
+
+class StaticObjectConfig(DetectorConfig):
+    """Long/short background models plus a per-pixel dwell timer."""
+
+    detector: Literal["static_object"] = Field(
+        "static_object", exclude=True, description="The detector this configures (the key of its section says it)."
+    )
+
+    regions: list[StaticRegion] = Field(
+        default_factory=lambda: [StaticRegion(name="frame")],
+        description="Watched regions; default: the whole frame as illegal_dumping.",
+    )
+    analysis_fps: float = Field(5.0, gt=0.0, le=60.0, description="Highest analysis rate (frames/s).")
+    warmup_s: float = Field(5.0, ge=0.0, le=3600.0, description="Seconds used to learn the background.")
+    short_tau_s: float = Field(
+        1.0, gt=0.0, le=600.0, description="Time constant of the short background (what is not moving now)."
+    )
+    long_tau_s: float = Field(
+        120.0,
+        gt=0.0,
+        le=86400.0,
+        description="Time constant of the long background (the empty scene); frozen under static objects.",
+    )
+    diff_threshold: float = Field(
+        22.0, ge=1.0, le=255.0, description="Grey-level difference that counts as 'changed'."
+    )
+    absorb_s: float = Field(
+        600.0,
+        gt=0.0,
+        le=86400.0,
+        description="After this long (seconds) a reported object is absorbed into the background.",
+    )
+    max_changed_fraction: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="More of a region than this changing at once is a global change (light, camera), "
+        "not an object: the background is relearnt.",
+    )
 
 
 class StaticObjectDetector(CameraDetector[StaticObjectConfig]):
     """Left-object detector.
 
     >>> import numpy as np
-    >>> from gridsentinel.detectors.camera.config import StaticRegion
+    >>> from gridsentinel.detectors.camera.static_object import StaticRegion
     >>> cfg = StaticObjectConfig(warmup_s=2, regions=[StaticRegion(name="road", dwell_s=5)])
     >>> det = StaticObjectDetector(cfg)
     >>> scene = np.full((240, 320, 3), 90, np.uint8)

@@ -2,16 +2,78 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from gridsentinel.core.records import Detection
-from gridsentinel.detectors.camera.base import CameraDetector, ema_alpha, resize_to_width, to_gray
-from gridsentinel.detectors.camera.config import TamperConfig
+from gridsentinel.detectors.camera.base import CameraDetector, DetectorConfig, ema_alpha, resize_to_width, to_gray
 
 _COARSE_W = 80  # scene-shift comparison width: coarse enough to ignore people and leaves
+
+
+class TamperConfig(DetectorConfig):
+    """Covered lens, blackout, defocus and scene shift."""
+
+    detector: Literal["tamper"] = Field(
+        "tamper", exclude=True, description="The detector this configures (the key of its section says it)."
+    )
+
+    work_width: int = Field(
+        320, ge=64, le=1920, description="Analysis width (pixels); sharpness is measured here."
+    )
+    analysis_fps: float = Field(5.0, gt=0.0, le=60.0, description="Highest analysis rate (frames/s).")
+    persist_s: float = Field(
+        2.0, ge=0.0, le=600.0, description="A tamper condition must hold this long before it alarms."
+    )
+    clear_s: float = Field(3.0, ge=0.0, le=600.0, description="Normal for this long clears an alarm.")
+    reference_tau_s: float = Field(
+        20.0,
+        gt=0.0,
+        le=86400.0,
+        description="Time constant of the reference scene (it adapts only while nothing is suspicious).",
+    )
+    relearn_s: float = Field(
+        300.0,
+        gt=0.0,
+        le=86400.0,
+        description="An alarm lasting this long is accepted as the new normal and the reference relearnt.",
+    )
+    blackout_mean: float = Field(
+        30.0, ge=0.0, le=255.0, description="Mean grey level below which a low-contrast frame is a blackout."
+    )
+    uniform_std: float = Field(
+        14.0,
+        ge=0.0,
+        le=128.0,
+        description="Grey std-dev below which the frame is featureless (covered / blackout).",
+    )
+    covered_sharpness_ratio: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="Sharpness below this fraction of the reference, with low contrast: covered lens.",
+    )
+    covered_contrast_ratio: float = Field(
+        0.55,
+        ge=0.0,
+        le=1.0,
+        description="Contrast (std-dev) below this fraction of the reference supports 'covered'.",
+    )
+    defocus_ratio: float = Field(
+        0.5, ge=0.0, le=1.0, description="Sharpness below this fraction of the reference means defocus."
+    )
+    shift_similarity: float = Field(
+        0.6,
+        ge=-1.0,
+        le=1.0,
+        description="Correlation with the reference scene (coarse edges) below this means a scene shift.",
+    )
+    severity: Literal["advisory", "warning", "alarm", "critical"] = Field(
+        "warning", description="Severity of tamper findings."
+    )
 
 
 def _grad(gray: np.ndarray) -> np.ndarray:

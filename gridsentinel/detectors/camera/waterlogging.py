@@ -8,21 +8,73 @@ scenes can look similar; that is why it is advisory and gated on duration.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from gridsentinel.core.records import Detection
-from gridsentinel.detectors.camera.base import CameraDetector, ema_alpha, resize_to_width, to_gray
-from gridsentinel.detectors.camera.config import WaterloggingConfig
+from gridsentinel.detectors.camera.base import (
+    CameraDetector,
+    ConfigModel,
+    DetectorConfig,
+    Polygon,
+    ema_alpha,
+    resize_to_width,
+    to_gray,
+)
+
+
+class WaterRegion(ConfigModel):
+    """A road surface watched for standing water."""
+
+    name: str = Field(..., min_length=1, max_length=64, description="Region name, unique per camera.")
+    polygon: Polygon = Field(..., description="The road surface, [x, y] in 0..1.")
+    min_fraction: float = Field(
+        0.3, gt=0.0, le=1.0, description="Fraction of the region that must look flooded."
+    )
+
+
+class WaterloggingConfig(DetectorConfig):
+    """Standing water on a road region: smooth, changed surface, gated on duration. Advisory."""
+
+    detector: Literal["waterlogging"] = Field(
+        "waterlogging", exclude=True, description="The detector this configures (the key of its section says it)."
+    )
+
+    enabled: bool = Field(False, description="Run this detector (needs at least one road region).")
+    regions: list[WaterRegion] = Field(default_factory=list, description="Road regions to watch.")
+    work_width: int = Field(160, ge=64, le=1920, description="Analysis width (pixels).")
+    analysis_fps: float = Field(1.0, gt=0.0, le=30.0, description="Highest analysis rate (frames/s).")
+    warmup_s: float = Field(10.0, ge=0.0, le=86400.0, description="Seconds used to learn the dry road.")
+    cell_px: int = Field(8, ge=4, le=64, description="Side of the analysis cells (work-resolution pixels).")
+    reference_tau_s: float = Field(
+        1800.0,
+        gt=0.0,
+        le=864000.0,
+        description="Time constant of the dry-road reference (adapts only while dry).",
+    )
+    texture_ratio: float = Field(
+        0.6, ge=0.0, le=1.0, description="Water smooths the surface: edge energy below this fraction of dry."
+    )
+    brightness_delta: float = Field(
+        12.0, ge=0.0, le=255.0, description="Water changes the surface brightness by at least this much."
+    )
+    duration_s: float = Field(
+        300.0, ge=0.0, le=86400.0, description="The region must look flooded this long before a finding."
+    )
+    clear_s: float = Field(300.0, ge=0.0, le=86400.0, description="Dry for this long clears the alarm.")
+    severity: Literal["advisory", "warning", "alarm", "critical"] = Field(
+        "advisory", description="Severity of waterlogging findings."
+    )
 
 
 class WaterloggingDetector(CameraDetector[WaterloggingConfig]):
     """Road waterlogging detector.
 
     >>> import numpy as np
-    >>> from gridsentinel.detectors.camera.config import WaterRegion
+    >>> from gridsentinel.detectors.camera.waterlogging import WaterRegion
     >>> from gridsentinel.detectors.camera import synthetic
     >>> road = [(0.1, 0.5), (0.9, 0.5), (0.9, 0.95), (0.1, 0.95)]
     >>> cfg = WaterloggingConfig(enabled=True, regions=[WaterRegion(name="road", polygon=road)],

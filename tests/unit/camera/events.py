@@ -9,15 +9,11 @@ from typing import Any
 import numpy as np
 
 from gridsentinel.detectors.camera import synthetic
-from gridsentinel.detectors.camera.config import (
-    CrowdConfig,
-    FireSmokeConfig,
-    StaticObjectConfig,
-    StaticRegion,
-    TamperConfig,
-    WaterloggingConfig,
-    WaterRegion,
-)
+from gridsentinel.detectors.camera.crowd import CrowdConfig
+from gridsentinel.detectors.camera.fire_smoke import FireSmokeConfig
+from gridsentinel.detectors.camera.static_object import StaticObjectConfig, StaticRegion
+from gridsentinel.detectors.camera.tamper import TamperConfig
+from gridsentinel.detectors.camera.waterlogging import WaterloggingConfig, WaterRegion
 
 ROAD = [(0.45, 0.45), (0.95, 0.45), (0.95, 0.75), (0.45, 0.75)]  # open tarmac in vtest
 

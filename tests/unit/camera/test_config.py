@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from gridsentinel.detectors.camera import CameraStack, load_cameras, parse_cameras
-from gridsentinel.detectors.camera.config import CamerasFile, CrowdConfig
+from gridsentinel.detectors.camera.config import CamerasFile
+from gridsentinel.detectors.camera.crowd import CrowdConfig
 from gridsentinel.errors import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -79,3 +80,26 @@ def test_every_field_is_described():
             walk(sub, name)
 
     walk(schema, "CamerasFile")
+
+
+def test_union_fields_and_registry_name_the_same_detectors():
+    from typing import get_args
+
+    from pydantic import TypeAdapter
+
+    from gridsentinel.detectors.camera.config import DETECTOR_KEYS, CameraConfig, CameraDetectorConfig
+    from gridsentinel.detectors.camera.stack import DETECTORS
+
+    assert list(DETECTOR_KEYS) == list(DETECTORS)
+    assert [k for k in CameraConfig.model_fields if k in DETECTORS] == list(DETECTOR_KEYS)
+    for key, cls in DETECTORS.items():
+        assert CameraConfig.model_fields[key].annotation is cls.config_type
+        assert cls.config_type in get_args(get_args(CameraDetectorConfig)[0])
+    cfg = TypeAdapter(CameraDetectorConfig).validate_python({"detector": "crowd", "medium_enter": 12})
+    assert isinstance(cfg, CrowdConfig) and cfg.medium_enter == 12
+    assert [c.detector for c in CameraConfig(camera_id="c").detector_configs()] == list(DETECTOR_KEYS)
+
+
+def test_a_section_may_not_claim_another_detector():
+    with pytest.raises(ConfigError, match=r"cameras\.0\.tamper\.detector"):
+        parse_cameras({"cameras": [{"camera_id": "c", "tamper": {"detector": "crowd"}}]})

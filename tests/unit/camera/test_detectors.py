@@ -7,7 +7,9 @@ import pytest
 
 from gridsentinel.detectors.camera import CameraStack, CrowdDetector, TamperDetector
 from gridsentinel.detectors.camera import synthetic as syn
-from gridsentinel.detectors.camera.config import CameraConfig, CrowdConfig, TamperConfig
+from gridsentinel.detectors.camera.config import CameraConfig
+from gridsentinel.detectors.camera.crowd import CrowdConfig
+from gridsentinel.detectors.camera.tamper import TamperConfig
 
 pytestmark = pytest.mark.unit
 

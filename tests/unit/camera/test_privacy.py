@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gridsentinel.detectors.camera.config import PrivacyConfig
-from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot, snapshot_with_regions
+from gridsentinel.detectors.camera.privacy import Deidentifier, PrivacyConfig, snapshot, snapshot_with_regions
 
 from ...conftest import decode_image, read_image
 
