@@ -71,7 +71,7 @@ def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     return run_gateway(settings, client_id=args.client_id, stats_file=args.stats_file)
 
 
-# One line per worker stage for `gridsentinel worker --help` (tests check it names every stage in worker/app.py).
+# One line per worker stage for `gridsentinel worker --help` (tests check it names every stage in worker/stages.py).
 WORKER_STAGES: dict[str, str] = {
     "ingest": "gs.readings -> InfluxDB (the default: the only stage run without --stages)",
     "detect": "sensor detectors: gs.readings -> gs.detections",

@@ -1,7 +1,7 @@
 """`gridsentinel demo`: the whole product on this machine — a simulated district turning into cases.
 
 Brings up the stack (Mosquitto, Kafka, InfluxDB), starts the gateway, one worker with every stage this
-build has (ingest, detect, cases, frames, live-config — whichever exist in ``worker.app.STAGES``) and the
+build has (ingest, detect, cases, frames, live-config — whichever exist in ``worker.stages.STAGES``) and the
 API with the dashboard, then plays the simulator (docs/simulator.md) against them. Prints where to look;
 Ctrl-C stops everything it started (and only that).
 
@@ -45,7 +45,7 @@ DISPATCHER_TOKEN = "gs-demo-dispatcher-5d2e8b4c1a"
 
 
 def available_stages() -> list[str]:
-    from gridsentinel.worker.app import STAGES
+    from gridsentinel.worker.stages import STAGES
 
     return [s for s in WANTED_STAGES if s in STAGES]
 

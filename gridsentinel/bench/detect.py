@@ -24,10 +24,9 @@ from typing import Any
 
 import yaml
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from gridsentinel.core.records import Reading
-from gridsentinel.core.topics import Topics
+from gridsentinel.core.topics import Topics, ensure_topics
 
 from .. import stack
 from ..settings import REPO_ROOT, Settings
@@ -70,10 +69,7 @@ def _phase(settings: Settings, config_dir: Path, workdir: Path, mode: str, readi
     tag = f"bd{mode[0]}{int(time.time() * 1000) % 10**9}"
     prefix, app_id = f"{tag}.", f"gs-{tag}"
     names = Topics(prefix)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    for fut in admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1)
-                                    for t in (names.readings, names.detections, names.deadletter)]).values():
-        fut.result()
+    ensure_topics(settings.kafka_bootstrap, [names.readings, names.detections, names.deadletter], PARTITIONS)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20,
                          "batch.num.messages": 10000, "queue.buffering.max.messages": 500000})
     for r in readings:
@@ -163,13 +159,15 @@ def _child(mode: str, app_id: str, stats_path: str) -> int:
     """The worker of one phase: ``detect`` (the real stage) or ``baseline`` (decode and ack only)."""
     import faust
 
+    from gridsentinel.detectors.stage import DetectionStage
     from gridsentinel.worker.app import WorkerOptions, _atomic_write, create_app
 
     settings = Settings()
     if mode == "detect":  # the real stage; the app writes its counters to the stats file each second
-        app = create_app(settings, WorkerOptions(app_id=app_id, stages=("detect",), stats_file=stats_path))
+        app = create_app(settings, WorkerOptions(app_id=app_id, stats_file=stats_path),
+                         [DetectionStage.from_settings(settings)])
     else:
-        app = create_app(settings, WorkerOptions(app_id=app_id, stages=()))
+        app = create_app(settings, WorkerOptions(app_id=app_id))
         counter = {"count": 0}
         topic = app.topic(Topics(settings.topic_prefix).readings, partitions=PARTITIONS)
 

@@ -349,137 +349,144 @@ class RecentIds:
         return True
 
 
-def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    """Create the topics this stage consumes before the app subscribes: a consumer subscribed to a topic
-    that does not exist yet only notices it at its next metadata refresh (minutes)."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+class Delivery(Protocol):
+    """What the alerts agent hands notified case events to (``alerts.delivery.service.AlertDelivery``;
+    the composition root passes a factory for it: alerts sits above cases)."""
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names], request_timeout=15
-    )
-    for name, future in futures.items():
+    async def start(self) -> None: ...
+
+    async def deliver(self, event: CaseEvent) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+# Builds the delivery, given where its failures go; called once, on the worker's event loop.
+DeliveryFactory = Callable[[Callable[[DeadLetter], Awaitable[None]]], Delivery]
+
+
+class AlertRelay:
+    """The alerts agent without Faust: decode each case event that notifies someone, drop repeats of the
+    at-least-once stream, deliver; an event that does not decode goes to the dead letter."""
+
+    def __init__(self, delivery: Delivery, *, dead_letter: DeadLetterSink, origin: str = "gs.case-events",
+                 recent: RecentIds | None = None) -> None:
+        self.delivery = delivery
+        self._dead_letter = dead_letter
+        self._origin = origin
+        self.recent = RecentIds() if recent is None else recent
+
+    async def on_event(self, key: bytes | None, value: bytes | None, headers: Mapping[str, bytes]) -> None:
+        if headers.get(NOTIFY_HEADER) == b"0":
+            return  # nobody is to be told (evidence, …): nothing to deliver, no need to decode
         try:
-            future.result(timeout=20)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-        else:
-            log.info("created topic %s", name)
+            case_event = CaseEvent.from_json(value or b"")
+        except (ValueError, TypeError) as exc:
+            await self._dead_letter(
+                DeadLetter(
+                    reason="bad_record",
+                    detail=f"{self._origin}: {exc}",
+                    origin=self._origin,
+                    received_at=time.time(),
+                    payload_b64=base64.b64encode(value or b"").decode(),
+                ),
+                key,
+            )
+            return
+        if self.recent.add(case_event.event_id):
+            await self.delivery.deliver(case_event)
 
 
-def register(app: faust.App, ctx: StageContext) -> None:
-    from gridsentinel.alerts.delivery.service import AlertDelivery
-    from gridsentinel.core.grid import GridMap
+class CaseStage:
+    """``--stages cases``: the cases agent, the alerts agent and the sweep timer.
 
-    settings, options = ctx.settings, ctx.options
-    ensure_topics(
-        settings.kafka_bootstrap,
-        [ctx.names.detections, ctx.names.case_events, ctx.names.deadletter],
-        options.partitions,
-    )
-    config = CaseStageConfig.from_env(settings)
-    catalog = load_catalog(settings.config_dir)
-    adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
-    case_events = ctx.topics["case_events"]
-    opened: dict[str, Any] = {}
-    lock = asyncio.Lock()
+    ``delivery`` builds the alert delivery (with the dead-letter sink it is to use); the store and the
+    delivery are opened on first use, on the worker's event loop, and closed at shutdown.
+    """
 
-    async def send(events: Sequence[CaseEvent]) -> Awaitable[object]:
-        # All sends are queued (in order) before any ack is awaited: one produce round trip per batch.
-        # Straight to the app's producer: the values are bytes already, and Faust's per-message wrapping
-        # (futures, callbacks, sensors) cost as much as the rest of the send.
-        producer = await app.maybe_start_producer()
-        futures = [
-            await producer.send(ctx.names.case_events, e.case_id.encode(), encode_event(e), None, None,
-                                [(NOTIFY_HEADER, b"1" if e.notify else b"0")])
-            for e in events
-        ]
-        return asyncio.gather(*futures)
+    def __init__(self, delivery: DeliveryFactory) -> None:
+        self._make_delivery = delivery
+        self._lock = asyncio.Lock()
+        self._processor: CaseProcessor | None = None
+        self._store: SqlCaseStore | None = None
+        self._delivery: Delivery | None = None
 
-    async def publish(events: Sequence[CaseEvent]) -> None:
-        await (await send(events))  # the broker has them (acks=all): only now may the outbox forget them
+    def register(self, app: faust.App, ctx: StageContext) -> None:
+        from gridsentinel.core.grid import GridMap
+        from gridsentinel.worker.faust_compat import produce
 
-    async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
-        future = await ctx.topics["deadletter"].send(key=key, value=letter.to_json(), force=True)
-        await future
+        settings, options = ctx.settings, ctx.options
+        ctx.ensure_topics([ctx.names.detections, ctx.names.case_events, ctx.names.deadletter])
+        config = CaseStageConfig.from_env(settings)
+        catalog = load_catalog(settings.config_dir)
+        adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
+        case_events = ctx.topics["case_events"]
 
-    async def processor() -> CaseProcessor:
-        async with lock:
-            if "processor" not in opened:
-                store = await SqlCaseStore.open(config.database_url)
-                opened["processor"] = CaseProcessor(
-                    store,
-                    catalog,
-                    adjacency,
-                    publish=publish,
-                    dead_letter=dead_letter,
-                    origin=ctx.names.detections,
-                )
-            proc: CaseProcessor = opened["processor"]
-            return proc
+        async def send(events: Sequence[CaseEvent]) -> Awaitable[object]:
+            # All sends are queued (in order) before any ack is awaited: one produce round trip per batch.
+            futures = [await produce(app, ctx.names.case_events, e.case_id.encode(), encode_event(e),
+                                     [(NOTIFY_HEADER, b"1" if e.notify else b"0")]) for e in events]
+            return asyncio.gather(*futures)
 
-    async def delivery() -> AlertDelivery:
-        async with lock:
-            if "delivery" not in opened:
-                service = AlertDelivery.from_settings(settings, on_dead_letter=lambda d: dead_letter(d, None))
-                await service.start()
-                opened["delivery"] = service
-            service_: AlertDelivery = opened["delivery"]
-            return service_
+        async def publish(events: Sequence[CaseEvent]) -> None:
+            await (await send(events))  # the broker has them (acks=all): only now may the outbox forget them
 
-    ctx.stats["cases"] = lambda: dict(opened["processor"].stats) if "processor" in opened else {}
+        async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
+            future = await ctx.topics["deadletter"].send(key=key, value=letter.to_json(), force=True)
+            await future
 
-    @app.agent(ctx.topics["detections"], name=f"{options.app_id}.cases")
-    async def cases(stream: faust.StreamT[Any]) -> None:
-        proc = await processor()
-        recovered = await proc.flush_outbox()  # events a crashed run committed but never produced
-        if recovered:
-            log.warning("published %d case events left in the outbox by an earlier run", recovered)
-        manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
-        publisher = OrderedPublisher(send, proc.forget, manual.ack, max_pending=config.pending_batches)
-        try:
-            async for batch in manual.noack_take(config.batch_size, within=0.01):
-                events = await proc.apply([(e.key, e.value) for e in batch])  # committed, in the outbox
-                await publisher.submit(events, batch)  # acked once Kafka has the events, in order
-        finally:
-            await publisher.close()
+        async def processor() -> CaseProcessor:
+            async with self._lock:
+                if self._processor is None:
+                    store = self._store = await SqlCaseStore.open(config.database_url)
+                    self._processor = CaseProcessor(store, catalog, adjacency, publish=publish,
+                                                    dead_letter=dead_letter, origin=ctx.names.detections)
+                return self._processor
 
-    recent = RecentIds()
+        async def delivery() -> Delivery:
+            async with self._lock:
+                if self._delivery is None:
+                    service = self._make_delivery(lambda d: dead_letter(d, None))
+                    await service.start()
+                    self._delivery = service
+                return self._delivery
 
-    @app.agent(case_events, name=f"{options.app_id}.alerts")
-    async def alerts(stream: faust.StreamT[Any]) -> None:
-        service = await delivery()
-        async for event in stream.events():
-            if event.headers.get(NOTIFY_HEADER) == b"0":
-                continue  # nobody is to be told (evidence, …): nothing to deliver, no need to decode
+        ctx.stats["cases"] = lambda: dict(self._processor.stats) if self._processor is not None else {}
+
+        @app.agent(ctx.topics["detections"], name=f"{options.app_id}.cases")
+        async def cases(stream: faust.StreamT[Any]) -> None:
+            proc = await processor()
+            recovered = await proc.flush_outbox()  # events a crashed run committed but never produced
+            if recovered:
+                log.warning("published %d case events left in the outbox by an earlier run", recovered)
+            manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
+            publisher = OrderedPublisher(send, proc.forget, manual.ack, max_pending=config.pending_batches)
             try:
-                case_event = CaseEvent.from_json(event.value or b"")
-            except (ValueError, TypeError) as exc:
-                await dead_letter(
-                    DeadLetter(
-                        reason="bad_record",
-                        detail=f"{ctx.names.case_events}: {exc}",
-                        origin=ctx.names.case_events,
-                        received_at=time.time(),
-                        payload_b64=base64.b64encode(event.value or b"").decode(),
-                    ),
-                    event.key,
-                )
-                continue
-            if recent.add(case_event.event_id):
-                await service.deliver(case_event)
+                async for batch in manual.noack_take(config.batch_size, within=0.01):
+                    events = await proc.apply([(e.key, e.value) for e in batch])  # committed, in the outbox
+                    await publisher.submit(events, batch)  # acked once Kafka has the events, in order
+            finally:
+                await publisher.close()
 
-    @app.timer(config.sweep_interval_s, on_leader=True)
-    async def sweep_cases() -> None:
-        proc = await processor()
-        await proc.sweep()
-        await proc.flush_outbox(older_than_s=config.outbox_grace_s)
+        recent = RecentIds()
 
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
-    async def _close(app: faust.App, **kwargs: object) -> None:
-        if "delivery" in opened:
-            await opened.pop("delivery").close()
-        if "processor" in opened:
-            await opened.pop("processor").store.close()
+        @app.agent(case_events, name=f"{options.app_id}.alerts")
+        async def alerts(stream: faust.StreamT[Any]) -> None:
+            relay = AlertRelay(await delivery(), dead_letter=dead_letter, origin=ctx.names.case_events,
+                               recent=recent)
+            async for event in stream.events():
+                await relay.on_event(event.key, event.value, event.headers)
+
+        @app.timer(config.sweep_interval_s, on_leader=True)
+        async def sweep_cases() -> None:
+            proc = await processor()
+            await proc.sweep()
+            await proc.flush_outbox(older_than_s=config.outbox_grace_s)
+
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
+        async def _close(app: faust.App, **kwargs: object) -> None:
+            service, self._delivery = self._delivery, None
+            if service is not None:
+                await service.close()
+            store, self._store, self._processor = self._store, None, None
+            if store is not None:
+                await store.close()

@@ -30,7 +30,7 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,7 @@ from gridsentinel.core.records import DeadLetter, Detection, Frame, RecordError
 from gridsentinel.detectors.camera.config import CameraConfig, CamerasFile, load_cameras
 from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot_with_regions
 from gridsentinel.detectors.camera.stack import CameraStack
-from gridsentinel.detectors.stage import detection_key
+from gridsentinel.detectors.stage import send_detections
 
 if TYPE_CHECKING:
     from gridsentinel.worker.app import StageContext
@@ -187,31 +187,39 @@ class Camera:
 
 # -- the stage --------------------------------------------------------------------------------------
 
-def register(app: faust.App, ctx: StageContext) -> None:
-    settings, options = ctx.settings, ctx.options
-    cameras: CamerasFile = load_cameras(settings.config_dir / "cameras.yaml")
-    registry = Registry.load(settings.config_dir)
-    configured = {c.camera_id: c for c in cameras.cameras}
-    deid = Deidentifier(cameras.privacy)  # loads cascades / ONNX once per worker
-    evidence = EvidenceStore(settings.run_dir / "evidence", cameras.privacy.retention_days)
-    if cameras.privacy.store_raw_frames:
-        log.warning("privacy.store_raw_frames is true, but the frames stage never stores raw frames")
-    frames_name = ctx.names.frames
-    state = app.Table("frames-state", default=None, partitions=options.partitions,
-                      key_type=str, value_type=bytes)  # keys json, values raw bytes
-    live: dict[str, Camera] = {}
-    counts = {"frames_in": 0, "rate_dropped": 0, "stale_dropped": 0, "analysed": 0, "dead_lettered": 0,
-              "detections_sent": 0, "snapshots": 0, "snapshot_failures": 0, "state_saves": 0,
-              "state_restores": 0, "evidence_swept": 0}
+DeadLetterSink = Callable[[DeadLetter, bytes | None], Awaitable[None]]
 
-    def owned() -> list[int]:
-        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == frames_name)
 
-    ctx.stats["frames"] = lambda: {**counts, "cameras": len(live), "partitions": owned()}
+class FrameProcessor:
+    """The frames stage without Faust: a frame in; detections sent, state saved, or a dead letter.
 
-    def camera_config(frame: Frame) -> CameraConfig:
-        cfg = configured.get(frame.camera_id) or CameraConfig(camera_id=frame.camera_id)
-        device = registry.get(frame.camera_id)
+    ``table`` is the ``frames-state`` table (a dict in tests): written while the frame's event is current,
+    so its changelog partition is the frame's. ``send`` returns once Kafka has the detections.
+    """
+
+    def __init__(self, cameras: CamerasFile, registry: Registry, deid: Deidentifier, evidence: EvidenceStore,
+                 *, table: MutableMapping[str, bytes], send: Callable[[list[Detection]], Awaitable[None]],
+                 dead_letter: DeadLetterSink, origin: str = "gs.frames") -> None:
+        self.cameras = cameras
+        self.registry = registry
+        self.configured = {c.camera_id: c for c in cameras.cameras}
+        self.deid = deid
+        self.evidence = evidence
+        self.table = table
+        self._send = send
+        self._dead_letter = dead_letter
+        self.origin = origin
+        self.live: dict[str, Camera] = {}
+        self.counts = {"frames_in": 0, "rate_dropped": 0, "stale_dropped": 0, "analysed": 0, "dead_lettered": 0,
+                       "detections_sent": 0, "snapshots": 0, "snapshot_failures": 0, "state_saves": 0,
+                       "state_restores": 0, "evidence_swept": 0}
+
+    def stats(self, partitions: list[int]) -> dict[str, Any]:
+        return {**self.counts, "cameras": len(self.live), "partitions": partitions}
+
+    def camera_config(self, frame: Frame) -> CameraConfig:
+        cfg = self.configured.get(frame.camera_id) or CameraConfig(camera_id=frame.camera_id)
+        device = self.registry.get(frame.camera_id)
         update: dict[str, Any] = {}
         if not cfg.grid_code:
             update["grid_code"] = frame.grid_code or (device.grid_code if device else None) or ""
@@ -219,9 +227,9 @@ def register(app: faust.App, ctx: StageContext) -> None:
             update |= {"lat": device.location.lat, "lon": device.location.lon}
         return cfg.model_copy(update=update) if update else cfg
 
-    def saved_blob(cam: Camera, camera_id: str) -> tuple[dict[str, Any], bytes] | None:
+    def saved_blob(self, cam: Camera, camera_id: str) -> tuple[dict[str, Any], bytes] | None:
         """The camera's last complete saved state from the table, if it fits this stack's config."""
-        head = state.get(camera_id)
+        head = self.table.get(camera_id)
         if head is None:
             return None
         meta = json.loads(head)
@@ -229,25 +237,26 @@ def register(app: faust.App, ctx: StageContext) -> None:
             log.info("camera %s: config changed since its state was saved; warming up again", camera_id)
             return None
         slot = meta["generation"] % 2
-        chunks = [state.get(f"{camera_id}#{slot}#{i}") for i in range(meta["chunks"])]
+        chunks = [self.table.get(f"{camera_id}#{slot}#{i}") for i in range(meta["chunks"])]
         if any(c is None for c in chunks):
             log.warning("camera %s: saved state is incomplete; warming up again", camera_id)
             return None
         return meta, b"".join(c for c in chunks if c is not None)
 
-    async def runtime(frame: Frame, partition: int) -> Camera:
-        cam = live.get(frame.camera_id)
+    async def runtime(self, frame: Frame, partition: int) -> Camera:
+        cam = self.live.get(frame.camera_id)
         if cam is not None:
             return cam
+        version = self.cameras.version
 
         def build() -> Camera:
-            stack = CameraStack(cfg, config_version=cameras.version)
+            stack = CameraStack(cfg, config_version=version)
             return Camera(stack=stack, fps=gate_fps(cfg, stack), partition=partition,
-                          fingerprint=fingerprint(cfg, cameras.version))
+                          fingerprint=fingerprint(cfg, version))
 
-        cfg = camera_config(frame)
+        cfg = self.camera_config(frame)
         cam = build()
-        saved = saved_blob(cam, frame.camera_id)
+        saved = self.saved_blob(cam, frame.camera_id)
         if saved is not None:
             meta, blob = saved
             stack = cam.stack
@@ -255,120 +264,145 @@ def register(app: faust.App, ctx: StageContext) -> None:
                 await asyncio.to_thread(lambda: stack.set_state(unpack_state(blob)))
                 cam.last_ts = cam.saved_ts = meta["last_ts"]
                 cam.generation = meta["generation"]
-                counts["state_restores"] += 1
+                self.counts["state_restores"] += 1
             except (ValueError, KeyError, zlib.error, struct.error):
                 log.exception("camera %s: saved state does not load; warming up again", frame.camera_id)
                 cam = build()
-        live[frame.camera_id] = cam
+        self.live[frame.camera_id] = cam
         return cam
 
-    async def save(camera_id: str, cam: Camera, ts: float) -> None:
+    async def save(self, camera_id: str, cam: Camera, ts: float) -> None:
         blob = await asyncio.to_thread(lambda: pack_state(cam.stack.get_state()))
         generation = cam.generation + 1
         slot = generation % 2  # the other slot still holds the last complete state until the head moves
         chunks = [blob[i : i + STATE_CHUNK_BYTES] for i in range(0, len(blob), STATE_CHUNK_BYTES)]
         for i, chunk in enumerate(chunks):
-            state[f"{camera_id}#{slot}#{i}"] = chunk
-        state[camera_id] = json.dumps({"generation": generation, "chunks": len(chunks), "last_ts": ts,
-                                       "fingerprint": cam.fingerprint}).encode()
+            self.table[f"{camera_id}#{slot}#{i}"] = chunk
+        self.table[camera_id] = json.dumps({"generation": generation, "chunks": len(chunks), "last_ts": ts,
+                                            "fingerprint": cam.fingerprint}).encode()
         cam.generation, cam.saved_ts = generation, ts
-        counts["state_saves"] += 1
+        self.counts["state_saves"] += 1
 
-    async def dead_letter(reason: str, detail: str, payload: bytes, camera_id: str | None) -> None:
-        counts["dead_lettered"] += 1
-        await ctx.dead_letter(DeadLetter(
-            reason=reason, detail=detail, origin=frames_name, received_at=time.time(),
+    async def dead_letter(self, reason: str, detail: str, payload: bytes, camera_id: str | None) -> None:
+        self.counts["dead_lettered"] += 1
+        await self._dead_letter(DeadLetter(
+            reason=reason, detail=detail, origin=self.origin, received_at=time.time(),
             payload_b64=base64.b64encode(payload).decode(), device_id=camera_id,
-        ), key=(camera_id or "").encode())
+        ), (camera_id or "").encode())
 
-    def with_snapshots(image: np.ndarray, found: list[Detection]) -> list[Detection]:
+    def with_snapshots(self, image: np.ndarray, found: list[Detection]) -> list[Detection]:
         """Attach one de-identified snapshot of the triggering frame to each detection (in a thread)."""
-        if not evidence.enabled:
+        if not self.evidence.enabled:
             return found
         try:
-            jpeg, regions = snapshot_with_regions(image, deid)
+            jpeg, regions = snapshot_with_regions(image, self.deid)
         except Exception:  # never fall back to the raw frame: send without a snapshot
             log.exception("snapshot failed; detections go out without one")
-            counts["snapshot_failures"] += 1
+            self.counts["snapshot_failures"] += 1
             return found
         out = []
         for d in found:
-            ref = evidence.write(d.detection_id, jpeg) | {"blurred_regions": len(regions)}
+            ref = self.evidence.write(d.detection_id, jpeg) | {"blurred_regions": len(regions)}
             out.append(replace(d, evidence={**d.evidence, "snapshot": ref}))
-            counts["snapshots"] += 1
+            self.counts["snapshots"] += 1
         return out
 
-    def analyse(cam: Camera, payload: bytes, ts: float) -> tuple[str | None, list[Detection]]:
+    def analyse(self, cam: Camera, payload: bytes, ts: float) -> tuple[str | None, list[Detection]]:
         image = decode_jpeg(payload)
         if isinstance(image, str):
             return image, []
         found = cam.stack.update(image, ts)
-        return None, with_snapshots(image, found) if found else found
+        return None, self.with_snapshots(image, found) if found else found
 
-    async def on_frame(event: faust.EventT[Any]) -> None:
-        msg = event.message
-        payload = event.value if isinstance(event.value, bytes) else b""
-        counts["frames_in"] += 1
-        headers = msg.headers
+    async def on_frame(self, key: bytes | None, value: Any, headers: Any, partition: int) -> None:
+        payload = value if isinstance(value, bytes) else b""
+        self.counts["frames_in"] += 1
         try:
-            frame = Frame.from_kafka(event.key or b"", payload,
+            frame = Frame.from_kafka(key or b"", payload,
                                      list(headers.items()) if isinstance(headers, Mapping) else headers)
         except (RecordError, ValueError, TypeError) as exc:
-            await dead_letter("bad_record", f"{frames_name}: {exc}", jpeg_headers(payload), None)
+            await self.dead_letter("bad_record", f"{self.origin}: {exc}", jpeg_headers(payload), None)
             return
-        cam = await runtime(frame, msg.partition)
+        cam = await self.runtime(frame, partition)
         ts = frame.observed_at
         if cam.last_ts is not None:
             if ts <= cam.last_ts:
-                counts["stale_dropped"] += 1  # a replay, or older than what the detectors have seen
+                self.counts["stale_dropped"] += 1  # a replay, or older than what the detectors have seen
                 return
             if ts - cam.last_ts < 1.0 / cam.fps - 1e-6:
-                counts["rate_dropped"] += 1  # above the analysis rate: not even decoded
+                self.counts["rate_dropped"] += 1  # above the analysis rate: not even decoded
                 return
         try:
-            problem, found = await asyncio.to_thread(analyse, cam, payload, ts)
+            problem, found = await asyncio.to_thread(self.analyse, cam, payload, ts)
         except Exception as exc:  # one bad frame must not stop the camera's stream
             log.exception("camera %s: frame at %s failed", frame.camera_id, ts)
-            live.pop(frame.camera_id, None)  # its stack may be half-updated: reload from the table
-            await dead_letter("frame_failed", f"{type(exc).__name__}: {exc}", jpeg_headers(payload),
-                              frame.camera_id)
+            self.live.pop(frame.camera_id, None)  # its stack may be half-updated: reload from the table
+            await self.dead_letter("frame_failed", f"{type(exc).__name__}: {exc}", jpeg_headers(payload),
+                                   frame.camera_id)
             return
         if problem is not None:
             digest = hashlib.sha256(payload).hexdigest()
-            await dead_letter("corrupt_jpeg", f"{frames_name}: frame of {frame.camera_id} at {ts} is "
-                              f"{problem} ({len(payload)} bytes, sha256 {digest}); payload_b64 holds its "
-                              "JPEG headers only", jpeg_headers(payload), frame.camera_id)
+            await self.dead_letter("corrupt_jpeg", f"{self.origin}: frame of {frame.camera_id} at {ts} is "
+                                   f"{problem} ({len(payload)} bytes, sha256 {digest}); payload_b64 holds its "
+                                   "JPEG headers only", jpeg_headers(payload), frame.camera_id)
             return
         cam.last_ts = ts
-        counts["analysed"] += 1
+        self.counts["analysed"] += 1
         if found:
-            futures = [await ctx.topics["detections"].send(key=detection_key(d), value=d.to_json())
-                       for d in found]
-            for fut in futures:  # delivered before the state that records them is saved
-                await fut
-            counts["detections_sent"] += len(found)
-        if found or cam.saved_ts is None or ts - cam.saved_ts >= cameras.state_every_s:
-            await save(frame.camera_id, cam, ts)
+            await self._send(found)  # delivered before the state that records them is saved
+            self.counts["detections_sent"] += len(found)
+        if found or cam.saved_ts is None or ts - cam.saved_ts >= self.cameras.state_every_s:
+            await self.save(frame.camera_id, cam, ts)
 
-    @app.agent(ctx.topics["frames"], name=f"{options.app_id}.frames")
-    async def frames(stream: faust.StreamT[Any]) -> None:
-        # Faust acks an event when the loop comes back for the next one: after it has been processed.
-        async for event in stream.events():
-            await on_frame(event)
+    async def sweep_evidence(self) -> None:
+        if self.evidence.enabled:
+            self.counts["evidence_swept"] += await asyncio.to_thread(self.evidence.sweep, time.time())
 
-    @app.timer(SWEEP_EVERY_S, on_leader=False)
-    async def sweep_evidence() -> None:
-        if evidence.enabled:
-            counts["evidence_swept"] += await asyncio.to_thread(evidence.sweep, time.time())
+    def revoked(self, partitions: set[int]) -> None:
+        """Another worker may take these cameras: reload their state from the table when they come back."""
+        for camera_id in [c for c, cam in self.live.items() if cam.partition in partitions]:
+            del self.live[camera_id]
 
-    @app.task
-    async def first_sweep() -> None:
-        if evidence.enabled:
-            counts["evidence_swept"] += await asyncio.to_thread(evidence.sweep, time.time())
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
-    async def _revoked(app: faust.App, revoked: set[Any], **kwargs: object) -> None:
-        # another worker may take these cameras: reload their state from the table when they come back
-        gone = {tp.partition for tp in revoked if tp.topic == frames_name}
-        for camera_id in [c for c, cam in live.items() if cam.partition in gone]:
-            del live[camera_id]
+class FramesStage:
+    """``--stages frames``: the camera detectors on ``gs.frames``."""
+
+    def register(self, app: faust.App, ctx: StageContext) -> None:
+        settings, options = ctx.settings, ctx.options
+        cameras: CamerasFile = load_cameras(settings.config_dir / "cameras.yaml")
+        deid = Deidentifier(cameras.privacy)  # loads cascades / ONNX once per worker
+        evidence = EvidenceStore(settings.run_dir / "evidence", cameras.privacy.retention_days)
+        if cameras.privacy.store_raw_frames:
+            log.warning("privacy.store_raw_frames is true, but the frames stage never stores raw frames")
+        frames_name = ctx.names.frames
+        state = app.Table("frames-state", default=None, partitions=options.partitions,
+                          key_type=str, value_type=bytes)  # keys json, values raw bytes
+
+        async def send(found: list[Detection]) -> None:
+            await send_detections(ctx.topics["detections"], found)
+
+        proc = FrameProcessor(cameras, Registry.load(settings.config_dir), deid, evidence, table=state,
+                              send=send, dead_letter=ctx.dead_letter, origin=frames_name)
+
+        def owned() -> list[int]:
+            return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == frames_name)
+
+        ctx.stats["frames"] = lambda: proc.stats(owned())
+
+        @app.agent(ctx.topics["frames"], name=f"{options.app_id}.frames")
+        async def frames(stream: faust.StreamT[Any]) -> None:
+            # Faust acks an event when the loop comes back for the next one: after it has been processed.
+            async for event in stream.events():
+                await proc.on_frame(event.key, event.value, event.message.headers, event.message.partition)
+
+        @app.timer(SWEEP_EVERY_S, on_leader=False)
+        async def sweep_evidence() -> None:
+            await proc.sweep_evidence()
+
+        @app.task
+        async def first_sweep() -> None:
+            await proc.sweep_evidence()
+
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
+        async def _revoked(app: faust.App, revoked: set[Any], **kwargs: object) -> None:
+            proc.revoked({tp.partition for tp in revoked if tp.topic == frames_name})

@@ -1,7 +1,8 @@
 """Stage ``live-config``: running workers switch detector config without a restart.
 
 Follows ``gs.config`` (key ``detectors``; see engineering/publish.py) and hands each new version to the
-detection stage's engine (``ctx.extra["detection_engine"].reconfigure(config, label)``). The engine
+detection stage's engine, given to the stage when the worker is wired (worker/stages.py), with
+``engine.reconfigure(config, label)``. The engine
 keeps the state of every detector whose resolved settings did not change. Run it together with the
 detection stage: ``gridsentinel worker --stages ingest detection live-config``.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 import yaml
@@ -42,17 +43,18 @@ def parse_message(value: dict[str, Any]) -> tuple[DetectorConfig, str]:
     return config, label
 
 
-def _extra(ctx: StageContext) -> dict[str, Any]:
-    extra = getattr(ctx, "extra", None)
-    return extra if isinstance(extra, dict) else ctx.options.extra
+class Reconfigurable(Protocol):
+    """What live config drives: the detection stage's ``DetectionEngine``."""
+
+    def reconfigure(self, config: DetectorConfig, version: str) -> set[str]: ...
 
 
 class LiveConfig:
-    """Applies config messages to the engine found in the stage context (looked up per message, so the
-    stage order does not matter)."""
+    """Applies config messages to the detection engine it is given (``None``: this worker runs no
+    detection stage, and a config that arrives is only logged)."""
 
-    def __init__(self, ctx: StageContext) -> None:
-        self.ctx = ctx
+    def __init__(self, engine: Reconfigurable | None) -> None:
+        self.engine = engine
         self.applied: str | None = None
         self.changed = 0
         self.rejected = 0
@@ -68,25 +70,30 @@ class LiveConfig:
             return
         if label == self.applied:
             return  # a replay of what runs already
-        engine = _extra(self.ctx).get("detection_engine")
-        if engine is None:
+        if self.engine is None:
             log.warning("config %s arrived but no detection engine runs in this worker", label)
             return
-        changed = engine.reconfigure(config, label)
+        changed = self.engine.reconfigure(config, label)
         self.applied = label
         self.changed = len(changed)
         log.warning("detector config %s (by %s) now live; %d detector(s) changed", label,
                     value.get("author", "?"), len(changed))
 
 
-def register(app: faust.App, ctx: StageContext) -> None:
-    ensure_config_topic(ctx.settings)
-    live = LiveConfig(ctx)
-    ctx.stats["config_label"] = lambda: live.applied
-    ctx.stats["config_changed_detectors"] = lambda: live.changed
-    ctx.stats["config_rejected"] = lambda: live.rejected
+class LiveConfigStage:
+    """``--stages live-config``: follows ``gs.config`` in a task and reconfigures ``engine``."""
 
-    @app.task
-    async def follow_live_config() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await follow_config(ctx.settings, live.handle)
+    def __init__(self, engine: Reconfigurable | None) -> None:
+        self.live = LiveConfig(engine)
+
+    def register(self, app: faust.App, ctx: StageContext) -> None:
+        ensure_config_topic(ctx.settings)
+        live = self.live
+        ctx.stats["config_label"] = lambda: live.applied
+        ctx.stats["config_changed_detectors"] = lambda: live.changed
+        ctx.stats["config_rejected"] = lambda: live.rejected
+
+        @app.task
+        async def follow_live_config() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow_config(ctx.settings, live.handle)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gridsentinel.core.topics import Topics
+from gridsentinel.core.topics import Topics, ensure_topics
 from gridsentinel.engineering.versions import ConfigVersion
 from gridsentinel.errors import ServiceError
 from gridsentinel.settings import Settings
@@ -32,20 +32,8 @@ def message_for(version: ConfigVersion, **extra: Any) -> dict[str, Any]:
 
 def ensure_config_topic(settings: Settings, partitions: int = 1) -> str:
     """Create the compacted config topic if it is missing; return its name."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     name = Topics(settings.topic_prefix).config
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    if name in admin.list_topics(timeout=10).topics:
-        return name
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                            config={"cleanup.policy": "compact"})], operation_timeout=10)
-    for fut in futures.values():
-        try:
-            fut.result()
-        except Exception as exc:  # KafkaException; another process creating it first is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise ServiceError(f"could not create Kafka topic {name}: {exc}") from exc
+    ensure_topics(settings.kafka_bootstrap, [name], partitions, config={"cleanup.policy": "compact"}, timeout=10)
     return name
 
 

@@ -170,13 +170,13 @@ QUIET_S = 2.0  # no reading read for this long: the stream has caught up, silenc
 class ShadowRunner:
     """The shadow engine and its case store; swapped when a new shadow run arrives."""
 
-    def __init__(self, ctx: StageContext) -> None:
+    def __init__(self, settings: Settings) -> None:
         from gridsentinel.cases.categories import load_catalog
         from gridsentinel.core.devices import Registry
 
-        self.ctx = ctx
-        self.registry = Registry.load(ctx.settings.config_dir)
-        self.catalog = load_catalog(ctx.settings.config_dir)
+        self.settings = settings
+        self.registry = Registry.load(settings.config_dir)
+        self.catalog = load_catalog(settings.config_dir)
         self.adjacency = self.registry.grid.neighbours() if self.registry.grid is not None else {}
         self.engine: Any = None
         self.store: Any = None
@@ -212,7 +212,7 @@ class ShadowRunner:
             await self._close()
             self.run_id = str(value.get("version"))
             self.engine = DetectionEngine(config, self.registry, config_version=label)
-            self.store = await SqlCaseStore.open(shadow_url(self.ctx.settings, self.run_id))
+            self.store = await SqlCaseStore.open(shadow_url(self.settings, self.run_id))
             log.warning("shadow config %s running beside the live one", label)
 
     async def _close(self) -> None:
@@ -262,24 +262,27 @@ class ShadowRunner:
                 await self.apply(self.engine.check(now, sorted(self.seen)))
 
 
-def register(app: faust.App, ctx: StageContext) -> None:
-    from gridsentinel.engineering.follow import follow_config
-    from gridsentinel.engineering.publish import ensure_config_topic
+class ShadowStage:
+    """``--stages shadow``: every reading also through the shadow engine of the current shadow run."""
 
-    ensure_config_topic(ctx.settings)
-    runner = ShadowRunner(ctx)
-    ctx.stats["shadow"] = lambda: {"run_id": runner.run_id, **runner.counts}
+    def register(self, app: faust.App, ctx: StageContext) -> None:
+        from gridsentinel.engineering.follow import follow_config
+        from gridsentinel.engineering.publish import ensure_config_topic
 
-    @app.agent(ctx.topics["readings"], name=f"{ctx.options.app_id}.shadow")
-    async def shadow_detect(stream: faust.StreamT[Any]) -> None:
-        async for value in stream:
-            await runner.on_reading(value)
+        ensure_config_topic(ctx.settings)
+        runner = ShadowRunner(ctx.settings)
+        ctx.stats["shadow"] = lambda: {"run_id": runner.run_id, **runner.counts}
 
-    @app.timer(2.0)
-    async def shadow_tick() -> None:
-        await runner.on_timer()
+        @app.agent(ctx.topics["readings"], name=f"{ctx.options.app_id}.shadow")
+        async def shadow_detect(stream: faust.StreamT[Any]) -> None:
+            async for value in stream:
+                await runner.on_reading(value)
 
-    @app.task
-    async def follow_shadow_config() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await follow_config(ctx.settings, runner.handle)
+        @app.timer(2.0)
+        async def shadow_tick() -> None:
+            await runner.on_timer()
+
+        @app.task
+        async def follow_shadow_config() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow_config(ctx.settings, runner.handle)

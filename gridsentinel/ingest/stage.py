@@ -13,6 +13,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -20,7 +21,7 @@ import faust
 from gridsentinel.core.records import DeadLetter, Reading, RecordError
 
 from ..ordered import OrderedQueue, TaskStopped
-from .influx import InfluxSink
+from .influx import InfluxSink, Refused
 
 if TYPE_CHECKING:
     from gridsentinel.worker.app import StageContext
@@ -70,56 +71,76 @@ class OrderedWriter(OrderedQueue[Batch]):
                     await self._ack(event)
 
 
-def register(app: faust.App, ctx: StageContext) -> None:
-    settings, options = ctx.settings, ctx.options
-    sink = InfluxSink(settings.influx_url, settings.influx_token, settings.influx_org,
-                      options.influx_bucket or settings.influx_bucket)
-    stopping = asyncio.Event()
-    ctx.stats["points_written"] = lambda: sink.points_written
-    ctx.stats["write_failures"] = lambda: sink.failures
-    ctx.stats["points_refused"] = lambda: sink.points_refused
-    ctx.stats["latency_ms_hist"] = lambda: sink.latency.counts
-    ctx.stats["gateway_to_influx_ms_hist"] = lambda: sink.latency_since_gateway.counts
+def decode(value: Any, origin: str) -> Reading | DeadLetter:
+    """A reading, or the dead letter of a record that is not one (the reason in its detail)."""
+    try:
+        return Reading.from_json(value)  # None (a tombstone) fails as a TypeError: a dead letter too
+    except (RecordError, TypeError) as exc:
+        return DeadLetter(
+            reason="bad_record", detail=f"{origin}: {exc}", origin=origin, received_at=time.time(),
+            payload_b64=base64.b64encode(value or b"").decode(),
+        )
 
-    async def write(readings: list[Reading]) -> bool:
-        # The write blocks (retrying with backoff) until InfluxDB has answered for every reading; only
-        # then are the events acked, so a crash or an outage never loses a reading: Kafka keeps the
-        # backlog. What InfluxDB refuses for good is dead-lettered (and Kafka has it) before the ack.
-        refused = await asyncio.to_thread(sink.write, readings, stopping.is_set)
-        if refused is None:
-            return False
-        for r in refused:
-            sent = await ctx.topics["deadletter"].send(key=r.reading.device_id.encode(), value=DeadLetter(
-                reason="influx_refused", detail=f"{ctx.names.readings}: {r.reason}",
-                origin=ctx.names.readings, received_at=time.time(),
-                payload_b64=base64.b64encode(r.reading.to_json()).decode(), device_id=r.reading.device_id,
-            ).to_json())
-            await sent  # on Kafka before the reading's event is acked
-        return True
 
-    @app.agent(ctx.topics["readings"], name=f"{options.app_id}.ingest")
-    async def ingest(stream: faust.StreamT[Any]) -> None:
-        manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
-        writer = OrderedWriter(write, manual.ack, max_points=options.batch_size,
-                               max_pending=options.pending_batches)
-        try:
-            async for events in manual.noack_take(options.batch_size, within=options.batch_within_s):
-                readings: list[Reading] = []
-                for event in events:
-                    try:
-                        readings.append(Reading.from_json(event.value))
-                    except (RecordError, TypeError) as exc:
-                        await ctx.dead_letter(DeadLetter(
-                            reason="bad_record", detail=f"{ctx.names.readings}: {exc}",
-                            origin=ctx.names.readings, received_at=time.time(),
-                            payload_b64=base64.b64encode(event.value or b"").decode(),
-                        ), key=event.key)
-                await writer.submit(readings, events)
-        except WriterStopped:
-            return  # shutting down: what was not written stays unacked for the next worker
-        finally:
-            await writer.close()
+def refused_letter(refused: Refused, origin: str) -> DeadLetter:
+    """The dead letter of a reading InfluxDB refused for good."""
+    reading = refused.reading
+    return DeadLetter(
+        reason="influx_refused", detail=f"{origin}: {refused.reason}", origin=origin, received_at=time.time(),
+        payload_b64=base64.b64encode(reading.to_json()).decode(), device_id=reading.device_id,
+    )
 
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
-    async def _stop(app: faust.App, **kwargs: object) -> None:
-        stopping.set()
+
+@dataclass
+class IngestStage:
+    """``--stages ingest``: ``gs.readings`` -> InfluxDB, the bucket given or the settings'."""
+
+    bucket: str | None = None
+
+    def register(self, app: faust.App, ctx: StageContext) -> None:
+        settings, options, origin = ctx.settings, ctx.options, ctx.names.readings
+        sink = InfluxSink(settings.influx_url, settings.influx_token, settings.influx_org,
+                          self.bucket or settings.influx_bucket)
+        stopping = asyncio.Event()
+        ctx.stats["points_written"] = lambda: sink.points_written
+        ctx.stats["write_failures"] = lambda: sink.failures
+        ctx.stats["points_refused"] = lambda: sink.points_refused
+        ctx.stats["latency_ms_hist"] = lambda: sink.latency.counts
+        ctx.stats["gateway_to_influx_ms_hist"] = lambda: sink.latency_since_gateway.counts
+
+        async def write(readings: list[Reading]) -> bool:
+            # The write blocks (retrying with backoff) until InfluxDB has answered for every reading; only
+            # then are the events acked, so a crash or an outage never loses a reading: Kafka keeps the
+            # backlog. What InfluxDB refuses for good is dead-lettered (and Kafka has it) before the ack.
+            refused = await asyncio.to_thread(sink.write, readings, stopping.is_set)
+            if refused is None:
+                return False
+            for r in refused:
+                sent = await ctx.topics["deadletter"].send(key=r.reading.device_id.encode(),
+                                                           value=refused_letter(r, origin).to_json())
+                await sent  # on Kafka before the reading's event is acked
+            return True
+
+        @app.agent(ctx.topics["readings"], name=f"{options.app_id}.ingest")
+        async def ingest(stream: faust.StreamT[Any]) -> None:
+            manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
+            writer = OrderedWriter(write, manual.ack, max_points=options.batch_size,
+                                   max_pending=options.pending_batches)
+            try:
+                async for events in manual.noack_take(options.batch_size, within=options.batch_within_s):
+                    readings: list[Reading] = []
+                    for event in events:
+                        one = decode(event.value, origin)
+                        if isinstance(one, DeadLetter):
+                            await ctx.dead_letter(one, key=event.key)
+                        else:
+                            readings.append(one)
+                    await writer.submit(readings, events)
+            except WriterStopped:
+                return  # shutting down: what was not written stays unacked for the next worker
+            finally:
+                await writer.close()
+
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
+        async def _stop(app: faust.App, **kwargs: object) -> None:
+            stopping.set()

@@ -1,4 +1,6 @@
-"""The stream worker: the composition root that builds the Faust app from settings and the stages asked
-for, and the ``gridsentinel worker`` command that runs and supervises it. The only package that imports
-every stage; no stage imports it back except for the context type it is handed.
+"""The stream worker: the composition root (app.py) that builds the Faust app from settings and the stage
+objects passed in, the stage names and their wiring (stages.py, the only module that imports every stage),
+the Faust/aiokafka workarounds (faust_compat.py) and the ``gridsentinel worker`` command that runs and
+supervises it (command.py, child.py). Stages import from here only the context type they are handed and
+faust_compat's helpers.
 """

@@ -1,50 +1,71 @@
 """`gridsentinel worker`: run the Faust app in the foreground, supervised.
 
 Faust crashes its worker on some broker errors instead of retrying (a failed offset commit while
-the group rejoins after a Kafka restart is one; worker/app.py now tolerates that one). Nothing is lost
-when that happens - offsets are committed only after the work is done - but the stages would stay
-down. So the command runs the app in a child process and restarts it with backoff when it exits on
-its own. Signals are forwarded, and the
-child dies with its supervisor (PR_SET_PDEATHSIG), so `kill -9` of the worker behaves like a crash.
+the group rejoins after a Kafka restart is one; worker/faust_compat.py now tolerates that one). Nothing is
+lost when that happens - offsets are committed only after the work is done - but the stages would stay
+down. So the command runs the app in a child process (``python -m gridsentinel.worker.child``) and restarts
+it with backoff when it exits on its own. Signals are forwarded, and the child dies with its supervisor
+(PR_SET_PDEATHSIG), so `kill -9` of the worker behaves like a crash.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
-import os
 import signal
 import subprocess
 import sys
 import time
 
+from gridsentinel.children import die_with_parent
 from gridsentinel.settings import Settings
-from gridsentinel.worker.app import WorkerOptions, create_app
 
 log = logging.getLogger(__name__)
-CHILD_ENV = "GS_WORKER_CHILD"
-PR_SET_PDEATHSIG = 1
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    if os.environ.get(CHILD_ENV) == "1" or args.no_supervise:
-        return _run_app(settings, args)
-    return supervise([sys.executable, "-m", "gridsentinel.cli", *sys.argv[1:]])
+    if args.no_supervise:
+        return run_app(settings, args)
+    return supervise([sys.executable, "-m", "gridsentinel.worker.child", *child_arguments(args)])
 
 
-def _run_app(settings: Settings, args: argparse.Namespace) -> int:
-    options = WorkerOptions(app_id=args.app_id, influx_bucket=args.bucket, stats_file=args.stats_file,
-                            stages=tuple(args.stages))
-    app = create_app(settings, options)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the child entry takes: the app's options of `gridsentinel worker` (all given explicitly)."""
+    parser.add_argument("--app-id", required=True)
+    parser.add_argument("--bucket", default=None)
+    parser.add_argument("--loglevel", required=True)
+    parser.add_argument("--stats-file", default=None)
+    parser.add_argument("--stages", nargs="+", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def child_arguments(args: argparse.Namespace) -> list[str]:
+    """The child entry's arguments for the parsed `gridsentinel worker` arguments.
+
+    >>> child_arguments(argparse.Namespace(app_id="gs", bucket=None, loglevel="warning", stats_file="s.json",
+    ...                                    stages=["ingest", "detect"], verbose=True))
+    ['--app-id', 'gs', '--loglevel', 'warning', '--stats-file', 's.json', '--verbose', '--stages', 'ingest', 'detect']
+    """
+    argv = ["--app-id", args.app_id, "--loglevel", args.loglevel]
+    if args.bucket is not None:
+        argv += ["--bucket", args.bucket]
+    if args.stats_file is not None:
+        argv += ["--stats-file", args.stats_file]
+    if getattr(args, "verbose", False):
+        argv.append("--verbose")
+    return [*argv, "--stages", *args.stages]
+
+
+def run_app(settings: Settings, args: argparse.Namespace) -> int:
+    """Build the app from the stages asked for and run it here until it stops."""
+    from gridsentinel.worker.app import WorkerOptions, create_app
+    from gridsentinel.worker.stages import build_stages
+
+    options = WorkerOptions(app_id=args.app_id, influx_bucket=args.bucket, stats_file=args.stats_file)
+    app = create_app(settings, options, build_stages(settings, options, args.stages))
     worker = app.Worker(loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def supervise(argv: list[str], *, max_backoff_s: float = 30.0, stable_after_s: float = 60.0) -> int:
@@ -63,7 +84,7 @@ def supervise(argv: list[str], *, max_backoff_s: float = 30.0, stable_after_s: f
     backoff = 1.0
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(argv, env={**os.environ, CHILD_ENV: "1"}, preexec_fn=_die_with_parent)
+        child = subprocess.Popen(argv, preexec_fn=die_with_parent())
         code = child.wait()
         if stopping:
             return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code

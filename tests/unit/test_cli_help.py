@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridsentinel.cli import build_parser
-from gridsentinel.worker.app import STAGES
+from gridsentinel.worker.stages import STAGES
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -15,7 +14,6 @@ from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import DetectionEngine
 from gridsentinel.engineering.shadow import ShadowRunner
 from gridsentinel.settings import Settings
-from gridsentinel.worker.app import StageContext
 
 pytestmark = pytest.mark.unit
 
@@ -24,8 +22,8 @@ START = 1_780_000_000.0  # 2026-05-28, pinned: nothing here reads the hour of da
 
 
 class Recorder(ShadowRunner):
-    def __init__(self, ctx: StageContext) -> None:
-        super().__init__(ctx)
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.kinds: list[tuple[str, str]] = []
 
     async def apply(self, detections: list[Any]) -> None:
@@ -38,8 +36,7 @@ def reading(device_id: str, t: float, seq: int) -> bytes:
 
 
 def runner() -> Recorder:
-    ctx = cast(StageContext, SimpleNamespace(settings=Settings(config_dir=CONFIG)))
-    r = Recorder(ctx)
+    r = Recorder(Settings(config_dir=CONFIG))
     r.engine = DetectionEngine(load_file(CONFIG / "detectors.yaml"), r.registry)
     return r
 

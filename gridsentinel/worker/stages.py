@@ -1,0 +1,58 @@
+"""The worker's stages by their CLI names, and how they are wired: the only module that imports them all.
+
+Each name maps to a factory that builds the stage object :func:`gridsentinel.worker.app.create_app` takes.
+The wiring is explicit here: live config gets the detection stage's engine (the one it reconfigures),
+the case stage gets the alert delivery (alerts sits above cases, so cases cannot build it itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from gridsentinel.alerts.delivery.service import AlertDelivery
+from gridsentinel.cases.stage import CaseStage
+from gridsentinel.detectors.frames_stage import FramesStage
+from gridsentinel.detectors.stage import DetectionStage
+from gridsentinel.engineering.live_config import LiveConfigStage
+from gridsentinel.engineering.shadow import ShadowStage
+from gridsentinel.ingest.stage import IngestStage
+from gridsentinel.settings import Settings
+from gridsentinel.worker.app import Stage, WorkerOptions
+
+
+class Wiring:
+    """What the factories share: settings, options, the stage names asked for, and the detection stage
+    (built once, when the first factory needs it)."""
+
+    def __init__(self, settings: Settings, options: WorkerOptions, names: Sequence[str]) -> None:
+        self.settings = settings
+        self.options = options
+        self.names = tuple(names)
+        self._detection: DetectionStage | None = None
+
+    def detection(self) -> DetectionStage:
+        if self._detection is None:
+            self._detection = DetectionStage.from_settings(self.settings)
+        return self._detection
+
+
+FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
+    "ingest": lambda w: IngestStage(bucket=w.options.influx_bucket),
+    "detect": lambda w: w.detection(),
+    "cases": lambda w: CaseStage(delivery=lambda dead_letter: AlertDelivery.from_settings(
+        w.settings, on_dead_letter=dead_letter)),
+    # without a detect stage in this worker a new config is only logged
+    "live-config": lambda w: LiveConfigStage(w.detection().engine if "detect" in w.names else None),
+    "shadow": lambda w: ShadowStage(),
+    "frames": lambda w: FramesStage(),
+}
+STAGES: tuple[str, ...] = tuple(FACTORIES)  # the names `gridsentinel worker --stages` takes
+
+
+def build_stages(settings: Settings, options: WorkerOptions, names: Sequence[str]) -> list[Stage]:
+    """The stage objects for ``names``, in that order; ``ValueError`` on a name that is no stage."""
+    for name in names:
+        if name not in FACTORIES:
+            raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
+    wiring = Wiring(settings, options, names)
+    return [FACTORIES[name](wiring) for name in names]
