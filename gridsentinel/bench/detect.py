@@ -160,7 +160,8 @@ def _child(mode: str, app_id: str, stats_path: str) -> int:
     import faust
 
     from gridsentinel.detectors.stage import DetectionStage
-    from gridsentinel.worker.app import WorkerOptions, _atomic_write, create_app
+    from gridsentinel.streams.context import WorkerOptions
+    from gridsentinel.worker.app import _atomic_write, create_app
 
     settings = Settings()
     if mode == "detect":  # the real stage; the app writes its counters to the stats file each second

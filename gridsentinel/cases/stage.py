@@ -51,7 +51,7 @@ from gridsentinel.settings import Settings
 if TYPE_CHECKING:
     import faust
 
-    from gridsentinel.worker.app import StageContext
+    from gridsentinel.streams.context import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +412,7 @@ class CaseStage:
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         from gridsentinel.core.grid import GridMap
-        from gridsentinel.worker.faust_compat import produce
+        from gridsentinel.streams.faust_compat import produce
 
         settings, options = ctx.settings, ctx.options
         ctx.ensure_topics([ctx.names.detections, ctx.names.case_events, ctx.names.deadletter])

@@ -47,7 +47,7 @@ from gridsentinel.detectors.camera.stack import CameraStack
 from gridsentinel.detectors.stage import send_detections
 
 if TYPE_CHECKING:
-    from gridsentinel.worker.app import StageContext
+    from gridsentinel.streams.context import StageContext
 
 log = logging.getLogger(__name__)
 

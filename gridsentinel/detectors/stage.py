@@ -39,10 +39,10 @@ from gridsentinel.core.records import DeadLetter, Detection, Reading, RecordErro
 from gridsentinel.detectors.config import load_file
 from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, PartitionClock
 from gridsentinel.settings import Settings
-from gridsentinel.worker.faust_compat import read_position, table_put
+from gridsentinel.streams.faust_compat import read_position, table_put
 
 if TYPE_CHECKING:
-    from gridsentinel.worker.app import StageContext
+    from gridsentinel.streams.context import StageContext
 
 log = logging.getLogger(__name__)
 

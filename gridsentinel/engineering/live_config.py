@@ -22,7 +22,7 @@ from gridsentinel.engineering.follow import follow_config
 from gridsentinel.engineering.publish import LIVE_KEY, ensure_config_topic
 
 if TYPE_CHECKING:
-    from gridsentinel.worker.app import StageContext
+    from gridsentinel.streams.context import StageContext
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from gridsentinel.settings import Settings
 if TYPE_CHECKING:
     import faust
 
-    from gridsentinel.worker.app import StageContext
+    from gridsentinel.streams.context import StageContext
 
 log = logging.getLogger(__name__)
 _SCHEMA = """CREATE TABLE IF NOT EXISTS shadow_runs (

@@ -24,7 +24,7 @@ from ..ordered import OrderedQueue, TaskStopped
 from .influx import InfluxSink, Refused
 
 if TYPE_CHECKING:
-    from gridsentinel.worker.app import StageContext
+    from gridsentinel.streams.context import StageContext
 
 Batch = tuple[list[Reading], Sequence[Any]]  # decoded readings, the events they came from
 

@@ -3,7 +3,7 @@
 Topics are defined once here; each stage object registers its agents, tables and timers on the app
 (``register(app, ctx)``), as Starlette takes its routes. Which stage objects exist and how they are wired
 to each other is decided in worker/stages.py, the only module that imports the stages; the Faust and
-aiokafka workarounds live in worker/faust_compat.py.
+aiokafka workarounds live in streams/faust_compat.py.
 """
 
 from __future__ import annotations
@@ -12,52 +12,14 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import faust
 
-from gridsentinel.core.records import DeadLetter
-from gridsentinel.core.topics import Topics, ensure_topics
+from gridsentinel.core.topics import Topics
 from gridsentinel.settings import Settings
-from gridsentinel.worker import faust_compat
-
-
-@dataclass
-class WorkerOptions:
-    app_id: str = "gridsentinel"
-    influx_bucket: str | None = None  # default: settings.influx_bucket
-    batch_size: int = 5000
-    batch_within_s: float = 0.05
-    pending_batches: int = 8  # batches taken but not yet written (the ingest stage writes while taking)
-    fetch_max_wait_ms: int = 50  # Kafka fetch long-poll; Faust hard-codes 1500 (see faust_compat)
-    partitions: int = 4
-    stats_file: str | None = None  # when set, each stage's counters are written here each second
-
-
-@dataclass
-class StageContext:
-    """What every stage gets: settings, options, the topics (defined once) and a stats registry."""
-
-    settings: Settings
-    options: WorkerOptions
-    names: Topics
-    topics: dict[str, faust.TopicT]
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    async def dead_letter(self, letter: DeadLetter, key: bytes | None = None) -> None:
-        await self.topics["deadletter"].send(key=key, value=letter.to_json())
-
-    def ensure_topics(self, names: list[str], config: dict[str, str] | None = None) -> None:
-        """Create the topics a stage consumes before the app subscribes (a topic created later is seen
-        only at the next metadata refresh, five minutes on), with the app's partition count."""
-        ensure_topics(self.settings.kafka_bootstrap, names, self.options.partitions, config=config)
-
-
-class Stage(Protocol):
-    """A worker stage: adds its agents, tables and timers to the app."""
-
-    def register(self, app: faust.App, ctx: StageContext) -> None: ...
+from gridsentinel.streams import faust_compat
+from gridsentinel.streams.context import Stage, StageContext, WorkerOptions
 
 
 def create_app(settings: Settings, options: WorkerOptions, stages: Sequence[Stage] = ()) -> faust.App:

@@ -1,7 +1,7 @@
 """`gridsentinel worker`: run the Faust app in the foreground, supervised.
 
 Faust crashes its worker on some broker errors instead of retrying (a failed offset commit while
-the group rejoins after a Kafka restart is one; worker/faust_compat.py now tolerates that one). Nothing is
+the group rejoins after a Kafka restart is one; streams/faust_compat.py now tolerates that one). Nothing is
 lost when that happens - offsets are committed only after the work is done - but the stages would stay
 down. So the command runs the app in a child process (``python -m gridsentinel.worker.child``) and restarts
 it with backoff when it exits on its own. Signals are forwarded, and the child dies with its supervisor
@@ -58,7 +58,8 @@ def child_arguments(args: argparse.Namespace) -> list[str]:
 
 def run_app(settings: Settings, args: argparse.Namespace) -> int:
     """Build the app from the stages asked for and run it here until it stops."""
-    from gridsentinel.worker.app import WorkerOptions, create_app
+    from gridsentinel.streams.context import WorkerOptions
+    from gridsentinel.worker.app import create_app
     from gridsentinel.worker.stages import build_stages
 
     options = WorkerOptions(app_id=args.app_id, influx_bucket=args.bucket, stats_file=args.stats_file)

@@ -17,7 +17,7 @@ from gridsentinel.engineering.live_config import LiveConfigStage
 from gridsentinel.engineering.shadow import ShadowStage
 from gridsentinel.ingest.stage import IngestStage
 from gridsentinel.settings import Settings
-from gridsentinel.worker.app import Stage, WorkerOptions
+from gridsentinel.streams.context import Stage, WorkerOptions
 
 
 class Wiring:

@@ -12,8 +12,8 @@ from gridsentinel.detectors.stage import DetectionStage
 from gridsentinel.engineering.live_config import LiveConfigStage
 from gridsentinel.ingest.stage import IngestStage
 from gridsentinel.settings import Settings
-from gridsentinel.worker.app import WorkerOptions
-from gridsentinel.worker.faust_compat import RECHECK, TESTED_VERSIONS, UntestedVersion, check_versions
+from gridsentinel.streams.context import WorkerOptions
+from gridsentinel.streams.faust_compat import RECHECK, TESTED_VERSIONS, UntestedVersion, check_versions
 from gridsentinel.worker.stages import STAGES, build_stages
 
 pytestmark = pytest.mark.unit

@@ -74,7 +74,7 @@ def check_versions(installed: Mapping[str, str | None] | None = None) -> None:
              for name, tested in TESTED_VERSIONS.items() if installed.get(name) != tested]
     if wrong:
         raise UntestedVersion(
-            "the worker's Faust workarounds (gridsentinel/worker/faust_compat.py) are tested only with "
+            "the worker's Faust workarounds (gridsentinel/streams/faust_compat.py) are tested only with "
             + ", ".join(f"{n} {v}" for n, v in TESTED_VERSIONS.items())
             + f", as constraints.txt pins them; this environment has {'; '.join(wrong)}.\n"
             "Install the pinned versions (`pip install -c constraints.txt -e .`), or, to raise a pin, "
