@@ -139,7 +139,7 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     module = importlib.import_module(BENCHMARKS[args.bench][0])
-    return int(module.run(args))
+    return int(module.run(args, settings))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,7 @@ from gridsentinel.detectors.camera.privacy import Deidentifier, find_centerface_
 from gridsentinel.detectors.camera.stack import DETECTORS, CameraStack
 from gridsentinel.detectors.camera.static_object import StaticObjectDetector
 from gridsentinel.detectors.camera.tamper import TamperDetector
+from gridsentinel.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "vision"
 ROAD = [(0.45, 0.45), (0.95, 0.45), (0.95, 0.75), (0.45, 0.75)]  # open tarmac in vtest
@@ -46,10 +47,9 @@ STATIC_DWELL_S = 20.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    default = os.environ.get("GS_VIDEO_DIR", "../shared/datasets/video")
     parser.add_argument(
         "--data",
-        default=default,
+        default=None,
         help="folder with vtest.avi, tree.avi, messi5.jpg, city.jpg (default: $GS_VIDEO_DIR "
         "or ../shared/datasets/video)",
     )
@@ -429,8 +429,8 @@ def _table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    data = Path(args.data)
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    data = Path(args.data or settings.video_dir)
     if not (data / "vtest.avi").is_file():
         print(f"bench vision: no vtest.avi in {data} (set --data or GS_VIDEO_DIR)")
         return 2
@@ -442,4 +442,4 @@ def run(args: argparse.Namespace) -> int:
 if __name__ == "__main__":  # pragma: no cover - convenience until the CLI wires it
     p = argparse.ArgumentParser(prog="gridsentinel bench vision")
     add_arguments(p)
-    raise SystemExit(run(p.parse_args()))
+    raise SystemExit(run(p.parse_args(), Settings()))

@@ -27,10 +27,9 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,7 +40,7 @@ from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
-from gridsentinel.cases.store import SqlCaseStore, database_url, encode_event
+from gridsentinel.cases.store import SqlCaseStore, encode_event
 from gridsentinel.cases.store_protocol import CaseStore, Outbox, StoreConflict
 from gridsentinel.cases.workflow import sweep
 from gridsentinel.core.records import DeadLetter, Detection, RecordError
@@ -81,19 +80,20 @@ class CaseStageConfig:
     pending_batches: int = 4  # batches committed and produced but not yet acked (the pipeline depth)
 
     @classmethod
-    def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CaseStageConfig:
-        """``GS_DATABASE_URL`` (as the API), ``GS_CASES_SWEEP_INTERVAL`` (s), ``GS_CASES_OUTBOX_GRACE`` (s),
-        ``GS_CASES_BATCH_SIZE``.
+    def from_settings(cls, settings: Settings) -> CaseStageConfig:
+        """``database_url`` (as the API), ``cases_sweep_interval_s`` (``GS_CASES_SWEEP_INTERVAL``),
+        ``cases_outbox_grace_s`` (``GS_CASES_OUTBOX_GRACE``), ``cases_batch_size`` (``GS_CASES_BATCH_SIZE``).
 
-        >>> CaseStageConfig.from_env(Settings(), env={"GS_DATABASE_URL": "sqlite:///x.db"}).sweep_interval_s
-        30.0
+        >>> s = Settings.model_validate({"database_url": "sqlite:///x.db", "cases_batch_size": 50})
+        >>> c = CaseStageConfig.from_settings(s)
+        >>> c.database_url, c.sweep_interval_s, c.batch_size
+        ('sqlite:///x.db', 30.0, 50)
         """
-        env = os.environ if env is None else env
         return cls(
-            database_url=database_url(settings, env),
-            sweep_interval_s=float(env.get("GS_CASES_SWEEP_INTERVAL") or 30.0),
-            outbox_grace_s=float(env.get("GS_CASES_OUTBOX_GRACE") or 5.0),
-            batch_size=int(env.get("GS_CASES_BATCH_SIZE") or 500),
+            database_url=settings.database_url,
+            sweep_interval_s=settings.cases_sweep_interval_s,
+            outbox_grace_s=settings.cases_outbox_grace_s,
+            batch_size=settings.cases_batch_size,
         )
 
 
@@ -379,7 +379,7 @@ def register(app: faust.App, ctx: StageContext) -> None:
         [ctx.names.detections, ctx.names.case_events, ctx.names.deadletter],
         options.partitions,
     )
-    config = CaseStageConfig.from_env(settings)
+    config = CaseStageConfig.from_settings(settings)
     catalog = load_catalog(settings.config_dir)
     adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
     case_events = ctx.topics["case_events"]

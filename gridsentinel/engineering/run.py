@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 import time
@@ -132,8 +131,7 @@ def _csv_devices(registry: Registry, source: CsvSource, kind: str, grid: str) ->
 async def _real_cases(req: BacktestRequest, settings: Settings) -> list[Case] | None:
     from gridsentinel.cases.store import SqlCaseStore
 
-    default = f"sqlite:///{settings.run_dir / 'cases.db'}"
-    url = req.database_url or os.environ.get("GS_DATABASE_URL") or default
+    url = req.database_url or settings.database_url
     if url.startswith("sqlite") and ":memory:" not in url:
         path = Path(url.split(":///", 1)[-1])
         if not path.exists():

@@ -97,6 +97,9 @@ class Receiver(_Strict):
         return self
 
     def resolve_secret(self, env: Mapping[str, str] | None = None) -> str:
+        # The one environment read outside Settings, on purpose: ``secret_env`` names where a secret lives
+        # (a variable per receiver, chosen in receivers.yaml), so secrets stay out of config files and out
+        # of Settings, which is logged and passed everywhere; it is not a setting with a default.
         if self.secret is not None:
             return self.secret
         env = os.environ if env is None else env
