@@ -11,19 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from gridsentinel.core.config import StrictModel as _Model
+from gridsentinel.core.config import format_validation_error, read_yaml
 from gridsentinel.errors import ConfigError
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
 Polygon = Annotated[list[Point], Field(min_length=3, description="Polygon vertices as [x, y] in 0..1.")]
 
 FULL_FRAME: list[Point] = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DetectorConfig(_Model):
@@ -423,29 +420,14 @@ class CamerasFile(_Model):
         return self
 
 
-def _describe(path: str, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid camera config"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})")
-    return "\n".join(lines)
-
-
 def parse_cameras(data: Any, source: str = "<cameras>") -> CamerasFile:
     """Validate already-parsed YAML/JSON data; errors become ConfigError with key paths."""
     try:
         return CamerasFile.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(_describe(source, exc)) from None
+        raise ConfigError("\n".join(format_validation_error(exc, source, what="camera config"))) from None
 
 
 def load_cameras(path: str | Path) -> CamerasFile:
     """Read and validate a cameras YAML file."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-    return parse_cameras(data, str(p))
+    return parse_cameras(read_yaml(path), str(path))
