@@ -37,11 +37,10 @@ from sqlalchemy.exc import DBAPIError
 
 from gridsentinel.cases.batch import Applied, apply_detections
 from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
-from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
 from gridsentinel.cases.store import SqlCaseStore, encode_event
-from gridsentinel.cases.store_protocol import CaseStore, Outbox, StoreConflict
+from gridsentinel.cases.store_protocol import CaseStore, Outbox
 from gridsentinel.cases.workflow import sweep
 from gridsentinel.core.records import DeadLetter, Detection, RecordError
 from gridsentinel.ordered import OrderedQueue, TaskStopped
@@ -153,10 +152,10 @@ class CaseProcessor:
         events: list[CaseEvent] = []
         results = await self._apply_batch([d for _, _, d in decoded]) if decoded else []
         for (key, value, detection), result in zip(decoded, results, strict=True):
-            if isinstance(result.error, StoreConflict):
-                # Its writers kept losing inside the batch's per-detection fallback: go on as for one.
-                events += await self._apply(key, value, detection, conflicts=1)
-            elif result.error is not None:
+            if result.error is not None:
+                # A StoreConflict here means concurrent writers won every attempt the retry policy
+                # (cases/retry.py) allows: a hot spot, not bad data; it goes to the dead letter rather
+                # than blocking the partition.
                 await self._refuse(key, value, detection, result.error)
             else:
                 self.stats["applied" if result.events else "replayed"] += 1
@@ -205,34 +204,6 @@ class CaseProcessor:
         events = await sweep(self.store, self.catalog, now=self._clock())
         await self.publish(events)
         return events
-
-    async def _apply(self, key: bytes | None, value: bytes | None, detection: Detection, *,
-                     conflicts: int = 0) -> list[CaseEvent]:
-        """One detection on its own (after its batch lost races), with the retries of the old path."""
-        while True:
-            try:
-                events = await apply_detection(
-                    detection, self.store, self.catalog, self.adjacency, now=self._clock()
-                )
-            except (UnknownCategory, GridCodeError) as exc:
-                await self._refuse(key, value, detection, exc)
-                return []
-            except StoreConflict as exc:
-                # Concurrent writers won five times in a row: a hot spot, not bad data. Try again a few
-                # times, then keep it in the dead letter rather than blocking the partition.
-                conflicts += 1
-                if conflicts >= 3:
-                    await self._refuse(key, value, detection, exc)
-                    return []
-                continue
-            except (DBAPIError, OSError) as exc:
-                # The database is away: nothing was committed; wait and retry (the detection stays unacked).
-                self.stats["store_retries"] += 1
-                log.warning("case store unavailable (%s); retrying detection %s", exc, detection.detection_id)
-                await asyncio.sleep(self._retry_delay_s)
-                continue
-            self.stats["applied" if events else "replayed"] += 1
-            return events
 
     async def _refuse(self, key: bytes | None, value: bytes | None, detection: Detection,
                       error: Exception) -> None:
