@@ -36,7 +36,7 @@ from gridsentinel.detectors.camera.config import (
 from gridsentinel.detectors.camera.crowd import CrowdDetector
 from gridsentinel.detectors.camera.fire_smoke import FireSmokeDetector
 from gridsentinel.detectors.camera.privacy import Deidentifier, find_centerface_model
-from gridsentinel.detectors.camera.stack import DETECTORS, CameraStack
+from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS, CameraStack
 from gridsentinel.detectors.camera.static_object import StaticObjectDetector
 from gridsentinel.detectors.camera.tamper import TamperDetector
 from gridsentinel.settings import Settings
@@ -115,7 +115,7 @@ def false_alarms(clips: dict[str, tuple[list[np.ndarray], float]]) -> dict[str, 
         row: dict[str, Any] = {}
         total, hours = 0, 0.0
         for clip, (frames, fps) in clips.items():
-            found = _run(DETECTORS[name](cfg), frames, fps)
+            found = _run(CAMERA_DETECTORS[name](cfg), frames, fps)
             row[clip] = len(found)
             total += len(found)
             hours += len(frames) / fps / 3600
@@ -307,7 +307,7 @@ def speed(frames: list[np.ndarray]) -> dict[str, Any]:
     worst = CameraConfig.model_validate({
         "camera_id": "bench",
         **{  # every detector analyses every frame
-            name: {**getattr(cfg, name).model_dump(), "analysis_fps": 30.0} for name in DETECTORS
+            name: {**getattr(cfg, name).model_dump(), "analysis_fps": 30.0} for name in CAMERA_DETECTORS
         },
     })
     n = min(len(frames), 250)
@@ -325,7 +325,7 @@ def speed(frames: list[np.ndarray]) -> dict[str, Any]:
                 "fps_cpu": round(n / cpu, 1),
             }
         per: dict[str, float] = {}
-        for name, cls in DETECTORS.items():
+        for name, cls in CAMERA_DETECTORS.items():
             det = cls(getattr(worst, name))
             c0 = time.process_time()
             for i, f in enumerate(sized[:60]):

@@ -27,7 +27,8 @@ from gridsentinel.cases.retry import CONFLICT_RETRY, ConflictRetry
 from gridsentinel.cases.store_protocol import CaseStore, CaseTx
 from gridsentinel.core.records import SEVERITIES, Detection
 
-Outcome = Literal["opened", "attached", "merged", "reopened", "late"]
+# What dedup did with a detection (not to be confused with a detector's ``Outcome``, its score and findings).
+DedupOutcome = Literal["opened", "attached", "merged", "reopened", "late"]
 DEDUP_ACTOR = "system:dedup"
 # Case ids derive from the detection that opened the case, so a replayed history yields the same ids.
 _CASE_NS = uuid.UUID("0b9d3f3e-5a7c-4c55-9f1e-3f6d2f7a9c01")
@@ -41,7 +42,7 @@ def case_id_for(detection_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Decision:
     change: CaseChange
-    outcome: Outcome
+    outcome: DedupOutcome
     expected_version: int | None  # None: a new case
 
 

@@ -16,7 +16,7 @@ from gridsentinel.detectors.camera.tamper import TamperDetector
 from gridsentinel.detectors.camera.waterlogging import WaterloggingDetector
 
 # Registry: config field name -> detector class. The conformance tests run over every entry.
-DETECTORS: dict[str, type[CameraDetector[Any]]] = {
+CAMERA_DETECTORS: dict[str, type[CameraDetector[Any]]] = {
     "tamper": TamperDetector,
     "static_object": StaticObjectDetector,
     "crowd": CrowdDetector,
@@ -55,7 +55,7 @@ class CameraStack:
             config_version=config_version,
         )
         self.detectors: dict[str, CameraDetector[Any]] = {}
-        for field, cls in DETECTORS.items():
+        for field, cls in CAMERA_DETECTORS.items():
             det_cfg = getattr(config, field)
             if det_cfg.enabled:
                 self.detectors[field] = cls(det_cfg, camera=self.identity, ignore=config.ignore)
