@@ -86,10 +86,10 @@ def warn_if_calendar_uncovered(settings: Settings, now: float | None = None) -> 
     """Log (and return) the start-up warning when this year's (or, in December, next year's) public
     holidays are unknown: due times would then treat them as working days."""
     from .cases.calendar import WorkCalendar, coverage_warning
-    from .cases.categories import load_yaml_model
+    from .core.config import load_yaml
 
     path = settings.config_dir / "calendar.yaml"
-    cal = load_yaml_model(path, WorkCalendar) if path.exists() else WorkCalendar()
+    cal = load_yaml(path, WorkCalendar) if path.exists() else WorkCalendar()
     warning = coverage_warning(time.time() if now is None else now, cal)
     if warning:
         logging.getLogger("gridsentinel.calendar").warning("%s", warning)
@@ -139,7 +139,7 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     module = importlib.import_module(BENCHMARKS[args.bench][0])
-    return int(module.run(args))
+    return int(module.run(args, settings))
 
 
 def build_parser() -> argparse.ArgumentParser:

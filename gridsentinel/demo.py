@@ -238,12 +238,10 @@ def _port_free(port: int) -> bool:
 
 def _namespace_env(space: Settings, tag: str, run_dir: Path) -> dict[str, str]:
     """The children's environment for this run's private slice of the stack."""
-    import os
-
     env = {"GS_TOPIC_PREFIX": space.topic_prefix, "GS_INFLUX_BUCKET": space.influx_bucket,
            "GS_MQTT_SHARE_GROUP": tag,  # other gateways on the broker do not take a share of the district
            "GS_MQTT_SESSION_EXPIRY": "120"}  # the broker forgets the gateway's session soon after Ctrl-C
-    if not os.environ.get("GS_DATABASE_URL"):
+    if "database_url" not in space.model_fields_set:  # no GS_DATABASE_URL given: the run's own store
         env["GS_DATABASE_URL"] = f"sqlite:///{run_dir / 'cases.db'}"
     return env
 

@@ -139,7 +139,7 @@ def create_app(
     ``open311_wait_s``: how long a POST waits for the case stage to apply its report before it answers
     with the token alone.
     """
-    config = config or ApiConfig.from_env(settings)
+    config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
     state = ApiState(
         settings=settings,

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gridsentinel.cases.categories import load_yaml_model
+from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.errors import ConfigError
 
 Role = Literal["viewer", "dispatcher", "engineer", "admin", "citizen"]
@@ -44,10 +44,8 @@ def allows(role: str, minimum: str) -> bool:
     return role in LADDER and minimum in LADDER and LADDER.index(role) >= LADDER.index(minimum)
 
 
-class TokenEntry(BaseModel):
+class TokenEntry(StrictModel):
     """One API token."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(
         pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
@@ -60,10 +58,8 @@ class TokenEntry(BaseModel):
     description: str = Field("", max_length=200, description="Free text: what the token is for.")
 
 
-class TokensFile(BaseModel):
+class TokensFile(StrictModel):
     """``config/tokens.yaml``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tokens: list[TokenEntry] = Field(default_factory=list, description="The API tokens.")
 
@@ -82,7 +78,7 @@ class TokenStore:
     def load(cls, path: Path) -> TokenStore:
         if not path.exists():
             return cls([])  # no tokens: every protected route answers 401
-        return cls(load_yaml_model(path, TokensFile).tokens)
+        return cls(load_yaml(path, TokensFile).tokens)
 
     def authenticate(self, plain: str) -> TokenEntry | None:
         digest = hash_token(plain)
@@ -100,7 +96,7 @@ def add_token(
     Comments in an existing file are not kept. Raises ConfigError for an unknown role or a taken id.
     """
     path = Path(path)
-    current = load_yaml_model(path, TokensFile).tokens if path.exists() else []
+    current = load_yaml(path, TokensFile).tokens if path.exists() else []
     if any(e.id == token_id for e in current):
         raise ConfigError(f"{path}: token id {token_id!r} already exists")
     plain = plain or secrets.token_urlsafe(32)

@@ -1,21 +1,18 @@
-"""The API's own settings (read once at start-up, beside :class:`~gridsentinel.settings.Settings`).
+"""The API's own settings (taken once at start-up from :class:`~gridsentinel.settings.Settings`).
 
 >>> from gridsentinel.settings import Settings
->>> cfg = ApiConfig.from_env(Settings(run_dir=Path("/tmp/gs")), env={})
->>> cfg.database_url
-'sqlite:////tmp/gs/cases.db'
->>> ApiConfig.from_env(Settings(), env={"GS_DATABASE_URL": "postgresql://gs@db/gs"}).database_url
+>>> cfg = ApiConfig.from_settings(Settings.model_validate({"run_dir": "/tmp/gs", "config_dir": "/tmp/c"}))
+>>> cfg.database_url, cfg.tokens_path, cfg.max_body_bytes
+('sqlite:////tmp/gs/cases.db', PosixPath('/tmp/c/tokens.yaml'), 65536)
+>>> ApiConfig.from_settings(Settings.model_validate({"database_url": "postgresql://gs@db/gs"})).database_url
 'postgresql://gs@db/gs'
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridsentinel.cases.store import database_url
 from gridsentinel.settings import Settings
 
 
@@ -29,12 +26,12 @@ class ApiConfig:
     sse_keepalive_s: float = 15.0  # comment line sent on an idle event stream
 
     @classmethod
-    def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> ApiConfig:
-        """``GS_DATABASE_URL`` (default ``sqlite:///<run_dir>/cases.db``), ``GS_API_TOKENS`` (default
-        ``<config_dir>/tokens.yaml``), ``GS_API_MAX_BODY_BYTES``."""
-        env = os.environ if env is None else env
+    def from_settings(cls, settings: Settings) -> ApiConfig:
+        """``database_url`` (``GS_DATABASE_URL``, default ``sqlite:///<run_dir>/cases.db``), ``api_tokens``
+        (``GS_API_TOKENS``, default ``<config_dir>/tokens.yaml``), ``api_max_body_bytes``
+        (``GS_API_MAX_BODY_BYTES``)."""
         return cls(
-            database_url=database_url(settings, env),
-            tokens_path=Path(env.get("GS_API_TOKENS") or settings.config_dir / "tokens.yaml"),
-            max_body_bytes=int(env.get("GS_API_MAX_BODY_BYTES") or 64 * 1024),
+            database_url=settings.database_url,
+            tokens_path=settings.api_tokens,
+            max_body_bytes=settings.api_max_body_bytes,
         )

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridsentinel.api.schemas.responses import ErrorResponse
@@ -82,11 +83,16 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}
 
 
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+def validation_details(exc: RequestValidationError | ValidationError,
+                       prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The ``details`` of a 422 answer: each problem's location (after ``prefix``), message and type.
+
+    (Config files are reported as text by :func:`gridsentinel.core.config.format_validation_error`.)
+    """
     out = []
     for err in exc.errors():
-        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        out.append(item)
+        loc = [*prefix, *err.get("loc", ())]
+        out.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "")})
     return out
 
 
@@ -102,7 +108,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(
-        422, "validation_error", "request parameters or body are invalid", _validation_details(exc)
+        422, "validation_error", "request parameters or body are invalid", validation_details(exc)
     )
 
 

@@ -363,8 +363,7 @@ def _latency_phase(
         receiver.server.shutdown()
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = Settings()
+def run(args: argparse.Namespace, settings: Settings) -> int:
     say = stack.progress_printer()
     states = stack.up(settings, say, only=["kafka", "postgresql"] if not args.skip_stage else ["postgresql"])
     if not all(s.health.ok for s in states):

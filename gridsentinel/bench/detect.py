@@ -118,10 +118,9 @@ def _phase(settings: Settings, config_dir: Path, workdir: Path, mode: str, readi
             "detections": detections}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     if getattr(args, "child", None):
-        return _child(*args.child)
-    settings = Settings()
+        return _child(settings, *args.child)
     say = stack.progress_printer()
     stack.up(settings, say)
     tmp = Path(tempfile.mkdtemp(prefix="gs-bench-detect-"))
@@ -155,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _child(mode: str, app_id: str, stats_path: str) -> int:
+def _child(settings: Settings, mode: str, app_id: str, stats_path: str) -> int:
     """The worker of one phase: ``detect`` (the real stage) or ``baseline`` (decode and ack only)."""
     import faust
 
@@ -163,7 +162,6 @@ def _child(mode: str, app_id: str, stats_path: str) -> int:
     from gridsentinel.streams.context import WorkerOptions
     from gridsentinel.worker.app import _atomic_write, create_app
 
-    settings = Settings()
     if mode == "detect":  # the real stage; the app writes its counters to the stats file each second
         app = create_app(settings, WorkerOptions(app_id=app_id, stats_file=stats_path),
                          [DetectionStage.from_settings(settings)])
@@ -191,4 +189,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", nargs=3, metavar=("MODE", "APP_ID", "STATS"))
     add_arguments(parser)
-    sys.exit(run(parser.parse_args()))
+    sys.exit(run(parser.parse_args(), Settings()))

@@ -431,8 +431,7 @@ def _hist_samples(before: list[int], after: list[int]) -> list[float]:
     return samples
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = Settings()
+def run(args: argparse.Namespace, settings: Settings) -> int:
     say = stack.progress_printer()
     stack.up(settings, say)
     bench = Bench(settings, args)

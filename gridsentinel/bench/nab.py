@@ -22,6 +22,7 @@ from gridsentinel.detectors.nab_scoring import FileData, ProfileResult, score_al
 from gridsentinel.detectors.registry import DETECTORS, create
 from gridsentinel.engineering.sources import read_series, series_readings
 from gridsentinel.errors import GridSentinelError
+from gridsentinel.settings import Settings
 
 DEFAULT_DETECTOR = "ensemble"
 
@@ -60,7 +61,8 @@ def run_detector(name: str, device: str, stamps: list[datetime], values: list[fl
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """The benchmark over local files; ``settings`` is unused (every benchmark takes them)."""
     data: Path = args.data
     windows_path = data / "labels" / "combined_windows.json"
     if not windows_path.is_file():

@@ -26,10 +26,11 @@ from gridsentinel.detectors.camera.config import CameraConfig
 from gridsentinel.detectors.camera.crowd import CrowdConfig, CrowdDetector
 from gridsentinel.detectors.camera.fire_smoke import FireSmokeConfig, FireSmokeDetector
 from gridsentinel.detectors.camera.privacy import Deidentifier, PrivacyConfig, find_centerface_model
-from gridsentinel.detectors.camera.stack import DETECTORS, CameraStack
+from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS, CameraStack
 from gridsentinel.detectors.camera.static_object import StaticObjectConfig, StaticObjectDetector, StaticRegion
 from gridsentinel.detectors.camera.tamper import TamperConfig, TamperDetector
 from gridsentinel.detectors.camera.waterlogging import WaterloggingConfig, WaterRegion
+from gridsentinel.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "vision"
 ROAD = [(0.45, 0.45), (0.95, 0.45), (0.95, 0.75), (0.45, 0.75)]  # open tarmac in vtest
@@ -37,10 +38,9 @@ STATIC_DWELL_S = 20.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    default = os.environ.get("GS_VIDEO_DIR", "../shared/datasets/video")
     parser.add_argument(
         "--data",
-        default=default,
+        default=None,
         help="folder with vtest.avi, tree.avi, messi5.jpg, city.jpg (default: $GS_VIDEO_DIR "
         "or ../shared/datasets/video)",
     )
@@ -106,7 +106,7 @@ def false_alarms(clips: dict[str, tuple[list[np.ndarray], float]]) -> dict[str, 
         row: dict[str, Any] = {}
         total, hours = 0, 0.0
         for clip, (frames, fps) in clips.items():
-            found = _run(DETECTORS[name](cfg), frames, fps)
+            found = _run(CAMERA_DETECTORS[name](cfg), frames, fps)
             row[clip] = len(found)
             total += len(found)
             hours += len(frames) / fps / 3600
@@ -298,7 +298,7 @@ def speed(frames: list[np.ndarray]) -> dict[str, Any]:
     worst = CameraConfig.model_validate({
         "camera_id": "bench",
         **{  # every detector analyses every frame
-            name: {**getattr(cfg, name).model_dump(), "analysis_fps": 30.0} for name in DETECTORS
+            name: {**getattr(cfg, name).model_dump(), "analysis_fps": 30.0} for name in CAMERA_DETECTORS
         },
     })
     n = min(len(frames), 250)
@@ -316,7 +316,7 @@ def speed(frames: list[np.ndarray]) -> dict[str, Any]:
                 "fps_cpu": round(n / cpu, 1),
             }
         per: dict[str, float] = {}
-        for name, cls in DETECTORS.items():
+        for name, cls in CAMERA_DETECTORS.items():
             det = cls(getattr(worst, name))
             c0 = time.process_time()
             for i, f in enumerate(sized[:60]):
@@ -420,8 +420,8 @@ def _table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    data = Path(args.data)
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    data = Path(args.data or settings.video_dir)
     if not (data / "vtest.avi").is_file():
         print(f"bench vision: no vtest.avi in {data} (set --data or GS_VIDEO_DIR)")
         return 2
@@ -433,4 +433,4 @@ def run(args: argparse.Namespace) -> int:
 if __name__ == "__main__":  # pragma: no cover - convenience until the CLI wires it
     p = argparse.ArgumentParser(prog="gridsentinel bench vision")
     add_arguments(p)
-    raise SystemExit(run(p.parse_args()))
+    raise SystemExit(run(p.parse_args(), Settings()))

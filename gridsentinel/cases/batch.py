@@ -22,6 +22,7 @@ from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.cases.dedup import Prepared, apply_detection, apply_prepared, prepare
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
+from gridsentinel.cases.retry import CONFLICT_RETRY, ConflictRetry
 from gridsentinel.cases.store_protocol import BatchCaseTx, BatchWrite, CaseStore, StoreConflict
 from gridsentinel.core.records import Detection
 
@@ -128,12 +129,13 @@ async def _apply_batch(store: CaseStore, prepared: Sequence[Prepared], catalog: 
 
 
 async def apply_detections(detections: Sequence[Detection], store: CaseStore, catalog: Catalog,
-                           adjacency: Adjacency, *, now: float, max_attempts: int = 5) -> list[Applied]:
+                           adjacency: Adjacency, *, now: float,
+                           retry: ConflictRetry = CONFLICT_RETRY) -> list[Applied]:
     """Apply ``detections`` in order, in one transaction; one :class:`Applied` per detection, in order.
 
     Equivalent to ``apply_detection`` on each in turn with the same ``now``. A detection that cannot
     become a case does not stop the others (its ``error`` says why). When a concurrent writer wins, the
-    batch is applied one detection at a time (each with ``max_attempts`` tries); a detection whose tries
+    batch is applied one detection at a time (each with the tries ``retry`` allows); a detection whose tries
     all lose gets ``StoreConflict`` as its error. Database outages (``DBAPIError``, ``OSError``) propagate:
     what committed before them is applied and in the outbox, the rest is not.
     """
@@ -154,7 +156,7 @@ async def apply_detections(detections: Sequence[Detection], store: CaseStore, ca
             for p in prepared:  # someone else wrote meanwhile: the per-detection path retries each one
                 try:
                     results.append(await apply_detection(p.detection, store, catalog, adjacency, now=now,
-                                                          max_attempts=max_attempts))
+                                                          retry=retry))
                 except StoreConflict as exc:
                     results.append(exc)
     it = iter(zip(prepared, results, strict=True))

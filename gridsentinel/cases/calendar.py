@@ -30,18 +30,17 @@ from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import chinese_calendar
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from gridsentinel.core.config import StrictModel
 from gridsentinel.errors import ConfigError
 
 # A calendar with no working time inside this many days is a config error, not an endless loop.
 _MAX_DAYS = 3 * 366
 
 
-class WorkPeriod(BaseModel):
+class WorkPeriod(StrictModel):
     """One working period of a working day, local time, e.g. 09:00–12:00."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     start: time = Field(description="Start of the period, local time (HH:MM).")
     end: time = Field(description="End of the period, local time (HH:MM); after start, same day.")
@@ -53,10 +52,10 @@ class WorkPeriod(BaseModel):
         return self
 
 
-class WorkCalendar(BaseModel):
+class WorkCalendar(StrictModel):
     """The working-hours calendar that deadlines are counted on (``config/calendar.yaml``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = ConfigDict(ignored_types=(cached_property,))
 
     timezone: str = Field("Asia/Shanghai", description="IANA time zone of the working hours.")
     working_days: tuple[int, ...] = Field(
@@ -202,10 +201,8 @@ def _seconds(t: time) -> float:
     return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
 
 
-class TimeLimit(BaseModel):
+class TimeLimit(StrictModel):
     """A time limit: an amount of clock time or of working time on the calendar."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     amount: float = Field(gt=0, le=10_000, description="How much time.")
     unit: Literal["minutes", "hours", "working_hours", "working_days"] = Field(

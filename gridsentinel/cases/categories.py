@@ -8,17 +8,17 @@ is accumulated garbage), so a category is keyed by ``type:code``, e.g. ``compone
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import Literal, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from gridsentinel.cases.calendar import TimeLimit, WorkCalendar
 from gridsentinel.cases.events import AlertPolicy
 from gridsentinel.cases.gridcode import LEVELS, Level
+from gridsentinel.core.config import StrictModel as _Strict
+from gridsentinel.core.config import load_yaml
 from gridsentinel.core.records import SEVERITIES, Detection
 from gridsentinel.errors import ConfigError, GridSentinelError
 
@@ -26,15 +26,10 @@ Severity = Literal["advisory", "warning", "alarm", "critical"]
 _CODE = r"^[0-9A-Za-z]{2,8}$"
 _KEY = r"^(component|event):[0-9A-Za-z]{2,8}$"
 _NAME = r"^[a-z][a-z0-9_]{0,63}$"
-M = TypeVar("M", bound=BaseModel)
 
 
 class UnknownCategory(GridSentinelError):
     """A detection maps to no category of the catalogue (the dedup stage dead-letters it)."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class HandleLimits(_Strict):
@@ -281,36 +276,11 @@ def _component_class(detection: Detection) -> str | None:
     return code if len(code) == 4 and code.isdigit() else None
 
 
-def _format_validation(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
-    return "\n".join(lines)
-
-
-def load_yaml_model(path: Path | str, model: type[M]) -> M:
-    """Load a YAML file into ``model``; any problem becomes a ConfigError naming file, key and value."""
-    path = Path(path)
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation(path, exc)) from exc
-
-
 def load_catalog(config_dir: Path | str) -> Catalog:
     """Load ``categories.yaml``, ``routing.yaml`` and (if present) ``calendar.yaml`` from ``config_dir``."""
     config_dir = Path(config_dir)
-    categories = load_yaml_model(config_dir / "categories.yaml", CategoriesFile)
-    routing = load_yaml_model(config_dir / "routing.yaml", RoutingFile)
+    categories = load_yaml(config_dir / "categories.yaml", CategoriesFile)
+    routing = load_yaml(config_dir / "routing.yaml", RoutingFile)
     cal_path = config_dir / "calendar.yaml"
-    calendar = load_yaml_model(cal_path, WorkCalendar) if cal_path.exists() else WorkCalendar()
+    calendar = load_yaml(cal_path, WorkCalendar) if cal_path.exists() else WorkCalendar()
     return Catalog(categories, routing, calendar)

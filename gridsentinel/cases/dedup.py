@@ -23,10 +23,12 @@ from gridsentinel.cases.case import Case, CaseChange, apply_action, chain, log
 from gridsentinel.cases.categories import Catalog, Resolved
 from gridsentinel.cases.events import CaseEvent, events_for
 from gridsentinel.cases.gridcode import Adjacency, center_for, parse_grid_code, ring_distances
-from gridsentinel.cases.store_protocol import CaseStore, CaseTx, StoreConflict
+from gridsentinel.cases.retry import CONFLICT_RETRY, ConflictRetry
+from gridsentinel.cases.store_protocol import CaseStore, CaseTx
 from gridsentinel.core.records import SEVERITIES, Detection
 
-Outcome = Literal["opened", "attached", "merged", "reopened", "late"]
+# What dedup did with a detection (not to be confused with a detector's ``Outcome``, its score and findings).
+DedupOutcome = Literal["opened", "attached", "merged", "reopened", "late"]
 DEDUP_ACTOR = "system:dedup"
 # Case ids derive from the detection that opened the case, so a replayed history yields the same ids.
 _CASE_NS = uuid.UUID("0b9d3f3e-5a7c-4c55-9f1e-3f6d2f7a9c01")
@@ -40,7 +42,7 @@ def case_id_for(detection_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Decision:
     change: CaseChange
-    outcome: Outcome
+    outcome: DedupOutcome
     expected_version: int | None  # None: a new case
 
 
@@ -178,22 +180,19 @@ async def apply_prepared(tx: CaseTx, prep: Prepared, *, now: float, catalog: Cat
 
 
 async def apply_detection(detection: Detection, store: CaseStore, catalog: Catalog, adjacency: Adjacency,
-                          *, now: float, max_attempts: int = 5) -> list[CaseEvent]:
+                          *, now: float, retry: ConflictRetry = CONFLICT_RETRY) -> list[CaseEvent]:
     """Apply one detection to the case store; return the case events to publish (empty for a replay).
 
     Raises :class:`~gridsentinel.cases.categories.UnknownCategory` or
     :class:`~gridsentinel.cases.gridcode.GridCodeError` for a detection that cannot become a case (dead-letter
-    it), and :class:`StoreConflict` if concurrent writers won ``max_attempts`` times in a row.
+    it), and :class:`StoreConflict` if concurrent writers won every attempt ``retry`` allows.
     For many detections at once, :func:`gridsentinel.cases.batch.apply_detections` gives the same
     result in one transaction.
     """
     prep = prepare(detection, catalog, adjacency)
-    for _ in range(max_attempts):
-        try:
-            async with store.transaction() as tx:
-                events = await apply_prepared(tx, prep, now=now, catalog=catalog)
-            return events
-        except StoreConflict:
-            continue
-    raise StoreConflict(f"detection {detection.detection_id}: gave up after {max_attempts} conflicting "
-                        f"attempts")
+
+    async def attempt() -> list[CaseEvent]:
+        async with store.transaction() as tx:
+            return await apply_prepared(tx, prep, now=now, catalog=catalog)
+
+    return await retry.run(attempt, f"detection {detection.detection_id}")

@@ -21,18 +21,17 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gridsentinel.cases.case import CaseChange
+from gridsentinel.core.config import StrictModel
 
 # Event types the default policy pushes to people: not every attached detection, only what needs action.
 DEFAULT_NOTIFY: tuple[str, ...] = ("open", "reopen", "escalate", "raise_severity", "remind")
 
 
-class AlertPolicy(BaseModel):
+class AlertPolicy(StrictModel):
     """Which case events notify people, and how often unacknowledged critical cases are re-announced."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     notify_on: tuple[str, ...] = Field(
         DEFAULT_NOTIFY, description="Case event types pushed to people (webhook, MQTT); the rest only "

@@ -27,7 +27,6 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,11 +37,10 @@ from sqlalchemy.exc import DBAPIError
 
 from gridsentinel.cases.batch import Applied, apply_detections
 from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
-from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
-from gridsentinel.cases.store import SqlCaseStore, database_url, encode_event
-from gridsentinel.cases.store_protocol import CaseStore, Outbox, StoreConflict
+from gridsentinel.cases.store import SqlCaseStore, encode_event
+from gridsentinel.cases.store_protocol import CaseStore, Outbox
 from gridsentinel.cases.workflow import sweep
 from gridsentinel.core.records import DeadLetter, Detection, RecordError
 from gridsentinel.ordered import OrderedQueue, TaskStopped
@@ -81,19 +79,20 @@ class CaseStageConfig:
     pending_batches: int = 4  # batches committed and produced but not yet acked (the pipeline depth)
 
     @classmethod
-    def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CaseStageConfig:
-        """``GS_DATABASE_URL`` (as the API), ``GS_CASES_SWEEP_INTERVAL`` (s), ``GS_CASES_OUTBOX_GRACE`` (s),
-        ``GS_CASES_BATCH_SIZE``.
+    def from_settings(cls, settings: Settings) -> CaseStageConfig:
+        """``database_url`` (as the API), ``cases_sweep_interval_s`` (``GS_CASES_SWEEP_INTERVAL``),
+        ``cases_outbox_grace_s`` (``GS_CASES_OUTBOX_GRACE``), ``cases_batch_size`` (``GS_CASES_BATCH_SIZE``).
 
-        >>> CaseStageConfig.from_env(Settings(), env={"GS_DATABASE_URL": "sqlite:///x.db"}).sweep_interval_s
-        30.0
+        >>> s = Settings.model_validate({"database_url": "sqlite:///x.db", "cases_batch_size": 50})
+        >>> c = CaseStageConfig.from_settings(s)
+        >>> c.database_url, c.sweep_interval_s, c.batch_size
+        ('sqlite:///x.db', 30.0, 50)
         """
-        env = os.environ if env is None else env
         return cls(
-            database_url=database_url(settings, env),
-            sweep_interval_s=float(env.get("GS_CASES_SWEEP_INTERVAL") or 30.0),
-            outbox_grace_s=float(env.get("GS_CASES_OUTBOX_GRACE") or 5.0),
-            batch_size=int(env.get("GS_CASES_BATCH_SIZE") or 500),
+            database_url=settings.database_url,
+            sweep_interval_s=settings.cases_sweep_interval_s,
+            outbox_grace_s=settings.cases_outbox_grace_s,
+            batch_size=settings.cases_batch_size,
         )
 
 
@@ -153,10 +152,10 @@ class CaseProcessor:
         events: list[CaseEvent] = []
         results = await self._apply_batch([d for _, _, d in decoded]) if decoded else []
         for (key, value, detection), result in zip(decoded, results, strict=True):
-            if isinstance(result.error, StoreConflict):
-                # Its writers kept losing inside the batch's per-detection fallback: go on as for one.
-                events += await self._apply(key, value, detection, conflicts=1)
-            elif result.error is not None:
+            if result.error is not None:
+                # A StoreConflict here means concurrent writers won every attempt the retry policy
+                # (cases/retry.py) allows: a hot spot, not bad data; it goes to the dead letter rather
+                # than blocking the partition.
                 await self._refuse(key, value, detection, result.error)
             else:
                 self.stats["applied" if result.events else "replayed"] += 1
@@ -205,34 +204,6 @@ class CaseProcessor:
         events = await sweep(self.store, self.catalog, now=self._clock())
         await self.publish(events)
         return events
-
-    async def _apply(self, key: bytes | None, value: bytes | None, detection: Detection, *,
-                     conflicts: int = 0) -> list[CaseEvent]:
-        """One detection on its own (after its batch lost races), with the retries of the old path."""
-        while True:
-            try:
-                events = await apply_detection(
-                    detection, self.store, self.catalog, self.adjacency, now=self._clock()
-                )
-            except (UnknownCategory, GridCodeError) as exc:
-                await self._refuse(key, value, detection, exc)
-                return []
-            except StoreConflict as exc:
-                # Concurrent writers won five times in a row: a hot spot, not bad data. Try again a few
-                # times, then keep it in the dead letter rather than blocking the partition.
-                conflicts += 1
-                if conflicts >= 3:
-                    await self._refuse(key, value, detection, exc)
-                    return []
-                continue
-            except (DBAPIError, OSError) as exc:
-                # The database is away: nothing was committed; wait and retry (the detection stays unacked).
-                self.stats["store_retries"] += 1
-                log.warning("case store unavailable (%s); retrying detection %s", exc, detection.detection_id)
-                await asyncio.sleep(self._retry_delay_s)
-                continue
-            self.stats["applied" if events else "replayed"] += 1
-            return events
 
     async def _refuse(self, key: bytes | None, value: bytes | None, detection: Detection,
                       error: Exception) -> None:
@@ -416,7 +387,7 @@ class CaseStage:
 
         settings, options = ctx.settings, ctx.options
         ctx.ensure_topics([ctx.names.detections, ctx.names.case_events, ctx.names.deadletter])
-        config = CaseStageConfig.from_env(settings)
+        config = CaseStageConfig.from_settings(settings)
         catalog = load_catalog(settings.config_dir)
         adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
         case_events = ctx.topics["case_events"]

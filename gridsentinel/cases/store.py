@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Collection, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Generator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -39,7 +38,6 @@ from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
 from gridsentinel.core.records import Detection
 from gridsentinel.errors import ConfigError
-from gridsentinel.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 DEFAULT_URL = "sqlite+aiosqlite:///gridsentinel-cases.db"
@@ -124,18 +122,6 @@ case_outbox = sa.Table(
 )
 
 _CASE_COLUMNS = [c.name for c in cases.columns]
-
-
-def database_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
-    """The case store's URL: ``GS_DATABASE_URL``, else ``sqlite:///<run_dir>/cases.db`` (API and worker).
-
-    >>> database_url(Settings(run_dir=Path("/tmp/gs")), env={})
-    'sqlite:////tmp/gs/cases.db'
-    >>> database_url(Settings(), env={"GS_DATABASE_URL": "postgresql://gs@db/gs"})
-    'postgresql://gs@db/gs'
-    """
-    env = os.environ if env is None else env
-    return env.get("GS_DATABASE_URL") or f"sqlite:///{settings.run_dir / 'cases.db'}"
 
 
 def _case_row(case: Case) -> dict[str, Any]:

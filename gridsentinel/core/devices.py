@@ -5,23 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.core.grid import GridMap, valid_grid_code
 from gridsentinel.errors import ConfigError
 
 DeviceKind = Literal["drain_level", "rain_gauge", "cover_tilt", "air_quality", "noise", "camera"]
 
 
-class Location(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Location(StrictModel):
     lat: float = Field(ge=-90, le=90, description="Latitude, WGS 84 degrees")
     lon: float = Field(ge=-180, le=180, description="Longitude, WGS 84 degrees")
 
 
-class Device(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Device(StrictModel):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                     description="Device id; also its MQTT username. Letters, digits, '_', '.', '-'.")
     kind: DeviceKind = Field(description="What the device measures; selects its detectors")
@@ -36,8 +34,7 @@ class Device(BaseModel):
                                     description="Install parameters, e.g. depth_m and rim_m for a manhole")
 
 
-class _RegistryFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _RegistryFile(StrictModel):
     devices: list[Device] = Field(default_factory=list, description="Every device that may publish")
 
 
@@ -59,16 +56,9 @@ class Registry:
         grid_path = config_dir / "grid.geojson"
         grid = GridMap.load(grid_path) if grid_path.exists() else None
         path = config_dir / "devices.yaml"
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: device registry not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        try:
-            parsed = _RegistryFile.model_validate(raw)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(path, exc, raw)) from None
+        if not path.exists():
+            raise ConfigError(f"{path}: device registry not found")
+        parsed = load_yaml(path, _RegistryFile)
         seen: set[str] = set()
         for i, d in enumerate(parsed.devices):
             if d.id in seen:
@@ -86,12 +76,3 @@ class Registry:
         self.__init__([*self.devices.values(), device], self.grid)  # type: ignore[misc]
         return self.devices[device.id]
 
-
-def format_validation_error(path: Path, exc: ValidationError, raw: Any) -> str:
-    """One line per problem: file, key path, the bad value and what was expected."""
-    lines = [f"{path}: {exc.error_count()} problem(s)"]
-    for err in exc.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        value = err.get("input")
-        lines.append(f"  {loc or '(top level)'}: got {value!r}; {err['msg']}")
-    return "\n".join(lines)

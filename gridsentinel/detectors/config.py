@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from gridsentinel.core.config import StrictModel, format_validation_error, read_yaml, short_value
 from gridsentinel.errors import ConfigError
 
 DeviceKind = Literal["drain_level", "rain_gauge", "cover_tilt", "air_quality", "noise"]
@@ -24,11 +24,7 @@ DEVICE_KINDS: tuple[str, ...] = ("drain_level", "rain_gauge", "cover_tilt", "air
 _SECONDS_MAX = 30 * 86400.0
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _DetectorSettings(_Strict):
+class _DetectorSettings(StrictModel):
     enabled: bool = Field(True, description="Run this detector for the device (false switches it off).")
 
 
@@ -162,7 +158,7 @@ class NoiseSettings(_DetectorSettings):
     cooldown_s: float = Field(1800.0, ge=0, le=_SECONDS_MAX, description="Quiet seconds before it clears.")
 
 
-class DetectorSet(_Strict):
+class DetectorSet(StrictModel):
     """Settings per registered detector; a detector left out does not run (in a kind) or is unchanged
     (in an override)."""
 
@@ -180,14 +176,14 @@ class DetectorSet(_Strict):
     noise: NoiseSettings | None = Field(None, description="GB 3096-2008 noise limits.")
 
 
-class Category(_Strict):
+class Category(StrictModel):
     code: str = Field(pattern=r"^[0-9A-Za-z]{2,8}$",
                       description="Component/event code from the city's manual, as config/categories.yaml "
                                   "writes it (local placeholders such as L002 included).")
     standard: str = Field(min_length=1, max_length=64, description="Standard the code belongs to.")
 
 
-class KindSettings(_Strict):
+class KindSettings(StrictModel):
     metrics: list[str] = Field(min_length=1, max_length=16,
                                description="Metrics this kind reports (canonical names), for documentation "
                                            "and routing.")
@@ -197,7 +193,7 @@ class KindSettings(_Strict):
     detectors: DetectorSet = Field(description="Detectors that run for this kind, with their settings.")
 
 
-class DetectorConfig(_Strict):
+class DetectorConfig(StrictModel):
     """Root of config/detectors.yaml."""
 
     version: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$",
@@ -281,7 +277,7 @@ def settings_for(config: DetectorConfig, device_id: str, kind: str, grid_code: s
     try:
         resolved = DetectorSet.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError("\n".join(format_errors(f"device {device_id}", exc, ()))) from None
+        raise ConfigError("\n".join(format_validation_error(exc, f"device {device_id}", flat=True))) from None
     detectors = {}
     for name in DetectorSet.model_fields:
         settings = getattr(resolved, name)
@@ -292,35 +288,12 @@ def settings_for(config: DetectorConfig, device_id: str, kind: str, grid_code: s
                           dict(ks.category_by_finding), detectors)
 
 
-def format_errors(where: str, exc: ValidationError, prefix: tuple[str | int, ...]) -> list[str]:
-    """One line per error: where, key path, bad value, what was expected."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in (*prefix, *err["loc"])) or "(top level)"
-        value = err.get("input")
-        shown = "(missing)" if err["type"] == "missing" else _short(value)
-        expected = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
-        if err["type"] == "missing":
-            expected = "this key (required)"
-        elif err["type"] == "extra_forbidden":
-            expected = "no such key here"
-        elif err["type"] == "literal_error":
-            expected = "one of " + expected
-        lines.append(f"{where}: {loc}: got {shown}; expected {expected}")
-    return lines
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, dict) else "{...}"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def validate_data(data: Any, where: str) -> tuple[DetectorConfig | None, list[str]]:
     """Validate already-parsed YAML; every override is also checked merged onto its base."""
     try:
         config = DetectorConfig.model_validate(data)
     except ValidationError as exc:
-        return None, format_errors(where, exc, ())
+        return None, format_validation_error(exc, where, flat=True)
     problems: list[str] = []
     for kind in config.kinds:
         problems += _check_merge(config, f"kinds.{kind}.detectors", kind, "", "", where)
@@ -352,17 +325,11 @@ def validate_file(path: str | Path) -> list[str]:
     """All problems of a detector config file, one readable line each; empty when it is valid."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        return [f"{p}: cannot read ({exc.strerror or exc})"]
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        return [f"{p}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}"]
+        data = read_yaml(p)
+    except ConfigError as exc:
+        return [str(exc)]
     if not isinstance(data, dict):
-        return [f"{p}: (top level): got {_short(data)}; expected a mapping with version and kinds"]
+        return [f"{p}: (top level): got {short_value(data)}; expected a mapping with version and kinds"]
     return validate_data(data, str(p))[1]
 
 
@@ -371,8 +338,7 @@ def load_file(path: str | Path) -> DetectorConfig:
     problems = validate_file(path)
     if problems:
         raise ConfigError("\n".join(problems))
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return DetectorConfig.model_validate(data)
+    return DetectorConfig.model_validate(read_yaml(path))
 
 
 def json_schema() -> dict[str, Any]:

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gridsentinel.core.config import parse_yaml, read_text
 from gridsentinel.detectors.config import DetectorConfig, validate_data
 from gridsentinel.engineering.publish import LIVE_KEY, publish_version
 from gridsentinel.engineering.versions import ConfigVersion, VersionStore
@@ -35,11 +34,9 @@ def default_author() -> str:
 def validate_text(text: str, where: str) -> tuple[DetectorConfig | None, list[str]]:
     """Parse and validate detector-config YAML; problems as readable lines."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        return None, [f"{where}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}"]
+        data = parse_yaml(text, where)
+    except ConfigError as exc:
+        return None, [str(exc)]
     if not isinstance(data, dict):
         return None, [f"{where}: (top level): expected a mapping with version and kinds"]
     return validate_data(data, where)
@@ -75,10 +72,7 @@ def apply_text(settings: Settings, store: VersionStore, text: str, *, author: st
 def apply_file(settings: Settings, store: VersionStore, path: Path | None, *, author: str,
                publisher: Publisher | None | str = "live") -> tuple[ConfigVersion, bool]:
     path = path or settings.config_dir / "detectors.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(path)
     return apply_text(settings, store, text, author=author, where=str(path), publisher=publisher)
 
 

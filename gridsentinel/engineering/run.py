@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any, TextIO
 from gridsentinel.cases.case import Case
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.store_protocol import CaseQuery
+from gridsentinel.core.config import read_text
 from gridsentinel.core.devices import Device, Location, Registry
 from gridsentinel.detectors.config import DetectorConfig
 from gridsentinel.engineering import html as html_report
@@ -132,8 +132,7 @@ def _csv_devices(registry: Registry, source: CsvSource, kind: str, grid: str) ->
 async def _real_cases(req: BacktestRequest, settings: Settings) -> list[Case] | None:
     from gridsentinel.cases.store import SqlCaseStore
 
-    default = f"sqlite:///{settings.run_dir / 'cases.db'}"
-    url = req.database_url or os.environ.get("GS_DATABASE_URL") or default
+    url = req.database_url or settings.database_url
     if url.startswith("sqlite") and ":memory:" not in url:
         path = Path(url.split(":///", 1)[-1])
         if not path.exists():
@@ -155,10 +154,7 @@ async def _real_cases(req: BacktestRequest, settings: Settings) -> list[Case] | 
 async def run_backtest(req: BacktestRequest, settings: Settings) -> tuple[dict[str, Any], Path | None]:
     """Replay and report; returns the JSON summary and the report folder (when ``out_dir`` is set)."""
     path = _detectors_path(req.config_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(path)
     configs = {"candidate": load_config_text(text, str(path))}
     if req.against_live:
         with VersionStore.default(settings.run_dir) as versions:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import time
 from collections import Counter
@@ -53,8 +52,7 @@ def _db(settings: Settings) -> sqlite3.Connection:
 
 
 def shadow_url(settings: Settings, run_id: str = "<run id>") -> str:
-    base = os.environ.get("GS_SHADOW_DATABASE_URL")
-    return base or f"sqlite:///{settings.run_dir / f'shadow-{run_id}.db'}"
+    return settings.shadow_database_url or f"sqlite:///{settings.run_dir / f'shadow-{run_id}.db'}"
 
 
 def latest_run(settings: Settings) -> dict[str, Any] | None:
@@ -151,9 +149,8 @@ async def report(settings: Settings, now: float | None = None) -> dict[str, Any]
     if run is None:
         raise GridSentinelError("no shadow run recorded; start one with `gridsentinel config shadow start`")
     until = run["stopped_at"] or (time.time() if now is None else now)
-    live_url = os.environ.get("GS_DATABASE_URL") or f"sqlite:///{settings.run_dir / 'cases.db'}"
     shadow = await _cases(shadow_url(settings, run["run_id"]), run["started_at"], until + 1)
-    live = await _cases(live_url, run["started_at"], until + 1)
+    live = await _cases(settings.database_url, run["started_at"], until + 1)
     return {"run_id": run["run_id"], "label": run["label"], "author": run["author"],
             "period": {"since": run["started_at"], "until": until, "active": run["stopped_at"] is None},
             **compare(shadow, live)}

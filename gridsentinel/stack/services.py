@@ -575,7 +575,7 @@ class PostgreSQL(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.proc = _PostgresProcess(self.name, self.dir)
-        self.port = int(os.environ.get("GS_POSTGRES_PORT", "15432"))
+        self.port = settings.postgres_port
 
     @property
     def data(self) -> Path:

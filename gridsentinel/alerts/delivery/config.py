@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from gridsentinel.cases.categories import load_yaml_model
+from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.errors import ConfigError
 
 Severity = Literal["advisory", "warning", "alarm", "critical"]
@@ -30,11 +30,7 @@ CapCategory = Literal[
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Match(_Strict):
+class Match(StrictModel):
     """Which events a receiver gets; an empty list means any."""
 
     grid_prefixes: tuple[str, ...] = Field(
@@ -57,7 +53,7 @@ class Match(_Strict):
         return self
 
 
-class Retry(_Strict):
+class Retry(StrictModel):
     """Retries with exponential backoff: waits initial, 2×initial, 4×initial … capped at max."""
 
     max_attempts: int = Field(5, ge=1, le=20, description="Attempts before the event is dead-lettered.")
@@ -73,7 +69,7 @@ class Retry(_Strict):
         return float(min(self.max_backoff_s, self.initial_backoff_s * 2 ** (failed_attempts - 1)))
 
 
-class Receiver(_Strict):
+class Receiver(StrictModel):
     """One webhook receiver (a dispatch center's system)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Receiver id, used in logs.")
@@ -97,6 +93,9 @@ class Receiver(_Strict):
         return self
 
     def resolve_secret(self, env: Mapping[str, str] | None = None) -> str:
+        # The one environment read outside Settings, on purpose: ``secret_env`` names where a secret lives
+        # (a variable per receiver, chosen in receivers.yaml), so secrets stay out of config files and out
+        # of Settings, which is logged and passed everywhere; it is not a setting with a default.
         if self.secret is not None:
             return self.secret
         env = os.environ if env is None else env
@@ -109,7 +108,7 @@ class Receiver(_Strict):
         return value
 
 
-class CapSettings(_Strict):
+class CapSettings(StrictModel):
     """CAP 1.2 messages for emergency-class categories."""
 
     sender: str = Field(
@@ -130,7 +129,7 @@ class CapSettings(_Strict):
     )
 
 
-class MqttSettings(_Strict):
+class MqttSettings(StrictModel):
     enabled: bool = Field(True, description="Publish notified case events to MQTT.")
     topic_prefix: str = Field(
         "gs/v1/alerts", pattern=r"^[^#+]+$", description="Events go to <prefix>/<grid_code>."
@@ -138,7 +137,7 @@ class MqttSettings(_Strict):
     qos: Literal[0, 1, 2] = Field(1, description="MQTT QoS (1 = at least once).")
 
 
-class ReceiversFile(_Strict):
+class ReceiversFile(StrictModel):
     """``config/receivers.yaml``."""
 
     version: str = Field(min_length=1, max_length=40, description="Version of this file.")
@@ -157,4 +156,4 @@ class ReceiversFile(_Strict):
 
 def load_receivers(path: Path | str) -> ReceiversFile:
     """Load and validate ``receivers.yaml``; ConfigError names file, key and value."""
-    return load_yaml_model(path, ReceiversFile)
+    return load_yaml(path, ReceiversFile)

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from gridsentinel.api.deps import Open311Reader, Open311Writer, StateDep
-from gridsentinel.api.errors import ApiError, responses
+from gridsentinel.api.errors import ApiError, responses, validation_details
 from gridsentinel.api.routers.cases import unix
 from gridsentinel.api.schemas.requests import Open311RequestIn
 from gridsentinel.api.schemas.responses import (
@@ -377,10 +377,8 @@ async def post_request(
     try:
         report = Open311RequestIn.model_validate(raw)
     except ValidationError as exc:
-        details = [
-            {"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in exc.errors()
-        ]
-        raise ApiError(422, "request body is invalid", code="validation_error", details=details) from None
+        raise ApiError(422, "request body is invalid", code="validation_error",
+                       details=validation_details(exc, ("body",))) from None
     policy = state.catalog.policies.get(report.service_code)
     if policy is None:
         raise ApiError(400, f"unknown service_code {report.service_code!r}", code="unknown_service_code")

@@ -13,13 +13,13 @@ from gridsentinel.detectors.camera.base import CameraDetector, CameraIdentity
 from gridsentinel.detectors.camera.config import CameraConfig, CamerasFile, load_cameras, parse_cameras
 from gridsentinel.detectors.camera.crowd import CrowdDetector
 from gridsentinel.detectors.camera.fire_smoke import FireSmokeDetector
-from gridsentinel.detectors.camera.stack import DETECTORS, CameraStack
+from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS, CameraStack
 from gridsentinel.detectors.camera.static_object import StaticObjectDetector
 from gridsentinel.detectors.camera.tamper import TamperDetector
 from gridsentinel.detectors.camera.waterlogging import WaterloggingDetector
 
 __all__ = [
-    "DETECTORS",
+    "CAMERA_DETECTORS",
     "CameraConfig",
     "CameraDetector",
     "CameraIdentity",

@@ -21,8 +21,9 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from gridsentinel.core.config import StrictModel
 from gridsentinel.core.records import Detection
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
@@ -31,13 +32,7 @@ Polygon = Annotated[list[Point], Field(min_length=3, description="Polygon vertic
 FULL_FRAME: list[Point] = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
 
-class ConfigModel(BaseModel):
-    """Base of the camera config models: unknown keys are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DetectorConfig(ConfigModel):
+class DetectorConfig(StrictModel):
     """Fields every camera detector shares."""
 
     enabled: bool = Field(True, description="Run this detector on this camera.")

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from gridsentinel.detectors.camera.base import ConfigModel, Polygon
+from gridsentinel.core.config import StrictModel, format_validation_error, read_yaml
+from gridsentinel.detectors.camera.base import Polygon
 from gridsentinel.detectors.camera.crowd import CrowdConfig
 from gridsentinel.detectors.camera.fire_smoke import FireSmokeConfig
 from gridsentinel.detectors.camera.privacy import PrivacyConfig
@@ -40,7 +40,7 @@ DETECTOR_KEYS: tuple[str, ...] = tuple(
 )
 
 
-class CameraConfig(ConfigModel):
+class CameraConfig(StrictModel):
     """One camera: identity, where it is, what to ignore, and its detectors."""
 
     camera_id: str = Field(..., min_length=1, max_length=128, description="Device id of the camera.")
@@ -79,7 +79,7 @@ class CameraConfig(ConfigModel):
         return v
 
 
-class CamerasFile(ConfigModel):
+class CamerasFile(StrictModel):
     """The whole ``config/cameras.yaml``."""
 
     version: str = Field(
@@ -107,29 +107,14 @@ class CamerasFile(ConfigModel):
         return self
 
 
-def _describe(path: str, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid camera config"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})")
-    return "\n".join(lines)
-
-
 def parse_cameras(data: Any, source: str = "<cameras>") -> CamerasFile:
     """Validate already-parsed YAML/JSON data; errors become ConfigError with key paths."""
     try:
         return CamerasFile.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(_describe(source, exc)) from None
+        raise ConfigError("\n".join(format_validation_error(exc, source, what="camera config"))) from None
 
 
 def load_cameras(path: str | Path) -> CamerasFile:
     """Read and validate a cameras YAML file."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-    return parse_cameras(data, str(p))
+    return parse_cameras(read_yaml(path), str(path))

@@ -19,7 +19,8 @@ import cv2.data
 import numpy as np
 from pydantic import Field
 
-from gridsentinel.detectors.camera.base import ConfigModel, check_frame, resize_to_width, to_bgr
+from gridsentinel.core.config import StrictModel
+from gridsentinel.detectors.camera.base import check_frame, resize_to_width, to_bgr
 from gridsentinel.detectors.camera.crowd import nms
 
 _FACE_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
@@ -27,7 +28,7 @@ _PROFILE_CASCADE = "haarcascade_profileface.xml"
 _PLATE_CASCADES = ("haarcascade_russian_plate_number.xml", "haarcascade_license_plate_rus_16stages.xml")
 
 
-class PrivacyConfig(ConfigModel):
+class PrivacyConfig(StrictModel):
     """How snapshots are de-identified before they are stored or sent."""
 
     max_width: int = Field(640, ge=64, le=3840, description="Snapshots are downscaled to at most this width.")

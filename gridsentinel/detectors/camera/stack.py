@@ -17,7 +17,7 @@ from gridsentinel.detectors.camera.waterlogging import WaterloggingDetector
 
 # Registry: detector key (its config's `detector` field, its key in cameras.yaml) -> detector class.
 # The conformance tests run over every entry.
-DETECTORS: dict[str, type[CameraDetector[Any]]] = {
+CAMERA_DETECTORS: dict[str, type[CameraDetector[Any]]] = {
     "tamper": TamperDetector,
     "static_object": StaticObjectDetector,
     "crowd": CrowdDetector,
@@ -58,7 +58,7 @@ class CameraStack:
         self.detectors: dict[str, CameraDetector[Any]] = {}
         for det_cfg in config.detector_configs():
             if det_cfg.enabled:
-                cls = DETECTORS[det_cfg.detector]
+                cls = CAMERA_DETECTORS[det_cfg.detector]
                 self.detectors[det_cfg.detector] = cls(det_cfg, camera=self.identity, ignore=config.ignore)
 
     def update(self, frame: np.ndarray, ts: float) -> list[Detection]:

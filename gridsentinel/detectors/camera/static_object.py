@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from gridsentinel.core.config import StrictModel
 from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.base import (
     FULL_FRAME,
     CameraDetector,
-    ConfigModel,
     DetectorConfig,
     Polygon,
     ema_alpha,
@@ -26,7 +26,7 @@ from gridsentinel.detectors.camera.base import (
 )
 
 
-class StaticRegion(ConfigModel):
+class StaticRegion(StrictModel):
     """A region watched for objects that appear and stay (dumped waste, obstructions)."""
 
     name: str = Field(..., min_length=1, max_length=64, description="Region name, unique per camera.")

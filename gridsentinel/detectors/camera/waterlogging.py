@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from gridsentinel.core.config import StrictModel
 from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.base import (
     CameraDetector,
-    ConfigModel,
     DetectorConfig,
     Polygon,
     ema_alpha,
@@ -26,7 +26,7 @@ from gridsentinel.detectors.camera.base import (
 )
 
 
-class WaterRegion(ConfigModel):
+class WaterRegion(StrictModel):
     """A road surface watched for standing water."""
 
     name: str = Field(..., min_length=1, max_length=64, description="Region name, unique per camera.")

@@ -88,11 +88,11 @@ def test_union_fields_and_registry_name_the_same_detectors():
     from pydantic import TypeAdapter
 
     from gridsentinel.detectors.camera.config import DETECTOR_KEYS, CameraConfig, CameraDetectorConfig
-    from gridsentinel.detectors.camera.stack import DETECTORS
+    from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS
 
-    assert list(DETECTOR_KEYS) == list(DETECTORS)
-    assert [k for k in CameraConfig.model_fields if k in DETECTORS] == list(DETECTOR_KEYS)
-    for key, cls in DETECTORS.items():
+    assert list(DETECTOR_KEYS) == list(CAMERA_DETECTORS)
+    assert [k for k in CameraConfig.model_fields if k in CAMERA_DETECTORS] == list(DETECTOR_KEYS)
+    for key, cls in CAMERA_DETECTORS.items():
         assert CameraConfig.model_fields[key].annotation is cls.config_type
         assert cls.config_type in get_args(get_args(CameraDetectorConfig)[0])
     cfg = TypeAdapter(CameraDetectorConfig).validate_python({"detector": "crowd", "medium_enter": 12})

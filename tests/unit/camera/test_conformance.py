@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gridsentinel.core.records import SEVERITIES, Detection
-from gridsentinel.detectors.camera import DETECTORS
+from gridsentinel.detectors.camera import CAMERA_DETECTORS
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +21,7 @@ events = importlib.util.module_from_spec(_spec)
 sys.modules["camera_events"] = events
 _spec.loader.exec_module(events)
 
-NAMES = sorted(DETECTORS)
+NAMES = sorted(CAMERA_DETECTORS)
 FPS = 5.0
 
 
@@ -43,7 +43,7 @@ def test_every_config_field_has_a_detector():
 @pytest.mark.parametrize("name", NAMES)
 def test_planted_event_fires_with_well_formed_detection(name, long_vtest):
     ev = events.EVENTS[name]
-    det = DETECTORS[name](ev.config)
+    det = CAMERA_DETECTORS[name](ev.config)
     found = run(det, long_vtest, transform=ev.transform, onset=ev.onset)
     assert found, f"{name}: planted event not detected"
     t, d = found[0]
@@ -59,14 +59,14 @@ def test_planted_event_fires_with_well_formed_detection(name, long_vtest):
 @pytest.mark.parametrize("name", NAMES)
 def test_quiet_on_real_footage(name, long_vtest, long_tree):
     for clip in (long_vtest, long_tree):
-        det = DETECTORS[name](events.QUIET[name])
+        det = CAMERA_DETECTORS[name](events.QUIET[name])
         assert run(det, clip) == []
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_silent_during_warm_up(name, long_vtest):
     ev = events.EVENTS[name]
-    det = DETECTORS[name](ev.config)
+    det = CAMERA_DETECTORS[name](ev.config)
     warm = ev.config.warmup_s
     found = run(det, long_vtest, transform=ev.transform, onset=0.0)
     assert all(t >= warm for t, _ in found)
@@ -76,9 +76,9 @@ def test_silent_during_warm_up(name, long_vtest):
 def test_state_round_trip(name, long_vtest):
     ev = events.EVENTS[name]
     cut = int((ev.onset + 1.0) * FPS)
-    a = DETECTORS[name](ev.config)
+    a = CAMERA_DETECTORS[name](ev.config)
     run(a, long_vtest[:cut], transform=ev.transform, onset=ev.onset)
-    b = DETECTORS[name](ev.config)
+    b = CAMERA_DETECTORS[name](ev.config)
     b.set_state(a.get_state())
     rest_a = run(a, long_vtest, start=cut, transform=ev.transform, onset=ev.onset)
     rest_b = run(b, long_vtest, start=cut, transform=ev.transform, onset=ev.onset)
@@ -90,9 +90,9 @@ def test_state_round_trip(name, long_vtest):
 def test_rate_independent(name, long_vtest):
     """Fed at half the frame rate, the same event fires with about the same delay."""
     ev = events.EVENTS[name]
-    full = run(DETECTORS[name](ev.config), long_vtest, transform=ev.transform, onset=ev.onset)
+    full = run(CAMERA_DETECTORS[name](ev.config), long_vtest, transform=ev.transform, onset=ev.onset)
     half = run(
-        DETECTORS[name](ev.config), long_vtest[::2], fps=FPS / 2, transform=ev.transform, onset=ev.onset
+        CAMERA_DETECTORS[name](ev.config), long_vtest[::2], fps=FPS / 2, transform=ev.transform, onset=ev.onset
     )
     assert full and half
     assert abs(full[0][0] - half[0][0]) <= 1.5
@@ -100,7 +100,7 @@ def test_rate_independent(name, long_vtest):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_frames_faster_than_analysis_rate_are_skipped(name, vtest_clip):
-    det = DETECTORS[name](events.EVENTS[name].config)
+    det = CAMERA_DETECTORS[name](events.EVENTS[name].config)
     det.update(vtest_clip[0], 10.0)
     before = det.get_state()
     assert det.update(vtest_clip[1], 10.0 + 0.5 / det.config.analysis_fps) == []
@@ -109,7 +109,7 @@ def test_frames_faster_than_analysis_rate_are_skipped(name, vtest_clip):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_accepts_grey_and_rejects_non_images(name, vtest_clip):
-    det = DETECTORS[name](events.EVENTS[name].config)
+    det = CAMERA_DETECTORS[name](events.EVENTS[name].config)
     grey = np.ascontiguousarray(vtest_clip[0][:, :, 1])
     assert det.update(grey, 1.0) == []
     with pytest.raises(TypeError):
@@ -120,7 +120,7 @@ def test_accepts_grey_and_rejects_non_images(name, vtest_clip):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_long_gap_restarts_warm_up(name, vtest_clip):
-    det = DETECTORS[name](events.EVENTS[name].config)
+    det = CAMERA_DETECTORS[name](events.EVENTS[name].config)
     for i, f in enumerate(vtest_clip):
         det.update(f, i / FPS)
     det.update(vtest_clip[0], 10_000.0)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.core.records import Detection
 from gridsentinel.detectors.base import Finding
-from gridsentinel.detectors.camera.stack import DETECTORS as CAMERA_DETECTORS
+from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS
 from gridsentinel.detectors.config import DetectorConfig, DetectorSet, DeviceSettings, load_file, settings_for
 from gridsentinel.detectors.detection import to_detection
 from gridsentinel.detectors.registry import DETECTORS, create
