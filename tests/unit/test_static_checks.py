@@ -1,9 +1,11 @@
-"""ruff and mypy are clean on the package and the tests, so CI enforces both (settings in pyproject.toml)."""
+"""ruff and mypy are clean on the package and the tests, and the import contracts hold (import-linter), so CI
+enforces all three (settings in pyproject.toml)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +30,12 @@ def test_ruff_is_clean() -> None:
 def test_mypy_is_clean() -> None:
     result = _run("mypy", *PATHS)
     assert result.returncode == 0, f"mypy failed:\n{result.stdout}{result.stderr}"
+
+
+def test_import_contracts_are_kept() -> None:
+    """The data flow's layers and the forbidden imports of pyproject.toml's [tool.importlinter]."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint_imports), "--no-cache"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, f"import contracts broken:\n{result.stdout}{result.stderr}"
+    assert "0 broken" in result.stdout
