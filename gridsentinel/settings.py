@@ -50,6 +50,8 @@ class Settings:
     mqtt_share_group: str = field(default_factory=lambda: _env("GS_MQTT_SHARE_GROUP", "gateways"))
     # How long the broker keeps a gateway's session (and queues its messages) while it is away.
     mqtt_session_expiry_s: int = field(default_factory=lambda: int(_env("GS_MQTT_SESSION_EXPIRY", "86400")))
+    gateway_stall_s: float = field(default_factory=lambda: float(_env("GS_GATEWAY_STALL_S", "20")))
+    mqtt_receive_maximum: int = field(default_factory=lambda: int(_env("GS_MQTT_RECEIVE_MAXIMUM", "1000")))
 
     @property
     def influx_token(self) -> str:

@@ -7,7 +7,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridsentinel.gateway.mqtt_client import BufferedClient, FastMessage
+from gridsentinel.gateway.paho_compat import BufferedClient, FastMessage
 
 from ...conftest import mqtt_publish as publish
 
