@@ -7,9 +7,10 @@ bad input from a device is data, not an exception.
 
 The common message, telemetry of a registered device in the JSON contract's common shape, is decoded by
 ``decode_plain_telemetry`` (msgspec, about ten times faster); every other one, and every one to be
-rejected, by the general decoders, which give the reading or the reason. Each message is decoded once
-and its sequence number checked once; both ways make the same records
-(tests/integration/test_gateway_fast_path.py).
+rejected, by the general decoders, which give the reading or the reason (the fast decoder declines, it
+never rejects). The topic is parsed and the device looked up once (cached per topic), each message gives
+one verdict from one decoder, and its sequence number is checked once; both ways make the same records
+(tests/unit/gateway/test_accept.py, tests/integration/test_gateway_fast_path.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import base64
 import hashlib
 from typing import Any
 
-from gridsentinel.core.devices import Registry
+from gridsentinel.core.devices import Device, Registry
 from gridsentinel.core.records import DeadLetter, DeviceStatus, Frame
 from gridsentinel.core.topics import Topics
 
@@ -100,12 +101,12 @@ def dead_letter(origin: str, payload: bytes, now: float, why: Rejection, device_
 class _Route:
     """What the fast decoding knows of one telemetry topic of a registered device."""
 
-    __slots__ = ("device_id", "topic", "heads")
+    __slots__ = ("device", "topic", "heads")
 
-    def __init__(self, device_id: str, topic: str, heads: dict[str, str]) -> None:
-        self.device_id = device_id
+    def __init__(self, device: Device, topic: str) -> None:
+        self.device = device
         self.topic = topic
-        self.heads = heads  # metric name -> ReadingEncoder.head
+        self.heads: dict[str, str] = {}  # metric name -> ReadingEncoder.head
 
 
 class Acceptor:
@@ -141,14 +142,16 @@ class Acceptor:
         route = self._routes.get(topic)
         if route is None:
             route = self._route(topic)
-        if route is not None and self.fast:
-            ctype = getattr(properties, "ContentType", None) if properties else None
-            plain = None
-            if ctype is None or not ctype.startswith("application/senml"):
-                plain = decode_plain_telemetry(payload, now, self.limits)
+        if route is None:
+            origin = topic if isinstance(topic, str) else topic.decode("utf-8", "replace")
+            return self._accept_general(origin, payload, properties, now, dup)
+        ctype = getattr(properties, "ContentType", None) if properties else None
+        if self.fast and (ctype is None or not ctype.startswith("application/senml")):
+            plain = decode_plain_telemetry(payload, now, self.limits)
             if plain is not None:
                 ts, seq, values = plain
-                device_id = route.device_id
+                device = route.device
+                device_id = device.id
                 # A DUP is the broker resending what we have not acked yet (after a reconnect): produce it
                 # again (InfluxDB points are idempotent) rather than call it a device's duplicate.
                 if seq is not None and self.seqs.seen(device_id, seq) and not dup:
@@ -158,14 +161,12 @@ class Acceptor:
                 for metric, value in values:
                     head = heads.get(metric.name)
                     if head is None:
-                        device = self.registry.get(device_id)
-                        assert device is not None
                         head = heads[metric.name] = self._encoder.head(device_id, metric.name, metric.unit,
                                                                        device.kind, device.grid_code or "")
                     records.append((topic_out, device_id, tail(head, value, ts, seq, now), None))
                 return Accepted(route.topic, records, (device_id, seq) if seq is not None else None)
-        origin = topic if isinstance(topic, str) else topic.decode("utf-8", "replace")
-        return self._accept_general(origin, payload, properties, now, dup)
+        # Declined by the fast decoder (RFC 3339 ts, SenML, anything to reject): the general one decides.
+        return self._accept_device(route.topic, route.device, "telemetry", payload, properties, now, dup)
 
     def _route(self, topic: bytes | str) -> _Route | None:
         """The route of a telemetry topic of a registered device (cached), else None."""
@@ -176,12 +177,12 @@ class Acceptor:
         parts = text.split("/")
         if len(parts) != 4 or parts[0] != "gs" or parts[1] != "v1" or parts[3] != "telemetry":
             return None
-        device_id = parts[2]
-        if self.registry.get(device_id) is None:
+        device = self.registry.get(parts[2])
+        if device is None:
             return None
         if len(self._routes) > 100_000:
             self._routes.clear()
-        route = self._routes[topic] = _Route(device_id, text, {})
+        route = self._routes[topic] = _Route(device, text)
         return route
 
     def _accept_general(self, origin: str, payload: bytes, properties: Any, now: float,
@@ -195,6 +196,12 @@ class Acceptor:
         if device is None:
             return self._reject(origin, payload, now, Rejection("unknown_device", f"device {device_id!r} is not in "
                                                                 "the registry (config/devices.yaml)"), device_id)
+        return self._accept_device(origin, device, kind, payload, properties, now, dup)
+
+    def _accept_device(self, origin: str, device: Device, kind: str, payload: bytes, properties: Any, now: float,
+                       dup: bool) -> Accepted | Rejected:
+        """A message of a registered device, by the general decoders."""
+        device_id = device.id
         if kind == "telemetry":
             ctype = getattr(properties, "ContentType", None) if properties else None
             result = decode_telemetry(device_id, payload, now, self.limits, ctype)

@@ -30,9 +30,9 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 
 from .accept import Record, dead_letter
 from .decode import Rejection
@@ -50,8 +50,25 @@ _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 _State = tuple[int, int, list[int] | None, tuple[str, int] | None, str, int, Any]
 # (state of _delivered, topic, key, value, headers, Kafka's error): a record refused for good, to retry alone
 _Refused = tuple[_State, str, bytes | None, bytes | None, Any, KafkaError]
-# Makes a producer: (solo: each record in a batch of its own, error_cb) -> Producer.
-ProducerFactory = Callable[[bool, Callable[[KafkaError], None]], Producer]
+
+
+class KafkaProducer(Protocol):
+    """What the ledger uses of ``confluent_kafka.Producer`` (tests pass a stand-in)."""
+
+    def produce(self, topic: str, value: bytes | None = ..., key: str | bytes | None = ..., *,
+                headers: Any = ..., on_delivery: Callable[[KafkaError | None, Any], None] | None = ...) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+    def flush(self, timeout: float = ...) -> int: ...
+
+    def purge(self, in_queue: bool = ..., in_flight: bool = ..., blocking: bool = ...) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+# Makes a producer: (solo: each record in a batch of its own, error_cb) -> producer.
+ProducerFactory = Callable[[bool, Callable[[KafkaError], None]], KafkaProducer]
 
 
 @dataclass
@@ -105,7 +122,7 @@ class Ledger:
         # window (ReceiveMaximum) until the session is resumed, the only time Mosquitto resends it.
         self.resume = threading.Event()
         self._refused: deque[_Refused] = deque()  # records refused for good: sent alone, then dead-lettered
-        self._solo: Producer | None = None  # batches of one, for those (made on first use)
+        self._solo: KafkaProducer | None = None  # batches of one, for those (made on first use)
         self._since_poll = 0
         self._watch = (0, 0, 0.0)  # (produced, refused, since): delivery progress, for the stall check
         self.producer = new_producer(False, self._on_kafka_error)

@@ -47,7 +47,7 @@ from ..errors import GridSentinelError, ServiceError
 from ..settings import Settings
 from .accept import KINDS, Acceptor, Rejected
 from .decode import Limits
-from .ledger import GatewayStats, Ledger
+from .ledger import GatewayStats, KafkaProducer, Ledger
 from .paho_compat import BufferedClient, FastMessage
 from .producer import ensure_gateway_topics, kafka_answers, new_producer
 
@@ -109,7 +109,7 @@ class Gateway:
         return self.acceptor.limits
 
     @property
-    def producer(self) -> Producer:
+    def producer(self) -> KafkaProducer:
         """The ledger's Kafka producer (replaced when it can no longer deliver)."""
         return self.ledger.producer
 
