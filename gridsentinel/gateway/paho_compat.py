@@ -90,6 +90,8 @@ def _fresh_in_packet() -> _InPacket:
 
 
 class BufferedClient(mqtt.Client):
+    """paho's client, with the fast receive path and batched PUBACKs described above."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._rbuf = b""
         # Set, it takes every fast-path PUBLISH instead of ``on_message``, as

@@ -71,6 +71,8 @@ class GatewayOptions:
 
 
 class Gateway:
+    """One gateway process: its MQTT session, its ``Acceptor`` and ``Ledger``, its main loop and stats."""
+
     def __init__(self, settings: Settings, registry: Registry, *, limits: Limits | None = None,
                  client_id: str | None = None, clock: Callable[[], float] = time.time,
                  options: GatewayOptions | None = None, stats_file: str | None = None) -> None:
