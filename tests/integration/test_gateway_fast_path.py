@@ -1,5 +1,6 @@
 """The gateway's fast path (raw PUBLISH -> msgspec -> Kafka) makes exactly the records, dead letters and
-PUBACKs of its general path (``_on_message``), for good, bad, duplicate and redelivered messages alike.
+PUBACKs of its general path (``_on_message`` and the general decoders), for good, bad, duplicate and
+redelivered messages alike.
 
 The same stream of PUBLISH packets is fed to two gateways with the same fixed clock, one with the fast
 path and one without; what each produced to real Kafka is read back and compared byte for byte."""
@@ -13,7 +14,8 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from gridsentinel.core.devices import Registry
-from gridsentinel.gateway.service import Gateway, ensure_topics
+from gridsentinel.gateway.producer import ensure_gateway_topics
+from gridsentinel.gateway.service import Gateway
 
 from ..conftest import mqtt_publish
 from .conftest import Namespace
@@ -45,9 +47,10 @@ def stream(now: float) -> list[tuple[str, bytes, bool]]:
 def run(ns: Namespace, prefix: str, fast: bool, packets: bytes, now: float) -> tuple[dict[str, list[bytes]], list[int]]:
     settings = ns.settings.with_(topic_prefix=prefix)
     gateway = Gateway(settings, Registry.load(ns.config_dir), client_id=f"gw-{prefix}", clock=lambda: now)
-    ensure_topics(settings.kafka_bootstrap, gateway.topics, partitions=1)
+    ensure_gateway_topics(settings.kafka_bootstrap, gateway.topics, partitions=1)
     if not fast:
         gateway.mqtt.on_fast_publish = None
+        gateway.acceptor.fast = False
     acked: list[int] = []
     gateway.mqtt.ack_many = acked.extend  # type: ignore[method-assign, assignment]  # records the acks
     rc, used = gateway.mqtt.feed(packets)
@@ -55,7 +58,7 @@ def run(ns: Namespace, prefix: str, fast: bool, packets: bytes, now: float) -> t
     while gateway.producer.flush(1.0):
         pass
     gateway.producer.poll(0)
-    gateway._flush_acks()
+    gateway.ledger.flush_acks()
     gateway._raise_pending()
     out = {}
     for name in ("readings", "deadletter", "device_status"):

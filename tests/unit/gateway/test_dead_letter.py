@@ -6,8 +6,8 @@ import base64
 import hashlib
 
 from gridsentinel.core.records import DeadLetter
+from gridsentinel.gateway.accept import DEADLETTER_KEEP_BYTES, dead_letter
 from gridsentinel.gateway.decode import Rejection
-from gridsentinel.gateway.service import DEADLETTER_KEEP_BYTES, dead_letter
 
 NOW = 1_780_000_000.0
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"

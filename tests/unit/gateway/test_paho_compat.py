@@ -7,7 +7,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridsentinel.gateway.mqtt_client import BufferedClient, FastMessage
+from gridsentinel.errors import GridSentinelError
+from gridsentinel.gateway.paho_compat import BufferedClient, FastMessage, check_paho
 
 from ...conftest import mqtt_publish as publish
 
@@ -108,3 +109,15 @@ def test_filtered_callbacks_still_route_through_paho() -> None:
     data = publish("gs/v1/d1/telemetry", b"{}", mid=1) + publish("gs/v1/d1/frame", b"{}", mid=2)
     assert c.feed(data) == (mqtt.MQTT_ERR_SUCCESS, len(data))
     assert routed == ["gs/v1/d1/frame"] and [m.topic for m in got] == ["gs/v1/d1/telemetry"]  # type: ignore[attr-defined]
+
+
+def test_an_untested_paho_version_is_refused_with_what_to_do() -> None:
+    check_paho()  # the pinned one
+    with pytest.raises(GridSentinelError, match=r"paho-mqtt 2\.3\.0 is installed.*constraints\.txt"):
+        check_paho("2.3.0")
+
+
+def test_a_paho_without_the_private_parts_used_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(mqtt.Client, "_packet_handle")
+    with pytest.raises(GridSentinelError, match="lacks _packet_handle"):
+        check_paho()  # run by every BufferedClient before paho's own constructor

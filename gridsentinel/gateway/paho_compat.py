@@ -1,4 +1,5 @@
-"""paho's client with a fast receive path, for a gateway taking tens of thousands of messages/s.
+"""Every workaround of paho-mqtt's internals, in one module: a client with a fast receive path, for a
+gateway taking tens of thousands of messages/s. Nothing else in GridSentinel touches paho's private parts.
 
 paho reads each packet with several small ``recv()`` calls and builds a ``Properties`` object, an
 ``MQTTMessage`` and a few dicts per PUBLISH; sending a PUBACK queues one packet and writes one wake-up
@@ -13,8 +14,10 @@ byte to a socket pair. At gateway rates that Python work is the bottleneck. This
 - sends many PUBACKs as one queued write (``ack_many``).
 
 It relies on private parts of paho-mqtt 2.x (``_sock_recv``, ``_packet_handle``, ``_in_packet``,
-``_packet_queue``, ``_loop_rc_handle``, ``_reset_sockets``), pinned in constraints.txt and covered by
-tests/unit/gateway/test_mqtt_client.py.
+``_packet_queue``, ``_loop_rc_handle``, ``_reset_sockets``, ...), pinned in constraints.txt and covered by
+tests/unit/gateway/test_paho_compat.py. ``check_paho`` (run by every ``BufferedClient``) refuses a paho-mqtt
+version these were not tested with, or one that lacks any of them: to upgrade paho, run those tests with
+the new version, then add it to ``TESTED_PAHO_VERSIONS`` and to constraints.txt.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import MQTTErrorCode
 from paho.mqtt.enums import MQTTProtocolVersion
+
+from ..errors import GridSentinelError
 
 if TYPE_CHECKING:
     from paho.mqtt.client import _InPacket  # declared for type checkers only
@@ -34,6 +40,30 @@ RECV_CHUNK = 256 * 1024
 PUBLISH = 0x30
 PUBACK = 0x40
 _PUBACK = struct.Struct("!BBH")
+
+# paho-mqtt versions whose internals this module was tested with (constraints.txt pins one of them).
+TESTED_PAHO_VERSIONS = ("2.2.0",)
+# The private parts of paho this module uses: methods of mqtt.Client, and attributes of a client.
+_PRIVATE_METHODS = ("_sock_recv", "_packet_handle", "_loop_rc_handle", "_reset_sockets", "_packet_queue",
+                    "_send_puback", "_handle_on_message", "_easy_log")
+_PRIVATE_ATTRIBUTES = ("_sock", "_in_packet", "_msgtime_mutex", "_last_bytes_received", "_protocol",
+                       "_on_message_filtered", "_in_callback_mutex", "_userdata", "_manual_ack")
+
+
+def check_paho(version: str | None = None) -> None:
+    """Raise ``GridSentinelError`` when paho-mqtt (``version``: the installed one) is not a version this
+    module's workarounds were tested with, or lacks a private method they use."""
+    version = version or paho.mqtt.__version__
+    if version not in TESTED_PAHO_VERSIONS:
+        raise GridSentinelError(
+            f"paho-mqtt {version} is installed, but the gateway's fast MQTT path (gridsentinel/gateway/"
+            f"paho_compat.py) uses paho internals tested only with {', '.join(TESTED_PAHO_VERSIONS)}; install "
+            "the version pinned in constraints.txt (pip install -c constraints.txt -e .), or run "
+            "tests/unit/gateway/test_paho_compat.py with this one and add it to TESTED_PAHO_VERSIONS")
+    missing = [name for name in _PRIVATE_METHODS if not hasattr(mqtt.Client, name)]
+    if missing:
+        raise GridSentinelError(f"paho-mqtt {version} lacks {', '.join(missing)}, used by "
+                                "gridsentinel/gateway/paho_compat.py")
 
 
 class FastMessage:
@@ -60,13 +90,20 @@ def _fresh_in_packet() -> _InPacket:
 
 
 class BufferedClient(mqtt.Client):
+    """paho's client, with the fast receive path and batched PUBACKs described above."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._rbuf = b""
         # Set, it takes every fast-path PUBLISH instead of ``on_message``, as
         # ``(topic bytes, payload, mid, qos, dup)``, and acks are its business: no object per message.
         # It runs on the network thread without paho's callback lock, and must not raise.
         self.on_fast_publish: Callable[[bytes, bytes, int, int, bool], None] | None = None
+        check_paho()
         super().__init__(*args, **kwargs)
+        missing = [name for name in _PRIVATE_ATTRIBUTES if not hasattr(self, name)]
+        if missing:
+            raise GridSentinelError(f"paho-mqtt {paho.mqtt.__version__}'s client lacks {', '.join(missing)}, "
+                                    "used by gridsentinel/gateway/paho_compat.py")
 
     def buffered(self) -> int:
         """Bytes received but not yet framed into a whole packet."""
