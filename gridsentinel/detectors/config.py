@@ -176,8 +176,8 @@ class DetectorSet(StrictModel):
     noise: NoiseSettings | None = Field(None, description="GB 3096-2008 noise limits.")
 
 
-CATEGORY_MOVED = ("the category of a detection is set in config/categories.yaml alone (`kinds`, and "
-                  "`device_kinds` for generic detector kinds): remove `category` and `category_by_finding` here")
+CATEGORY_MOVED = ("no `category` or `category_by_finding` (a detection's category is set in "
+                  "config/categories.yaml alone: `kinds`, and `device_kinds` for generic detector kinds)")
 
 
 class KindSettings(StrictModel):

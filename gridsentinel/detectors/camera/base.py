@@ -61,8 +61,8 @@ class DetectorConfig(StrictModel):
     def _category_moved(cls, data: Any) -> Any:
         if isinstance(data, dict) and {"category_code", "category_standard"} & data.keys():
             raise ValueError(  # an older cameras.yaml: say where the category went
-                "the category of a detection is set in config/categories.yaml alone (`kinds`): "
-                "remove `category_code` and `category_standard` here"
+                "no `category_code` or `category_standard` (a detection's category is set in "
+                "config/categories.yaml alone: `kinds`)"
             )
         return data
 

@@ -34,6 +34,11 @@ def test_unknown_key_names_path_and_value(tmp_path):
     assert str(p) in msg and "cameras.0.tamper.persist" in msg and "3" in msg
 
 
+def test_a_category_in_a_camera_config_says_where_it_moved():
+    with pytest.raises(ConfigError, match=r"cameras\.0\.tamper.*config/categories\.yaml"):
+        parse_cameras({"cameras": [{"camera_id": "c", "tamper": {"category_code": "0103"}}]})
+
+
 def test_out_of_bounds_and_bad_polygon():
     with pytest.raises(ConfigError, match=r"cameras\.0\.tamper\.persist_s"):
         parse_cameras({"cameras": [{"camera_id": "c", "tamper": {"persist_s": -1}}]})
