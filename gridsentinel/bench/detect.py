@@ -158,13 +158,13 @@ def _child(settings: Settings, mode: str, app_id: str, stats_path: str) -> int:
     """The worker of one phase: ``detect`` (the real stage) or ``baseline`` (decode and ack only)."""
     import faust
 
-    from gridsentinel.detectors.stage import DetectionStage
     from gridsentinel.streams.context import WorkerOptions
     from gridsentinel.worker.app import _atomic_write, create_app
+    from gridsentinel.worker.stages import build_stages
 
     if mode == "detect":  # the real stage; the app writes its counters to the stats file each second
-        app = create_app(settings, WorkerOptions(app_id=app_id, stats_file=stats_path),
-                         [DetectionStage.from_settings(settings)])
+        options = WorkerOptions(app_id=app_id, stats_file=stats_path)
+        app = create_app(settings, options, build_stages(settings, options, ["detect"]))
     else:
         app = create_app(settings, WorkerOptions(app_id=app_id))
         counter = {"count": 0}

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from gridsentinel.bench.common import emit
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.detectors.camera import synthetic as syn
 from gridsentinel.detectors.camera.base import CameraDetector
 from gridsentinel.detectors.camera.config import CameraConfig
@@ -30,6 +31,7 @@ from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS, CameraStack
 from gridsentinel.detectors.camera.static_object import StaticObjectConfig, StaticObjectDetector, StaticRegion
 from gridsentinel.detectors.camera.tamper import TamperConfig, TamperDetector
 from gridsentinel.detectors.camera.waterlogging import WaterloggingConfig, WaterRegion
+from gridsentinel.detectors.detection import CategoryOf
 from gridsentinel.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "vision"
@@ -289,7 +291,7 @@ def faces(data: Path, face_model: str | None) -> dict[str, Any]:
     return out
 
 
-def speed(frames: list[np.ndarray]) -> dict[str, Any]:
+def speed(frames: list[np.ndarray], category_of: CategoryOf) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cfg = CameraConfig(
         camera_id="bench",
@@ -305,7 +307,7 @@ def speed(frames: list[np.ndarray]) -> dict[str, Any]:
     for label, size in (("640x480", (640, 480)), ("1280x720", (1280, 720))):
         sized = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames[:n]]
         for mode, c in (("configured rates", cfg), ("every detector every frame", worst)):
-            stack = CameraStack(c)
+            stack = CameraStack(c, category_of=category_of)
             w0, c0 = time.perf_counter(), time.process_time()
             for i, f in enumerate(sized):
                 stack.update(f, i / 25.0)  # a 25 frames/s stream
@@ -326,7 +328,7 @@ def speed(frames: list[np.ndarray]) -> dict[str, Any]:
     return out
 
 
-def measure(data: Path, face_model: str | None) -> dict[str, Any]:
+def measure(data: Path, face_model: str | None, category_of: CategoryOf) -> dict[str, Any]:
     cv2.setNumThreads(1)
     vtest, vfps = _read_video(data / "vtest.avi")
     tree, tfps = _read_video(data / "tree.avi")
@@ -350,7 +352,7 @@ def measure(data: Path, face_model: str | None) -> dict[str, Any]:
         "fire_smoke": smoke_events(vtest, vfps),
         "crowd": crowd_mae(vtest),
         "faces": faces(data, face_model),
-        "speed": speed(vtest),
+        "speed": speed(vtest, category_of),
         "threads": cv2.getNumThreads(),
         "cpu_count": os.cpu_count(),
     }
@@ -425,7 +427,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not (data / "vtest.avi").is_file():
         print(f"bench vision: no vtest.avi in {data} (set --data or GS_VIDEO_DIR)")
         return 2
-    result = measure(data, getattr(args, "face_model", None))
+    catalog = load_catalog(settings.config_dir)  # labels the stack's detections, as in the frames stage
+    result = measure(data, getattr(args, "face_model", None), catalog.category_of)
     emit(result, args.json, _table(result), indent=None)
     return 0
 

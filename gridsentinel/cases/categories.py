@@ -110,6 +110,9 @@ class CategoriesFile(_Strict):
     defaults: Defaults = Field(description="Rules for categories that do not set their own.")
     categories: list[CategorySpec] = Field(min_length=1, description="The case categories.")
     kinds: dict[str, KindRule] = Field(description="Detection kind → category and severity.")
+    device_kinds: dict[str, str] = Field(
+        default_factory=dict, description="Device kind → category key, for the detection kinds `kinds` does "
+                                          "not list (generic detectors such as outlier or threshold).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -121,6 +124,10 @@ class CategoriesFile(_Strict):
             for target in [rule.category, *rule.by_component_class.values()]:
                 if target is not None and target not in keys:
                     raise ValueError(f"kinds.{kind}: unknown category {target!r}; known: {', '.join(keys)}")
+        for device_kind, target in self.device_kinds.items():
+            if target not in keys:
+                raise ValueError(f"device_kinds.{device_kind}: unknown category {target!r}; "
+                                 f"known: {', '.join(keys)}")
         return self
 
 
@@ -223,20 +230,53 @@ class Catalog:
         except KeyError:
             raise UnknownCategory(f"unknown category {key!r}") from None
 
+    def category_of(self, device_kind: str, kind: str, component_class: str | None) -> tuple[str, str]:
+        """The ``(category_code, category_standard)`` a detector stamps on a detection of ``kind`` from a
+        device of ``device_kind``; ``("", "")`` when nothing matches (the case stage dead-letters it).
+
+        The one place kind → category is decided (the detection stage gets this method as a plain
+        callable): a kind under ``kinds`` (by the component class where the rule has one), else the
+        device kind under ``device_kinds``. :meth:`resolve` applies the same ``kinds`` rule.
+
+        >>> catalog = load_catalog(Path(__file__).resolve().parents[2] / "config")
+        >>> catalog.category_of("cover_tilt", "cover_tilt", "0102")
+        ('0102', 'GB/T 30428.2-2013')
+        >>> catalog.category_of("air_quality", "outlier", None)
+        ('L002', 'GridSentinel local 2025.1')
+        >>> catalog.category_of("camera", "ufo", None)
+        ('', '')
+        """
+        key: str | None
+        if kind in self.categories_file.kinds:
+            try:
+                key = self._kind_key(kind, component_class)
+            except UnknownCategory:  # no fallback for this class: resolve() dead-letters it with the reason
+                key = None
+        else:
+            key = self.categories_file.device_kinds.get(device_kind)
+        if key is None:
+            return "", ""
+        spec = self.policies[key].spec
+        return spec.code, spec.standard
+
+    def _kind_key(self, kind: str, component_class: str | None) -> str:
+        rule = self.categories_file.kinds[kind]
+        key = rule.category
+        if rule.by_component_class:
+            key = rule.by_component_class.get(component_class or "", rule.category)
+            if key is None:
+                raise UnknownCategory(f"kind {kind!r}: component class {component_class!r} not in "
+                                      f"{sorted(rule.by_component_class)} and no fallback category")
+        assert key is not None  # guaranteed by KindRule validation
+        return key
+
     def resolve(self, detection: Detection) -> Resolved:
         """The category and severity of ``detection``; :class:`UnknownCategory` when there is none."""
         rule = self.categories_file.kinds.get(detection.kind)
         if rule is None:
             policy = self._by_code(detection)
             return Resolved(policy, detection.severity)
-        key = rule.category
-        if rule.by_component_class:
-            cls = _component_class(detection)
-            key = rule.by_component_class.get(cls or "", rule.category)
-            if key is None:
-                raise UnknownCategory(f"kind {detection.kind!r}: component class {cls!r} not in "
-                                      f"{sorted(rule.by_component_class)} and no fallback category")
-        assert key is not None  # guaranteed by KindRule validation
+        key = self._kind_key(detection.kind, _component_class(detection) if rule.by_component_class else None)
         severity = rule.severity or detection.severity
         if rule.min_severity and SEVERITIES.index(severity) < SEVERITIES.index(rule.min_severity):
             severity = rule.min_severity

@@ -2,7 +2,8 @@
 
 This is what the Faust stage holds per device (its state in a table keyed by device id):
 
-    bank = DeviceDetectors(config.settings_for(device_id, kind, grid_code), since=registered_at)
+    bank = DeviceDetectors(config.settings_for(device_id, kind, grid_code), catalog.category_of,
+                           since=registered_at)
     bank.restore(table.get(device_id) or {})
     detections = bank.update(reading)        # on every reading
     detections += bank.check(now)            # on a timer: dropout / held tilt
@@ -18,29 +19,32 @@ from typing import Any
 from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.base import Detector, Finding
 from gridsentinel.detectors.config import DeviceSettings
-from gridsentinel.detectors.detection import to_detection
+from gridsentinel.detectors.detection import CategoryOf, component_class, to_detection
 from gridsentinel.detectors.registry import DETECTORS, create
 
 
 class DeviceDetectors:
-    """The detectors configured for one device.
+    """The detectors configured for one device; ``category_of`` (config/categories.yaml's answer, see
+    ``CategoryOf``) labels their detections.
 
-    >>> from gridsentinel.detectors.config import Category
     >>> s = DeviceSettings("cover-7", "cover_tilt", "320582110152102", "v1",
-    ...                    Category(code="0103", standard="GB/T 30428.2-2013"), {},
     ...                    {"cover_tilt": {"alarm_deg": 10.0, "hold_s": 0.0}})
-    >>> bank = DeviceDetectors(s)
+    >>> covers = {"0102": ("0102", "GB/T 30428.2-2013")}          # categories.yaml, in short
+    >>> category_of = lambda device_kind, kind, cls: covers.get(cls or "", ("0103", "GB/T 30428.2-2013"))
+    >>> bank = DeviceDetectors(s, category_of)
     >>> found = bank.update(Reading("cover-7", "tilt", "deg", 95.0, 5.0))
     >>> [(d.kind, d.severity, d.category_code) for d in found]
     [('cover_tilt', 'critical', '0103')]
-    >>> sewage = DeviceDetectors(s, component_id="3205820102000001")   # its class picks the category
-    >>> sewage.update(Reading("cover-7", "tilt", "deg", 95.0, 5.0))[0].evidence["component_id"]
-    '3205820102000001'
+    >>> sewage = DeviceDetectors(s, category_of, component_id="3205820102000001")  # its class picks it
+    >>> d = sewage.update(Reading("cover-7", "tilt", "deg", 95.0, 5.0))[0]
+    >>> d.evidence["component_id"], d.category_code
+    ('3205820102000001', '0102')
     """
 
-    def __init__(self, settings: DeviceSettings, since: float | None = None,
+    def __init__(self, settings: DeviceSettings, category_of: CategoryOf, since: float | None = None,
                  lat: float | None = None, lon: float | None = None, component_id: str | None = None) -> None:
         self.settings = settings
+        self.category_of = category_of
         self.lat, self.lon = lat, lon
         self.component_id = component_id  # the registry's component code: a cover's class picks its category
         self.detectors: dict[str, Detector] = {}
@@ -84,10 +88,10 @@ class DeviceDetectors:
         for f in findings:
             if f.phase == "clear":
                 continue
-            cat = s.category_for(f.kind)
+            code, standard = self.category_of(s.kind, f.kind, component_class(self.component_id))
             d = to_detection(f, device_id=s.device_id, detector=name, detector_version=s.version,
-                             grid_code=s.grid_code, category_code=cat.code,
-                             category_standard=cat.standard, lat=self.lat, lon=self.lon)
+                             grid_code=s.grid_code, category_code=code,
+                             category_standard=standard, lat=self.lat, lon=self.lon)
             if self.component_id:
                 d = replace(d, evidence={**d.evidence, "component_id": self.component_id})
             out.append(d)

@@ -176,21 +176,22 @@ class DetectorSet(StrictModel):
     noise: NoiseSettings | None = Field(None, description="GB 3096-2008 noise limits.")
 
 
-class Category(StrictModel):
-    code: str = Field(pattern=r"^[0-9A-Za-z]{2,8}$",
-                      description="Component/event code from the city's manual, as config/categories.yaml "
-                                  "writes it (local placeholders such as L002 included).")
-    standard: str = Field(min_length=1, max_length=64, description="Standard the code belongs to.")
+CATEGORY_MOVED = ("no `category` or `category_by_finding` (a detection's category is set in "
+                  "config/categories.yaml alone: `kinds`, and `device_kinds` for generic detector kinds)")
 
 
 class KindSettings(StrictModel):
     metrics: list[str] = Field(min_length=1, max_length=16,
                                description="Metrics this kind reports (canonical names), for documentation "
                                            "and routing.")
-    category: Category = Field(description="Category of this kind's detections.")
-    category_by_finding: dict[str, Category] = Field(
-        default_factory=dict, description="Category per finding kind where it differs from `category`.")
     detectors: DetectorSet = Field(description="Detectors that run for this kind, with their settings.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _category_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"category", "category_by_finding"} & data.keys():
+            raise ValueError(CATEGORY_MOVED)  # an older detectors.yaml: say where the category went
+        return data
 
 
 class DetectorConfig(StrictModel):
@@ -227,18 +228,14 @@ class DetectorConfig(StrictModel):
 
 @dataclass(frozen=True, slots=True)
 class DeviceSettings:
-    """What one device runs: detector name -> constructor arguments, plus how to label detections."""
+    """What one device runs: detector name -> constructor arguments (its detections' category comes from
+    config/categories.yaml, through the ``CategoryOf`` callable the bank is given)."""
 
     device_id: str
     kind: str
     grid_code: str
     version: str
-    category: Category
-    category_by_finding: dict[str, Category]
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def category_for(self, finding_kind: str) -> Category:
-        return self.category_by_finding.get(finding_kind, self.category)
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -283,9 +280,7 @@ def settings_for(config: DetectorConfig, device_id: str, kind: str, grid_code: s
         settings = getattr(resolved, name)
         if settings is not None and settings.enabled:
             detectors[name] = settings.model_dump(exclude={"enabled"})
-    ks = config.kinds[kind]
-    return DeviceSettings(device_id, kind, grid_code, config.version, ks.category,
-                          dict(ks.category_by_finding), detectors)
+    return DeviceSettings(device_id, kind, grid_code, config.version, detectors)
 
 
 def validate_data(data: Any, where: str) -> tuple[DetectorConfig | None, list[str]]:

@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from gridsentinel.core.records import Detection
 from gridsentinel.detectors.base import Finding
+
+CategoryOf = Callable[[str, str, str | None], tuple[str, str]]
+"""``(device kind, detection kind, component class) -> (category_code, category_standard)``.
+
+config/categories.yaml alone decides a detection's category: the composition root passes the case
+catalogue's ``Catalog.category_of`` in (detectors sit below cases and do not import them).
+"""
+
+
+def component_class(component_id: str | None) -> str | None:
+    """The component class (4 digits) of a 16-digit component code: what picks a cover's category.
+
+    >>> component_class("3205820102000001"), component_class(None)
+    ('0102', None)
+    """
+    if component_id and len(component_id) == 16 and component_id.isdigit():
+        return component_id[6:10]  # 6 district + 2 major + 2 minor + 6 sequence
+    return None
 
 
 def detection_id(device_id: str, detector: str, kind: str, started_at: float, severity: str,

@@ -16,11 +16,11 @@ across workers.
 >>> from gridsentinel.detectors.config import DetectorConfig
 >>> from gridsentinel.core.devices import Device, Registry
 >>> config = DetectorConfig.model_validate({"version": "v1", "lateness_s": 60, "kinds": {"cover_tilt": {
-...     "metrics": ["tilt"], "category": {"code": "0103", "standard": "GB/T 30428.2-2013"},
-...     "detectors": {"cover_tilt": {"alarm_deg": 10.0, "hold_s": 0.0}}}}})
+...     "metrics": ["tilt"], "detectors": {"cover_tilt": {"alarm_deg": 10.0, "hold_s": 0.0}}}}})
 >>> registry = Registry([Device(id="cover-7", kind="cover_tilt", location={"lat": 31.9, "lon": 120.5},
 ...                             grid_code="320582110152102")])
->>> engine = DetectionEngine(config, registry)
+>>> storm_cover = lambda device_kind, kind, component_class: ("0103", "GB/T 30428.2-2013")
+>>> engine = DetectionEngine(config, registry, category_of=storm_cover)  # the catalog's, in a worker
 >>> engine.process(Reading("cover-7", "tilt", "deg", 95.0, 100.0))   # buffered: the watermark is at 98
 []
 >>> [(d.kind, d.severity) for d in engine.process(Reading("cover-7", "tilt", "deg", 96.0, 103.0))]
@@ -40,6 +40,7 @@ from gridsentinel.core.devices import Device, Registry
 from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.bank import DeviceDetectors
 from gridsentinel.detectors.config import DetectorConfig, DeviceSettings
+from gridsentinel.detectors.detection import CategoryOf
 
 RAIN_METRIC = "rain_rate"
 RAIN_KIND = "rain_gauge"
@@ -92,11 +93,13 @@ def _from_buffer_row(device_id: str, row: list[Any]) -> tuple[Reading, float]:
 
 
 class DetectionEngine:
-    """One DeviceDetectors bank per device, created lazily from the detector config and the registry."""
+    """One DeviceDetectors bank per device, created lazily from the detector config and the registry;
+    ``category_of`` (config/categories.yaml's ``Catalog.category_of``) labels the detections."""
 
-    def __init__(self, config: DetectorConfig, registry: Registry, *, config_version: str | None = None,
-                 skew_s: float = SKEW_S):
+    def __init__(self, config: DetectorConfig, registry: Registry, *, category_of: CategoryOf,
+                 config_version: str | None = None, skew_s: float = SKEW_S):
         self.config = config
+        self.category_of = category_of
         self.skew_s = skew_s
         # the stream's first event time (a stage sets it): a device never heard from counts its silence
         # from there; unset, from the first check that sees it
@@ -262,8 +265,8 @@ class DetectionEngine:
                 changed.add(device_id)
                 continue
             old = st.bank
-            bank = DeviceDetectors(settings, since=self.stream_start, lat=old.lat, lon=old.lon,
-                                   component_id=old.component_id)
+            bank = DeviceDetectors(settings, self.category_of, since=self.stream_start, lat=old.lat,
+                                   lon=old.lon, component_id=old.component_id)
             for name, params in settings.detectors.items():
                 if old.settings.detectors.get(name) == params:
                     bank.detectors[name] = old.detectors[name]
@@ -300,7 +303,7 @@ class DetectionEngine:
         settings = self._settings(device)
         if settings is None:
             return None
-        st = _DeviceState(device, DeviceDetectors(settings, since=self.stream_start,
+        st = _DeviceState(device, DeviceDetectors(settings, self.category_of, since=self.stream_start,
                                                   lat=device.location.lat, lon=device.location.lon,
                                                   component_id=device.component_id))
         self._devices[device_id] = st

@@ -44,6 +44,7 @@ from gridsentinel.core.records import DeadLetter, Detection, Frame, RecordError
 from gridsentinel.detectors.camera.config import CameraConfig, CamerasFile, load_cameras
 from gridsentinel.detectors.camera.privacy import Deidentifier, snapshot_with_regions
 from gridsentinel.detectors.camera.stack import CameraStack
+from gridsentinel.detectors.detection import CategoryOf
 from gridsentinel.detectors.stage import send_detections
 
 if TYPE_CHECKING:
@@ -199,8 +200,9 @@ class FrameProcessor:
 
     def __init__(self, cameras: CamerasFile, registry: Registry, deid: Deidentifier, evidence: EvidenceStore,
                  *, table: MutableMapping[str, bytes], send: Callable[[list[Detection]], Awaitable[None]],
-                 dead_letter: DeadLetterSink, origin: str = "gs.frames") -> None:
+                 dead_letter: DeadLetterSink, category_of: CategoryOf, origin: str = "gs.frames") -> None:
         self.cameras = cameras
+        self.category_of = category_of  # config/categories.yaml's answer: labels each camera's detections
         self.registry = registry
         self.configured = {c.camera_id: c for c in cameras.cameras}
         self.deid = deid
@@ -250,7 +252,7 @@ class FrameProcessor:
         version = self.cameras.version
 
         def build() -> Camera:
-            stack = CameraStack(cfg, config_version=version)
+            stack = CameraStack(cfg, category_of=self.category_of, config_version=version)
             return Camera(stack=stack, fps=gate_fps(cfg, stack), partition=partition,
                           fingerprint=fingerprint(cfg, version))
 
@@ -365,7 +367,11 @@ class FrameProcessor:
 
 
 class FramesStage:
-    """``--stages frames``: the camera detectors on ``gs.frames``."""
+    """``--stages frames``: the camera detectors on ``gs.frames``; ``category_of`` (the case catalogue's
+    ``Catalog.category_of``, given by the composition root) labels their detections."""
+
+    def __init__(self, category_of: CategoryOf) -> None:
+        self.category_of = category_of
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         settings, options = ctx.settings, ctx.options
@@ -382,7 +388,8 @@ class FramesStage:
             await send_detections(ctx.topics["detections"], found)
 
         proc = FrameProcessor(cameras, Registry.load(settings.config_dir), deid, evidence, table=state,
-                              send=send, dead_letter=ctx.dead_letter, origin=frames_name)
+                              send=send, dead_letter=ctx.dead_letter, category_of=self.category_of,
+                              origin=frames_name)
 
         def owned() -> list[int]:
             return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == frames_name)

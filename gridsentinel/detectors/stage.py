@@ -37,6 +37,7 @@ from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import dedup_region, valid_grid_code
 from gridsentinel.core.records import DeadLetter, Detection, Reading, RecordError
 from gridsentinel.detectors.config import load_file
+from gridsentinel.detectors.detection import CategoryOf
 from gridsentinel.detectors.engine import RAIN_KIND, DetectionEngine, PartitionClock
 from gridsentinel.settings import Settings
 from gridsentinel.streams.faust_compat import read_position, table_put
@@ -251,9 +252,11 @@ class DetectionStage:
         self.engine = engine
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DetectionStage:
+    def from_settings(cls, settings: Settings, category_of: CategoryOf) -> DetectionStage:
+        """The stage for ``settings``; ``category_of`` (config/categories.yaml's ``Catalog.category_of``)
+        labels the detections."""
         config = load_file(settings.config_dir / "detectors.yaml")
-        return cls(DetectionEngine(config, Registry.load(settings.config_dir)))
+        return cls(DetectionEngine(config, Registry.load(settings.config_dir), category_of=category_of))
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         options, partitions = ctx.options, ctx.options.partitions

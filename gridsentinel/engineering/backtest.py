@@ -61,10 +61,11 @@ class Series:
     points: list[tuple[float, float]] = field(default_factory=list)
 
 
-def make_engine(config: DetectorConfig, registry: Registry, label: str) -> Any:
+def make_engine(config: DetectorConfig, registry: Registry, label: str, catalog: Catalog) -> Any:
+    """A detection engine for one run; ``catalog`` (config/categories.yaml) labels its detections."""
     from gridsentinel.detectors.engine import DetectionEngine
 
-    return DetectionEngine(config, registry, config_version=label)
+    return DetectionEngine(config, registry, category_of=catalog.category_of, config_version=label)
 
 
 class Backtest:

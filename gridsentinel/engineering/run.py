@@ -175,7 +175,7 @@ async def run_backtest(req: BacktestRequest, settings: Settings) -> tuple[dict[s
     else:
         source = InfluxSource(settings, req.since, req.until, bucket=req.bucket)
         label = f"InfluxDB bucket {source.bucket}"
-    runs = [Run(name, f"{name}:{c.version}", c, make_engine(c, registry, f"{c.version}"))
+    runs = [Run(name, f"{name}:{c.version}", c, make_engine(c, registry, f"{c.version}", catalog))
             for name, c in configs.items()]
     bt = Backtest(runs, catalog, adjacency, check_every_s=req.check_every_s)
     bar = ProgressBar(source.count() if req.progress else None, force=False)

@@ -208,7 +208,8 @@ class ShadowRunner:
                 return
             await self._close()
             self.run_id = str(value.get("version"))
-            self.engine = DetectionEngine(config, self.registry, config_version=label)
+            self.engine = DetectionEngine(config, self.registry, category_of=self.catalog.category_of,
+                                          config_version=label)
             self.store = await SqlCaseStore.open(shadow_url(self.settings, self.run_id))
             log.warning("shadow config %s running beside the live one", label)
 

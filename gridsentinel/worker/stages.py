@@ -2,7 +2,9 @@
 
 Each name maps to a factory that builds the stage object :func:`gridsentinel.worker.app.create_app` takes.
 The wiring is explicit here: live config gets the detection stage's engine (the one it reconfigures),
-the case stage gets the alert delivery (alerts sits above cases, so cases cannot build it itself).
+the case stage gets the alert delivery (alerts sits above cases, so cases cannot build it itself), and the
+detection and frames stages get the case catalogue's ``category_of`` (config/categories.yaml alone owns
+kind -> category; detectors sit below cases and cannot load it themselves).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from gridsentinel.alerts.delivery.service import AlertDelivery
+from gridsentinel.cases.categories import Catalog, load_catalog
 from gridsentinel.cases.stage import CaseStage
 from gridsentinel.detectors.frames_stage import FramesStage
 from gridsentinel.detectors.stage import DetectionStage
@@ -29,10 +32,17 @@ class Wiring:
         self.options = options
         self.names = tuple(names)
         self._detection: DetectionStage | None = None
+        self._catalog: Catalog | None = None
+
+    def catalog(self) -> Catalog:
+        """config/categories.yaml (with routing and calendar), loaded once: what labels detections."""
+        if self._catalog is None:
+            self._catalog = load_catalog(self.settings.config_dir)
+        return self._catalog
 
     def detection(self) -> DetectionStage:
         if self._detection is None:
-            self._detection = DetectionStage.from_settings(self.settings)
+            self._detection = DetectionStage.from_settings(self.settings, self.catalog().category_of)
         return self._detection
 
 
@@ -44,7 +54,7 @@ FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
     # without a detect stage in this worker a new config is only logged
     "live-config": lambda w: LiveConfigStage(w.detection().engine if "detect" in w.names else None),
     "shadow": lambda w: ShadowStage(),
-    "frames": lambda w: FramesStage(),
+    "frames": lambda w: FramesStage(w.catalog().category_of),
 }
 STAGES: tuple[str, ...] = tuple(FACTORIES)  # the names `gridsentinel worker --stages` takes
 

@@ -3,7 +3,8 @@
 Build a camera's stack from config and feed it frames::
 
     cameras = load_cameras("config/cameras.yaml")
-    stack = CameraStack(cameras.cameras[0], config_version=cameras.version)
+    catalog = load_catalog("config")    # gridsentinel.cases.categories: categories.yaml owns the category
+    stack = CameraStack(cameras.cameras[0], category_of=catalog.category_of, config_version=cameras.version)
     detections = stack.update(frame_bgr, ts)
 
 Snapshots for evidence are de-identified with :func:`gridsentinel.detectors.camera.privacy.snapshot`.

@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gridsentinel.core.config import StrictModel
 from gridsentinel.core.records import Detection
@@ -55,12 +55,16 @@ class DetectorConfig(StrictModel):
     work_width: int = Field(
         320, ge=64, le=1920, description="Frames are downscaled to this width (pixels) before analysis."
     )
-    category_code: str = Field(
-        "", max_length=32, description="Case category code for findings; empty uses the detector's default."
-    )
-    category_standard: str = Field(
-        "gridsentinel-local", max_length=64, description="The standard the category code belongs to."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _category_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"category_code", "category_standard"} & data.keys():
+            raise ValueError(  # an older cameras.yaml: say where the category went
+                "no `category_code` or `category_standard` (a detection's category is set in "
+                "config/categories.yaml alone: `kinds`)"
+            )
+        return data
 
 
 C = TypeVar("C", bound=DetectorConfig)
@@ -161,7 +165,6 @@ class CameraDetector(ABC, Generic[C]):
 
     name: ClassVar[str]
     kind: ClassVar[str]
-    default_category: ClassVar[str]
     config_type: ClassVar[type[DetectorConfig]]
 
     def __init__(
@@ -268,7 +271,6 @@ class CameraDetector(ABC, Generic[C]):
         evidence: dict[str, Any] | None = None,
         message: str = "",
     ) -> Detection:
-        cfg = self.config
         cam = self.camera
         digest = hashlib.sha256(
             f"{cam.camera_id}|{self.name}|{cam.config_version}|{kind}|{key}|{ts:.3f}".encode()
@@ -279,8 +281,9 @@ class CameraDetector(ABC, Generic[C]):
             detector=self.name,
             detector_version=cam.config_version,
             kind=kind,
-            category_code=cfg.category_code or self.default_category,
-            category_standard=cfg.category_standard,
+            # config/categories.yaml labels it: CameraStack fills these from its ``category_of``
+            category_code="",
+            category_standard="",
             severity=severity,
             grid_code=cam.grid_code,
             observed_at=ts,

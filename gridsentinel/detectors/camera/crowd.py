@@ -137,7 +137,6 @@ class CrowdDetector(CameraDetector[CrowdConfig]):
 
     name: ClassVar[str] = "camera.crowd"
     kind: ClassVar[str] = "crowd_level"
-    default_category: ClassVar[str] = "cam.crowd"
     config_type: ClassVar[type[CrowdConfig]] = CrowdConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

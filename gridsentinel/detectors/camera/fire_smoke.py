@@ -103,7 +103,6 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
 
     name: ClassVar[str] = "camera.fire_smoke"
     kind: ClassVar[str] = "fire_smoke"
-    default_category: ClassVar[str] = "cam.fire_smoke"
     config_type: ClassVar[type[FireSmokeConfig]] = FireSmokeConfig
 
     def _reset(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,9 @@ from gridsentinel.detectors.camera.fire_smoke import FireSmokeDetector
 from gridsentinel.detectors.camera.static_object import StaticObjectDetector
 from gridsentinel.detectors.camera.tamper import TamperDetector
 from gridsentinel.detectors.camera.waterlogging import WaterloggingDetector
+from gridsentinel.detectors.detection import CategoryOf
+
+CAMERA_KIND = "camera"  # the registry's device kind of a camera (what ``category_of`` is asked about)
 
 # Registry: detector key (its config's `detector` field, its key in cameras.yaml) -> detector class.
 # The conformance tests run over every entry.
@@ -31,23 +35,26 @@ class CameraStack:
 
     While the tamper detector alarms, the scene detectors are not fed (a covered or moved camera
     would otherwise produce nonsense findings and learn a wrong background); when the alarm clears,
-    they warm up again.
+    they warm up again. ``category_of`` (config/categories.yaml's ``Catalog.category_of``) labels
+    every detection with its category.
 
     >>> import numpy as np
     >>> from gridsentinel.detectors.camera.config import CameraConfig
-    >>> stack = CameraStack(CameraConfig(camera_id="cam-1", grid_code="110101001001001"))
+    >>> tampered = lambda device_kind, kind, component_class: ("L006", "GridSentinel local 2025.1")
+    >>> stack = CameraStack(CameraConfig(camera_id="cam-1", grid_code="110101001001001"), category_of=tampered)
     >>> sorted(stack.detectors)
     ['crowd', 'fire_smoke', 'static_object', 'tamper']
     >>> rng = np.random.default_rng(0)
     >>> scene = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     >>> _ = [stack.update(scene, t / 5) for t in range(20)]
     >>> found = [d for t in range(20, 40) for d in stack.update(np.zeros_like(scene), t / 5)]
-    >>> [(d.detector, d.evidence["reason"], d.grid_code) for d in found]
-    [('camera.tamper', 'blackout', '110101001001001')]
+    >>> [(d.detector, d.evidence["reason"], d.grid_code, d.category_code) for d in found]
+    [('camera.tamper', 'blackout', '110101001001001', 'L006')]
     """
 
-    def __init__(self, config: CameraConfig, *, config_version: str = "1") -> None:
+    def __init__(self, config: CameraConfig, *, category_of: CategoryOf, config_version: str = "1") -> None:
         self.config = config
+        self.category_of = category_of
         self.identity = CameraIdentity(
             camera_id=config.camera_id,
             grid_code=config.grid_code,
@@ -63,6 +70,13 @@ class CameraStack:
 
     def update(self, frame: np.ndarray, ts: float) -> list[Detection]:
         """Feed one decoded frame (BGR uint8) taken at ``ts`` to every detector; return all findings."""
+        return [self._labelled(d) for d in self._update(frame, ts)]
+
+    def _labelled(self, d: Detection) -> Detection:
+        code, standard = self.category_of(CAMERA_KIND, d.kind, None)
+        return replace(d, category_code=code, category_standard=standard)
+
+    def _update(self, frame: np.ndarray, ts: float) -> list[Detection]:
         out: list[Detection] = []
         tamper = self.detectors.get("tamper")
         if isinstance(tamper, TamperDetector):

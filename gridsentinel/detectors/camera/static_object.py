@@ -101,7 +101,6 @@ class StaticObjectDetector(CameraDetector[StaticObjectConfig]):
 
     name: ClassVar[str] = "camera.static_object"
     kind: ClassVar[str] = "static_object"
-    default_category: ClassVar[str] = "cam.static_object"
     config_type: ClassVar[type[StaticObjectConfig]] = StaticObjectConfig
 
     def _reset(self) -> None:

@@ -113,7 +113,6 @@ class TamperDetector(CameraDetector[TamperConfig]):
 
     name: ClassVar[str] = "camera.tamper"
     kind: ClassVar[str] = "camera_tamper"
-    default_category: ClassVar[str] = "cam.tamper"
     config_type: ClassVar[type[TamperConfig]] = TamperConfig
 
     def _reset(self) -> None:

@@ -89,7 +89,6 @@ class WaterloggingDetector(CameraDetector[WaterloggingConfig]):
 
     name: ClassVar[str] = "camera.waterlogging"
     kind: ClassVar[str] = "waterlogging"
-    default_category: ClassVar[str] = "cam.waterlogging"
     config_type: ClassVar[type[WaterloggingConfig]] = WaterloggingConfig
 
     def _reset(self) -> None:

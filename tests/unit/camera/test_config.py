@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.detectors.camera import CameraStack, load_cameras, parse_cameras
 from gridsentinel.detectors.camera.config import CamerasFile
 from gridsentinel.detectors.camera.crowd import CrowdConfig
@@ -17,7 +18,8 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "cameras.yaml"
 def test_example_config_validates_and_builds_stacks():
     cams = load_cameras(EXAMPLE)
     assert [c.camera_id for c in cams.cameras] == ["cam-0001", "cam-0002"]
-    stacks = [CameraStack(c, config_version=cams.version) for c in cams.cameras]
+    category_of = load_catalog(EXAMPLE.parent).category_of
+    stacks = [CameraStack(c, category_of=category_of, config_version=cams.version) for c in cams.cameras]
     assert set(stacks[0].detectors) == {"tamper", "static_object", "crowd", "fire_smoke", "waterlogging"}
     assert "crowd" not in stacks[1].detectors
     assert stacks[0].identity.config_version == cams.version
@@ -30,6 +32,11 @@ def test_unknown_key_names_path_and_value(tmp_path):
         load_cameras(p)
     msg = str(exc.value)
     assert str(p) in msg and "cameras.0.tamper.persist" in msg and "3" in msg
+
+
+def test_a_category_in_a_camera_config_says_where_it_moved():
+    with pytest.raises(ConfigError, match=r"cameras\.0\.tamper.*config/categories\.yaml"):
+        parse_cameras({"cameras": [{"camera_id": "c", "tamper": {"category_code": "0103"}}]})
 
 
 def test_out_of_bounds_and_bad_polygon():

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.detectors.camera import CameraStack, CrowdDetector, TamperDetector
 from gridsentinel.detectors.camera import synthetic as syn
 from gridsentinel.detectors.camera.config import CameraConfig
 from gridsentinel.detectors.camera.crowd import CrowdConfig
 from gridsentinel.detectors.camera.tamper import TamperConfig
+from gridsentinel.settings import REPO_ROOT
+
+CATEGORY_OF = load_catalog(REPO_ROOT / "config").category_of  # config/categories.yaml labels detections
 
 pytestmark = pytest.mark.unit
 
@@ -81,7 +85,7 @@ def test_crowd_hysteresis_does_not_flap():
 
 
 def test_stack_mutes_scene_detectors_while_tampered(long_vtest):
-    stack = CameraStack(CameraConfig(camera_id="c1", crowd=CrowdConfig(enabled=False)))
+    stack = CameraStack(CameraConfig(camera_id="c1", crowd=CrowdConfig(enabled=False)), category_of=CATEGORY_OF)
     found = []
     for i, f in enumerate(long_vtest[:150]):
         t = i / FPS
@@ -91,9 +95,9 @@ def test_stack_mutes_scene_detectors_while_tampered(long_vtest):
 
 def test_stack_state_round_trip(long_vtest):
     cfg = CameraConfig(camera_id="c1", crowd=CrowdConfig(enabled=False))
-    a = CameraStack(cfg)
+    a = CameraStack(cfg, category_of=CATEGORY_OF)
     for i, f in enumerate(long_vtest[:30]):
         a.update(f, i / FPS)
-    b = CameraStack(cfg)
+    b = CameraStack(cfg, category_of=CATEGORY_OF)
     b.set_state(a.get_state())
     assert b.get_state() == a.get_state()

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.records import DeadLetter, Detection, Frame
 from gridsentinel.detectors.camera.config import load_cameras
@@ -37,7 +38,8 @@ def processor(table: dict[str, bytes], tmp_path: Path, letters: list[tuple[str, 
 
     return FrameProcessor(load_cameras(CONFIG / "cameras.yaml"), Registry.load(CONFIG), cast(Any, None),
                           EvidenceStore(tmp_path / "evidence", retention_days=0), table=table, send=send,
-                          dead_letter=dead_letter, origin="t.gs.frames")
+                          dead_letter=dead_letter, category_of=load_catalog(CONFIG).category_of,
+                          origin="t.gs.frames")
 
 
 async def frame(proc: FrameProcessor, ts: float, payload: bytes) -> None:

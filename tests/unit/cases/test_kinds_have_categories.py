@@ -1,9 +1,11 @@
-"""Every detection kind a shipped detector can emit becomes a case category (none is dead-lettered).
+"""Every detection kind a shipped detector can emit becomes a case category (none is dead-lettered), and
+config/categories.yaml is the one file that says which.
 
 A 56 mm/h ``heavy_rain`` detection of a rain gauge was dead-lettered as ``unknown_category``. The kinds
 come from the detectors themselves (``Detector.kinds``, which the conformance suite holds them to; a
-camera detector's ``kind`` and the kinds its config may choose), and each is resolved by
-``Catalog.resolve``, the function the case stage uses, on the detection the detector bank would build.
+camera detector's ``kind`` and the kinds its config may choose). Each detection is labelled the way the
+detector bank (or camera stack) labels it, with ``Catalog.category_of``, and resolved by
+``Catalog.resolve``, the function the case stage uses: both must name the same category.
 """
 
 from __future__ import annotations
@@ -17,10 +19,20 @@ from pydantic import BaseModel
 
 from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.core.records import Detection
+from gridsentinel.detectors.bank import DeviceDetectors
 from gridsentinel.detectors.base import Finding
-from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS
-from gridsentinel.detectors.config import DetectorConfig, DetectorSet, DeviceSettings, load_file, settings_for
-from gridsentinel.detectors.detection import to_detection
+from gridsentinel.detectors.camera.base import DetectorConfig as CameraDetectorConfig
+from gridsentinel.detectors.camera.config import CameraConfig
+from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS, CameraStack
+from gridsentinel.detectors.config import (
+    DEVICE_KINDS,
+    DetectorConfig,
+    DetectorSet,
+    DeviceSettings,
+    KindSettings,
+    load_file,
+    settings_for,
+)
 from gridsentinel.detectors.registry import DETECTORS, create
 
 pytestmark = pytest.mark.unit
@@ -83,12 +95,33 @@ def camera_cases() -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def _sensor_detection(settings: DeviceSettings, detector: str, kind: str) -> Detection:
-    cat = settings.category_for(kind)
+COVER_CLASSES = ["0101", "0102", "0103", "0105", "0111"]
+
+
+def _sensor_detection(catalog: Catalog, settings: DeviceSettings, detector: str, kind: str,
+                      component_id: str | None = None) -> Detection:
+    """The detection the device's bank builds for a finding of ``kind`` (labelled by the catalog)."""
+    bank = DeviceDetectors(settings, catalog.category_of, component_id=component_id)
     finding = Finding(kind, "open", "warning", T0, T0 + 60.0, 1.0, 2.0, "probe")
-    return to_detection(finding, device_id=settings.device_id, detector=detector,
-                        detector_version=settings.version, grid_code=CELL, category_code=cat.code,
-                        category_standard=cat.standard)
+    (detection,) = bank._detections(detector, [finding])
+    return detection
+
+
+def _camera_detection(catalog: Catalog, detector: str, kind: str) -> Detection:
+    """The detection a camera stack sends: the detector's, labelled by the catalog."""
+    stack = CameraStack(CameraConfig(camera_id="cam-1", grid_code=CELL), category_of=catalog.category_of)
+    found = Detection(detection_id="probe", source="camera", detector=detector, detector_version="v1",
+                      kind=kind, category_code="", category_standard="", severity="warning", grid_code=CELL,
+                      observed_at=T0, device_id="cam-1")
+    return stack._labelled(found)
+
+
+def _carries_what_the_catalog_says(catalog: Catalog, d: Detection) -> str:
+    """Resolve ``d`` as the case stage does; its category code and standard must be that category's."""
+    resolved = catalog.resolve(d)
+    spec = resolved.policy.spec
+    assert (d.category_code, d.category_standard) == (spec.code, spec.standard), (d.kind, resolved.policy.key)
+    return resolved.policy.key
 
 
 def test_the_walk_finds_the_kinds_that_were_lost() -> None:
@@ -101,29 +134,60 @@ def test_the_walk_finds_the_kinds_that_were_lost() -> None:
 def test_every_sensor_detection_kind_maps_to_a_category(catalog: Catalog, device_kind: str, detector: str,
                                                         kind: str, settings: DeviceSettings) -> None:
     try:
-        resolved = catalog.resolve(_sensor_detection(settings, detector, kind))
+        key = _carries_what_the_catalog_says(catalog, _sensor_detection(catalog, settings, detector, kind))
     except UnknownCategory as exc:
         pytest.fail(f"{device_kind}/{detector} emits {kind!r}, which has no category: {exc}")
-    assert resolved.policy.key in catalog.policies
+    assert key in catalog.policies
 
 
 @pytest.mark.parametrize(("detector", "kind"), camera_cases())
 def test_every_camera_detection_kind_maps_to_a_category(catalog: Catalog, detector: str, kind: str) -> None:
-    cls = CAMERA_DETECTORS[detector]
-    d = Detection(detection_id="probe", source="camera", detector=detector, detector_version="v1", kind=kind,
-                  category_code=cls.default_category,
-                  category_standard=cls.config_type().category_standard,
-                  severity="warning", grid_code=CELL, observed_at=T0, device_id="cam-1")
     try:
-        catalog.resolve(d)
+        _carries_what_the_catalog_says(catalog, _camera_detection(catalog, detector, kind))
     except UnknownCategory as exc:
         pytest.fail(f"camera detector {detector} emits {kind!r}, which has no category: {exc}")
 
 
 def test_heavy_rain_is_a_rain_case(catalog: Catalog) -> None:
     config = load_file(CONFIG / "detectors.yaml")
-    rain = _sensor_detection(settings_for(config, "rain-3", "rain_gauge", CELL), "threshold", "heavy_rain")
+    rain = _sensor_detection(catalog, settings_for(config, "rain-3", "rain_gauge", CELL), "threshold",
+                             "heavy_rain")
     resolved = catalog.resolve(rain)
     assert "rain" in resolved.policy.spec.name
     assert catalog.department_for(resolved.policy.key, CELL) == "drainage"
 
+
+
+def test_categories_yaml_is_the_only_source() -> None:
+    """Neither detectors.yaml nor a camera detector's config can name a category any more."""
+    assert not {f for f in KindSettings.model_fields if f.startswith("category")}
+    for cls in CAMERA_DETECTORS.values():
+        assert not {f for f in cls.config_type.model_fields if f.startswith("category")}, cls.name
+    assert not {f for f in CameraDetectorConfig.model_fields if f.startswith("category")}
+
+
+def test_every_device_kind_has_a_category_for_its_generic_kinds(catalog: Catalog) -> None:
+    assert set(catalog.categories_file.device_kinds) == set(DEVICE_KINDS)
+
+
+@pytest.mark.parametrize(("device_kind", "key"), [
+    ("air_quality", "event:L002"), ("noise", "event:L003"), ("rain_gauge", "event:L008"),
+    ("drain_level", "component:0103"), ("cover_tilt", "component:0103")])
+def test_generic_kinds_take_their_device_kinds_category(catalog: Catalog, device_kind: str, key: str) -> None:
+    config = load_file(CONFIG / "detectors.yaml")
+    settings = settings_for(config, "probe", device_kind, CELL)
+    for kind in ("outlier", "threshold", "rate_of_change"):
+        assert _carries_what_the_catalog_says(catalog, _sensor_detection(catalog, settings, "x", kind)) == key
+
+
+@pytest.mark.parametrize("component_class", COVER_CLASSES)
+def test_a_tilted_cover_carries_its_class_category(catalog: Catalog, component_class: str) -> None:
+    settings = settings_for(load_file(CONFIG / "detectors.yaml"), "cover-7", "cover_tilt", CELL)
+    d = _sensor_detection(catalog, settings, "cover_tilt", "cover_tilt", f"320582{component_class}000001")
+    assert _carries_what_the_catalog_says(catalog, d) == f"component:{component_class}"
+
+
+def test_a_kind_nothing_maps_is_labelled_empty_and_dead_lettered(catalog: Catalog) -> None:
+    assert catalog.category_of("camera", "ufo", None) == ("", "")
+    with pytest.raises(UnknownCategory):
+        catalog.resolve(_camera_detection(catalog, "camera.tamper", "ufo"))

@@ -130,12 +130,12 @@ def test_a_night_sweep_escalates_an_urgent_case_and_leaves_the_others(catalog: C
     assert asyncio.run(night()) == [("escalate", "district:320582")]
 
 
-def test_the_dropout_timer_counts_event_time_whatever_the_hour() -> None:
+def test_the_dropout_timer_counts_event_time_whatever_the_hour(catalog: Catalog) -> None:
     config = load_file(REPO_ROOT / "config" / "detectors.yaml")
     registry = Registry.load(REPO_ROOT / "config")
     waited = set()
     for start in WEEK[::7]:  # 00:00 Monday, 07:00, 14:00, 21:00, 04:00 Tuesday ...
-        engine = DetectionEngine(config, registry)
+        engine = DetectionEngine(config, registry, category_of=catalog.category_of)
         last = start + 3600
         for t in range(int(start), int(last) + 1, 60):
             engine.process(Reading("aq-001", "pm2_5", "ug/m3", 20.0, float(t)), now=float(t))

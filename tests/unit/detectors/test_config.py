@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.core.records import Reading
 from gridsentinel.detectors.bank import DeviceDetectors
 from gridsentinel.detectors.config import DetectorConfig, json_schema, settings_for, validate_file
@@ -14,19 +15,18 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "config" / "detectors.yaml"
+CATEGORY_OF = load_catalog(ROOT / "config").category_of  # config/categories.yaml labels detections
 
 BASE = """
 version: "t1"
 kinds:
   drain_level:
     metrics: [water_level]
-    category: {code: "0103", standard: "GB/T 30428.2-2013"}
     detectors:
       drainage_level: {depth_m: 3.0, warn_fill: 0.8}
       dropout: {expected_interval_s: 300}
   cover_tilt:
     metrics: [tilt]
-    category: {code: "0103", standard: "GB/T 30428.2-2013"}
     detectors:
       cover_tilt: {alarm_deg: 10}
 grid_overrides:
@@ -73,7 +73,14 @@ def test_overrides_apply_longest_prefix_then_device(tmp_path: Path) -> None:
     assert device.detectors["drainage_level"]["depth_m"] == 2.0
     assert device.detectors["drainage_level"]["warn_fill"] == 0.7
     assert "dropout" not in device.detectors
-    assert device.version == "t1" and device.category.code == "0103"
+    assert device.version == "t1"
+
+
+def test_a_category_in_detectors_yaml_says_where_it_moved(tmp_path: Path) -> None:
+    old = BASE.replace("    metrics: [tilt]\n", '    metrics: [tilt]\n    category: {code: "0103", standard: "s"}\n')
+    errors = validate_file(_write(tmp_path, old))
+    assert len(errors) == 1 and "kinds.cover_tilt" in errors[0]
+    assert "config/categories.yaml" in errors[0]
 
 
 def test_unknown_kind_is_a_config_error(tmp_path: Path) -> None:
@@ -125,12 +132,12 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_bank_turns_readings_into_detections_and_round_trips_state(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     settings = settings_for(cfg, "drain-1", "drain_level", "320582110152102")
-    bank = DeviceDetectors(settings, since=0.0)
+    bank = DeviceDetectors(settings, CATEGORY_OF, since=0.0)
     assert bank.check(100.0) == []
     offline = bank.check(1000.0)
     assert [d.kind for d in offline] == ["device_offline"]
     saved = json.loads(json.dumps(bank.state(), allow_nan=False))
-    again = DeviceDetectors(settings, since=0.0)
+    again = DeviceDetectors(settings, CATEGORY_OF, since=0.0)
     again.restore(saved)
     levels = [2.5, 2.6, 2.7, 2.8]
     rows = [Reading("drain-1", "water_level", "m", v, 1200 + 300 * i) for i, v in enumerate(levels)]

@@ -4,11 +4,13 @@ ticks judged on the partition's event time, rejected readings as dead letters.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from shapely.geometry import box
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.core.devices import Device, Location, Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.records import Reading
@@ -24,19 +26,21 @@ CONFIG = {
     "lateness_s": 120,
     "idle_flush_s": 5,
     "kinds": {
-        "cover_tilt": {"metrics": ["tilt"], "category": {"code": "0103", "standard": "GB/T 30428.2-2013"},
+        "cover_tilt": {"metrics": ["tilt"],
                        "detectors": {"cover_tilt": {"alarm_deg": 10.0, "hold_s": 2.0, "cooldown_s": 600},
                                      "dropout": {"expected_interval_s": 3600, "misses": 3}}},
     },
 }
 WALL = 2_000_000_000.0
+# config/categories.yaml labels detections (the worker passes its catalog's category_of the same way)
+CATEGORY_OF = load_catalog(Path(__file__).resolve().parents[3] / "config").category_of
 
 
 def engine() -> DetectionEngine:
     grid = GridMap({CELL: box(120.0, 31.0, 120.01, 31.01)})
     cover = Device(id="cover-1", kind="cover_tilt", location=Location(lat=31.005, lon=120.005), grid_code=CELL,
                    expected_interval_s=30.0)
-    return DetectionEngine(DetectorConfig.model_validate(CONFIG), Registry([cover], grid))
+    return DetectionEngine(DetectorConfig.model_validate(CONFIG), Registry([cover], grid), category_of=CATEGORY_OF)
 
 
 def readings(partition: int = 1) -> list[Event]:

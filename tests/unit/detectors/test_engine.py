@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from shapely.geometry import box
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.core.devices import Device, DeviceKind, Location, Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.records import Detection, Reading
@@ -18,21 +20,21 @@ from gridsentinel.detectors.engine import SKEW_S, DetectionEngine
 pytestmark = pytest.mark.unit
 
 CELL_A, CELL_B, CELL_FAR = "320582110152101", "320582110152102", "320582110152109"
+# config/categories.yaml labels detections (the worker passes its catalog's category_of the same way)
+CATEGORY_OF = load_catalog(Path(__file__).resolve().parents[3] / "config").category_of
 
 CONFIG = {
     "version": "v1",
     "lateness_s": 120,
     "idle_flush_s": 5,
     "kinds": {
-        "cover_tilt": {"metrics": ["tilt"], "category": {"code": "0103", "standard": "GB/T 30428.2-2013"},
+        "cover_tilt": {"metrics": ["tilt"],
                        "detectors": {"cover_tilt": {"alarm_deg": 10.0, "hold_s": 2.0, "cooldown_s": 600},
                                      "dropout": {"expected_interval_s": 3600, "misses": 3}}},
         "drain_level": {"metrics": ["water_level", "rain_rate"],
-                        "category": {"code": "0103", "standard": "GB/T 30428.2-2013"},
                         "detectors": {"drainage_level": {"depth_m": 3.0, "hold_samples": 2},
                                       "dropout": {"expected_interval_s": 300, "misses": 3}}},
         "rain_gauge": {"metrics": ["rain_rate"],
-                       "category": {"code": "0601", "standard": "GB/T 30428.2-2013"},
                        "detectors": {"threshold": {"enter": 50.0, "exit": 30.0, "kind": "heavy_rain"}}},
     },
 }
@@ -58,7 +60,8 @@ def _registry() -> Registry:
 
 
 def _engine(skew_s: float = SKEW_S, **changes: object) -> DetectionEngine:
-    return DetectionEngine(DetectorConfig.model_validate({**CONFIG, **changes}), _registry(), skew_s=skew_s)
+    return DetectionEngine(DetectorConfig.model_validate({**CONFIG, **changes}), _registry(), category_of=CATEGORY_OF,
+                           skew_s=skew_s)
 
 
 def _tilt(t: float, deg: float, seq: int) -> Reading:
@@ -242,7 +245,7 @@ def test_import_state_drops_detectors_whose_settings_changed() -> None:
     state = engine.export_state("cover-1")
     changed_cfg = json.loads(json.dumps(CONFIG))
     changed_cfg["kinds"]["cover_tilt"]["detectors"]["cover_tilt"]["alarm_deg"] = 20.0
-    other = DetectionEngine(DetectorConfig.model_validate(changed_cfg), _registry())
+    other = DetectionEngine(DetectorConfig.model_validate(changed_cfg), _registry(), category_of=CATEGORY_OF)
     other.import_state("cover-1", state)
     assert other.export_state("cover-1")["bank"]["detectors"]["cover_tilt"]["last_t"] is None
     assert other.export_state("cover-1")["bank"]["detectors"]["dropout"]["last_seen"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.bank import DeviceDetectors
 from gridsentinel.detectors.config import load_file
@@ -20,12 +21,13 @@ from gridsentinel.detectors.generic import DropoutDetector, FlatlineDetector, Ro
 pytestmark = pytest.mark.unit
 
 SHIPPED = Path(__file__).resolve().parents[3] / "config" / "detectors.yaml"
+CATEGORY_OF = load_catalog(SHIPPED.parent).category_of  # config/categories.yaml labels detections
 CELL = "320582110152102"
 T0 = 1_749_434_400.0  # pinned: Monday 2025-06-09 10:00 Asia/Shanghai
 
 
 def _bank(device_id: str, kind: str, since: float | None = T0) -> DeviceDetectors:
-    return DeviceDetectors(load_file(SHIPPED).settings_for(device_id, kind, CELL), since=since)
+    return DeviceDetectors(load_file(SHIPPED).settings_for(device_id, kind, CELL), CATEGORY_OF, since=since)
 
 
 def _feed(bank: DeviceDetectors, rows: list[Reading], check_every: bool = False) -> list[Detection]:

@@ -5,9 +5,11 @@ device is still found), never-heard devices timed on event time, and the detecti
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.core.devices import Device, Location, Registry
 from gridsentinel.core.records import Detection, Reading
 from gridsentinel.detectors.config import DetectorConfig
@@ -17,11 +19,13 @@ pytestmark = pytest.mark.unit
 
 CELL = "320582110152101"
 WALL0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: every time here is pinned, none read from the clock
+# config/categories.yaml labels detections (the worker passes its catalog's category_of the same way)
+CATEGORY_OF = load_catalog(Path(__file__).resolve().parents[3] / "config").category_of
 CONFIG = {
     "version": "v1",
     "lateness_s": 120,
     "idle_flush_s": 5,
-    "kinds": {"cover_tilt": {"metrics": ["tilt"], "category": {"code": "0103", "standard": "GB/T 30428.2-2013"},
+    "kinds": {"cover_tilt": {"metrics": ["tilt"],
                              "detectors": {"cover_tilt": {"alarm_deg": 10.0, "hold_s": 2.0, "cooldown_s": 600},
                                            "dropout": {"expected_interval_s": 60, "misses": 3}}}},
 }
@@ -33,7 +37,7 @@ def _registry(*ids: str) -> Registry:
 
 
 def _engine(*ids: str) -> DetectionEngine:
-    return DetectionEngine(DetectorConfig.model_validate(CONFIG), _registry(*ids))
+    return DetectionEngine(DetectorConfig.model_validate(CONFIG), _registry(*ids), category_of=CATEGORY_OF)
 
 
 def _tilt(device: str, t: float, deg: float, seq: int) -> Reading:

@@ -37,7 +37,8 @@ def reading(device_id: str, t: float, seq: int) -> bytes:
 
 def runner() -> Recorder:
     r = Recorder(Settings(config_dir=CONFIG))
-    r.engine = DetectionEngine(load_file(CONFIG / "detectors.yaml"), r.registry)
+    r.engine = DetectionEngine(load_file(CONFIG / "detectors.yaml"), r.registry,
+                               category_of=r.catalog.category_of)
     return r
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gridsentinel.cases.categories import load_catalog
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.records import Detection
 from gridsentinel.detectors.config import load_file
@@ -34,7 +35,8 @@ def shanghai(hour: int, minute: int = 0) -> float:
 def detect(scenario: Scenario, window_start: float) -> list[Detection]:
     """Every detection the shipped sensor detectors make of the script's telemetry (event time throughout,
     ``check`` run after each reading as the stage's timer would)."""
-    engine = DetectionEngine(load_file(CONFIG / "detectors.yaml"), Registry.load(CONFIG))
+    engine = DetectionEngine(load_file(CONFIG / "detectors.yaml"), Registry.load(CONFIG),
+                             category_of=load_catalog(CONFIG).category_of)
     devices = {d.id: d for d in scenario.devices}
     out: list[Detection] = []
     for seq, m in enumerate(scenario.messages):
