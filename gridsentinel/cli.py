@@ -27,6 +27,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
               "detections/s through dedup + case store (SQLite, PostgreSQL, Faust stage), detection -> webhook p99"),
     "detect": ("gridsentinel.bench.detect",
                "readings/s through the detection stage per worker, vs the readings-only Faust limit"),
+    "forecast": ("gridsentinel.bench.forecast",
+                 "hotspot forecast per cell x family: rolling-origin hit rate and deviance vs naive baselines"),
 }
 
 

@@ -1,0 +1,210 @@
+"""Hotspot forecast: expected new problems per day for the next 7 days, per grid cell x category family.
+
+A ``History`` holds daily counts ``[family, cell, day]``. Every forecaster takes a history that *ends at
+the forecast origin* (``History.until(origin)``) and returns ``[family, cell, 7]`` expected counts for
+the 7 days from the origin, so no forecaster can see past its origin.
+
+- ``LastWeek``: each day's count one week earlier (naive baseline).
+- ``SameWeekdayMean``: the mean of the same weekday over the last 8 weeks (naive baseline).
+- ``BoostedPoisson``: scikit-learn's HistGradientBoostingRegressor with the Poisson loss, trained at each
+  origin on weekly origins of the past (targets all before the origin) with past-only features:
+
+  family, horizon (0-6 days), target weekday, public-holiday flag, the cell x family's mean daily count
+  over the last 7 and 28 days, the mean of the same weekday over the last 8 weeks, the long-run mean since
+  the history starts, and the cell's all-family means over the last 28 days and long run.
+
+Precipitation is not a feature: the Boston 311 extract has none (a city with rain gauges can add it).
+
+>>> h = History(date(2024, 1, 1), ("a",), [(0, 0), (0, 1)], np.zeros((1, 2, 14)), frozenset())
+>>> h.counts[0, 0, :] = 2.0; h.counts[0, 1, 7:] = 1.0
+>>> LastWeek().forecast(h, np.arange(2))[0, :, 0].tolist()
+[2.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Protocol
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from gridsentinel.analytics.civic import Request
+from gridsentinel.analytics.grid import Grid
+
+HORIZON = 7
+SAME_WEEKDAY_WEEKS = 8
+MIN_TRAIN_HISTORY = 28  # a training origin needs this many days behind it
+
+FEATURES = ("family", "horizon", "weekday", "holiday", "last7", "last28", "same_weekday_8w", "long_run",
+            "cell_last28_all", "cell_long_run_all")
+
+
+@dataclass
+class History:
+    """Daily counts ``counts[family, cell, day]`` from ``start``; ``holidays`` are public-holiday dates."""
+
+    start: date
+    families: tuple[str, ...]
+    cells: list[tuple[int, int]]
+    counts: np.ndarray
+    holidays: frozenset[date]
+
+    @property
+    def days(self) -> int:
+        return int(self.counts.shape[2])
+
+    def day(self, index: int) -> date:
+        return self.start + timedelta(days=index)
+
+    def until(self, origin: int) -> History:
+        """The history before day ``origin`` (what a forecaster at that origin may see)."""
+        return replace(self, counts=self.counts[:, :, :origin])
+
+    def seen_cells(self) -> np.ndarray:
+        """Indexes of the cells with at least one problem in this history (the cells ranked at its end)."""
+        return np.flatnonzero(self.counts.sum(axis=(0, 2)) > 0)
+
+
+def build_history(requests: Iterable[Request], grid: Grid, families: Sequence[str], start: date, end: date,
+                  holidays: Iterable[date] = ()) -> History:
+    """Count requests per family x cell x day over ``[start, end]`` (requests outside are ignored)."""
+    fam_index = {f: i for i, f in enumerate(families)}
+    keyed: list[tuple[int, tuple[int, int], int]] = []
+    for req in requests:
+        d = (req.day - start).days
+        if 0 <= d <= (end - start).days:
+            keyed.append((fam_index[req.family], grid.cell(req.lat, req.lon), d))
+    cells = sorted({c for _, c, _ in keyed})
+    cell_index = {c: i for i, c in enumerate(cells)}
+    counts = np.zeros((len(families), len(cells), (end - start).days + 1))
+    for f, c, d in keyed:
+        counts[f, cell_index[c], d] += 1
+    return History(start, tuple(families), cells, counts, frozenset(holidays))
+
+
+class Forecaster(Protocol):
+    name: str
+
+    def forecast(self, past: History, cells: np.ndarray) -> np.ndarray:
+        """Expected counts ``[family, len(cells), 7]`` for the 7 days after ``past`` ends."""
+        ...
+
+
+class LastWeek:
+    """Baseline: the count on the same day one week earlier."""
+
+    name = "last_week"
+
+    def forecast(self, past: History, cells: np.ndarray) -> np.ndarray:
+        origin = past.days
+        out = np.zeros((len(past.families), len(cells), HORIZON))
+        for h in range(HORIZON):
+            if origin + h - 7 >= 0:
+                out[:, :, h] = past.counts[:, cells, origin + h - 7]
+        return out
+
+
+class SameWeekdayMean:
+    """Baseline: the mean count of the same weekday over the last 8 weeks (the weeks the history has)."""
+
+    name = "same_weekday_8w"
+
+    def __init__(self, weeks: int = SAME_WEEKDAY_WEEKS) -> None:
+        self.weeks = weeks
+
+    def forecast(self, past: History, cells: np.ndarray) -> np.ndarray:
+        return _same_weekday(past.counts[:, cells, :], past.days, self.weeks)
+
+
+def _same_weekday(counts: np.ndarray, origin: int, weeks: int) -> np.ndarray:
+    out = np.zeros((*counts.shape[:2], HORIZON))
+    for h in range(HORIZON):
+        days = [origin + h - 7 * k for k in range(1, weeks + 1) if origin + h - 7 * k >= 0]
+        if days:
+            out[:, :, h] = counts[:, :, days].mean(axis=2)
+    return out
+
+
+def _window_mean(counts: np.ndarray, origin: int, days: int) -> np.ndarray:
+    lo = max(0, origin - days)
+    if origin - lo == 0:
+        return np.zeros(counts.shape[:2])
+    return counts[:, :, lo:origin].mean(axis=2)
+
+
+def features(past: History, cells: np.ndarray) -> np.ndarray:
+    """Feature rows for the 7 days after ``past`` ends, ordered family x cell x horizon (``FEATURES``)."""
+    counts = past.counts[:, cells, :]
+    origin = past.days
+    n_fam, n_cell = counts.shape[:2]
+    last7 = _window_mean(counts, origin, 7)
+    last28 = _window_mean(counts, origin, 28)
+    long_run = _window_mean(counts, origin, origin)
+    all_fam = counts.sum(axis=0, keepdims=True)
+    cell28 = np.broadcast_to(_window_mean(all_fam, origin, 28), (n_fam, n_cell))
+    cell_long = np.broadcast_to(_window_mean(all_fam, origin, origin), (n_fam, n_cell))
+    same = _same_weekday(counts, origin, SAME_WEEKDAY_WEEKS)
+    X = np.empty((n_fam, n_cell, HORIZON, len(FEATURES)))
+    X[..., 0] = np.arange(n_fam)[:, None, None]
+    for h in range(HORIZON):
+        day = past.day(origin + h)
+        X[:, :, h, 1] = h
+        X[:, :, h, 2] = day.weekday()
+        X[:, :, h, 3] = float(day in past.holidays)
+        X[:, :, h, 6] = same[:, :, h]
+    for col, values in ((4, last7), (5, last28), (7, long_run), (8, cell28), (9, cell_long)):
+        X[..., col] = values[:, :, None]
+    return X.reshape(-1, len(FEATURES))
+
+
+class BoostedPoisson:
+    """Gradient-boosted trees, Poisson loss, refitted at every origin on all the weeks before it.
+
+    Training origins are every 7th day back from the forecast origin (the last ``train_weeks`` of them, from
+    day ``MIN_TRAIN_HISTORY`` on), each with its 7 targets wholly before the forecast origin; the window is
+    bounded so that a refit costs the same every week on a 2-core machine. Hyperparameters are fixed in advance (not
+    tuned on the evaluated weeks).
+    """
+
+    name = "boosted_poisson"
+
+    def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31,
+                 min_samples_leaf: int = 40, train_weeks: int = 12, random_state: int = 0) -> None:
+        self.train_weeks = train_weeks
+        self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                           min_samples_leaf=min_samples_leaf, random_state=random_state)
+        self.model: HistGradientBoostingRegressor | None = None
+
+    def training_set(self, past: History, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        origin = past.days
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        t = origin - HORIZON
+        while t >= MIN_TRAIN_HISTORY and len(xs) < self.train_weeks:
+            xs.append(features(past.until(t), cells))
+            ys.append(past.counts[:, cells, t:t + HORIZON].reshape(-1))
+            t -= HORIZON
+        if not xs:
+            return np.empty((0, len(FEATURES))), np.empty(0)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def fit(self, past: History, cells: np.ndarray) -> bool:
+        X, y = self.training_set(past, cells)
+        if len(y) == 0 or y.sum() == 0:
+            self.model = None
+            return False
+        model = HistGradientBoostingRegressor(loss="poisson", categorical_features=[0], early_stopping=False,
+                                              **self.params)
+        model.fit(X, y)
+        self.model = model
+        return True
+
+    def forecast(self, past: History, cells: np.ndarray) -> np.ndarray:
+        if not self.fit(past, cells):  # too little history to learn from: fall back to the weekday mean
+            return SameWeekdayMean().forecast(past, cells)
+        assert self.model is not None
+        pred = self.model.predict(features(past, cells))
+        return np.asarray(pred, dtype=float).reshape(len(past.families), len(cells), HORIZON)

@@ -1,0 +1,164 @@
+"""Hotspot forecast and its rolling-origin evaluation on hand-built histories where the answer is known."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridsentinel.analytics.civic import Families, FamilyConfig, Request, load_families, read_requests
+from gridsentinel.analytics.forecast import (
+    HORIZON,
+    BoostedPoisson,
+    History,
+    LastWeek,
+    SameWeekdayMean,
+    build_history,
+    features,
+)
+from gridsentinel.analytics.grid import Grid
+from gridsentinel.analytics.rolling import ALL, hit_rate, poisson_deviance, rolling_origin, score_week
+from gridsentinel.errors import GridSentinelError
+
+pytestmark = pytest.mark.unit
+
+START = date(2024, 1, 1)  # a Monday
+
+
+def _history(counts: np.ndarray, families: tuple[str, ...] = ("a",)) -> History:
+    cells = [(i, 0) for i in range(counts.shape[1])]
+    return History(START, families, cells, counts.astype(float), frozenset())
+
+
+def _hotspot_history(days: int = 70, seed: int = 1) -> History:
+    """Cell 0 always has the most problems (Poisson 6/day), cells 1-19 have 0.3/day."""
+    rng = np.random.default_rng(seed)
+    rates = np.full(20, 0.3)
+    rates[0] = 6.0
+    return _history(rng.poisson(rates[None, :, None], size=(1, 20, days)))
+
+
+def test_last_week_baseline_by_hand():
+    counts = np.zeros((1, 2, 14))
+    counts[0, 0, 7:14] = [1, 2, 3, 4, 5, 6, 7]
+    counts[0, 1, 9] = 4
+    fc = LastWeek().forecast(_history(counts), np.arange(2))
+    assert fc[0, 0].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert fc[0, 1].tolist() == [0, 0, 4, 0, 0, 0, 0]
+
+
+def test_same_weekday_mean_by_hand():
+    counts = np.zeros((1, 1, 70))
+    counts[0, 0, ::7] = np.arange(10)  # Mondays: 0, 1, ..., 9
+    fc = SameWeekdayMean().forecast(_history(counts), np.arange(1))
+    assert fc[0, 0, 0] == pytest.approx(np.mean(np.arange(2, 10)))  # the last 8 Mondays
+    assert fc[0, 0, 1:].tolist() == [0.0] * 6
+    short = SameWeekdayMean().forecast(_history(counts[:, :, :21]), np.arange(1))
+    assert short[0, 0, 0] == pytest.approx(1.0)  # only 3 Mondays of history: their mean
+
+
+def test_model_ranks_the_always_busiest_cell_first():
+    history = _hotspot_history()
+    cells = np.arange(20)
+    fc = BoostedPoisson(max_iter=30).forecast(history, cells)
+    week = fc.sum(axis=2)[0]
+    assert int(np.argmax(week)) == 0
+    assert week[0] == pytest.approx(42, rel=0.35)  # about 6 a day for 7 days
+
+
+def test_no_future_leakage():
+    history = _hotspot_history(days=77)
+    origin = 63
+    cells = np.arange(20)
+    before = BoostedPoisson(max_iter=20).forecast(history.until(origin), cells)
+    spiked = _history(history.counts.copy())
+    spiked.counts[0, 7, origin:] += 50  # a spike after the origin
+    after = BoostedPoisson(max_iter=20).forecast(spiked.until(origin), cells)
+    np.testing.assert_array_equal(before, after)
+    for fc in (LastWeek(), SameWeekdayMean()):
+        np.testing.assert_array_equal(fc.forecast(history.until(origin), cells),
+                                      fc.forecast(spiked.until(origin), cells))
+    # the spike is in the evaluation's actuals, not in any forecast
+    weeks = rolling_origin(spiked, [LastWeek()], first_week=9, last_week=9)
+    assert weeks[0].origin == "2024-03-04" and weeks[0].problems["a"] > 350
+
+
+def test_features_use_only_the_past():
+    counts = np.zeros((1, 1, 35))
+    counts[0, 0, 28:35] = 1.0  # the last week
+    X = features(_history(counts), np.arange(1))
+    assert X.shape == (HORIZON, 10)
+    assert X[:, 4].tolist() == [1.0] * 7  # last7 mean
+    assert X[0, 5] == pytest.approx(7 / 28)  # last28 mean
+    assert X[0, 7] == pytest.approx(7 / 35)  # long-run mean
+    assert X[:, 2].tolist() == [0, 1, 2, 3, 4, 5, 6]  # target weekday from day 35 = Monday 5 Feb 2024
+    holiday = History(START, ("a",), [(0, 0)], counts, frozenset({date(2024, 2, 6)}))
+    assert features(holiday, np.arange(1))[:, 3].tolist() == [0, 1, 0, 0, 0, 0, 0]
+
+
+def test_hit_rate_counts_problems_in_unseen_cells_as_misses():
+    assert hit_rate(np.array([5.0, 1.0]), np.array([4.0, 0.0]), 0.10, outside=4.0) == pytest.approx(0.5)
+    assert math.isnan(hit_rate(np.array([1.0]), np.array([0.0]), 0.10))
+
+
+def test_score_week_all_families_ranks_by_total():
+    # two families, three cells; cell 2 was never seen before the origin
+    forecast = np.zeros((2, 2, HORIZON))
+    forecast[0, 0] = 1.0
+    forecast[1, 1] = 3.0
+    actual = np.zeros((2, 3, HORIZON))
+    actual[0, 0, 0] = 2
+    actual[1, 1, 0] = 6
+    actual[1, 2, 0] = 2
+    scores = score_week(np.array([0, 1]), forecast, actual, ("a", "b"))
+    assert scores["a"]["hit10"] == 1.0  # k = 1 of 2 seen cells: cell 0, where family a's 2 problems are
+    assert scores["b"]["hit10"] == pytest.approx(6 / 8)
+    assert scores[ALL]["hit10"] == pytest.approx(6 / 10)
+
+
+def test_poisson_deviance():
+    assert poisson_deviance(np.array([2.0, 0.0]), np.array([2.0, 0.0])) == pytest.approx(0.01)
+    assert poisson_deviance(np.array([1.0]), np.array([1.0])) == 0.0
+
+
+def test_rolling_origin_model_beats_last_week_on_a_stable_hotspot():
+    weeks = rolling_origin(_hotspot_history(days=84), [LastWeek(), BoostedPoisson(max_iter=30)], first_week=10)
+    assert [w.week for w in weeks] == [10, 11]
+    for w in weeks:
+        assert w.scores["boosted_poisson"]["a"]["deviance"] < w.scores["last_week"]["a"]["deviance"]
+
+
+def test_build_history_grid_and_families(tmp_path: Path):
+    grid = Grid(42.36, -71.06, 500)
+    reqs = [Request(date(2024, 1, 1), 42.36, -71.06, "b"), Request(date(2024, 1, 2), 42.36, -71.06, "b"),
+            Request(date(2024, 1, 2), 42.37, -71.06, "a"), Request(date(2023, 12, 31), 42.36, -71.06, "a")]
+    h = build_history(reqs, grid, ("a", "b"), date(2024, 1, 1), date(2024, 1, 3))
+    assert h.cells == [(0, 0), (0, 2)] and h.days == 3
+    assert h.counts[1, 0].tolist() == [1, 1, 0] and h.counts[0, 1].tolist() == [0, 1, 0]
+    assert h.counts.sum() == 3  # the request before the start is outside
+
+
+def test_families_and_unlocated_rows(tmp_path: Path):
+    fams = Families.from_config(FamilyConfig(families={"street": ["Pothole"]}, exclude=["Survey"]))
+    assert fams.names == ("street", "other")
+    csv_path = tmp_path / "r.csv"
+    csv_path.write_text("OPEN_DT,REASON,LATITUDE,LONGITUDE\n"
+                        "01/02/2015 10:00:00 AM,Pothole,42.33,-71.08\n"
+                        "01/02/2015 11:00:00 PM,Trees,42.33,-71.08\n"
+                        "01/03/2015 10:00:00 AM,Pothole,42.3594,-71.0587\n"  # City Hall default point
+                        "01/03/2015 10:00:00 AM,Survey,42.33,-71.08\n")
+    reqs, stats = read_requests(csv_path, fams)
+    assert [(r.day, r.family) for r in reqs] == [(date(2015, 1, 2), "street"), (date(2015, 1, 2), "other")]
+    assert (stats.rows, stats.unlocated, stats.excluded) == (4, 1, 1)
+
+
+def test_shipped_family_config_loads_and_bad_config_names_the_file(tmp_path: Path):
+    fams = load_families()
+    assert fams.family_of("Street Lights") == "signs-lights" and fams.family_of("Call Inquiry") is None
+    bad = tmp_path / "f.yaml"
+    bad.write_text("families: {a: [X]}\ncolour: red\n")
+    with pytest.raises(GridSentinelError, match="f.yaml: colour"):
+        load_families(bad)
