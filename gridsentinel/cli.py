@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import GridSentinelError
+from .entry import configure_logging, run_command
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -245,20 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news
+    configure_logging(args.verbose)
     settings = Settings()
     func: Callable[[argparse.Namespace, Settings], int] = args.func
-    try:
-        return func(args, settings)
-    except GridSentinelError as exc:
-        print(f"gridsentinel: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
+    return run_command(lambda: func(args, settings))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,30 @@
+"""What every ``gridsentinel`` entry point does around its command: logging, and errors that say what to do
+as exit status 2 instead of a traceback (the CLI, and the worker's supervised child, which is started
+without going through the CLI).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from gridsentinel.errors import GridSentinelError
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run ``command``; a GridSentinelError is printed as one line (status 2), Ctrl-C is status 130."""
+    try:
+        return command()
+    except GridSentinelError as exc:
+        print(f"gridsentinel: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
