@@ -42,9 +42,23 @@ class Topics:
     def config(self) -> str:
         return self._name("gs.config")
 
+    @property
+    def devices(self) -> str:
+        """The device registry's change feed (compacted; key = device id; see core/device_feed.py)."""
+        return self._name("gs.devices")
+
+    @property
+    def device_health(self) -> str:
+        """Per-device health snapshots from the gateways (compacted; key = device id)."""
+        return self._name("gs.device-health")
+
+    def compacted(self) -> list[str]:
+        """Topics whose latest value per key is the state (created with ``cleanup.policy=compact``)."""
+        return [self.config, self.devices, self.device_health]
+
     def all(self) -> list[str]:
         return [self.readings, self.frames, self.device_status, self.detections, self.case_events,
-                self.deadletter, self.config]
+                self.deadletter, self.config, self.devices, self.device_health]
 
 
 def delete_topics(bootstrap: str, *prefixes: str, timeout: float = 30.0) -> list[str]:

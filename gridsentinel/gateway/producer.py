@@ -31,12 +31,13 @@ def new_producer(bootstrap: str, client_id: str, solo: bool, error_cb: Callable[
 
 
 def ensure_gateway_topics(bootstrap: str, topics: Topics, partitions: int = 4) -> None:
-    """Create the topics the gateway writes (idempotent); the config topic is compacted, and the frames and
+    """Create the topics the gateway writes (idempotent); the config, device and device-health topics are compacted, and the frames and
     dead letters (frames are 2 MB by default) allow ``MAX_RECORD_BYTES``."""
     big = [topics.frames, topics.deadletter]
-    ensure_topics(bootstrap, [topics.config], partitions, {"cleanup.policy": "compact"})
+    compacted = topics.compacted()
+    ensure_topics(bootstrap, compacted, partitions, {"cleanup.policy": "compact"})
     ensure_topics(bootstrap, big, partitions, {"max.message.bytes": str(MAX_RECORD_BYTES)})
-    ensure_topics(bootstrap, [t for t in topics.all() if t not in big and t != topics.config], partitions)
+    ensure_topics(bootstrap, [t for t in topics.all() if t not in big and t not in compacted], partitions)
 
 
 def kafka_answers(bootstrap: str, topic: str, timeout: float = 5.0) -> bool:
