@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import faust
 import yaml
 
 from gridsentinel.detectors.config import DetectorConfig, validate_data
@@ -29,6 +28,8 @@ from gridsentinel.engineering.publish import LIVE_KEY, ensure_config_topic
 from gridsentinel.errors import ConfigError
 
 if TYPE_CHECKING:
+    import faust
+
     from gridsentinel.streams.context import StageContext
 
 log = logging.getLogger(__name__)

@@ -20,19 +20,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridsentinel.alerts.delivery.config import ReceiversFile
-from gridsentinel.alerts.delivery.service import AlertDelivery
 from gridsentinel.cases.calendar import WorkCalendar, coverage_warning
-from gridsentinel.cases.categories import CategoriesFile, LiveCatalog, RoutingFile
-from gridsentinel.detectors.camera.config import CamerasFile
-from gridsentinel.detectors.camera.privacy import Deidentifier
-from gridsentinel.detectors.frames_stage import FrameProcessor
-from gridsentinel.engineering.live_config import KindApplier
+from gridsentinel.cases.categories import Catalog, CategoriesFile, LiveCatalog, RoutingFile
+from gridsentinel.engineering.live_config import KindApplier, LiveConfig
 from gridsentinel.liveconfig.kinds import KINDS, no_siblings
+from gridsentinel.settings import Settings
 
-__all__ = ["CATALOG_KINDS", "catalog_appliers", "no_siblings", "worker_appliers"]
+if TYPE_CHECKING:  # the API imports this module: no OpenCV / Faust / httpx for it
+    from gridsentinel.alerts.delivery.service import AlertDelivery
+    from gridsentinel.detectors.camera.config import CamerasFile
+    from gridsentinel.detectors.frames_stage import FrameProcessor
+
+__all__ = ["CATALOG_KINDS", "catalog_appliers", "follow_catalog", "no_siblings", "worker_appliers"]
 log = logging.getLogger(__name__)
 CATALOG_KINDS = ("categories", "routing", "calendar")
 
@@ -68,11 +70,12 @@ def worker_appliers(live: LiveCatalog, *, frames: Callable[[], FrameProcessor | 
     """Every kind but detectors, for a worker: the catalogue ``live`` (read by the case stage and, through
     ``category_of``, the detect and frames stages), the frames stage's processor and the alert delivery
     (``None`` while this worker has none; ``receivers`` then keeps the config for when it is built)."""
-    def cameras(obj: Any, _label: str) -> str:
-        assert isinstance(obj, CamerasFile)
+    def cameras(obj: CamerasFile, _label: str) -> str:
         proc = frames()
         if proc is None:
             return "no frames stage in this worker"
+        from gridsentinel.detectors.camera.privacy import Deidentifier
+
         deid = Deidentifier(obj.privacy) if obj.privacy != proc.cameras.privacy else None  # before the swap
         changed = proc.reconfigure(obj, deid)
         return (f"{len(changed)} camera(s) changed ({', '.join(sorted(changed)) or 'none'}): new stacks on "
@@ -94,3 +97,20 @@ def worker_appliers(live: LiveCatalog, *, frames: Callable[[], FrameProcessor | 
     appliers["cameras"] = KindApplier(KINDS["cameras"], cameras)
     appliers["receivers"] = KindApplier(KINDS["receivers"], receivers_)
     return appliers
+
+
+async def follow_catalog(settings: Settings, catalog: Catalog, on_change: Callable[[Catalog], None]) -> None:
+    """For processes outside the worker that hold a catalogue (the API: due times of transitions, Open311
+    services, dashboard names): follow ``gs.config`` and call ``on_change(new catalogue)`` for each live
+    categories / routing / calendar version that builds; the others are rejected and logged."""
+    from gridsentinel.engineering.follow import follow_config
+
+    live = LiveCatalog(catalog)
+    live.subscribe(on_change)
+    handler = LiveConfig(None, catalog_appliers(live))
+
+    def handle(key: str, value: dict[str, Any]) -> None:
+        if key in handler.appliers:
+            handler.handle_kind(key, value)
+
+    await follow_config(settings, handle)

@@ -20,7 +20,6 @@ from gridsentinel.alerts.delivery.config import ReceiversFile
 from gridsentinel.cases.calendar import WorkCalendar
 from gridsentinel.cases.categories import Catalog, CategoriesFile, RoutingFile
 from gridsentinel.core.config import format_validation_error, parse_yaml
-from gridsentinel.detectors.camera.config import CamerasFile
 from gridsentinel.engineering.configs import DETECTORS, KindSpec, Sibling
 from gridsentinel.errors import ConfigError
 
@@ -38,6 +37,8 @@ def check_model(text: str, where: str, model: type[M]) -> tuple[M | None, list[s
         data = parse_yaml(text, where)
     except ConfigError as exc:
         return None, [str(exc)]
+    except ValueError as exc:  # PyYAML builds dates itself: 2025-13-01 raises ValueError, not YAMLError
+        return None, [f"{where}: a value does not parse: {exc}"]
     if not isinstance(data, dict):
         return None, [f"{where}: (top level): expected a mapping, got {type(data).__name__}"]
     try:
@@ -89,9 +90,15 @@ def _receivers(text: str, where: str, sibling: Sibling) -> tuple[Any, list[str]]
     return (config if not problems else None), problems
 
 
+def _cameras(text: str, where: str, _sibling: Sibling) -> tuple[Any, list[str]]:
+    from gridsentinel.detectors.camera.config import CamerasFile  # OpenCV: only when a camera config is checked
+
+    return check_model(text, where, CamerasFile)
+
+
 KINDS: dict[str, KindSpec] = {k.name: k for k in [
     DETECTORS,
-    KindSpec("cameras", "cameras.yaml", lambda t, w, _s: check_model(t, w, CamerasFile), "camera config",
+    KindSpec("cameras", "cameras.yaml", _cameras, "camera config",
              "the frames stage: cameras added, removed or edited get new detector stacks on their next frame "
              "(they warm up again); unchanged cameras keep their detectors and state; privacy and "
              "state_every_s apply from the next frame"),
