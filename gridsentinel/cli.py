@@ -120,16 +120,9 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    from .detectors.config import validate_file
+    from .engineering.commands import cmd_validate
 
-    path = args.path or settings.config_dir / "detectors.yaml"
-    problems = validate_file(path)
-    if problems:
-        for line in problems:
-            print(line, file=sys.stderr)
-        return 1
-    print(f"{path}: valid")
-    return 0
+    return cmd_validate(args, settings)  # per kind (--kind, or the file name); detectors by default
 
 
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
@@ -213,15 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_arguments(p)
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("config", help="validate, apply and inspect detector configuration")
+    p = sub.add_parser("config", help="validate, apply and inspect configuration (detectors, cameras, "
+                                      "categories, routing, receivers, calendar)")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    cp = csub.add_parser("validate", help="check a detectors.yaml; errors name file, key path, value and "
+    cp = csub.add_parser("validate", help="check a config file; errors name file, key path, value and "
                                           "what was expected; non-zero exit when invalid")
     cp.add_argument("path", nargs="?", type=Path, help="file to check (default config/detectors.yaml)")
+    from .liveconfig.kinds import KINDS
+
+    cp.add_argument("--kind", choices=list(KINDS), default=None, metavar="KIND",
+                    help=f"config kind: {', '.join(KINDS)} (default from the file name, else detectors)")
     cp.set_defaults(func=_cmd_config)
     from .engineering.commands import add_backtest_command, add_config_actions
 
-    add_config_actions(csub)  # apply, history, diff, rollback, shadow start|stop|report
+    add_config_actions(csub, KINDS)  # apply, history, diff, rollback (--kind), shadow start|stop|report
     add_backtest_command(sub)
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")

@@ -44,6 +44,7 @@ from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.topics import Topics
 from gridsentinel.errors import ConfigError
+from gridsentinel.liveconfig.appliers import follow_catalog
 from gridsentinel.settings import Settings
 
 DESCRIPTION = """GridSentinel's HTTP API: grid-management cases, their live event stream, devices, the unit
@@ -164,6 +165,9 @@ def create_app(
             opened = await SqlCaseStore.open(config.database_url)
             state.store = opened
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
+        # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
+        catalog_follower = asyncio.create_task(follow_catalog(
+            settings, state.catalog, lambda c: setattr(state, "catalog", c))) if consume_kafka else None
         producer = None
         if produce_detections:
             producer = DetectionProducer(settings, Topics(settings.topic_prefix).detections)
@@ -175,10 +179,11 @@ def create_app(
             if producer is not None:
                 state.detection_sink = detection_sink
                 await producer.stop()
-            if feeder is not None:
-                feeder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await feeder
+            for task in (feeder, catalog_follower):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if opened is not None:
                 await opened.close()
                 state.store = None

@@ -8,6 +8,7 @@ is accumulated garbage), so a category is keyed by ``type:code``, e.g. ``compone
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self
@@ -302,6 +303,43 @@ class Catalog:
                     and (best is None or len(route.grid_prefix) > len(best.grid_prefix))):
                 best = route
         return best.department if best else self.routing.default_department
+
+
+class LiveCatalog:
+    """The catalogue a running process uses, replaced whole when categories, routing or calendar change
+    live (gridsentinel/liveconfig): a new :class:`Catalog` is built and checked completely, then the one
+    reference is swapped, so a reader sees the old or the new catalogue, never a mix. Readers take
+    ``current`` once per unit of work (a batch of detections, a sweep); ``category_of`` asks the current
+    one, so detectors given it label with the new ``kinds`` from the next detection on.
+
+    >>> live = LiveCatalog(load_catalog(Path(__file__).resolve().parents[2] / "config"))
+    >>> old = live.current
+    >>> new = live.replace(categories=old.categories_file.model_copy(update={"device_kinds": {}}))
+    >>> live.current is new, live.category_of("air_quality", "outlier", None)
+    (True, ('', ''))
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.current = catalog
+        self._listeners: list[Callable[[Catalog], None]] = []
+
+    def category_of(self, device_kind: str, kind: str, component_class: str | None) -> tuple[str, str]:
+        return self.current.category_of(device_kind, kind, component_class)
+
+    def subscribe(self, listener: Callable[[Catalog], None]) -> None:
+        """Call ``listener(new catalog)`` after every replacement."""
+        self._listeners.append(listener)
+
+    def replace(self, *, categories: CategoriesFile | None = None, routing: RoutingFile | None = None,
+                calendar: WorkCalendar | None = None) -> Catalog:
+        """Build the catalogue with the given parts (the others as they are) and swap it in; a
+        ``ConfigError`` (e.g. routes naming a category the new categories lack) leaves the old one."""
+        cur = self.current
+        new = Catalog(categories or cur.categories_file, routing or cur.routing, calendar or cur.calendar)
+        self.current = new
+        for listener in self._listeners:
+            listener(new)
+        return new
 
 
 def _component_class(detection: Detection) -> str | None:

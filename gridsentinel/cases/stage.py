@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.exc import DBAPIError
 
 from gridsentinel.cases.batch import Applied, apply_detections
-from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
+from gridsentinel.cases.categories import Catalog, LiveCatalog, UnknownCategory, load_catalog
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
 from gridsentinel.cases.store import SqlCaseStore, encode_event
@@ -103,7 +103,7 @@ class CaseProcessor:
     def __init__(
         self,
         store: OutboxStore,
-        catalog: Catalog,
+        catalog: Catalog | LiveCatalog,
         adjacency: Adjacency,
         *,
         publish: Publish,
@@ -113,7 +113,8 @@ class CaseProcessor:
         retry_delay_s: float = 1.0,
     ) -> None:
         self.store = store
-        self.catalog = catalog
+        # a LiveCatalog is swapped by live config: each batch and sweep takes the current catalogue once
+        self.live_catalog = catalog if isinstance(catalog, LiveCatalog) else LiveCatalog(catalog)
         self.adjacency = adjacency
         self._publish = publish
         self._dead_letter = dead_letter
@@ -129,6 +130,11 @@ class CaseProcessor:
             "outbox_recovered": 0,
             "store_retries": 0,
         }
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalogue the next batch uses."""
+        return self.live_catalog.current
 
     async def process(self, batch: Sequence[tuple[bytes | None, bytes | None]]) -> list[CaseEvent]:
         """Apply a batch of raw ``(key, value)`` detections in order (one store transaction for the
@@ -371,11 +377,13 @@ class CaseStage:
     """``--stages cases``: the cases agent, the alerts agent and the sweep timer.
 
     ``delivery`` builds the alert delivery (with the dead-letter sink it is to use); the store and the
-    delivery are opened on first use, on the worker's event loop, and closed at shutdown.
+    delivery are opened on first use, on the worker's event loop, and closed at shutdown. ``catalog``: the
+    worker's live catalogue (live config replaces it; new cases use the new one).
     """
 
-    def __init__(self, delivery: DeliveryFactory) -> None:
+    def __init__(self, delivery: DeliveryFactory, catalog: LiveCatalog | None = None) -> None:
         self._make_delivery = delivery
+        self.catalog = catalog  # None: config/categories.yaml etc. loaded at register, never replaced
         self._lock = asyncio.Lock()
         self._processor: CaseProcessor | None = None
         self._store: SqlCaseStore | None = None
@@ -388,7 +396,7 @@ class CaseStage:
         settings, options = ctx.settings, ctx.options
         ctx.ensure_topics([ctx.names.detections, ctx.names.case_events, ctx.names.deadletter])
         config = CaseStageConfig.from_settings(settings)
-        catalog = load_catalog(settings.config_dir)
+        catalog = self.catalog or LiveCatalog(load_catalog(settings.config_dir))
         adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
         case_events = ctx.topics["case_events"]
 

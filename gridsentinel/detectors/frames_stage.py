@@ -216,6 +216,27 @@ class FrameProcessor:
                        "detections_sent": 0, "snapshots": 0, "snapshot_failures": 0, "state_saves": 0,
                        "state_restores": 0, "evidence_swept": 0}
 
+    def reconfigure(self, cameras: CamerasFile, deid: Deidentifier | None = None) -> set[str]:
+        """Switch to a new cameras config (live config) and return the ids of the cameras whose settings
+        changed (added, removed or edited). Their stacks are dropped and rebuilt from the new settings on
+        their next frame (their saved state no longer fits: they warm up again); every other camera keeps
+        its detectors and state and stamps the new version from now on. ``deid``: the de-identifier for
+        a changed ``privacy`` section, built by the caller before anything is swapped."""
+        old, new = self.configured, {c.camera_id: c for c in cameras.cameras}
+        changed = {cid for cid in old.keys() | new.keys() if old.get(cid) != new.get(cid)}
+        if deid is not None:
+            self.deid = deid
+        if cameras.privacy.retention_days != self.evidence.retention_days:
+            self.evidence = EvidenceStore(self.evidence.root, cameras.privacy.retention_days)
+        self.cameras, self.configured = cameras, new
+        for camera_id, cam in list(self.live.items()):
+            if camera_id in changed:
+                del self.live[camera_id]
+            else:
+                cam.stack.relabel(cameras.version)
+                cam.fingerprint = fingerprint(cam.stack.config, cameras.version)
+        return changed
+
     def stats(self, partitions: list[int]) -> dict[str, Any]:
         return {**self.counts, "cameras": len(self.live), "partitions": partitions}
 
@@ -372,6 +393,7 @@ class FramesStage:
 
     def __init__(self, category_of: CategoryOf) -> None:
         self.category_of = category_of
+        self.processor: FrameProcessor | None = None  # set at register; live config reconfigures it
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         settings, options = ctx.settings, ctx.options
@@ -390,6 +412,7 @@ class FramesStage:
         proc = FrameProcessor(cameras, Registry.load(settings.config_dir), deid, evidence, table=state,
                               send=send, dead_letter=ctx.dead_letter, category_of=self.category_of,
                               origin=frames_name)
+        self.processor = proc
 
         def owned() -> list[int]:
             return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == frames_name)

@@ -19,34 +19,76 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gridsentinel.engineering import configs as ops
+from gridsentinel.engineering.configs import DETECTORS, KindSpec
 from gridsentinel.engineering.versions import VersionStore
 from gridsentinel.errors import ConfigError
 from gridsentinel.settings import Settings
 
+# The config kinds `--kind` takes; add_config_actions sets them (liveconfig/kinds.py's KINDS from the CLI).
+KINDS: dict[str, KindSpec] = {DETECTORS.name: DETECTORS}
 
-def _versions(settings: Settings) -> VersionStore:
-    return VersionStore.default(settings.run_dir)
+
+def resolve_kind(name: str | None, path: Path | None = None) -> KindSpec:
+    """``--kind NAME``, else the kind whose file name ``path`` has, else detectors."""
+    if name is not None:
+        if name not in KINDS:
+            raise ConfigError(f"unknown config kind {name!r}; use one of {', '.join(KINDS)}")
+        return KINDS[name]
+    if path is not None:
+        for kind in KINDS.values():
+            if kind.file_name == path.name:
+                return kind
+    return DETECTORS
+
+
+def _versions(settings: Settings, kind: KindSpec = DETECTORS) -> VersionStore:
+    return VersionStore.default(settings.run_dir, kind.name)
+
+
+def _prefix(kind: KindSpec) -> str:
+    return "" if kind is DETECTORS else f"{kind.name} "
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    """``config validate [PATH] [--kind KIND]``: every problem on its own line (exit 1), else "valid"."""
+    kind = resolve_kind(getattr(args, "kind", None), args.path)
+    path = args.path or settings.config_dir / kind.file_name
+    if kind is DETECTORS:
+        from gridsentinel.detectors.config import validate_file
+
+        problems = validate_file(path)
+    else:
+        with _versions(settings, kind) as store:
+            problems = ops.validate_kind(settings, store, ops.read_text(path), str(path), kind, KINDS)[1]
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{path}: valid")
+    return 0
 
 
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
-    with _versions(settings) as store:
+    kind = resolve_kind(args.kind, args.path)
+    with _versions(settings, kind) as store:
         author = args.author or ops.default_author()
-        version, created = ops.apply_file(settings, store, args.path, author=author)
+        version, created = ops.apply_file(settings, store, args.path, author=author, kind=kind, kinds=KINDS)
     what = "stored and published" if created else "unchanged (already the latest version); re-published"
-    print(f"config v{version.number} ({version.label}) by {version.author}: {what}")
+    print(f"{_prefix(kind)}config v{version.number} ({version.label}) by {version.author}: {what}")
     if created and version.diff:
         print(version.diff)
     return 0
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
-    with _versions(settings) as store:
+    kind = resolve_kind(args.kind)
+    with _versions(settings, kind) as store:
         versions = store.history(limit=args.limit)
     if args.json:
         print(json.dumps([v.to_dict(with_yaml=False) for v in versions], indent=1))
         return 0
     if not versions:
-        print("no config version applied yet (workers run config/detectors.yaml)")
+        print(f"no {_prefix(kind)}config version applied yet (workers run config/{kind.file_name})")
     for v in versions:
         when = datetime.fromtimestamp(v.created_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         changed = sum(1 for line in v.diff.splitlines()
@@ -58,17 +100,18 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
-    with _versions(settings) as store:
+    with _versions(settings, resolve_kind(args.kind)) as store:
         text = store.diff(args.a, args.b)
     print(text or f"v{args.a} and v{args.b} are identical")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    with _versions(settings) as store:
+    kind = resolve_kind(args.kind)
+    with _versions(settings, kind) as store:
         version, created = ops.rollback(settings, store, args.version,
-                                        author=args.author or ops.default_author())
-    print(f"rolled back to v{args.version}: now v{version.number} ({version.label})"
+                                        author=args.author or ops.default_author(), kind=kind, kinds=KINDS)
+    print(f"{_prefix(kind)}rolled back to v{args.version}: now v{version.number} ({version.label})"
           + ("" if created else " (it was already live; re-published)"))
     return 0
 
@@ -119,25 +162,44 @@ def _author(p: argparse.ArgumentParser) -> None:
     p.add_argument("--author", default=None, help="who applies it (default user:<login>)")
 
 
-def add_config_actions(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add apply/history/diff/rollback/shadow to the ``config`` command's subparsers."""
+def _kind(p: argparse.ArgumentParser, infer: bool = False) -> None:
+    p.add_argument("--kind", choices=list(KINDS), default=None, metavar="KIND",
+                   help=f"config kind: {', '.join(KINDS)} (default "
+                        + ("from the file name, else detectors)" if infer else "detectors)"))
+
+
+def add_config_actions(csub: argparse._SubParsersAction[argparse.ArgumentParser],
+                       kinds: dict[str, KindSpec] | None = None) -> None:
+    """Add apply/history/diff/rollback/shadow to the ``config`` command's subparsers; ``kinds``: the
+    config kinds ``--kind`` takes (default detectors only)."""
+    if kinds:
+        KINDS.clear()
+        KINDS.update(kinds)
+    affects = "\n".join(f"  {k.name:<11} {k.file_name:<16} {k.affects}" for k in KINDS.values())
     p = csub.add_parser("apply", help="validate, store a new version and publish it to running workers",
-                        description="Validate a detectors.yaml, store it as a new version (author, time, "
-                                    "diff) and publish it on gs.config; workers with the live-config stage "
-                                    "switch without a restart.")
-    p.add_argument("path", nargs="?", type=Path, help="file to apply (default config/detectors.yaml)")
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Validate a config file, store it as a new version of its kind (author, "
+                                    "time, diff) and publish it on gs.config; workers with the live-config "
+                                    "stage switch without a restart. What each kind's apply changes:\n"
+                                    + affects)
+    p.add_argument("path", nargs="?", type=Path,
+                   help="file to apply (default config/<the kind's file>, e.g. config/detectors.yaml)")
+    _kind(p, infer=True)
     _author(p)
     p.set_defaults(func=cmd_apply)
     p = csub.add_parser("history", help="applied config versions, newest first")
     p.add_argument("--limit", type=int, default=50, help="how many (default 50)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _kind(p)
     p.set_defaults(func=cmd_history)
     p = csub.add_parser("diff", help="unified diff between two stored versions")
     p.add_argument("a", type=int, help="from version number")
     p.add_argument("b", type=int, help="to version number")
+    _kind(p)
     p.set_defaults(func=cmd_diff)
     p = csub.add_parser("rollback", help="apply an old version again (stored as a new version)")
     p.add_argument("version", type=int, help="version number to go back to")
+    _kind(p)
     _author(p)
     p.set_defaults(func=cmd_rollback)
     p = csub.add_parser("shadow", help="run a candidate config beside the live one (never dispatched)")

@@ -1,6 +1,8 @@
-"""Publishing config versions on ``gs.config`` (compacted; key ``detectors`` = live, ``shadow`` = candidate).
+"""Publishing config versions on ``gs.config`` (compacted; key = the config kind: ``detectors`` = the live
+detector config, ``cameras``, ``categories``, ``routing``, ``receivers``, ``calendar`` the other live
+configs (liveconfig/kinds.py); ``shadow`` = a candidate detector config).
 
-The value is JSON ``{"version", "label", "config_version", "author", "time", "yaml"}``; a ``shadow``
+The value is JSON ``{"version", "label", "config_version", "author", "time", "yaml", "kind"}``; a ``shadow``
 value with ``"stopped": true`` ends a shadow run. Compaction keeps the latest value per key, so a worker
 that starts later reads the topic from the beginning and ends up on the current config.
 """
@@ -24,10 +26,11 @@ def message_for(version: ConfigVersion, **extra: Any) -> dict[str, Any]:
 
     >>> v = ConfigVersion(3, "2025.2", "li", 10.0, "version: '2025.2'\\n", "")
     >>> sorted(message_for(v))
-    ['author', 'config_version', 'label', 'time', 'version', 'yaml']
+    ['author', 'config_version', 'kind', 'label', 'time', 'version', 'yaml']
     """
     return {"version": version.number, "label": version.label, "config_version": version.config_version,
-            "author": version.author, "time": version.created_at, "yaml": version.yaml, **extra}
+            "author": version.author, "time": version.created_at, "yaml": version.yaml, "kind": version.kind,
+            **extra}
 
 
 def ensure_config_topic(settings: Settings, partitions: int = 1) -> str:

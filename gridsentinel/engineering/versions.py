@@ -1,8 +1,11 @@
-"""Detector config versions: every applied config, who applied it, when, and what changed.
+"""Config versions: every applied config, who applied it, when, and what changed.
 
-A plain SQLite file (``<run_dir>/config-versions.db`` by default). Version numbers are 1, 2, 3 … in
-order of application; each row keeps the full YAML and a unified diff against the previous version.
-A rollback is an apply of an old version's YAML, so history only ever grows.
+A plain SQLite file (``<run_dir>/config-versions.db`` by default) holds every config kind (``detectors``,
+``cameras``, ``categories``, ... see liveconfig/kinds.py); a :class:`VersionStore` reads and writes one
+kind. Version numbers are 1, 2, 3 … per kind in order of application; each row keeps the full YAML and a
+unified diff against the previous version of that kind. A rollback is an apply of an old version's YAML,
+so history only ever grows. A file written before kinds existed (no ``kind`` column) is migrated on
+open: its versions become the ``detectors`` kind's, numbers unchanged.
 
 >>> store = VersionStore(":memory:")
 >>> v1 = store.add("version: a\\nx: 1\\n", author="li", at=100.0)
@@ -19,6 +22,9 @@ A rollback is an apply of an old version's YAML, so history only ever grows.
 +x: 2
 >>> [v.number for v in store.history()]
 [2, 1]
+>>> routing = VersionStore(store, kind="routing")  # the same file, another kind: its own numbers
+>>> routing.add("version: r1\n", author="li", at=300.0).number, routing.latest().kind
+(1, 'routing')
 """
 
 from __future__ import annotations
@@ -34,17 +40,40 @@ import yaml
 
 from gridsentinel.errors import GridSentinelError
 
+DEFAULT_KIND = "detectors"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config_versions (
-    number INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL DEFAULT 'detectors',
+    number INTEGER NOT NULL,
     config_version TEXT NOT NULL,
     author TEXT NOT NULL,
     created_at REAL NOT NULL,
     yaml TEXT NOT NULL,
     diff TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (kind, number)
 )
 """
+_COLUMNS = "number, config_version, author, created_at, yaml, diff, note"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the table, or move a pre-kinds table (``number`` alone the key) to the per-kind one."""
+    db.execute("BEGIN IMMEDIATE")  # two processes opening an old file migrate it once
+    try:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(config_versions)")]
+        if columns and "kind" not in columns:
+            db.execute("ALTER TABLE config_versions RENAME TO config_versions_before_kinds")
+            db.execute(_SCHEMA)
+            db.execute(f"INSERT INTO config_versions (kind, {_COLUMNS}) SELECT 'detectors', {_COLUMNS} "
+                       "FROM config_versions_before_kinds")
+            db.execute("DROP TABLE config_versions_before_kinds")
+        else:
+            db.execute(_SCHEMA)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class VersionNotFound(GridSentinelError):
@@ -60,11 +89,13 @@ class ConfigVersion:
     yaml: str
     diff: str  # unified diff against the previous version ("" for the first)
     note: str = ""
+    kind: str = DEFAULT_KIND  # which config file: detectors, cameras, categories, ...
 
     @property
     def label(self) -> str:
-        """What the engine gets as its version string: ``<config version>@v<number>``."""
-        return f"{self.config_version}@v{self.number}"
+        """What the engine gets as its version string: ``<config version>@v<number>`` (``v<number>`` for a
+        file without a ``version`` field, such as calendar.yaml)."""
+        return f"{self.config_version}@v{self.number}" if self.config_version else f"v{self.number}"
 
     def to_dict(self, *, with_yaml: bool = True) -> dict[str, Any]:
         data = asdict(self)
@@ -90,23 +121,40 @@ def config_version_of(text: str) -> str:
 
 
 class VersionStore:
-    """Config versions in one SQLite file (``:memory:`` for tests). Thread-safe for one process."""
+    """The versions of one config ``kind`` in a SQLite file (``:memory:`` for tests). Thread-safe for one
+    process. ``path`` may be another store: the same connection, another kind (``close`` then leaves the
+    connection to its owner)."""
 
-    def __init__(self, path: str | Path) -> None:
+    path: str
+    _lock: threading.Lock
+    _db: sqlite3.Connection
+    _owner: bool
+
+    def __init__(self, path: str | Path | VersionStore, *, kind: str = DEFAULT_KIND) -> None:
+        self.kind = kind
+        if isinstance(path, VersionStore):
+            self.path, self._lock, self._db, self._owner = path.path, path._lock, path._db, False
+            return
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self._lock = threading.Lock()
+        self._owner = True
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout = 10000")
-        self._db.execute(_SCHEMA)
+        _migrate(self._db)
 
     @classmethod
-    def default(cls, run_dir: Path) -> VersionStore:
-        return cls(run_dir / "config-versions.db")
+    def default(cls, run_dir: Path, kind: str = DEFAULT_KIND) -> VersionStore:
+        return cls(run_dir / "config-versions.db", kind=kind)
+
+    def of_kind(self, kind: str) -> VersionStore:
+        """The store of another kind in the same file (shares this store's connection)."""
+        return VersionStore(self, kind=kind)
 
     def close(self) -> None:
-        self._db.close()
+        if self._owner:
+            self._db.close()
 
     def __enter__(self) -> VersionStore:
         return self
@@ -120,14 +168,15 @@ class VersionStore:
             self._db.execute("BEGIN IMMEDIATE")  # two appliers never get the same number
             try:
                 row = self._db.execute(
-                    "SELECT number, yaml FROM config_versions ORDER BY number DESC LIMIT 1").fetchone()
+                    "SELECT number, yaml FROM config_versions WHERE kind = ? ORDER BY number DESC LIMIT 1",
+                    (self.kind,)).fetchone()
                 number = (row[0] if row else 0) + 1
                 diff = unified_diff(row[1], text, f"v{row[0]}", f"v{number}") if row else ""
-                version = ConfigVersion(number, config_version_of(text), author, at, text, diff, note)
+                version = ConfigVersion(number, config_version_of(text), author, at, text, diff, note,
+                                        self.kind)
                 self._db.execute(
-                    "INSERT INTO config_versions (number, config_version, author, created_at, yaml, diff,"
-                    " note) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (version.number, version.config_version, author, at, text, diff, note))
+                    f"INSERT INTO config_versions (kind, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.kind, version.number, version.config_version, author, at, text, diff, note))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -137,15 +186,15 @@ class VersionStore:
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[ConfigVersion]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT number, config_version, author, created_at, yaml, diff, note FROM config_versions "
-                + sql, args).fetchall()
+                f"SELECT {_COLUMNS}, kind FROM config_versions WHERE kind = ? " + sql,
+                (self.kind, *args)).fetchall()
         return [ConfigVersion(*r) for r in rows]
 
     def get(self, number: int) -> ConfigVersion:
-        found = self._rows("WHERE number = ?", (number,))
+        found = self._rows("AND number = ?", (number,))
         if not found:
             known = ", ".join(str(v.number) for v in reversed(self.history(limit=20))) or "none yet"
-            raise VersionNotFound(f"config version {number} not found (stored: {known})")
+            raise VersionNotFound(f"{self.kind} config version {number} not found (stored: {known})")
         return found[0]
 
     def latest(self) -> ConfigVersion | None:

@@ -1,7 +1,8 @@
 """The worker's stages by their CLI names, and how they are wired: the only module that imports them all.
 
 Each name maps to a factory that builds the stage object :func:`gridsentinel.worker.app.create_app` takes.
-The wiring is explicit here: live config gets the detection stage's engine (the one it reconfigures),
+The wiring is explicit here: live config gets the detection stage's engine (the one it reconfigures) and
+the appliers of the other config kinds (the live catalogue, the frames processor, the alert delivery),
 the case stage gets the alert delivery (alerts sits above cases, so cases cannot build it itself), and the
 detection and frames stages get the case catalogue's ``category_of`` (config/categories.yaml alone owns
 kind -> category; detectors sit below cases and cannot load it themselves).
@@ -9,16 +10,19 @@ kind -> category; detectors sit below cases and cannot load it themselves).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from gridsentinel.alerts.delivery.config import ReceiversFile
 from gridsentinel.alerts.delivery.service import AlertDelivery
-from gridsentinel.cases.categories import Catalog, load_catalog
+from gridsentinel.cases.categories import LiveCatalog, load_catalog
 from gridsentinel.cases.stage import CaseStage
+from gridsentinel.core.records import DeadLetter
 from gridsentinel.detectors.frames_stage import FramesStage
 from gridsentinel.detectors.stage import DetectionStage
 from gridsentinel.engineering.live_config import LiveConfigStage
 from gridsentinel.engineering.shadow import ShadowStage
 from gridsentinel.ingest.stage import IngestStage
+from gridsentinel.liveconfig.appliers import worker_appliers
 from gridsentinel.settings import Settings
 from gridsentinel.streams.context import Stage, WorkerOptions
 
@@ -32,13 +36,39 @@ class Wiring:
         self.options = options
         self.names = tuple(names)
         self._detection: DetectionStage | None = None
-        self._catalog: Catalog | None = None
+        self._catalog: LiveCatalog | None = None
+        self.frames: FramesStage | None = None
+        self.delivery: AlertDelivery | None = None
+        self.receivers: ReceiversFile | None = None  # a live receivers version that came before the delivery
 
-    def catalog(self) -> Catalog:
-        """config/categories.yaml (with routing and calendar), loaded once: what labels detections."""
+    def catalog(self) -> LiveCatalog:
+        """config/categories.yaml (with routing and calendar), loaded once and replaced by live config:
+        what labels detections and what the case stage decides with."""
         if self._catalog is None:
-            self._catalog = load_catalog(self.settings.config_dir)
+            self._catalog = LiveCatalog(load_catalog(self.settings.config_dir))
         return self._catalog
+
+    def make_frames(self) -> FramesStage:
+        self.frames = FramesStage(self.catalog().category_of)
+        return self.frames
+
+    def make_delivery(self, dead_letter: Callable[[DeadLetter], Awaitable[None]]) -> AlertDelivery:
+        catalog = self.catalog()
+        self.delivery = AlertDelivery.from_settings(self.settings, on_dead_letter=dead_letter,
+                                                    config=self.receivers, catalog=catalog.current)
+        catalog.subscribe(self.delivery.use_catalog)  # category names and time zone of a new catalogue
+        return self.delivery
+
+    def live_config(self) -> LiveConfigStage:
+        # without a detect stage in this worker a new detector config is only logged
+        engine = self.detection().engine if "detect" in self.names else None
+
+        def keep(receivers: ReceiversFile) -> None:
+            self.receivers = receivers
+
+        return LiveConfigStage(engine, worker_appliers(
+            self.catalog(), frames=lambda: self.frames.processor if self.frames else None,
+            delivery=lambda: self.delivery, receivers=keep))
 
     def detection(self) -> DetectionStage:
         if self._detection is None:
@@ -49,12 +79,10 @@ class Wiring:
 FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
     "ingest": lambda w: IngestStage(bucket=w.options.influx_bucket),
     "detect": lambda w: w.detection(),
-    "cases": lambda w: CaseStage(delivery=lambda dead_letter: AlertDelivery.from_settings(
-        w.settings, on_dead_letter=dead_letter)),
-    # without a detect stage in this worker a new config is only logged
-    "live-config": lambda w: LiveConfigStage(w.detection().engine if "detect" in w.names else None),
+    "cases": lambda w: CaseStage(delivery=w.make_delivery, catalog=w.catalog()),
+    "live-config": lambda w: w.live_config(),
     "shadow": lambda w: ShadowStage(),
-    "frames": lambda w: FramesStage(w.catalog().category_of),
+    "frames": lambda w: w.make_frames(),
 }
 STAGES: tuple[str, ...] = tuple(FACTORIES)  # the names `gridsentinel worker --stages` takes
 

@@ -33,6 +33,7 @@ from gridsentinel.alerts.delivery.config import Receiver, ReceiversFile, load_re
 from gridsentinel.alerts.delivery.mqtt import MqttAlertPublisher, MqttDeliveryError
 from gridsentinel.alerts.delivery.routing import receivers_for
 from gridsentinel.alerts.delivery.webhook import DeadLetterSink, DeliveryResult, Payload, WebhookSender
+from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.core.records import DeadLetter
 from gridsentinel.settings import Settings
@@ -71,13 +72,16 @@ class AlertDelivery:
         on_dead_letter: DeadLetterSink | None = None,
         path: Path | None = None,
         mqtt: bool | None = None,
+        config: ReceiversFile | None = None,
+        catalog: Catalog | None = None,
     ) -> AlertDelivery:
         """Load ``receivers.yaml`` (default ``<config_dir>/receivers.yaml``), category names and the
-        calendar's time zone from the config folder; MQTT as configured unless ``mqtt`` says otherwise."""
+        calendar's time zone from the config folder; MQTT as configured unless ``mqtt`` says otherwise.
+        ``config`` / ``catalog``: use these (the live versions) instead of the files."""
         from gridsentinel.cases.categories import load_catalog
 
-        config = load_receivers(path or settings.config_dir / "receivers.yaml")
-        catalog = load_catalog(settings.config_dir)
+        config = config or load_receivers(path or settings.config_dir / "receivers.yaml")
+        catalog = catalog or load_catalog(settings.config_dir)
         client = httpx.AsyncClient()
         use_mqtt = config.mqtt.enabled if mqtt is None else mqtt
         publisher = (
@@ -95,6 +99,26 @@ class AlertDelivery:
         )
         delivery._client = client
         return delivery
+
+    def reconfigure(self, config: ReceiversFile) -> list[str]:
+        """Switch to a new ``receivers.yaml`` from the next event on: receivers, their routing and
+        secrets, CAP settings, the MQTT topic prefix and QoS. Secrets are resolved first: a missing one
+        raises ``ConfigError`` and the old config stays. ``mqtt.enabled`` is not switched live (it needs
+        the MQTT connection opened or closed): a change of it is returned as a note and applies at the
+        next start. Returns such notes."""
+        secrets = {r.name: r.resolve_secret() for r in config.receivers}
+        notes = []
+        if config.mqtt.enabled != (self.mqtt is not None):
+            notes.append(f"mqtt.enabled={config.mqtt.enabled} applies at the next restart")
+        if self.mqtt is not None:
+            self.mqtt.topic_prefix, self.mqtt.qos = config.mqtt.topic_prefix, config.mqtt.qos
+        self.config, self._secrets = config, secrets  # deliver() reads both per event
+        return notes
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Category names (CAP event names) and the calendar's time zone of a new catalogue."""
+        self.event_names = {k: p.spec.name for k, p in catalog.policies.items()}
+        self.tz = ZoneInfo(catalog.calendar.timezone)
 
     async def start(self) -> None:
         if self.mqtt is not None:
@@ -118,9 +142,10 @@ class AlertDelivery:
         """Deliver one case event to its receivers and MQTT; the webhook results (empty if not notified)."""
         if not event.notify:
             return []
+        config, secrets = self.config, self._secrets  # one receivers version for the whole event
         jobs = [
-            self.webhook.send(r, self.payload_for(r, event), self._secrets[r.name])
-            for r in receivers_for(event, self.config.receivers)
+            self.webhook.send(r, self.payload_for(r, event), secrets[r.name])
+            for r in receivers_for(event, config.receivers)
         ]
         results = list(await asyncio.gather(*jobs))
         if self.mqtt is not None:

@@ -1,13 +1,15 @@
-"""``/api/v1/configs``: the live detector config, validation, apply (stored + published), history.
+"""``/api/v1/configs``: the live config of a kind, validation, apply (stored + published), history.
 
-Engineer role. Apply stores a new version (author = the token's holder) in the config versions file and
-publishes it on ``gs.config``; running workers with the ``live-config`` stage switch without a restart.
+Engineer role. Every route takes ``?kind=`` (detectors, the default, cameras, categories, routing,
+receivers, calendar; ``GET /api/v1/configs/kinds`` lists them). Apply stores a new version of that kind
+(author = the token's holder) in the config versions file and publishes it on ``gs.config``; running
+workers with the ``live-config`` stage switch without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,8 +18,10 @@ from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import StateDep, require
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.engineering import configs as ops
+from gridsentinel.engineering.configs import KindSpec
 from gridsentinel.engineering.versions import VersionNotFound, VersionStore
 from gridsentinel.errors import ConfigError, ServiceError
+from gridsentinel.liveconfig.kinds import KINDS
 
 router = APIRouter(prefix="/api/v1/configs", tags=["configs"])
 Engineer = Annotated[TokenEntry, Depends(require("engineer"))]
@@ -33,34 +37,47 @@ class ValidationOut(BaseModel):
     problems: list[str] = Field(description="One line per problem: key path, bad value, expectation.")
 
 
-def _store(state: Any) -> VersionStore:
-    return VersionStore.default(state.settings.run_dir)
+KindName = Literal["detectors", "cameras", "categories", "routing", "receivers", "calendar"]
+KindQuery = Annotated[KindName, Query(description="Config kind (default detectors).")]
+assert set(get_args(KindName)) == set(KINDS)  # the query's choices are the registry's kinds
 
 
-@router.get("", summary="The live detector config", responses=responses(401, 403))
-async def get_current(state: StateDep, _: Engineer) -> dict[str, Any]:
-    with _store(state) as store:
-        return ops.current(state.settings, store)
+def _store(state: Any, kind: str = "detectors") -> VersionStore:
+    return VersionStore.default(state.settings.run_dir, kind)
 
 
-@router.post("/validate", response_model=ValidationOut, summary="Validate a detector config",
+@router.get("/kinds", summary="The config kinds and what applying each changes", responses=responses(401, 403))
+async def kinds(_: Engineer) -> list[dict[str, str]]:
+    return [{"kind": k.name, "file": k.file_name, "what": k.what, "affects": k.affects} for k in KINDS.values()]
+
+
+@router.get("", summary="The live config of a kind", responses=responses(401, 403))
+async def get_current(state: StateDep, _: Engineer, kind: KindQuery = "detectors") -> dict[str, Any]:
+    with _store(state, kind) as store:
+        return ops.current(state.settings, store, KINDS[kind])
+
+
+@router.post("/validate", response_model=ValidationOut, summary="Validate a config of a kind",
              responses=responses(401, 403, 422))
-async def validate(body: ConfigIn, _: Engineer) -> ValidationOut:
-    config, problems = ops.validate_text(body.yaml, "body")
+async def validate(body: ConfigIn, state: StateDep, _: Engineer, kind: KindQuery = "detectors") -> ValidationOut:
+    spec: KindSpec = KINDS[kind]
+    with _store(state, kind) as store:
+        config, problems = ops.validate_kind(state.settings, store, body.yaml, "body", spec, KINDS)
     return ValidationOut(valid=config is not None, problems=problems)
 
 
-@router.post("", status_code=201, summary="Apply a detector config (store a version and publish it)",
+@router.post("", status_code=201, summary="Apply a config of a kind (store a version and publish it)",
              responses=responses(401, 403, 422, 503))
-async def apply(body: ConfigIn, state: StateDep, who: Engineer) -> dict[str, Any]:
+async def apply(body: ConfigIn, state: StateDep, who: Engineer, kind: KindQuery = "detectors") -> dict[str, Any]:
     def work() -> tuple[Any, bool]:
-        with _store(state) as store:
-            return ops.apply_text(state.settings, store, body.yaml, author=f"user:{who.id}", where="body")
+        with _store(state, kind) as store:
+            return ops.apply_text(state.settings, store, body.yaml, author=f"user:{who.id}", where="body",
+                                  kind=KINDS[kind], kinds=KINDS)
 
     try:
         version, created = await asyncio.to_thread(work)
     except ConfigError as exc:
-        raise ApiError(422, "invalid detector config", code="invalid_config",
+        raise ApiError(422, f"invalid {KINDS[kind].what}", code="invalid_config",
                        details={"problems": str(exc).splitlines()}) from None
     except ServiceError as exc:  # stored, but Kafka did not take it: apply again to re-publish
         raise ApiError(503, str(exc)) from None
@@ -70,16 +87,17 @@ async def apply(body: ConfigIn, state: StateDep, who: Engineer) -> dict[str, Any
 @router.get("/history", summary="Applied versions, newest first", responses=responses(401, 403))
 async def history(state: StateDep, _: Engineer,
                   limit: Annotated[int, Query(ge=1, le=500, description="How many.")] = 50,
-                  ) -> list[dict[str, Any]]:
-    with _store(state) as store:
+                  kind: KindQuery = "detectors") -> list[dict[str, Any]]:
+    with _store(state, kind) as store:
         return [v.to_dict(with_yaml=False) for v in store.history(limit)]
 
 
 @router.get("/history/{number}", summary="One stored version with its YAML and diff",
             responses=responses(401, 403, 404))
 async def version(state: StateDep, _: Engineer,
-                  number: Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number.")]) -> dict[str, Any]:
-    with _store(state) as store:
+                  number: Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number.")],
+                  kind: KindQuery = "detectors") -> dict[str, Any]:
+    with _store(state, kind) as store:
         try:
             return store.get(number).to_dict()
         except VersionNotFound as exc:

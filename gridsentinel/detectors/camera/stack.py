@@ -68,6 +68,13 @@ class CameraStack:
                 cls = CAMERA_DETECTORS[det_cfg.detector]
                 self.detectors[det_cfg.detector] = cls(det_cfg, camera=self.identity, ignore=config.ignore)
 
+    def relabel(self, config_version: str) -> None:
+        """Stamp ``config_version`` on the detections from now on, keeping every detector's state (live
+        config: this camera's settings did not change, only the file's version)."""
+        self.identity = replace(self.identity, config_version=config_version)
+        for det in self.detectors.values():
+            det.camera = self.identity
+
     def update(self, frame: np.ndarray, ts: float) -> list[Detection]:
         """Feed one decoded frame (BGR uint8) taken at ``ts`` to every detector; return all findings."""
         return [self._labelled(d) for d in self._update(frame, ts)]
