@@ -55,6 +55,10 @@ def parse_yaml(text: str, where: str) -> Any:
     Traceback (most recent call last):
     ...
     gridsentinel.errors.ConfigError: x.yaml: not valid YAML at line 1, column 5: mapping values are not allowed here
+    >>> parse_yaml("holiday: 2025-12-32", "calendar.yaml")
+    Traceback (most recent call last):
+    ...
+    gridsentinel.errors.ConfigError: calendar.yaml: a value YAML reads as a date or number is impossible: day is ...
     """
     try:
         data = yaml.safe_load(text)
@@ -62,6 +66,8 @@ def parse_yaml(text: str, where: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    except ValueError as exc:  # PyYAML's constructors raise it for an impossible date such as 2025-12-32
+        raise ConfigError(f"{where}: a value YAML reads as a date or number is impossible: {exc}") from None
     return {} if data is None else data
 
 
