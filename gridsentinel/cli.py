@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_config_actions(csub, KINDS)  # apply, history, diff, rollback (--kind), shadow start|stop|report
     add_backtest_command(sub)
+    from .devices.commands import register_cli as register_devices
+
+    register_devices(sub)  # devices list|show|create|update|move|retire|rotate|revoke|import|export|seed|sync
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

@@ -43,6 +43,8 @@ from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.topics import Topics
+from gridsentinel.devices.registry import BrokerCredentials, DeviceRegistry, FeedPublisher
+from gridsentinel.devices.store import DeviceConflict, DeviceStore
 from gridsentinel.errors import ConfigError
 from gridsentinel.liveconfig.appliers import follow_catalog
 from gridsentinel.settings import Settings
@@ -127,6 +129,7 @@ def create_app(
     detection_sink: DetectionSink | None = None,
     produce_detections: bool = False,
     open311_wait_s: float = 2.0,
+    publish_devices: bool = False,
 ) -> FastAPI:
     """Build the API.
 
@@ -139,6 +142,9 @@ def create_app(
     case stage; or give ``detection_sink`` to route them elsewhere. With neither, Open311 POST answers 503.
     ``open311_wait_s``: how long a POST waits for the case stage to apply its report before it answers
     with the token alone.
+    ``publish_devices``: publish device-registry changes on ``gs.devices`` (else they wait in the outbox for
+    ``gridsentinel devices sync``). The registry lives in ``config.database_url``; an empty one is seeded from
+    config/devices.yaml (the dev/demo path; the broker's password file is left to ``gridsentinel up``).
     """
     config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
@@ -164,6 +170,8 @@ def create_app(
         if state.store is None:
             opened = await SqlCaseStore.open(config.database_url)
             state.store = opened
+        state.device_registry = await open_device_registry(settings, config.database_url, grid_map,
+                                                           publish=publish_devices)
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -187,6 +195,8 @@ def create_app(
             if opened is not None:
                 await opened.close()
                 state.store = None
+            await state.device_registry.store.close()
+            state.device_registry = None
 
     app = FastAPI(
         title="GridSentinel API",
@@ -210,6 +220,21 @@ def create_app(
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)
     return app
+
+
+async def open_device_registry(settings: Settings, url: str, grid: GridMap, *, publish: bool) -> DeviceRegistry:
+    """The device registry on ``url``; seeded from config/devices.yaml when it has no device yet."""
+    store = await DeviceStore.open(url, grid)
+    registry = DeviceRegistry(store, BrokerCredentials(settings), FeedPublisher(settings) if publish else None)
+    try:
+        if await store.count() == 0 and (settings.config_dir / "devices.yaml").exists():
+            seed = Registry.load(settings.config_dir)
+            with contextlib.suppress(DeviceConflict):  # another API process seeded it meanwhile
+                await registry.seed(list(seed.devices.values()), broker=False)
+    except BaseException:
+        await store.close()
+        raise
+    return registry
 
 
 def _add_open311_body_schema(app: FastAPI) -> None:
@@ -256,7 +281,8 @@ def run_api(
     settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, consume_kafka: bool = True
 ) -> int:
     """Serve the API with uvicorn in the foreground (what ``gridsentinel api`` runs) until SIGINT/SIGTERM."""
-    app = create_app(settings, consume_kafka=consume_kafka, produce_detections=consume_kafka)
+    app = create_app(settings, consume_kafka=consume_kafka, produce_detections=consume_kafka,
+                     publish_devices=consume_kafka)
     config = uvicorn.Config(
         app,
         host=host,

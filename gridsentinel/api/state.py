@@ -18,6 +18,7 @@ from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.records import Detection
+from gridsentinel.devices.registry import DeviceRegistry
 from gridsentinel.settings import Settings
 
 # Called with the events of every change the API makes (transitions), after the hub.
@@ -42,6 +43,7 @@ class ApiState:
     detection_sink: DetectionSink | None = None  # set by the lifespan (or given to create_app)
     open311_wait_s: float = 2.0  # how long a POST waits for the case stage before answering a token
     store: CaseStore | None = None  # set by the lifespan (or given to create_app)
+    device_registry: DeviceRegistry | None = None  # the device registry in the case DB, set by the lifespan
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
 

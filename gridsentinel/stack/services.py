@@ -38,6 +38,25 @@ MOSQUITTO_VERSION = "2.0.21"
 MOSQUITTO_TOOLS = ("mosquitto", "mosquitto_passwd", "mosquitto_pub", "mosquitto_sub")
 # Registrations within this window of the first one share its broker reload (Mosquitto.ensure_devices).
 RELOAD_BATCH_S = 0.2
+# The broker's password-file user whose password changes with every write of the file: once the broker
+# accepts the newest one, it has loaded that write (no device id can start with "_": core/devices.py).
+PROBE_USER = "_reload-probe"
+# Mosquitto 2's password hash: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt ("$7$" lines).
+MOSQUITTO_HASH_ITERATIONS = 101
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = MOSQUITTO_HASH_ITERATIONS) -> str:
+    """A password-file hash in Mosquitto 2's ``$7$`` format, as ``mosquitto_passwd`` writes it.
+
+    >>> import base64
+    >>> mosquitto_hash("secretpw", base64.b64decode("4ST9go8ZmocvT7Eb"))[:40]
+    '$7$101$4ST9go8ZmocvT7Eb$l/+PvS3dWMZVD9du/'
+    """
+    import base64
+
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 @dataclass
@@ -220,46 +239,92 @@ class Mosquitto(Service):
         self.passwd_file.chmod(0o600)
 
     def known_users(self) -> set[str]:
-        if not self.passwd_file.exists():
+        return set(self._read_lines())
+
+    @property
+    def _managed_file(self) -> Path:
+        return self.dir / "passwd.managed"
+
+    def managed_devices(self) -> set[str]:
+        """Devices whose credentials the registry issues (``set_credentials``): ``ensure_devices`` never
+        gives them a derived password again, so a revoked or rotated device stays so across ``up``."""
+        try:
+            return set(self._managed_file.read_text().split())
+        except OSError:
             return set()
-        return {line.split(":", 1)[0] for line in self.passwd_file.read_text().splitlines() if ":" in line}
+
+    def _read_lines(self) -> dict[str, str]:
+        """The password file's lines by user (file order)."""
+        if not self.passwd_file.exists():
+            return {}
+        return {line.split(":", 1)[0]: line for line in self.passwd_file.read_text().splitlines() if ":" in line}
+
+    def _write_lines(self, lines: dict[str, str]) -> float:
+        """Write the password file (a new file renamed over the old: the broker never reads half of it) with
+        a new probe password; returns when it was written. Call with ``passwd.lock`` held."""
+        probe = secrets.token_urlsafe(24)
+        lines = {u: line for u, line in lines.items() if u != PROBE_USER}
+        lines[PROBE_USER] = f"{PROBE_USER}:{mosquitto_hash(probe)}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f"passwd.tmp.{os.getpid()}.{threading.get_ident()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(line + "\n" for line in lines.values()))
+        os.replace(tmp, self.passwd_file)
+        secret = self.dir / "reload-probe.secret"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(probe)
+        return time.time()
 
     def ensure_devices(self, device_ids: list[str], reload: bool = True) -> None:
         """Give each device its credentials (password derived from the device secret). When it returns,
-        the running broker has loaded them: the devices can connect.
+        the running broker has loaded them: the devices can connect. Devices whose credentials the
+        registry manages (:meth:`managed_devices`) are left alone.
 
         Registrations made at about the same time (threads, processes: the lock files are in the run
         folder) share one reload: a caller whose users were written before another caller's reload
         started waits for that reload instead of sending its own SIGHUP."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.dir / "passwd.lock"):
-            missing = sorted(set(device_ids) - self.known_users())
+            lines = self._read_lines()
+            missing = sorted(set(device_ids) - set(lines) - self.managed_devices())
             if not missing:
                 return
-            self._add_users(missing)
-            written = time.time()
+            for d in missing:
+                lines[d] = f"{d}:{mosquitto_hash(self.settings.device_password(d))}"
+            written = self._write_lines(lines)
         if reload:
             self._reload_after(written)
 
-    def _add_users(self, device_ids: list[str]) -> None:
-        """Append the users with one ``mosquitto_passwd -U`` (it hashes a plain-text file) for them all."""
-        plain = self.dir / f"passwd.new.{os.getpid()}.{threading.get_ident()}"
-        plain.write_text("".join(f"{d}:{self.settings.device_password(d)}\n" for d in device_ids))
-        plain.chmod(0o600)
-        try:
-            res = subprocess.run([mosquitto_tool(self.settings, "mosquitto_passwd"), "-U", str(plain)],
-                                 capture_output=True, text=True)
-            if res.returncode != 0:
-                raise ServiceError(f"mosquitto_passwd -U failed: {res.stderr.strip()}")
-            hashed = plain.read_text()
-        finally:
-            plain.unlink(missing_ok=True)
-        with open(self.passwd_file, "a") as fh:
-            fh.write(hashed)
-        self.passwd_file.chmod(0o600)
+    def set_credentials(self, issue: dict[str, str], revoke: list[str] | tuple[str, ...] = (),
+                        reload: bool = True) -> None:
+        """Replace the password of each device in ``issue`` (id -> plain password, stored only hashed) and
+        remove the lines of the devices in ``revoke``, in one write of the password file; then make sure
+        the running broker has reloaded it (batched with other writers, as :meth:`ensure_devices`). On that
+        reload the broker also disconnects the connected clients whose password no longer matches."""
+        if not issue and not revoke:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.dir / "passwd.lock"):
+            lines = self._read_lines()
+            for device_id in revoke:
+                lines.pop(device_id, None)
+            for device_id, password in issue.items():
+                lines.pop(device_id, None)
+                lines[device_id] = f"{device_id}:{mosquitto_hash(password)}"
+            managed = self.managed_devices() | set(issue) | set(revoke)
+            tmp = self._managed_file.with_suffix(f".tmp.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text("".join(f"{d}\n" for d in sorted(managed)))
+            os.replace(tmp, self._managed_file)
+            written = self._write_lines(lines)
+        if reload:
+            self._reload_after(written)
 
     def _reload_after(self, written: float, timeout: float = 15.0) -> None:
         """Make sure the broker has reloaded its password file since ``written``: one SIGHUP covers every
-        registration written before it started; the others wait for it (``reload.lock``)."""
+        write made before it started; the others wait for it (``reload.lock``). The file does not change
+        between the SIGHUP and the probe user's accepted CONNECT (``passwd.lock`` is held)."""
         stamp = self.dir / "reloaded_at"
         with _file_lock(self.dir / "reload.lock"):
             try:
@@ -272,22 +337,23 @@ class Mosquitto(Service):
             pid = self.proc.pid()
             if pid is None:
                 return  # not running: it reads the file when it starts
-            with _file_lock(self.dir / "passwd.lock"):  # no write between the stamp and the probe's choice
+            with _file_lock(self.dir / "passwd.lock"):  # no write between the SIGHUP and the probe
                 started = time.time()
-                users = [line.split(":", 1)[0] for line in self.passwd_file.read_text().splitlines() if ":" in line]
-            os.kill(pid, signal.SIGHUP)  # reloads the password file and ACL
-            self._wait_accepts(users[-1], timeout)  # the last user written: all before it are loaded too
+                probe = _read_secret_file(self.dir / "reload-probe.secret")
+                os.kill(pid, signal.SIGHUP)  # reloads the password file and ACL
+                self._wait_accepts(PROBE_USER, timeout, probe)
             stamp.write_text(repr(started))
 
-    def _wait_accepts(self, device_id: str, timeout: float) -> None:
-        """Wait until the broker accepts ``device_id``'s credentials (a real CONNECT)."""
+    def _wait_accepts(self, device_id: str, timeout: float, password: str | None = None) -> None:
+        """Wait until the broker accepts ``device_id``'s credentials (a real CONNECT); ``password``
+        defaults to the device's derived one."""
         import paho.mqtt.client as mqtt
 
         deadline = time.monotonic() + timeout
         while True:
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gs-reload-{os.getpid()}",
                                  protocol=mqtt.MQTTv5)
-            client.username_pw_set(device_id, self.settings.device_password(device_id))
+            client.username_pw_set(device_id, password or self.settings.device_password(device_id))
             accepted = False
             try:
                 client.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=5)

@@ -228,6 +228,12 @@ class DeviceOut(BaseModel):
                     "component_id": "3205820103000001",
                     "expected_interval_s": 60.0,
                     "install": {"depth_m": 3.0, "rim_m": 3.0},
+                    "state": "active",
+                    "credential": "seed",
+                    "revision": 1,
+                    "credential_epoch": 0,
+                    "updated_at": 1749434400.0,
+                    "retired_at": None,
                 }
             ]
         }
@@ -240,6 +246,13 @@ class DeviceOut(BaseModel):
     component_id: str | None
     expected_interval_s: float
     install: dict[str, Any]
+    # The registry's own fields (gridsentinel/devices/store.py).
+    state: str = Field("active", description="active, or retired (its messages are rejected; id never reused)")
+    credential: str = Field("seed", description="seed (stack-derived, dev/demo), issued, or revoked")
+    revision: int = Field(1, description="Grows by one with each change of the device")
+    credential_epoch: int = Field(0, description="Grows with each credential issue, rotation or revocation")
+    updated_at: float | None = Field(None, description="Last change, Unix seconds")
+    retired_at: float | None = Field(None, description="When it was retired, Unix seconds")
 
 
 class DeviceListOut(BaseModel):
