@@ -137,7 +137,20 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return int(module.run(args, settings))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _bench_named(argv: list[str] | None) -> str | None:
+    """The benchmark ``argv`` runs (``bench NAME ...``), if any: only its module is imported, since importing
+    every benchmark (numpy, OpenCV, scikit-learn) would add seconds to every other command's start.
+
+    >>> _bench_named(["-v", "bench", "nab", "--json"]), _bench_named(["devices", "list"]), _bench_named(["bench"])
+    ('nab', None, None)
+    """
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    return words[1] if len(words) >= 2 and words[0] == "bench" else None
+
+
+def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False) -> argparse.ArgumentParser:
+    """The CLI's parser. A benchmark's options are added only for the one ``argv`` names (or every one with
+    ``all_benchmarks``); the others are listed with their summaries."""
     parser = argparse.ArgumentParser(
         prog="gridsentinel",
         description="GridSentinel turns a city's sensors and street cameras into grid-management cases.",
@@ -227,8 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    named = _bench_named(argv)
     for name, (module_name, summary) in BENCHMARKS.items():
         bp = bsub.add_parser(name, help=summary, description=summary)
+        if not all_benchmarks and name != named:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -244,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     settings = Settings()

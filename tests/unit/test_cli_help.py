@@ -20,3 +20,15 @@ def test_worker_help_lists_every_stage_and_the_default(capsys: pytest.CaptureFix
     assert all(len(found) == 1 for found in stage_lines.values()), stage_lines  # one line per stage
     assert all(len(found[0].split()) > 3 for found in stage_lines.values())  # ... saying what it does
     assert "runs only `ingest`" in " ".join(text.split())
+
+
+def test_every_benchmark_parses_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """The parser imports only the benchmark a command names; each one still builds and takes --json."""
+    from gridsentinel.cli import BENCHMARKS
+
+    for name in BENCHMARKS:
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser(["bench", name, "--help"]).parse_args(["bench", name, "--help"])
+        assert exit_info.value.code == 0
+        assert "--json" in capsys.readouterr().out
+    build_parser(all_benchmarks=True)  # every benchmark's options together: no clash, every module imports
