@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 from gridsentinel.alerts.delivery.service import AlertDelivery
 from gridsentinel.cases.categories import Catalog, load_catalog
 from gridsentinel.cases.stage import CaseStage
+from gridsentinel.core.device_follow import RegistryFollower
+from gridsentinel.core.devices import Registry
+from gridsentinel.core.topics import Topics
 from gridsentinel.detectors.frames_stage import FramesStage
 from gridsentinel.detectors.stage import DetectionStage
 from gridsentinel.engineering.live_config import LiveConfigStage
@@ -27,12 +30,17 @@ class Wiring:
     """What the factories share: settings, options, the stage names asked for, and the detection stage
     (built once, when the first factory needs it)."""
 
-    def __init__(self, settings: Settings, options: WorkerOptions, names: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, options: WorkerOptions, names: Sequence[str], *,
+                 follow_registry: bool = False, registry_wait_s: float = 30.0) -> None:
         self.settings = settings
+        self.follow_registry = follow_registry
+        self.registry_wait_s = registry_wait_s
         self.options = options
         self.names = tuple(names)
         self._detection: DetectionStage | None = None
         self._catalog: Catalog | None = None
+        self._registry: Registry | None = None
+        self.follower: RegistryFollower | None = None
 
     def catalog(self) -> Catalog:
         """config/categories.yaml (with routing and calendar), loaded once: what labels detections."""
@@ -40,9 +48,24 @@ class Wiring:
             self._catalog = load_catalog(self.settings.config_dir)
         return self._catalog
 
+    def registry(self) -> Registry:
+        """config/devices.yaml, then followed live on the registry's feed (gs.devices): one registry for
+        every stage of this worker, so the detection and frames stages see a new, moved or retired device
+        within a poll. Waits (at most ``registry_wait_s``) until the feed is read, once."""
+        if self._registry is None:
+            self._registry = Registry.load(self.settings.config_dir)
+            if self.follow_registry:
+                self.follower = RegistryFollower(self._registry, self.settings.kafka_bootstrap,
+                                                 Topics(self.settings.topic_prefix).devices,
+                                                 name=f"worker {self.options.app_id} registry").start()
+                if self.registry_wait_s > 0:
+                    self.follower.wait_caught_up(self.registry_wait_s)
+        return self._registry
+
     def detection(self) -> DetectionStage:
         if self._detection is None:
-            self._detection = DetectionStage.from_settings(self.settings, self.catalog().category_of)
+            self._detection = DetectionStage.from_settings(self.settings, self.catalog().category_of,
+                                                           self.registry())
         return self._detection
 
 
@@ -54,15 +77,17 @@ FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
     # without a detect stage in this worker a new config is only logged
     "live-config": lambda w: LiveConfigStage(w.detection().engine if "detect" in w.names else None),
     "shadow": lambda w: ShadowStage(),
-    "frames": lambda w: FramesStage(w.catalog().category_of),
+    "frames": lambda w: FramesStage(w.catalog().category_of, w.registry()),
 }
 STAGES: tuple[str, ...] = tuple(FACTORIES)  # the names `gridsentinel worker --stages` takes
 
 
-def build_stages(settings: Settings, options: WorkerOptions, names: Sequence[str]) -> list[Stage]:
-    """The stage objects for ``names``, in that order; ``ValueError`` on a name that is no stage."""
+def build_stages(settings: Settings, options: WorkerOptions, names: Sequence[str], *,
+                 follow_registry: bool = False) -> list[Stage]:
+    """The stage objects for ``names``, in that order; ``ValueError`` on a name that is no stage.
+    ``follow_registry``: the stages' registry follows gs.devices (what a running worker does)."""
     for name in names:
         if name not in FACTORIES:
             raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
-    wiring = Wiring(settings, options, names)
+    wiring = Wiring(settings, options, names, follow_registry=follow_registry)
     return [FACTORIES[name](wiring) for name in names]
