@@ -22,12 +22,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
+from gridsentinel.api.device_health import Following, start_following
 from gridsentinel.api.errors import error_body, install_error_handlers
 from gridsentinel.api.hub import CaseEventHub, DetectionProducer, consume_case_events
 from gridsentinel.api.routers import (
     cases,
     configs,
     dashboard,
+    device_health,
     devices,
     evidence,
     grid,
@@ -126,6 +128,7 @@ def create_app(
     detection_sink: DetectionSink | None = None,
     produce_detections: bool = False,
     open311_wait_s: float = 2.0,
+    follow_devices: bool = False,
 ) -> FastAPI:
     """Build the API.
 
@@ -138,6 +141,8 @@ def create_app(
     case stage; or give ``detection_sink`` to route them elsewhere. With neither, Open311 POST answers 503.
     ``open311_wait_s``: how long a POST waits for the case stage to apply its report before it answers
     with the token alone.
+    ``follow_devices``: follow the registry's feed (``gs.devices``) and device health and status
+    (``gs.device-health``, ``gs.device-status``) while the app runs (api/device_health.py).
     """
     config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
@@ -164,6 +169,9 @@ def create_app(
             opened = await SqlCaseStore.open(config.database_url)
             state.store = opened
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
+        following: Following | None = None
+        if follow_devices:
+            following = start_following(settings, state.registry, state.device_health)
         producer = None
         if produce_detections:
             producer = DetectionProducer(settings, Topics(settings.topic_prefix).detections)
@@ -172,6 +180,8 @@ def create_app(
             yield
         finally:
             state.hub.close()
+            if following is not None:
+                following.stop()
             if producer is not None:
                 state.detection_sink = detection_sink
                 await producer.stop()
@@ -200,7 +210,7 @@ def create_app(
     app.state.gs = state
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
-    for module in (stream, cases, devices, grid, open311, ops, signals, evidence, dashboard, configs):
+    for module in (stream, cases, device_health, devices, grid, open311, ops, signals, evidence, dashboard, configs):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)
@@ -251,7 +261,8 @@ def run_api(
     settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, consume_kafka: bool = True
 ) -> int:
     """Serve the API with uvicorn in the foreground (what ``gridsentinel api`` runs) until SIGINT/SIGTERM."""
-    app = create_app(settings, consume_kafka=consume_kafka, produce_detections=consume_kafka)
+    app = create_app(settings, consume_kafka=consume_kafka, produce_detections=consume_kafka,
+                     follow_devices=consume_kafka)
     config = uvicorn.Config(
         app,
         host=host,

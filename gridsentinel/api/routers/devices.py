@@ -31,7 +31,7 @@ async def list_devices(
         str | None, Query(pattern=r"^[0-9]{1,15}$", description="Only devices in cells under this prefix.")
     ] = None,
 ) -> DeviceListOut:
-    devices = sorted(state.registry.devices.values(), key=lambda d: d.id)
+    devices = state.registry.active()  # a copy: the registry follows gs.devices in another thread
     return DeviceListOut(
         items=[
             _out(d)
