@@ -71,7 +71,9 @@ def _reading(seq: int) -> bytes:
 
 @contextmanager
 def _gateway(ns: Namespace, name: str, **options: float) -> Iterator[Gateway]:
-    gateway = Gateway(ns.settings, Registry.load(ns.config_dir), client_id=f"gw-{ns.prefix.strip('.')}-{name}",
+    # its own shared-subscription group: another gateway on this machine must not take half the messages
+    settings = ns.settings.with_(mqtt_share_group=f"g{ns.prefix.strip('.')}")
+    gateway = Gateway(settings, Registry.load(ns.config_dir), client_id=f"gw-{ns.prefix.strip('.')}-{name}",
                       options=GatewayOptions(**options))  # type: ignore[arg-type]
     ns.gateway_ids.add(gateway.client_id)
     gateway.start()
@@ -104,19 +106,20 @@ def _read_all(ns: Namespace, topic: str, until: int, timeout: float = 60) -> lis
 
 def test_the_gateway_follows_10000_changes_while_readings_flow(ns: Namespace) -> None:
     tag = ns.prefix.strip(".")
-    new_id = f"{tag}-mid"
+    old_id, new_id = f"{tag}-old", f"{tag}-mid"  # ids of this test alone: nobody else publishes as them
+    ns.add_devices([{"id": old_id, "kind": "drain_level", "location": {"lat": WHERE.lat, "lon": WHERE.lon}}])
     Mosquitto(ns.settings).ensure_devices([new_id])
     with _gateway(ns, "follow") as gateway:
         seeded = len(gateway.registry.devices)
-        old, new = _client(ns.settings, "drain-001"), _client(ns.settings, new_id)
-        sent: dict[str, list[int]] = {"drain-001": [], new_id: []}
+        old, new = _client(ns.settings, old_id), _client(ns.settings, new_id)
+        sent: dict[str, list[int]] = {old_id: [], new_id: []}
         stop = threading.Event()
 
         def publish() -> None:
             seq = 0
             while not stop.is_set():
                 seq += 1
-                for client, device_id in ((old, "drain-001"), (new, new_id)):
+                for client, device_id in ((old, old_id), (new, new_id)):
                     try:
                         client.publish(f"gs/v1/{device_id}/telemetry", _reading(seq), qos=1).wait_for_publish(10)
                     except (RuntimeError, ValueError):  # not connected (paho reconnects): not sent, not counted
@@ -169,7 +172,7 @@ def test_the_gateway_follows_10000_changes_while_readings_flow(ns: Namespace) ->
     readings = [Reading.from_json(v) for v in _read_all(ns, gateway.topics.readings, 1)]
     letters = [DeadLetter.from_json(v) for v in _read_all(ns, gateway.topics.deadletter, 1)]
     got = {d: {r.seq for r in readings if r.device_id == d and r.seq is not None} for d in sent}
-    assert got["drain-001"] == set(sent["drain-001"]), "no reading of a registered device is lost"
+    assert got[old_id] == set(sent[old_id]), "no reading of a registered device is lost"
     unknown = {json.loads(base64.b64decode(letter.payload_b64))["seq"] for letter in letters
                if letter.device_id == new_id and letter.reason == "unknown_device"}
     retired = [letter for letter in letters if letter.device_id == new_id and letter.reason == "device_retired"]
