@@ -22,12 +22,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
+from gridsentinel.api.device_health import Following, start_following
 from gridsentinel.api.errors import error_body, install_error_handlers
 from gridsentinel.api.hub import CaseEventHub, DetectionProducer, consume_case_events
 from gridsentinel.api.routers import (
     cases,
     configs,
     dashboard,
+    device_health,
     devices,
     evidence,
     grid,
@@ -130,6 +132,7 @@ def create_app(
     produce_detections: bool = False,
     open311_wait_s: float = 2.0,
     publish_devices: bool = False,
+    follow_devices: bool = False,
 ) -> FastAPI:
     """Build the API.
 
@@ -145,6 +148,8 @@ def create_app(
     ``publish_devices``: publish device-registry changes on ``gs.devices`` (else they wait in the outbox for
     ``gridsentinel devices sync``). The registry lives in ``config.database_url``; an empty one is seeded from
     config/devices.yaml (the dev/demo path; the broker's password file is left to ``gridsentinel up``).
+    ``follow_devices``: follow the registry's feed (``gs.devices``) and device health and status
+    (``gs.device-health``, ``gs.device-status``) while the app runs (api/device_health.py).
     """
     config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
@@ -176,6 +181,9 @@ def create_app(
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
             settings, state.catalog, lambda c: setattr(state, "catalog", c))) if consume_kafka else None
+        following: Following | None = None
+        if follow_devices:
+            following = start_following(settings, state.registry, state.device_health)
         producer = None
         if produce_detections:
             producer = DetectionProducer(settings, Topics(settings.topic_prefix).detections)
@@ -184,6 +192,8 @@ def create_app(
             yield
         finally:
             state.hub.close()
+            if following is not None:
+                following.stop()
             if producer is not None:
                 state.detection_sink = detection_sink
                 await producer.stop()
@@ -215,7 +225,7 @@ def create_app(
     app.state.gs = state
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
-    for module in (stream, cases, devices, grid, open311, ops, signals, evidence, dashboard, configs):
+    for module in (stream, cases, device_health, devices, grid, open311, ops, signals, evidence, dashboard, configs):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)
@@ -282,7 +292,7 @@ def run_api(
 ) -> int:
     """Serve the API with uvicorn in the foreground (what ``gridsentinel api`` runs) until SIGINT/SIGTERM."""
     app = create_app(settings, consume_kafka=consume_kafka, produce_detections=consume_kafka,
-                     publish_devices=consume_kafka)
+                     publish_devices=consume_kafka, follow_devices=consume_kafka)
     config = uvicorn.Config(
         app,
         host=host,

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
+from gridsentinel.api.device_health import HealthBoard
 from gridsentinel.api.hub import CaseEventHub
 from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.events import CaseEvent
@@ -46,6 +47,7 @@ class ApiState:
     device_registry: DeviceRegistry | None = None  # the device registry in the case DB, set by the lifespan
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
+    device_health: HealthBoard = field(default_factory=HealthBoard)  # gs.device-health and gs.device-status
 
     def case_store(self) -> CaseStore:
         if self.store is None:

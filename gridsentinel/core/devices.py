@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.core.grid import GridMap, valid_grid_code
 from gridsentinel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gridsentinel.core.device_feed import DeviceChange
 
 DeviceKind = Literal["drain_level", "rain_gauge", "cover_tilt", "air_quality", "noise", "camera"]
 
@@ -38,18 +43,45 @@ class _RegistryFile(StrictModel):
     devices: list[Device] = Field(default_factory=list, description="Every device that may publish")
 
 
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """A retired device: its last record, when it was retired, and the feed revision that retired it."""
+
+    device: Device
+    retired_at: float
+    revision: int
+
+
 class Registry:
-    """Devices by id, each with its grid code resolved."""
+    """Devices by id, each with its grid code resolved.
+
+    ``devices`` holds the active devices (what may publish), ``retired`` the retired ones (whose messages
+    are rejected with a reason). The YAML file is the seed (revision 0 for every device); the change feed
+    (core/device_feed.py, followed by core/device_follow.py) overrides it one change at a time through
+    ``apply``, which is O(1) and thread-safe: one thread applies while others read. Readers use ``get``
+    (a dict lookup) or ``ids``/``active`` (copies made under the lock) and never iterate ``devices``
+    while a follower may change it. ``version`` grows with every applied change, so a reader that caches
+    what it derived from a device (the gateway's routes) knows when to drop its cache; a changed device
+    is always a new ``Device`` object, so ``registry.get(id) is cached_device`` says it is unchanged.
+    """
 
     def __init__(self, devices: list[Device], grid: GridMap | None = None) -> None:
         self.grid = grid
         self.devices: dict[str, Device] = {}
+        self.retired: dict[str, Retirement] = {}
+        self.revisions: dict[str, int] = {}  # device id -> the feed revision held (absent: the seed's, 0)
+        self.version = 0  # grows with every applied change
+        self._lock = threading.Lock()
         for device in devices:
-            if device.grid_code is None and grid is not None:
-                code = grid.locate(device.location.lat, device.location.lon)
-                if code is not None:
-                    device = device.model_copy(update={"grid_code": code})
+            device = self._resolve(device)
             self.devices[device.id] = device
+
+    def _resolve(self, device: Device) -> Device:
+        if device.grid_code is None and self.grid is not None:
+            code = self.grid.locate(device.location.lat, device.location.lon)
+            if code is not None:
+                device = device.model_copy(update={"grid_code": code})
+        return device
 
     @classmethod
     def load(cls, config_dir: Path) -> Registry:
@@ -69,10 +101,51 @@ class Registry:
         return cls(parsed.devices, grid)
 
     def get(self, device_id: str) -> Device | None:
+        """The active device with this id (None: unknown or retired)."""
         return self.devices.get(device_id)
+
+    def retirement(self, device_id: str) -> Retirement | None:
+        """Why a device that is not active is rejected: its retirement, or None (never registered)."""
+        return self.retired.get(device_id)
+
+    def ids(self) -> list[str]:
+        """The active devices' ids, sorted (a copy: safe while a follower applies changes)."""
+        with self._lock:
+            ids = list(self.devices)
+        return sorted(ids)
+
+    def active(self) -> list[Device]:
+        """The active devices, sorted by id (a copy)."""
+        with self._lock:
+            devices = list(self.devices.values())
+        return sorted(devices, key=lambda d: d.id)
 
     def add(self, device: Device) -> Device:
         """Register a device at run time (tests, the simulator); resolves its grid code."""
-        self.__init__([*self.devices.values(), device], self.grid)  # type: ignore[misc]
-        return self.devices[device.id]
+        device = self._resolve(device)
+        with self._lock:
+            self.retired.pop(device.id, None)
+            self.devices[device.id] = device
+            self.version += 1
+        return device
 
+    def apply(self, change: DeviceChange) -> bool:
+        """Apply one change of the feed; False when it is not newer than the revision held (ignored).
+
+        An active change (re)registers the device as it is after the change (a new kind, place, grid or
+        interval takes effect at once); a retired one moves it to ``retired``. O(1), thread-safe.
+        """
+        device_id = change.device.id
+        device = self._resolve(change.device)  # outside the lock: the grid lookup is the slow part
+        with self._lock:
+            if change.revision <= self.revisions.get(device_id, 0):
+                return False
+            self.revisions[device_id] = change.revision
+            if change.state == "retired":
+                self.devices.pop(device_id, None)
+                self.retired[device_id] = Retirement(device, change.changed_at, change.revision)
+            else:
+                self.retired.pop(device_id, None)
+                self.devices[device_id] = device
+            self.version += 1
+        return True

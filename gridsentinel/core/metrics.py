@@ -28,6 +28,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("temperature", "Cel", ("temperature_c", "temperature"), -60.0, 100.0),
     Metric("humidity", "%RH", ("humidity_pct", "humidity"), 0.0, 100.0),
     Metric("battery", "V", ("battery_v", "battery"), 0.0, 60.0),
+    # device housekeeping (device health, not detection): SenML's %EL is the battery's remaining energy level
+    Metric("battery_level", "%EL", ("battery_pct", "battery_level"), 0.0, 100.0),
+    Metric("rssi", "dBm", ("rssi_dbm", "rssi", "signal_dbm"), -150.0, 20.0),
 )}
 
 JSON_KEYS: dict[str, Metric] = {key: m for m in METRICS.values() for key in m.json_keys}

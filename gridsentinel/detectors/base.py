@@ -19,7 +19,7 @@ Phase = Literal["open", "escalate", "clear"]
 
 # Device housekeeping, not a measurement: a battery voltage is steady for days and arrives between the
 # readings that matter, so detectors that take "any metric" leave it alone (it must mask nothing).
-HOUSEKEEPING_METRICS: frozenset[str] = frozenset({"battery"})
+HOUSEKEEPING_METRICS: frozenset[str] = frozenset({"battery", "battery_level", "rssi"})
 
 
 @dataclass(frozen=True, slots=True)

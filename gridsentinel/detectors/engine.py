@@ -154,7 +154,7 @@ class DetectionEngine:
         ``stream_start`` (else from the first check that saw it). A device with readings still buffered
         is not advanced (its readings will).
         """
-        ids = sorted(self.registry.devices) if devices is None else list(devices)
+        ids = self.registry.ids() if devices is None else list(devices)
         out: list[Detection] = []
         for device_id in ids:
             st = self._state(device_id)
@@ -295,9 +295,11 @@ class DetectionEngine:
 
     def _state(self, device_id: str, fresh: bool = False) -> _DeviceState | None:
         st = self._devices.get(device_id)
-        if st is not None and not fresh:
-            return st
         device = self.registry.get(device_id)
+        if st is not None and not fresh:
+            if st.device is device:
+                return st
+            return self._changed(st, device)  # the registry changed it (followed feed): moved, retired...
         if device is None:
             return None
         settings = self._settings(device)
@@ -307,6 +309,26 @@ class DetectionEngine:
                                                   lat=device.location.lat, lon=device.location.lon,
                                                   component_id=device.component_id))
         self._devices[device_id] = st
+        return st
+
+    def _changed(self, st: _DeviceState, device: Device | None) -> _DeviceState | None:
+        """A device the registry changed since its bank was made: a retired one (or one whose kind has no
+        detectors any more) is dropped (no dropout or offline cases from it); otherwise its bank is remade
+        for the new record (grid code, place, interval, install), keeping the state of every detector whose
+        settings did not change."""
+        device_id = st.device.id
+        settings = self._settings(device) if device is not None else None
+        if device is None or settings is None:
+            del self._devices[device_id]
+            return None
+        old = st.bank
+        bank = DeviceDetectors(settings, self.category_of, since=self.stream_start, lat=device.location.lat,
+                               lon=device.location.lon, component_id=device.component_id)
+        if (old.lat, old.lon, old.component_id) == (device.location.lat, device.location.lon, device.component_id):
+            for name, params in settings.detectors.items():
+                if old.settings.detectors.get(name) == params and name in old.detectors:
+                    bank.detectors[name] = old.detectors[name]
+        st.device, st.bank = device, bank
         return st
 
     def _release(self, st: _DeviceState, upto: float) -> list[Detection]:

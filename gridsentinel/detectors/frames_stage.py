@@ -391,9 +391,10 @@ class FramesStage:
     """``--stages frames``: the camera detectors on ``gs.frames``; ``category_of`` (the case catalogue's
     ``Catalog.category_of``, given by the composition root) labels their detections."""
 
-    def __init__(self, category_of: CategoryOf) -> None:
+    def __init__(self, category_of: CategoryOf, registry: Registry | None = None) -> None:
         self.category_of = category_of
         self.processor: FrameProcessor | None = None  # set at register; live config reconfigures it
+        self.registry = registry  # the worker's followed registry (else config/devices.yaml, loaded here)
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         settings, options = ctx.settings, ctx.options
@@ -409,7 +410,8 @@ class FramesStage:
         async def send(found: list[Detection]) -> None:
             await send_detections(ctx.topics["detections"], found)
 
-        proc = FrameProcessor(cameras, Registry.load(settings.config_dir), deid, evidence, table=state,
+        registry = self.registry if self.registry is not None else Registry.load(settings.config_dir)
+        proc = FrameProcessor(cameras, registry, deid, evidence, table=state,
                               send=send, dead_letter=ctx.dead_letter, category_of=self.category_of,
                               origin=frames_name)
         self.processor = proc

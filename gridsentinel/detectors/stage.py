@@ -154,7 +154,7 @@ class DetectionProcessor:
 
     def devices_on(self, partition: int) -> list[str]:
         # librdkafka's default (consistent_random) partitioner: crc32(key) % partitions
-        return sorted(d for d in self.engine.registry.devices
+        return sorted(d for d in self.engine.registry.ids()
                       if self.partition_of.get(d, zlib.crc32(d.encode()) % self.partitions) == partition)
 
     def load(self, device_id: str, batch: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -252,11 +252,13 @@ class DetectionStage:
         self.engine = engine
 
     @classmethod
-    def from_settings(cls, settings: Settings, category_of: CategoryOf) -> DetectionStage:
+    def from_settings(cls, settings: Settings, category_of: CategoryOf,
+                      registry: Registry | None = None) -> DetectionStage:
         """The stage for ``settings``; ``category_of`` (config/categories.yaml's ``Catalog.category_of``)
-        labels the detections."""
+        labels the detections; ``registry``: the worker's followed registry (else devices.yaml's)."""
         config = load_file(settings.config_dir / "detectors.yaml")
-        return cls(DetectionEngine(config, Registry.load(settings.config_dir), category_of=category_of))
+        registry = registry if registry is not None else Registry.load(settings.config_dir)
+        return cls(DetectionEngine(config, registry, category_of=category_of))
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         options, partitions = ctx.options, ctx.options.partitions

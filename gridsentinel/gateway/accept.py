@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
+from gridsentinel.core.device_health import VITALS
 from gridsentinel.core.devices import Device, Registry
 from gridsentinel.core.records import DeadLetter, DeviceStatus, Frame
 from gridsentinel.core.topics import Topics
@@ -43,14 +45,19 @@ Record = tuple[str, str, bytes, Any]
 
 class Accepted:
     """The records made from an accepted message. ``seq``: the (device, seq) it recorded in the sequence
-    window, to forget if Kafka fails a record (the broker resends the message, which is no duplicate)."""
+    window, to forget if Kafka fails a record (the broker resends the message, which is no duplicate).
+    ``vitals``: battery/signal values the telemetry carried (for the device's health); ``status``: the
+    online/offline of a status message."""
 
-    __slots__ = ("origin", "records", "seq")
+    __slots__ = ("origin", "records", "seq", "vitals", "status")
 
-    def __init__(self, origin: str, records: list[Record], seq: tuple[str, int] | None = None) -> None:
+    def __init__(self, origin: str, records: list[Record], seq: tuple[str, int] | None = None,
+                 vitals: dict[str, float] | None = None, status: str | None = None) -> None:
         self.origin = origin  # the MQTT topic
         self.records = records
         self.seq = seq
+        self.vitals = vitals
+        self.status = status
 
     def __repr__(self) -> str:
         return f"Accepted({self.origin!r}, {len(self.records)} records, seq={self.seq})"
@@ -130,6 +137,7 @@ class Acceptor:
         self._encoder = ReadingEncoder()
         self._routes: dict[bytes | str, _Route] = {}
         self._readings_topic = topics.readings
+        self._version = registry.version  # the registry's version the routes were made from
 
     def forget_seq(self, device_id: str, seq: int) -> None:
         """Kafka failed a record of this message: the broker resends it, and it is not a duplicate then."""
@@ -139,6 +147,9 @@ class Acceptor:
                dup: bool = False) -> Accepted | Rejected:
         """One MQTT message (``properties``: paho's ``Properties`` or None; ``dup``: the broker's resend of a
         message not acked yet) -> its records, or its rejection."""
+        if self.registry.version != self._version:  # a change of the registry: routes are remade on use
+            self._version = self.registry.version
+            self._routes.clear()
         route = self._routes.get(topic)
         if route is None:
             route = self._route(topic)
@@ -158,13 +169,16 @@ class Acceptor:
                     return self._duplicate(route.topic, payload, now, device_id, seq)
                 heads, topic_out = route.heads, self._readings_topic
                 records: list[Record] = []
+                vitals: dict[str, float] | None = None
                 for metric, value in values:
+                    if metric.name in VITALS:
+                        vitals = {**(vitals or {}), metric.name: value}
                     head = heads.get(metric.name)
                     if head is None:
                         head = heads[metric.name] = self._encoder.head(device_id, metric.name, metric.unit,
                                                                        device.kind, device.grid_code or "")
                     records.append((topic_out, device_id, tail(head, value, ts, seq, now), None))
-                return Accepted(route.topic, records, (device_id, seq) if seq is not None else None)
+                return Accepted(route.topic, records, (device_id, seq) if seq is not None else None, vitals)
         # Declined by the fast decoder (RFC 3339 ts, SenML, anything to reject): the general one decides.
         return self._accept_device(route.topic, route.device, "telemetry", payload, properties, now, dup)
 
@@ -194,6 +208,12 @@ class Acceptor:
         device_id, kind = parts[2], parts[3]
         device = self.registry.get(device_id)
         if device is None:
+            retired = self.registry.retirement(device_id)
+            if retired is not None:
+                when = datetime.fromtimestamp(retired.retired_at, UTC).isoformat(timespec="seconds")
+                return self._reject(origin, payload, now, Rejection(
+                    "device_retired", f"device {device_id!r} was retired at {when} ({retired.retired_at:.3f}, "
+                    f"registry revision {retired.revision}); its messages are no longer accepted"), device_id)
             return self._reject(origin, payload, now, Rejection("unknown_device", f"device {device_id!r} is not in "
                                                                 "the registry (config/devices.yaml)"), device_id)
         return self._accept_device(origin, device, kind, payload, properties, now, dup)
@@ -214,8 +234,9 @@ class Acceptor:
                 return self._duplicate(origin, payload, now, device_id, seq)
             grid = device.grid_code or ""
             encode = self._encoder.encode
+            vitals = {r.metric: r.value for r in result if r.metric in VITALS} or None
             return Accepted(origin, [(self._readings_topic, device_id, encode(r, device.kind, grid), None)
-                                     for r in result], (device_id, seq) if seq is not None else None)
+                                     for r in result], (device_id, seq) if seq is not None else None, vitals)
         if kind == "frame":
             if device.kind != "camera":
                 return self._reject(origin, payload, now, Rejection(
@@ -232,7 +253,7 @@ class Acceptor:
         if isinstance(status, Rejection):
             return self._reject(origin, payload, now, status, device_id)
         record = DeviceStatus(device_id=device_id, status=status, received_at=now)  # type: ignore[arg-type]
-        return Accepted(origin, [(self.topics.device_status, device_id, record.to_json(), None)])
+        return Accepted(origin, [(self.topics.device_status, device_id, record.to_json(), None)], status=status)
 
     def _duplicate(self, origin: str, payload: bytes, now: float, device_id: str, seq: int) -> Rejected:
         return self._reject(origin, payload, now, Rejection("duplicate_seq", f"seq {seq} from {device_id} was "

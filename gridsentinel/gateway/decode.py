@@ -26,6 +26,7 @@ REASONS = (
     "malformed_json", "wrong_type", "not_finite", "missing_field", "bad_senml", "unknown_metric",
     "bad_unit", "out_of_range", "oversize", "not_jpeg", "unknown_device", "wrong_device_kind",
     "timestamp_future", "timestamp_too_old", "bad_timestamp", "duplicate_seq", "bad_topic", "bad_status",
+    "device_retired",  # retired on the registry's change feed (gs.devices): the detail says when
     "kafka_refused",  # not the device's input as such: Kafka refused its record for good (e.g. too big for the topic)
 )
 

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridsentinel.core.device_follow import RegistryFollower
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.topics import Topics
 
@@ -47,6 +48,7 @@ from ..errors import GridSentinelError, ServiceError
 from ..settings import Settings
 from .accept import KINDS, Acceptor, Rejected
 from .decode import Limits
+from .health import HealthTracker
 from .ledger import GatewayStats, KafkaProducer, Ledger
 from .paho_compat import BufferedClient, FastMessage
 from .producer import ensure_gateway_topics, kafka_answers, new_producer
@@ -64,6 +66,11 @@ class GatewayOptions:
     stall_s: float = 20.0
     # The MQTT v5 ReceiveMaximum the gateway asks for: how many unacked messages the broker sends it.
     receive_maximum: int = 1000
+    # Follow the registry's change feed (gs.devices); at start, wait this long for it to be read (0: no wait).
+    follow_registry: bool = True
+    registry_wait_s: float = 30.0
+    # Produce the health reports of the devices that changed (gs.device-health) this often (0: never).
+    health_every_s: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayOptions:
@@ -86,6 +93,9 @@ class Gateway:
         self.stats = GatewayStats()
         self.stats_file = stats_file
         self.acceptor = Acceptor(registry, self.topics, limits)
+        self.health = HealthTracker(self.client_id)
+        self.health_stats: Counter[str] = Counter()  # reports produced / failed
+        self.follower: RegistryFollower | None = None
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._closing = False
@@ -141,6 +151,12 @@ class Gateway:
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
         ensure_gateway_topics(self.settings.kafka_bootstrap, self.topics)
+        if self.options.follow_registry and self.follower is None:
+            # Before MQTT: a device registered on the feed must not be rejected for want of reading it.
+            self.follower = RegistryFollower(self.registry, self.settings.kafka_bootstrap, self.topics.devices,
+                                             name=f"gateway {self.client_id} registry", ensure=None).start()
+            if self.options.registry_wait_s > 0:
+                self.follower.wait_caught_up(self.options.registry_wait_s)
         self.mqtt.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
                           clean_start=False, properties=self._connect_properties())
         self.mqtt.loop_start()
@@ -151,7 +167,7 @@ class Gateway:
 
     def run(self, report_every_s: float = 10.0) -> None:
         """Poll Kafka deliveries until stopped; raises an error from any callback thread."""
-        last = last_stats = last_recovery = time.monotonic()
+        last = last_stats = last_recovery = last_health = time.monotonic()
         self.ledger.watch(last)  # delivery progress, for the stall check
         while not self._stop.is_set():
             self.ledger.poll(0.05)
@@ -162,6 +178,9 @@ class Gateway:
             if self.ledger.needs_recovery and now - last_recovery >= 5.0:
                 self.recover()
                 last_recovery = time.monotonic()
+            if self.options.health_every_s and now - last_health >= self.options.health_every_s:
+                last_health = now
+                self.produce_health()
             if self.stats_file and now - last_stats >= 1.0:
                 last_stats = now
                 self.write_stats()
@@ -182,7 +201,27 @@ class Gateway:
                 "produced": s.produced, "acked": s.acked, "rejected": s.rejected,
                 "rejected_by_reason": dict(self.rejections), "kafka_queue": self.ledger.queued,
                 "kafka_refused": s.refused, "recoveries": s.recoveries,
-                "kafka_solo_queue": self.ledger.solo_queued}
+                "kafka_solo_queue": self.ledger.solo_queued, "devices": len(self.registry.devices),
+                "devices_retired": len(self.registry.retired), "registry_version": self.registry.version,
+                "registry_feed": dict(self.follower.stats) if self.follower else None,
+                "registry_caught_up": self.follower.caught_up.is_set() if self.follower else None,
+                "health_reports": dict(self.health_stats)}
+
+    def produce_health(self) -> int:
+        """Produce a health report of each device that changed since the last call (gs.device-health)."""
+        reports = self.health.reports(self.clock())
+        producer, topic = self.ledger.producer, self.topics.device_health
+        for report in reports:
+            def delivered(err: KafkaError | None, _m: Any, device_id: str = report.device_id) -> None:
+                self.health_stats["failed" if err is not None else "produced"] += 1
+                if err is not None:
+                    self.health.again(device_id)
+            try:
+                producer.produce(topic, value=report.encode(), key=report.device_id, on_delivery=delivered)
+            except (BufferError, KafkaException):  # full or broken: the next round sends it
+                self.health.again(report.device_id)
+                self.health_stats["deferred"] += 1
+        return len(reports)
 
     def write_stats(self) -> None:
         """Counters as JSON in ``stats_file``, replaced atomically (readers never see half a file)."""
@@ -222,7 +261,11 @@ class Gateway:
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking messages, let Kafka confirm what is in flight (acking it), then disconnect."""
         self._closing = self._paused = True
+        if self.options.health_every_s:
+            self.produce_health()
         self.ledger.drain(timeout)
+        if self.follower is not None:
+            self.follower.stop()
         time.sleep(0.2)  # let paho's thread send the last PUBACKs
         self.mqtt.disconnect()
         self.mqtt.loop_stop()
@@ -295,9 +338,20 @@ class Gateway:
     def _take(self, topic: bytes | str, payload: bytes, properties: Any, mid: int, qos: int, dup: bool) -> None:
         """One message: accepted or rejected, its records are produced and it is acked once Kafka has them."""
         self.stats.received += 1
-        result = self.acceptor.accept(topic, payload, properties, self.clock(), dup)
+        now = self.clock()
+        result = self.acceptor.accept(topic, payload, properties, now, dup)
         if type(result) is Rejected:
             self.stats.reject(result.why.reason)
+            device_id = result.device_id
+            if device_id is not None and (device_id in self.registry.devices or device_id in self.registry.retired):
+                self.health.note(device_id, now, rejected=result.why.reason)
+        else:
+            records = result.records
+            if records:  # every record's key is the device id
+                if result.status is not None:  # type: ignore[union-attr]
+                    self.health.note(records[0][1], now, status=result.status)  # type: ignore[union-attr]
+                else:
+                    self.health.note(records[0][1], now, vitals=result.vitals)  # type: ignore[union-attr]
         self.ledger.produce(mid, qos, result.origin, result.records, result.seq)
         self.ledger.serve()
 

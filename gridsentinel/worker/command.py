@@ -63,7 +63,7 @@ def run_app(settings: Settings, args: argparse.Namespace) -> int:
     from gridsentinel.worker.stages import build_stages
 
     options = WorkerOptions(app_id=args.app_id, influx_bucket=args.bucket, stats_file=args.stats_file)
-    app = create_app(settings, options, build_stages(settings, options, args.stages))
+    app = create_app(settings, options, build_stages(settings, options, args.stages, follow_registry=True))
     worker = app.Worker(loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

@@ -16,7 +16,10 @@ from gridsentinel.alerts.delivery.config import ReceiversFile
 from gridsentinel.alerts.delivery.service import AlertDelivery
 from gridsentinel.cases.categories import LiveCatalog, load_catalog
 from gridsentinel.cases.stage import CaseStage
+from gridsentinel.core.device_follow import RegistryFollower
+from gridsentinel.core.devices import Registry
 from gridsentinel.core.records import DeadLetter
+from gridsentinel.core.topics import Topics
 from gridsentinel.detectors.frames_stage import FramesStage
 from gridsentinel.detectors.stage import DetectionStage
 from gridsentinel.engineering.live_config import LiveConfigStage
@@ -31,8 +34,11 @@ class Wiring:
     """What the factories share: settings, options, the stage names asked for, and the detection stage
     (built once, when the first factory needs it)."""
 
-    def __init__(self, settings: Settings, options: WorkerOptions, names: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, options: WorkerOptions, names: Sequence[str], *,
+                 follow_registry: bool = False, registry_wait_s: float = 30.0) -> None:
         self.settings = settings
+        self.follow_registry = follow_registry
+        self.registry_wait_s = registry_wait_s
         self.options = options
         self.names = tuple(names)
         self._detection: DetectionStage | None = None
@@ -40,6 +46,8 @@ class Wiring:
         self.frames: FramesStage | None = None
         self.delivery: AlertDelivery | None = None
         self.receivers: ReceiversFile | None = None  # a live receivers version that came before the delivery
+        self._registry: Registry | None = None
+        self.follower: RegistryFollower | None = None
 
     def catalog(self) -> LiveCatalog:
         """config/categories.yaml (with routing and calendar), loaded once and replaced by live config:
@@ -49,7 +57,7 @@ class Wiring:
         return self._catalog
 
     def make_frames(self) -> FramesStage:
-        self.frames = FramesStage(self.catalog().category_of)
+        self.frames = FramesStage(self.catalog().category_of, self.registry())
         return self.frames
 
     def make_delivery(self, dead_letter: Callable[[DeadLetter], Awaitable[None]]) -> AlertDelivery:
@@ -69,10 +77,24 @@ class Wiring:
         return LiveConfigStage(engine, worker_appliers(
             self.catalog(), frames=lambda: self.frames.processor if self.frames else None,
             delivery=lambda: self.delivery, receivers=keep))
+    def registry(self) -> Registry:
+        """config/devices.yaml, then followed live on the registry's feed (gs.devices): one registry for
+        every stage of this worker, so the detection and frames stages see a new, moved or retired device
+        within a poll. Waits (at most ``registry_wait_s``) until the feed is read, once."""
+        if self._registry is None:
+            self._registry = Registry.load(self.settings.config_dir)
+            if self.follow_registry:
+                self.follower = RegistryFollower(self._registry, self.settings.kafka_bootstrap,
+                                                 Topics(self.settings.topic_prefix).devices,
+                                                 name=f"worker {self.options.app_id} registry").start()
+                if self.registry_wait_s > 0:
+                    self.follower.wait_caught_up(self.registry_wait_s)
+        return self._registry
 
     def detection(self) -> DetectionStage:
         if self._detection is None:
-            self._detection = DetectionStage.from_settings(self.settings, self.catalog().category_of)
+            self._detection = DetectionStage.from_settings(self.settings, self.catalog().category_of,
+                                                           self.registry())
         return self._detection
 
 
@@ -87,10 +109,12 @@ FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
 STAGES: tuple[str, ...] = tuple(FACTORIES)  # the names `gridsentinel worker --stages` takes
 
 
-def build_stages(settings: Settings, options: WorkerOptions, names: Sequence[str]) -> list[Stage]:
-    """The stage objects for ``names``, in that order; ``ValueError`` on a name that is no stage."""
+def build_stages(settings: Settings, options: WorkerOptions, names: Sequence[str], *,
+                 follow_registry: bool = False) -> list[Stage]:
+    """The stage objects for ``names``, in that order; ``ValueError`` on a name that is no stage.
+    ``follow_registry``: the stages' registry follows gs.devices (what a running worker does)."""
     for name in names:
         if name not in FACTORIES:
             raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
-    wiring = Wiring(settings, options, names)
+    wiring = Wiring(settings, options, names, follow_registry=follow_registry)
     return [FACTORIES[name](wiring) for name in names]

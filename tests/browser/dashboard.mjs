@@ -11,6 +11,13 @@ try {
   seen.cells = await page.locator("#map path.cell").count();
   seen.casesBefore = await page.locator("#feed li.case").count();
 
+  // Device health: every registered device has a row; drain-001 (a gateway's report is on gs.device-health)
+  // shows online, with its battery, and its last-seen time in the city's time zone.
+  await page.locator('#health tr[data-device="drain-001"][data-state="online"]').waitFor({ timeout: 30000 });
+  seen.healthRows = await page.locator("#health tbody tr").count();
+  seen.healthHead = await page.locator("#healthSeenHead").textContent();
+  seen.healthDrain = await page.locator('#health tr[data-device="drain-001"] td').allTextContents();
+
   // A citizen report through the API while the page is open: it must arrive live (SSE).
   const r = await fetch(`${base}/open311/v2/requests.json`, {
     method: "POST",

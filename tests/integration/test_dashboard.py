@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.core.device_health import BUCKET_S, HealthReport
+from gridsentinel.core.devices import Registry
 from gridsentinel.settings import REPO_ROOT
 
 from .conftest import Namespace
@@ -47,7 +49,15 @@ def api_url(ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     ns.create_topics(f"{ns.prefix}gs.detections", f"{ns.prefix}gs.case-events")  # before the API subscribes
     ns.spawn("cases", "worker", "--app-id", ns.app_id, "--stages", "cases", "--loglevel", "warning")
     app = create_app(ns.settings.with_(run_dir=tmp_path),
-                     consume_kafka=True, produce_detections=True)
+                     consume_kafka=True, produce_detections=True, follow_devices=True)
+    # what a gateway reports of drain-001 (gs.device-health): the health panel shows it online
+    now = time.time()
+    report = HealthReport(device_id="drain-001", gateway="gw-browser", at=now, since=now - 60, last_seen=now - 5,
+                          messages=12, vitals={"battery": 3.61}, vitals_at=now - 5,
+                          message_buckets={int((now - 5) // BUCKET_S): 12})
+    producer = ns.producer()
+    producer.produce(f"{ns.prefix}gs.device-health", key=b"drain-001", value=report.encode())
+    producer.flush(10)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -77,5 +87,8 @@ def test_dashboard_live_update_and_dispatch(api_url: str) -> None:
     assert "1" in seen["cellCount"]                 # its cell now shows one open case
     assert seen["statusAfter"] == "dispatched"      # the dispatcher's click changed the case
     assert "dispatch" in seen["logActions"]
+    assert seen["healthRows"] == len(Registry.load(REPO_ROOT / "config").devices)  # one row per device
+    assert seen["healthHead"] == "last seen (Asia/Shanghai)"
+    assert seen["healthDrain"][1] == "online" and seen["healthDrain"][5] == "3.61 V"
     assert seen["pageErrors"] == []
     assert shot.stat().st_size > 10_000

@@ -28,8 +28,9 @@ from .test_reliability import assert_exactly_once, device_client, drain_device, 
 pytestmark = pytest.mark.integration
 
 # Reasons a device cannot produce: the gateway subscribes only to gs/v1/+/{telemetry,frame,status}; and
-# kafka_refused depends on the topic's config (test_a_frame_kafka_refuses_for_good_is_dead_lettered...).
-UNREACHABLE = {"bad_topic", "kafka_refused"}
+# kafka_refused depends on the topic's config (test_a_frame_kafka_refuses_for_good_is_dead_lettered...);
+# device_retired needs a retirement on the registry's feed (tests/integration/test_device_follow.py).
+UNREACHABLE = {"bad_topic", "kafka_refused", "device_retired"}
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 
 

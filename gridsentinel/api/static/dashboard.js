@@ -50,7 +50,8 @@ async function signIn(token) {
   sessionStorage.setItem("gs-token", token);
   $("login").hidden = true; $("signout").hidden = false;
   $("whoami").replaceChildren(el("b", { text: S.me.id }), ` · ${S.me.role}`);
-  await Promise.all([loadGrid(), loadCases()]);
+  await Promise.all([loadGrid(), loadCases(), loadHealth()]);
+  setInterval(() => loadHealth().catch(() => {}), 10000);
   stream();
 }
 $("loginForm").addEventListener("submit", async (ev) => {
@@ -59,6 +60,28 @@ $("loginForm").addEventListener("submit", async (ev) => {
   catch (e) { $("loginErr").textContent = e.status === 401 ? "Unknown token." : e.message; }
 });
 $("signout").addEventListener("click", () => { sessionStorage.removeItem("gs-token"); location.reload(); });
+
+// ---- device health ---------------------------------------------------------------------------------
+// Last seen in the city's time zone (the API says which: config/calendar.yaml), not the browser's.
+function fmtCity(t, tz) {
+  if (!t) return "—";
+  try { return new Date(t * 1000).toLocaleString([], { timeZone: tz, month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit" }); } catch { return fmtTime(t); }
+}
+const num = (v, digits, unit) => v === null || v === undefined ? "—" : `${Number(v).toFixed(digits)}${unit}`;
+async function loadHealth() {
+  const status = $("healthFilter").value;
+  const h = await api(`/api/v1/devices/health${status ? `?status=${status}` : ""}`);
+  $("healthSeenHead").textContent = `last seen (${h.timezone})`;
+  $("healthCounts").textContent = Object.entries(h.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ");
+  $("health").tBodies[0].replaceChildren(...h.items.map((d) => el("tr", { "data-device": d.device_id, "data-state": d.state },
+    el("td", { text: d.device_id }), el("td", {}, el("span", { class: `badge ${d.state}`, text: d.state })),
+    el("td", { class: "seen", text: fmtCity(d.last_seen, h.timezone) }),
+    el("td", { text: num(d.messages_per_min, 1, "") }), el("td", { text: num(d.rejections_per_min, 1, "") }),
+    el("td", { text: d.battery_level !== null ? num(d.battery_level, 0, " %") : num(d.battery, 2, " V") }),
+    el("td", { text: num(d.rssi, 0, " dBm") }), el("td", { class: "why", text: d.reason }))));
+}
+$("healthFilter").addEventListener("change", () => loadHealth().catch((e) => toast(e.message, true)));
 
 // ---- map -------------------------------------------------------------------------------------------
 async function loadGrid() {

@@ -270,3 +270,28 @@ def test_buffered_readings_survive_the_state_round_trip_in_either_row_form() -> 
         second = _engine(skew_s=120.0)
         second.import_state("cover-1", saved)
         assert _ids(out + _run(second, readings[4:])) == whole
+
+
+def test_the_engine_follows_registry_changes_new_moved_and_retired() -> None:
+    from gridsentinel.core.device_feed import DeviceChange
+
+    engine = _engine()
+    registry = engine.registry
+    # a device registered on the feed mid-run: its readings are taken, its silence is judged
+    new = _device("drain-9", "drain_level", CELL_A, 60.0)
+    assert engine.process(Reading("drain-9", "water_level", "m", 0.1, 1000.0), now=1000.0) == []
+    assert [r.reason for r in engine.take_rejected()] == ["unknown_device"]
+    registry.apply(DeviceChange(device=new, state="active", revision=1, changed_at=1000.0))
+    engine.process(Reading("drain-9", "water_level", "m", 0.1, 1001.0), now=1001.0)
+    engine.flush()
+    assert engine.take_rejected() == []
+    # moved to another cell: its detections carry the new grid code, its detectors keep their state
+    registry.apply(DeviceChange(device=new.model_copy(update={"grid_code": CELL_B}), state="active", revision=2,
+                                changed_at=1100.0))
+    offline = [d for d in engine.check(2000.0) if d.kind == "device_offline" and d.device_id == "drain-9"]
+    assert [d.grid_code for d in offline] == [CELL_B]
+    # retired: no dropout/offline any more, and its readings are rejected
+    registry.apply(DeviceChange(device=new, state="retired", revision=3, changed_at=2100.0))
+    assert all(d.device_id != "drain-9" for d in engine.check(9000.0))
+    assert all(d.device_id != "drain-9" for d in engine.check(9000.0, ["drain-9"]))
+    assert not engine.known("drain-9")
