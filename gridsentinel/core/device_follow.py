@@ -55,6 +55,9 @@ class TopicFollower:
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
         self.caught_up_after_s: float | None = None  # how long reading up to the start's end offsets took
+        self._read_to: dict[int, int] = {}  # partition -> the next offset to read (the thread advances it)
+        self._progress = threading.Condition()
+        self._probe: Any = None  # a consumer of the caller's thread for ``sync``'s end offsets
 
     def start(self) -> Self:
         self.started_at = time.monotonic()
@@ -77,6 +80,43 @@ class TopicFollower:
                     "following it in the background", self.name, self.topic, timeout, self.stats["read"],
                     f"; {self.last_error}" if self.last_error else "")
         return False
+
+    def sync(self, timeout: float) -> bool:
+        """Wait until the follower has read everything the topic holds *now* (its end offsets at this call).
+
+        A gateway calls it before it rejects a device it does not know: a registration returns only once
+        its change is in Kafka, so a device that connects with its new credentials right away is known after
+        a sync, never dead-lettered as unknown because this process had not read that far. False when the
+        end offsets cannot be read or the follower does not get there within ``timeout``."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        deadline = time.monotonic() + timeout
+        try:
+            if self._probe is None:
+                self._probe = Consumer({"bootstrap.servers": self.bootstrap, "enable.auto.commit": False,
+                                        "group.id": f"gs-probe-{uuid.uuid4().hex[:12]}"})
+            md = self._probe.list_topics(self.topic, timeout=timeout)
+            found = md.topics.get(self.topic)
+            if found is None or found.error is not None:
+                return False
+            ends = {}
+            for p in found.partitions:
+                low, high = self._probe.get_watermark_offsets(TopicPartition(self.topic, p),
+                                                              timeout=max(0.1, deadline - time.monotonic()))
+                if high > low:
+                    ends[p] = high
+        except KafkaException as exc:
+            self.last_error = f"sync: {exc}"
+            return False
+        with self._progress:
+            return self._progress.wait_for(
+                lambda: all(self._read_to.get(p, 0) >= end for p, end in ends.items()),
+                max(0.0, deadline - time.monotonic()))
+
+    def close_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
 
     # -- the thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -125,8 +165,12 @@ class TopicFollower:
                         continue
                     self._take(msg.key(), msg.value())
                     p, offset = msg.partition(), msg.offset()
+                    if p is not None and offset is not None:
+                        self._read_to[p] = offset + 1
                     if p in ends and offset is not None and offset + 1 >= ends[p]:
                         del ends[p]
+                with self._progress:
+                    self._progress.notify_all()
                 self._check_caught_up(ends)
         finally:
             consumer.close()

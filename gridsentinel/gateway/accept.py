@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,6 +139,9 @@ class Acceptor:
         self._routes: dict[bytes | str, _Route] = {}
         self._readings_topic = topics.readings
         self._version = registry.version  # the registry's version the routes were made from
+        # Asked once before a device that is not in the registry is rejected: the gateway catches up with the
+        # registry's feed (a device registered a moment ago is known then), answering the device or None.
+        self.resolve_unknown: Callable[[str], Device | None] | None = None
 
     def forget_seq(self, device_id: str, seq: int) -> None:
         """Kafka failed a record of this message: the broker resends it, and it is not a duplicate then."""
@@ -207,6 +211,8 @@ class Acceptor:
                                                                 "gs/v1/<device>/<kind>"))
         device_id, kind = parts[2], parts[3]
         device = self.registry.get(device_id)
+        if device is None and self.resolve_unknown is not None and self.registry.retirement(device_id) is None:
+            device = self.resolve_unknown(device_id)
         if device is None:
             retired = self.registry.retirement(device_id)
             if retired is not None:
