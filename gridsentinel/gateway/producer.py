@@ -31,8 +31,8 @@ def new_producer(bootstrap: str, client_id: str, solo: bool, error_cb: Callable[
 
 
 def ensure_gateway_topics(bootstrap: str, topics: Topics, partitions: int = 4) -> None:
-    """Create the topics the gateway writes (idempotent); the config, device and device-health topics are compacted, and the frames and
-    dead letters (frames are 2 MB by default) allow ``MAX_RECORD_BYTES``."""
+    """Create the topics the gateway writes (idempotent); the config, device and device-health topics are
+    compacted, and the frames and dead letters (frames are 2 MB by default) allow ``MAX_RECORD_BYTES``."""
     big = [topics.frames, topics.deadletter]
     compacted = topics.compacted()
     ensure_topics(bootstrap, compacted, partitions, {"cleanup.policy": "compact"})
