@@ -77,7 +77,7 @@ def _phase(settings: Settings, config_dir: Path, workdir: Path, mode: str, readi
         producer.poll(0)
     producer.flush(120)
     stats = workdir / f"{mode}.stats.json"
-    env = {**os.environ, "GS_WORKER_METRICS_PORT": "0", "GS_TOPIC_PREFIX": prefix, "GS_CONFIG_DIR": str(config_dir)}
+    env = {**os.environ, "GS_TOPIC_PREFIX": prefix, "GS_CONFIG_DIR": str(config_dir)}
     log = open(workdir / f"{mode}.log", "wb")  # closed below
     proc = subprocess.Popen([sys.executable, "-m", "gridsentinel.bench.detect", "--child", mode, app_id,
                              str(stats)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
