@@ -170,8 +170,10 @@ def json_formatter() -> logging.Formatter:
     >>> (line["level"], line["logger"], line["message"], line["device_id"], line["time"][-6:])
     ('WARNING', 'gs.x', 'rejected m', 'drain-1', '+00:00')
     """
+    from pythonjsonlogger.core import RESERVED_ATTRS
     from pythonjsonlogger.json import JsonFormatter
 
     return JsonFormatter("%(levelname)s %(name)s %(message)s",
                          rename_fields={"levelname": "level", "name": "logger"}, timestamp="time",
-                         json_ensure_ascii=False)
+                         json_ensure_ascii=False,
+                         reserved_attrs=[*RESERVED_ATTRS, "color_message"])  # uvicorn's ANSI copy of the message
