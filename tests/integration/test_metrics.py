@@ -5,7 +5,9 @@ processes export (the API's /metrics: tests/unit/api/test_devices_grid_ops.py)."
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import socket
 import time
 import urllib.request
@@ -92,7 +94,8 @@ def test_gateway_and_worker_metrics_move(ns: Namespace, monkeypatch: pytest.Monk
                      "expected_interval_s": 60, "install": {"depth_m": 3.0, "rim_m": 3.0}}])
     gw_port, worker_port = free_ports(1), free_ports(2)
     ns.start_gateway("gateway", "--metrics-port", str(gw_port))
-    ns.spawn("worker", "worker", "--app-id", ns.app_id, "--bucket", ns.bucket, "--metrics-port", str(worker_port))
+    supervisor = ns.spawn("worker", "worker", "--app-id", ns.app_id, "--bucket", ns.bucket,
+                          "--metrics-port", str(worker_port))
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5)
     client.username_pw_set(device, ns.settings.device_password(device))
@@ -138,9 +141,9 @@ def test_gateway_and_worker_metrics_move(ns: Namespace, monkeypatch: pytest.Monk
     assert value(worker, "gs_worker_event_to_influx_seconds_count") >= 3
     assert value(worker, "process_cpu_seconds_total") > 0
 
-    supervisor, supervisor_names = scrape(worker_port + 1)
-    assert value(supervisor, "gs_worker_child_up") == 1
-    assert value(supervisor, "gs_worker_child_restarts_total") == 0
+    before, supervisor_names = scrape(worker_port + 1)
+    assert value(before, "gs_worker_child_up") == 1
+    assert value(before, "gs_worker_child_restarts_total") == 0
 
     rejected = [r for r in json_lines(ns.log("gateway")) if r.get("reason") == "malformed_json"]
     assert rejected and rejected[0]["device_id"] == device and rejected[0]["level"] == "WARNING"
@@ -151,6 +154,28 @@ def test_gateway_and_worker_metrics_move(ns: Namespace, monkeypatch: pytest.Monk
     exported = scrape(gw_port)[1] | scrape(worker_port)[1] | supervisor_names | {"up"}
     missing = rule_metrics(REPO_ROOT / "ops" / "prometheus" / "alerts.yml") - exported
     assert not missing, f"alert rules name metrics no process exports: {sorted(missing)}"
+
+    # the stream worker crashes: the supervisor restarts it and counts it (the "stage restarting" alert)
+    children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text().split()
+    assert len(children) == 1
+    os.kill(int(children[0]), signal.SIGKILL)
+
+    def restarted() -> Samples:
+        samples, _ = scrape(worker_port + 1)
+        return samples if value(samples, "gs_worker_child_restarts_total") == 1 else {}
+
+    after = wait_for(restarted, 60, "the supervisor to count the restart", on_timeout=logs, ns=ns)
+    assert value(after, "gs_worker_child_last_exit_code") == -signal.SIGKILL
+    wait_for(lambda: value(scrape(worker_port + 1)[0], "gs_worker_child_up") == 1, 60, "the child to be up",
+             on_timeout=logs, ns=ns)
+
+    def answers() -> bool:
+        try:
+            return "gs_worker_records_in" in scrape(worker_port)[1]  # a new child: its counters start again
+        except OSError:
+            return False
+
+    wait_for(answers, 120, "the restarted child's /metrics", on_timeout=logs, ns=ns)
 
 
 def test_a_taken_port_is_a_clear_error(ns: Namespace) -> None:
