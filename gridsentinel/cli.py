@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -70,7 +71,7 @@ def _print_states(states: list[ServiceState]) -> None:
 def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     from .gateway.service import run_gateway
 
-    return run_gateway(settings, client_id=args.client_id, stats_file=args.stats_file)
+    return run_gateway(settings, client_id=args.client_id, stats_file=args.stats_file, metrics_port=args.metrics_port)
 
 
 # One line per worker stage for `gridsentinel worker --help` (tests check it names every stage in worker/stages.py).
@@ -156,6 +157,8 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
         description="GridSentinel turns a city's sensors and street cameras into grid-management cases.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="text (default) or json: one JSON object a line (default: GS_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     services = ("mosquitto", "kafka", "influxdb", "postgresql")
@@ -179,6 +182,9 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
                         "keep it across restarts so the broker hands back what it queued meanwhile")
     p.add_argument("--stats-file", default=None,
                    help="write the counters (dead letters per reason included) to this JSON file each second")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics on this port (default GS_GATEWAY_METRICS_PORT or 19101; 0: off); "
+                        "give each gateway on a machine its own")
     p.set_defaults(func=_cmd_gateway)
 
     p = sub.add_parser("worker", help="run the Faust stream worker (its stages) in the foreground",
@@ -198,6 +204,9 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
                         + ", ".join(WORKER_STAGES) + " (listed below)")
     p.add_argument("--stats-file", default=None,
                    help="write counters and the publish->InfluxDB latency histogram to this JSON file each second")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics of the stages on this port and the supervisor's (child restarts) "
+                        "on port + 1 (default GS_WORKER_METRICS_PORT or 19102; 0: off); give each worker its own")
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("api", help="run the HTTP API (cases, stream, devices, grid, Open311) in the foreground")
@@ -262,8 +271,11 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
     settings = Settings()
+    if args.log_format:  # the worker's child and the demo's services log the same way
+        os.environ["GS_LOG_FORMAT"] = args.log_format
+        settings = settings.with_(log_format=args.log_format)
+    configure_logging(args.verbose, settings.log_format)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     return run_command(lambda: func(args, settings))
 

@@ -12,9 +12,18 @@ from collections.abc import Callable
 from gridsentinel.errors import GridSentinelError
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(verbose: bool, fmt: str = "text") -> None:
+    """Human lines by default; one JSON object a line with ``fmt`` ``json`` (``--log-format`` or the
+    settings' ``GS_LOG_FORMAT``)."""
+    if fmt == "json":
+        from gridsentinel.observability import json_formatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(json_formatter())
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    else:
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news
 

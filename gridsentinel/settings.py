@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     mqtt_receive_maximum: int = Field(1000, ge=1, le=65535, validation_alias="GS_MQTT_RECEIVE_MAXIMUM")
     # Seconds without progress after which a gateway reports itself stalled.
     gateway_stall_s: float = Field(20.0, gt=0, validation_alias="GS_GATEWAY_STALL_S")
+    # /metrics listeners (0 = off); the worker's supervisor uses the worker's port + 1 (docs/operations.md).
+    gateway_metrics_port: int = Field(19101, ge=0, le=65535, validation_alias="GS_GATEWAY_METRICS_PORT")
+    worker_metrics_port: int = Field(19102, ge=0, le=65534, validation_alias="GS_WORKER_METRICS_PORT")
+    # text (human lines) or json (one object a line); read by entry.configure_logging before Settings.
+    log_format: str = Field("text", pattern="^(text|json)$", validation_alias="GS_LOG_FORMAT")
 
     # The case store (API and worker): sqlite:///<run_dir>/cases.db unless given.
     database_url: str = Field(None, validate_default=True, validation_alias="GS_DATABASE_URL")

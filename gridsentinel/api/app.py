@@ -298,6 +298,8 @@ def run_api(
         host=host,
         port=port,
         log_level="info",
+        # JSON log lines: uvicorn's loggers go through the root's JSON handler instead of its own set-up
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

@@ -1,16 +1,26 @@
-"""Prometheus text exposition (format 0.0.4), written by hand: a handful of gauges and counters.
+"""The API's /metrics, exposed with the official Prometheus client: the route describes its samples as
+``Metric``s (read from the case store and the app's counters at each request) and ``render`` writes them,
+with the process's CPU and memory, in the text format 0.0.4.
 
->>> print(render([Metric("gs_cases", "gauge", "Cases by status.", {(("status", "open"),): 2.0})]), end="")
-# HELP gs_cases Cases by status.
-# TYPE gs_cases gauge
-gs_cases{status="open"} 2
+>>> text = render([Metric("gs_cases", "gauge", "Cases by status.", {(("status", "open"),): 2.0})])
+>>> [line for line in text.splitlines() if line.startswith("gs_cases")]
+['gs_cases{status="open"} 2.0']
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric as Family
+
+from gridsentinel.observability import ReadCollector
+
 Labels = tuple[tuple[str, str], ...]
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,20 +31,24 @@ class Metric:
     samples: dict[Labels, float] = field(default_factory=dict)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def render(metrics: list[Metric]) -> str:
-    lines: list[str] = []
+def families(metrics: Iterable[Metric]) -> Iterable[Family]:
     for m in metrics:
-        lines.append(f"# HELP {m.name} {m.help}")
-        lines.append(f"# TYPE {m.name} {m.type}")
+        names = sorted({k for labels in m.samples for k, _ in labels})
+        family: GaugeMetricFamily | CounterMetricFamily
+        if m.type == "counter":
+            family = CounterMetricFamily(m.name, m.help, labels=names)
+        else:
+            family = GaugeMetricFamily(m.name, m.help, labels=names)
         for labels, value in sorted(m.samples.items()):
-            text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{m.name}{{{text}}} {_number(value)}" if text else f"{m.name} {_number(value)}")
-    return "\n".join(lines) + "\n"
+            values = dict(labels)
+            family.add_metric([values.get(k, "") for k in names], value)
+        yield family
+
+
+def render(metrics: list[Metric], *, process: bool = True) -> str:
+    """The exposition text of ``metrics`` (and, with ``process``, of this process's CPU and memory)."""
+    registry = CollectorRegistry(auto_describe=False)
+    if process:
+        ProcessCollector(registry=registry)
+    registry.register(ReadCollector(lambda: families(metrics)))
+    return generate_latest(registry).decode()

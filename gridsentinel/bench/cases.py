@@ -245,6 +245,7 @@ class _Worker:
         self.env = {
             **os.environ,
             "GS_TOPIC_PREFIX": f"{tag}.",
+            "GS_WORKER_METRICS_PORT": "0",  # several benches' workers on one machine: no /metrics
             "GS_CONFIG_DIR": str(config_dir),
             "GS_DATABASE_URL": url,
             "GS_CASES_SWEEP_INTERVAL": "3600",

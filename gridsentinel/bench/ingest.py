@@ -74,6 +74,8 @@ class Bench:
         self.topics = Topics(self.settings.topic_prefix)
         self.children = Children(self.tmp / "logs", env={
             "GS_CONFIG_DIR": str(config_dir), "GS_TOPIC_PREFIX": self.settings.topic_prefix,
+            # several workers (and a machine's other gateways): no /metrics listeners in the benchmark
+            "GS_GATEWAY_METRICS_PORT": "0", "GS_WORKER_METRICS_PORT": "0",
             "GS_INFLUX_BUCKET": self.tag, "GS_MQTT_SHARE_GROUP": self.tag, "GS_MQTT_SESSION_EXPIRY": "600"})
         self.gateway_id = f"{self.tag}-gw"
         self.worker_names = ["worker" if i == 0 else f"worker{i + 1}" for i in range(max(1, args.workers))]

@@ -35,6 +35,14 @@ from gridsentinel.cases.store_protocol import StoreConflict
 T = TypeVar("T")
 
 
+class ConflictCounts:
+    """Process-wide counts for /metrics: transaction attempts that lost a race (``conflicts``), and
+    transactions that lost every attempt (``gave_up``). Plain ints: the worker's collector reads them."""
+
+    conflicts = 0
+    gave_up = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ConflictRetry:
     """Re-run a transaction that raised :class:`StoreConflict`, at most ``attempts`` times in all."""
@@ -56,6 +64,8 @@ class ConflictRetry:
                 return await transaction()
             except StoreConflict as exc:
                 last = exc
+                ConflictCounts.conflicts += 1
+        ConflictCounts.gave_up += 1
         raise StoreConflict(f"{what}: gave up after {self.attempts} conflicting attempts") from last
 
 

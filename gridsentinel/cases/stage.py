@@ -28,7 +28,7 @@ import base64
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -130,6 +130,7 @@ class CaseProcessor:
             "outbox_recovered": 0,
             "store_retries": 0,
         }
+        self.event_types: Counter[str] = Counter()  # case events made, by type (opened, evidence, ...)
 
     @property
     def catalog(self) -> Catalog:
@@ -166,6 +167,13 @@ class CaseProcessor:
             else:
                 self.stats["applied" if result.events else "replayed"] += 1
                 events += result.events
+                for event in result.events:
+                    self.event_types[event.type] += 1
+                    if event.type == "opened":
+                        log.info("case %s opened (%s in %s) by detection %s", event.case_id, event.category_key,
+                                 event.grid_code, detection.detection_id,
+                                 extra={"case_id": event.case_id, "device_id": detection.device_id,
+                                        "detection_id": detection.detection_id, "stage": "cases"})
         return events
 
     async def _apply_batch(self, detections: Sequence[Detection]) -> list[Applied]:
@@ -178,7 +186,8 @@ class CaseProcessor:
                 # fallback, the detections before the outage did, and their events wait in the outbox;
                 # on retry they are no-ops). Wait and retry; the detections stay unacked.
                 self.stats["store_retries"] += 1
-                log.warning("case store unavailable (%s); retrying a batch of %d", exc, len(detections))
+                log.warning("case store unavailable (%s); retrying a batch of %d", exc, len(detections),
+                            extra={"stage": "cases"})
                 await asyncio.sleep(self._retry_delay_s)
 
     async def publish(self, events: Sequence[CaseEvent]) -> None:
@@ -430,6 +439,8 @@ class CaseStage:
                 return self._delivery
 
         ctx.stats["cases"] = lambda: dict(self._processor.stats) if self._processor is not None else {}
+        ctx.stats["case_event_types"] = lambda: (dict(self._processor.event_types) if self._processor is not None
+                                                 else {})
 
         @app.agent(ctx.topics["detections"], name=f"{options.app_id}.cases")
         async def cases(stream: faust.StreamT[Any]) -> None:
@@ -441,7 +452,10 @@ class CaseStage:
             publisher = OrderedPublisher(send, proc.forget, manual.ack, max_pending=config.pending_batches)
             try:
                 async for batch in manual.noack_take(config.batch_size, within=0.01):
+                    started = time.monotonic()
+                    ctx.metrics.took("cases", len(batch))
                     events = await proc.apply([(e.key, e.value) for e in batch])  # committed, in the outbox
+                    ctx.metrics.batch("cases", len(batch), time.monotonic() - started)
                     await publisher.submit(events, batch)  # acked once Kafka has the events, in order
             finally:
                 await publisher.close()

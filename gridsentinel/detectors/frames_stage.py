@@ -425,7 +425,10 @@ class FramesStage:
         async def frames(stream: faust.StreamT[Any]) -> None:
             # Faust acks an event when the loop comes back for the next one: after it has been processed.
             async for event in stream.events():
+                started = time.monotonic()
+                ctx.metrics.took("frames", 1)
                 await proc.on_frame(event.key, event.value, event.message.headers, event.message.partition)
+                ctx.metrics.batch("frames", 1, time.monotonic() - started)
 
         @app.timer(SWEEP_EVERY_S, on_leader=False)
         async def sweep_evidence() -> None:

@@ -286,6 +286,8 @@ class DetectionStage:
         async def detect(stream: faust.StreamT[Any]) -> None:
             manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
             async for events in manual.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
+                started = time.monotonic()
+                ctx.metrics.took("detect", len(events))
                 done = proc.apply(Event(e.message.topic == ticks_name, e.message.partition, e.message.offset,
                                         e.value) for e in events)
                 # detections sent and delivered before the state that records them: a crash in between
@@ -301,6 +303,7 @@ class DetectionStage:
                     table_put(rain, partition, cell, rain_now)
                 for event in events:
                     await manual.ack(event)
+                ctx.metrics.batch("detect", len(events), time.monotonic() - started)
 
         @app.timer(TICK_S)
         async def tick() -> None:

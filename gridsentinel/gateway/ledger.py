@@ -46,8 +46,12 @@ REFUSED_FOR_GOOD = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_L
 # Failures of the gateway's own purge of a producer it replaced (restart): not Kafka's verdicts.
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 # What a delivery callback knows of its message: (mid, qos, records left of a multi-record message or None,
-# (device, seq) to forget on failure, origin topic, connection generation, headers of a single record).
-_State = tuple[int, int, list[int] | None, tuple[str, int] | None, str, int, Any]
+# (device, seq) to forget on failure, origin topic, connection generation, headers of a single record,
+# monotonic time it was produced when it is the latency histogram's sample, else 0.0).
+_State = tuple[int, int, list[int] | None, tuple[str, int] | None, str, int, Any, float]
+# The produce -> delivery latency histogram takes one message in LATENCY_SAMPLE (an observation costs about
+# 2 us, the whole path of a message a few: observing every one would slow the gateway measurably).
+LATENCY_SAMPLE = 16
 # (state of _delivered, topic, key, value, headers, Kafka's error): a record refused for good, to retry alone
 _Refused = tuple[_State, str, bytes | None, bytes | None, Any, KafkaError]
 
@@ -79,6 +83,9 @@ class GatewayStats:
     rejected: int = 0
     refused: int = 0  # records Kafka failed (their messages are redelivered after a recovery)
     recoveries: int = 0  # producer replaced and/or MQTT session resumed (Gateway.recover)
+    accepted: int = 0  # messages the acceptor turned into records (the rest were rejected: dead letters)
+    sent: int = 0  # records handed to the producer (produced, not yet known delivered)
+    replacements: int = 0  # producers replaced because they could no longer deliver
     rejections: Counter[str] = field(default_factory=Counter)  # dead letters by reason
 
     def reject(self, reason: str) -> None:
@@ -100,8 +107,14 @@ class Ledger:
     def __init__(self, new_producer: ProducerFactory, send_acks: Callable[[list[int]], None],
                  stats: GatewayStats, *, deadletter_topic: str, forget_seq: Callable[[str, int], None],
                  clock: Callable[[], float], kafka_answers: Callable[[], bool], stall_s: float,
-                 halted: Callable[[], bool], on_error: Callable[[BaseException], None]) -> None:
+                 halted: Callable[[], bool], on_error: Callable[[BaseException], None],
+                 observe_latency: Callable[[float], None] | None = None,
+                 observe_acks: Callable[[int], None] | None = None) -> None:
         self._new_producer = new_producer
+        # /metrics: produce -> delivery seconds of sampled messages, PUBACKs per write (None: not kept)
+        self._observe_latency = observe_latency
+        self._observe_acks = observe_acks
+        self._sampled = 0
         self._send_acks = send_acks
         self.stats = stats
         self._deadletter_topic = deadletter_topic
@@ -136,8 +149,15 @@ class Ledger:
         # A record's headers are not in its delivery report: kept for a retry alone (_retry_refused). Only
         # frames have headers, and a frame is one record.
         headers = records[0][3] if left is None else None
+        self._sampled += 1
+        if self._sampled >= LATENCY_SAMPLE:
+            self._sampled = 0
+            since = time.monotonic()
+        else:
+            since = 0.0
         on_delivery = functools.partial(self._delivered, (mid, qos, left, forget_seq, origin, self.generation,
-                                                          headers))
+                                                          headers, since))
+        self.stats.sent += len(records)
         produce = self.producer.produce
         try:
             for topic, key, value, headers in records:
@@ -179,7 +199,7 @@ class Ledger:
     def _delivered(self, state: _State, err: KafkaError | None, _m: Any) -> None:
         """Kafka's verdict on one record; the message is acked when all its records are in."""
         try:
-            mid, qos, left, forget_seq, origin, generation, headers = state
+            mid, qos, left, forget_seq, origin, generation, headers, since = state
             if err is not None and err.code() in REFUSED_FOR_GOOD and _m.topic() != self._deadletter_topic:
                 # Resending cannot help: sent once more alone, then dead-lettered (main loop, _retry_refused).
                 self._refused.append((state, _m.topic(), _m.key(), _m.value(), headers, err))
@@ -208,6 +228,8 @@ class Ledger:
             if qos > 0 and generation == self.generation:
                 self._acks.append(mid)
             self.stats.acked += 1
+            if since and self._observe_latency is not None:
+                self._observe_latency(time.monotonic() - since)
         except BaseException as exc:  # re-raised in the main loop
             log.exception("gateway delivery callback failed")
             self._on_error(exc)
@@ -274,6 +296,8 @@ class Ledger:
         except IndexError:
             pass
         self._send_acks(mids)
+        if self._observe_acks is not None:
+            self._observe_acks(len(mids))
 
     # -- main loop ---------------------------------------------------------------------------------
     def poll(self, timeout: float) -> None:
@@ -326,6 +350,7 @@ class Ledger:
             old.flush(1.0)  # their failures belong to the old connection: nothing to do
             del old
             self.broken = None
+            self.stats.replacements += 1
         self.resume.clear()
 
     def drain(self, timeout: float) -> None:

@@ -45,11 +45,13 @@ from gridsentinel.core.devices import Device, Registry
 from gridsentinel.core.topics import Topics
 
 from ..errors import GridSentinelError, ServiceError
+from ..observability import new_registry, serve_metrics
 from ..settings import Settings
 from .accept import KINDS, Acceptor, Rejected
 from .decode import Limits
 from .health import HealthTracker
 from .ledger import GatewayStats, KafkaProducer, Ledger
+from .metrics import GatewayMetrics
 from .paho_compat import BufferedClient, FastMessage
 from .producer import ensure_gateway_topics, kafka_answers, new_producer
 
@@ -86,7 +88,8 @@ class Gateway:
 
     def __init__(self, settings: Settings, registry: Registry, *, limits: Limits | None = None,
                  client_id: str | None = None, clock: Callable[[], float] = time.time,
-                 options: GatewayOptions | None = None, stats_file: str | None = None) -> None:
+                 options: GatewayOptions | None = None, stats_file: str | None = None,
+                 metrics: GatewayMetrics | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.options = options or GatewayOptions.from_settings(settings)
@@ -108,7 +111,11 @@ class Gateway:
         self._connected = threading.Event()
         self.ledger = Ledger(self._new_producer, self._send_acks, self.stats, deadletter_topic=self.topics.deadletter,
                              forget_seq=self.acceptor.forget_seq, clock=clock, kafka_answers=self._kafka_answers,
-                             stall_s=self.options.stall_s, halted=self._halted, on_error=self._fail)
+                             stall_s=self.options.stall_s, halted=self._halted, on_error=self._fail,
+                             observe_latency=metrics.latency.observe if metrics else None,
+                             observe_acks=metrics.acks.observe if metrics else None)
+        if metrics is not None:
+            metrics.watch(self)
         self.mqtt = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                                    protocol=mqtt.MQTTv5)
         self.mqtt.username_pw_set("gateway", settings.gateway_password)
@@ -129,6 +136,11 @@ class Gateway:
     def producer(self) -> KafkaProducer:
         """The ledger's Kafka producer (replaced when it can no longer deliver)."""
         return self.ledger.producer
+
+    @property
+    def connected(self) -> bool:
+        """Subscribed to the broker now."""
+        return self._connected.is_set()
 
     @property
     def rejections(self) -> Counter[str]:
@@ -227,7 +239,8 @@ class Gateway:
                 "produced": s.produced, "acked": s.acked, "rejected": s.rejected,
                 "rejected_by_reason": dict(self.rejections), "kafka_queue": self.ledger.queued,
                 "kafka_refused": s.refused, "recoveries": s.recoveries,
-                "kafka_solo_queue": self.ledger.solo_queued, "devices": len(self.registry.devices),
+                "kafka_solo_queue": self.ledger.solo_queued,
+                "accepted": s.accepted, "producer_replacements": s.replacements, "devices": len(self.registry.devices),
                 "devices_retired": len(self.registry.retired), "registry_version": self.registry.version,
                 "registry_feed": dict(self.follower.stats) if self.follower else None,
                 "registry_caught_up": self.follower.caught_up.is_set() if self.follower else None,
@@ -369,10 +382,15 @@ class Gateway:
         result = self.acceptor.accept(topic, payload, properties, now, dup)
         if type(result) is Rejected:
             self.stats.reject(result.why.reason)
+            if self.stats.rejected <= 20 or self.stats.rejected % 1000 == 0:  # a flood of bad input: sampled
+                log.warning("gateway: rejected a message on %s: %s (%s); %d rejected so far", result.origin,
+                            result.why.reason, result.why.detail, self.stats.rejected,
+                            extra={"device_id": result.device_id, "reason": result.why.reason})
             device_id = result.device_id
             if device_id is not None and (device_id in self.registry.devices or device_id in self.registry.retired):
                 self.health.note(device_id, now, rejected=result.why.reason)
         else:
+            self.stats.accepted += 1
             records = result.records
             if records:  # every record's key is the device id
                 if result.status is not None:  # type: ignore[union-attr]
@@ -404,10 +422,16 @@ def drop_session(settings: Settings, client_id: str, timeout: float = 10.0) -> N
         client.loop_stop()
 
 
-def run_gateway(settings: Settings, client_id: str | None = None, stats_file: str | None = None) -> int:
+def run_gateway(settings: Settings, client_id: str | None = None, stats_file: str | None = None,
+                metrics_port: int | None = None) -> int:
+    """``metrics_port``: where /metrics listens (None: ``settings.gateway_metrics_port``; 0: off)."""
     logging.getLogger().setLevel(logging.INFO)
+    port = settings.gateway_metrics_port if metrics_port is None else metrics_port
+    prom = new_registry()
+    metrics = GatewayMetrics(prom)
+    serve_metrics(prom, port, what="gateway", setting="GS_GATEWAY_METRICS_PORT")  # before any connection
     registry = Registry.load(settings.config_dir)
-    gateway = Gateway(settings, registry, client_id=client_id, stats_file=stats_file)
+    gateway = Gateway(settings, registry, client_id=client_id, stats_file=stats_file, metrics=metrics)
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
     gateway.start()
     print(f"gateway {gateway.client_id} ready: MQTT {settings.mqtt_host}:{settings.mqtt_port} -> Kafka "

@@ -121,7 +121,8 @@ class InfluxSink:
                 refused.append(Refused(readings[lo], str(answer)))
                 self.points_refused += 1
                 log.warning("InfluxDB refused the reading of %s/%s at %s: %s", readings[lo].device_id,
-                            readings[lo].metric, readings[lo].observed_at, answer)
+                            readings[lo].metric, readings[lo].observed_at, answer,
+                            extra={"stage": "ingest", "device_id": readings[lo].device_id})
             else:
                 # InfluxDB's verdict is for the whole request (a partial write may have stored some of
                 # it: points are idempotent, so writing them again is harmless): split it until the
@@ -160,7 +161,7 @@ class InfluxSink:
             delay = min(self.max_backoff_s, 0.25 * 2**attempt)
             attempt += 1
             log.warning("InfluxDB write of %d points failed (%s); retry %d in %.1fs",
-                        len(lines), _short(error), attempt, delay)
+                        len(lines), _short(error), attempt, delay, extra={"stage": "ingest"})
             if should_stop():
                 return _STOPPED
             self._sleep(delay)

@@ -112,7 +112,9 @@ class IngestStage:
             # The write blocks (retrying with backoff) until InfluxDB has answered for every reading; only
             # then are the events acked, so a crash or an outage never loses a reading: Kafka keeps the
             # backlog. What InfluxDB refuses for good is dead-lettered (and Kafka has it) before the ack.
+            started = time.monotonic()
             refused = await asyncio.to_thread(sink.write, readings, stopping.is_set)
+            ctx.metrics.batch("ingest", len(readings), time.monotonic() - started)
             if refused is None:
                 return False
             for r in refused:
@@ -128,6 +130,7 @@ class IngestStage:
                                    max_pending=options.pending_batches)
             try:
                 async for events in manual.noack_take(options.batch_size, within=options.batch_within_s):
+                    ctx.metrics.took("ingest", len(events))
                     readings: list[Reading] = []
                     for event in events:
                         one = decode(event.value, origin)

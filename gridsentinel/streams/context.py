@@ -12,6 +12,7 @@ import faust
 
 from gridsentinel.core.records import DeadLetter
 from gridsentinel.core.topics import Topics, ensure_topics
+from gridsentinel.observability import StageMetrics
 from gridsentinel.settings import Settings
 
 
@@ -36,6 +37,8 @@ class StageContext:
     names: Topics
     topics: dict[str, faust.TopicT]
     stats: dict[str, Any] = field(default_factory=dict)
+    # records in, batch sizes and times per stage, for /metrics (counted, not served, without a registry)
+    metrics: StageMetrics = field(default_factory=lambda: StageMetrics(None))
 
     async def dead_letter(self, letter: DeadLetter, key: bytes | None = None) -> None:
         await self.topics["deadletter"].send(key=key, value=letter.to_json())

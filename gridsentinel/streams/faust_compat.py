@@ -209,3 +209,25 @@ async def produce(app: faust.App, topic: str, key: bytes | None, value: bytes,
     producer = await app.maybe_start_producer()
     sent: Awaitable[object] = await producer.send(topic, key, value, None, None, list(headers or []))
     return sent
+
+
+def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
+    """Records not yet committed on each partition assigned to this worker: the high watermark less the
+    committed offset (the consumer group's lag, as kafka-consumer-groups shows it). A partition whose high
+    watermark is not fetched yet is left out. Faust keeps the committed offsets in
+    ``Consumer._committed_offset`` and offers no public accessor."""
+    consumer = app.consumer
+    committed: dict[TP, int | None] = dict(getattr(consumer, "_committed_offset", {}))
+    lag: dict[tuple[str, int], int] = {}
+    for tp in list(consumer.assignment()):
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # not fetched yet (aiokafka raises on an unknown partition)
+            continue
+        if high is None:
+            continue
+        done = committed.get(tp)
+        if done is None:
+            done = read_position(app, tp.topic, tp.partition) or 0
+        lag[(tp.topic, tp.partition)] = max(0, int(high) - int(done))
+    return lag

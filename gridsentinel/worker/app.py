@@ -15,14 +15,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from gridsentinel.core.topics import Topics
+from gridsentinel.observability import StageMetrics
 from gridsentinel.settings import Settings
 from gridsentinel.streams import faust_compat
 from gridsentinel.streams.context import Stage, StageContext, WorkerOptions
+from gridsentinel.worker.metrics import LagSnapshot, watch_stages
+
+LAG_EVERY_S = 5.0  # consumer lag sampling interval for /metrics
 
 
-def create_app(settings: Settings, options: WorkerOptions, stages: Sequence[Stage] = ()) -> faust.App:
+def create_app(settings: Settings, options: WorkerOptions, stages: Sequence[Stage] = (),
+               registry: CollectorRegistry | None = None) -> faust.App:
+    """The app with ``stages`` registered; with ``registry`` the stages' metrics are registered on it."""
     faust_compat.check_versions()
     names = Topics(settings.topic_prefix)
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
@@ -52,9 +59,18 @@ def create_app(settings: Settings, options: WorkerOptions, stages: Sequence[Stag
         "case_events": app.topic(names.case_events, partitions=options.partitions),
         "deadletter": app.topic(names.deadletter, partitions=options.partitions),
     }
-    ctx = StageContext(settings=settings, options=options, names=names, topics=topics)
+    ctx = StageContext(settings=settings, options=options, names=names, topics=topics,
+                       metrics=StageMetrics(registry))
     for stage in stages:
         stage.register(app, ctx)
+
+    if registry is not None:
+        lag = LagSnapshot()
+        watch_stages(registry, ctx.stats, lag)
+
+        @app.timer(LAG_EVERY_S)
+        async def sample_lag() -> None:
+            lag.lag = faust_compat.consumer_lag(app)
 
     if options.stats_file:
         stats_path = options.stats_file

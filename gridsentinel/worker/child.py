@@ -18,8 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridsentinel worker (child)")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
-    return run_command(lambda: run_app(Settings(), args))
+    settings = Settings()
+    configure_logging(args.verbose, settings.log_format)
+    return run_command(lambda: run_app(settings, args))
 
 
 if __name__ == "__main__":

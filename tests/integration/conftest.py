@@ -58,6 +58,8 @@ class Namespace:
         return {**os.environ, "GS_TOPIC_PREFIX": self.prefix, "GS_CONFIG_DIR": str(self.config_dir),
                 "GS_INFLUX_BUCKET": self.bucket, "GS_MQTT_SHARE_GROUP": f"g{self.prefix.strip('.')}",
                 "GS_MQTT_SESSION_EXPIRY": "120",
+                # tests run side by side: /metrics only where a test asks for a port (test_metrics.py)
+                "GS_GATEWAY_METRICS_PORT": "0", "GS_WORKER_METRICS_PORT": "0",
                 "PYTHONUNBUFFERED": "1"}
 
     def add_devices(self, devices: list[dict[str, object]]) -> None:

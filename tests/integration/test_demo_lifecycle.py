@@ -63,7 +63,8 @@ def test_demo_children_die_with_it_and_the_next_run_starts_cleanly(ns: Namespace
         {"version": "test", "mqtt": {"enabled": False}, "receivers": []}))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "GS_DATABASE_URL"}  # each run its own case store
-    env.update({"GS_CONFIG_DIR": str(ns.config_dir), "PYTHONUNBUFFERED": "1"})
+    env.update({"GS_CONFIG_DIR": str(ns.config_dir), "PYTHONUNBUFFERED": "1",
+                "GS_GATEWAY_METRICS_PORT": "0", "GS_WORKER_METRICS_PORT": "0"})  # tests run side by side
     argv = [sys.executable, "-m", "gridsentinel.cli", "demo", "--port", str(port), "--id-prefix", prefix]
     pid_file = ns.settings.run_dir / "demo" / f"demo-{port}.children.json"
     kids: list[dict[str, Any]] = []

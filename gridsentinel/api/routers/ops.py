@@ -7,13 +7,12 @@ from fastapi.responses import PlainTextResponse
 
 from gridsentinel.api.deps import StateDep, Viewer
 from gridsentinel.api.errors import ApiError, responses
-from gridsentinel.api.metrics import Metric, render
+from gridsentinel.api.metrics import CONTENT_TYPE, Metric, render
 from gridsentinel.api.schemas.responses import HealthOut
 from gridsentinel.api.stats import count_cases, ping
 from gridsentinel.cases.case import STATUSES
 
 router = APIRouter(tags=["ops"])
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @router.get(

@@ -75,10 +75,12 @@ def test_metrics_in_prometheus_text_format(api: Harness) -> None:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
         lines = r.text.splitlines()
         assert "# TYPE gs_cases gauge" in lines
-        assert 'gs_cases{status="open"} 2' in lines and 'gs_cases{status="closed"} 0' in lines
-        assert 'gs_cases_active{category="component:0103"} 1' in lines
-        assert 'gs_cases_overdue{category="component:0103"} 1' in lines
+        assert 'gs_cases{status="open"} 2.0' in lines and 'gs_cases{status="closed"} 0.0' in lines
+        assert 'gs_cases_active{category="component:0103"} 1.0' in lines
+        assert 'gs_cases_overdue{category="component:0103"} 1.0' in lines
         assert not any(ln.startswith('gs_cases_overdue{category="event:0103"}') for ln in lines)
-        assert 'gs_http_requests_total{method="GET",route="/api/v1/cases",status="200"} 1' in lines
+        assert 'gs_http_requests_total{method="GET",route="/api/v1/cases",status="200"} 1.0' in lines
+        assert "# TYPE gs_http_requests_total counter" in lines  # prometheus_client's exposition
+        assert any(ln.startswith("process_resident_memory_bytes ") for ln in lines)
 
     api.run(scenario)

@@ -20,8 +20,8 @@ def gateway() -> Iterator[Gateway]:
     gw.producer.purge()
 
 
-def state(gw: Gateway) -> tuple[int, int, None, tuple[str, int], str, int, None]:
-    return (7, 1, None, ("d1", 41), "gs/v1/d1/telemetry", gw.ledger.generation, None)
+def state(gw: Gateway) -> tuple[int, int, None, tuple[str, int], str, int, None, float]:
+    return (7, 1, None, ("d1", 41), "gs/v1/d1/telemetry", gw.ledger.generation, None, 0.0)
 
 
 def test_records_purged_with_a_replaced_producer_are_not_counted_as_refused_by_kafka(gateway: Gateway) -> None:

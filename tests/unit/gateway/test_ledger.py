@@ -212,6 +212,6 @@ def test_a_full_producer_holds_the_message_until_the_gateway_halts() -> None:
 
 def test_an_error_in_a_delivery_callback_is_handed_over_not_swallowed() -> None:
     h = Harness()
-    h.ledger._delivered((1, 1, None, None, "o", 0, None), None, None)  # fine
+    h.ledger._delivered((1, 1, None, None, "o", 0, None, 0.0), None, None)  # fine
     h.ledger._delivered(("broken state",), None, None)  # type: ignore[arg-type]
     assert len(h.errors) == 1 and isinstance(h.errors[0], ValueError)
