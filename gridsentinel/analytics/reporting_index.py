@@ -14,7 +14,15 @@ share equals the reference share ``p0``: the median of the people shares of the 
 family (leave-one-out, so a large under-reporting unit does not pull its own reference down; the median,
 not the pooled share, so one unit whose people report unusually much does not make all its peers look
 like under-reporters). The one-sided p-value is
-``P(X <= people | n, p0)``. All tested (unit, family) pairs form one family of hypotheses; their p-values
+``P(X <= people | n, p0)``.
+
+Real units differ among themselves more than binomial noise allows (neighbourhoods, habits, which
+channel a city promotes): with a plain binomial test every such difference becomes a flag once counts are
+large. So the spread of the peers is estimated too (method of moments: the peers' Pearson dispersion
+``phi`` around ``p0`` gives the intra-unit correlation ``rho = (phi - 1) / (mean n - 1)``, at least 0) and the
+p-value comes from the beta-binomial with mean ``p0`` and that ``rho``: a unit is flagged for lying outside
+what its peers' own variation explains. With peers that agree (``rho = 0``) this is the exact binomial test.
+All tested (unit, family) pairs form one family of hypotheses; their p-values
 are adjusted with the Benjamini-Hochberg step-up procedure, and a pair is flagged when its adjusted
 q-value is at most ``fdr`` (0.1 by default): on average at most 10 % of the flags are false discoveries.
 
@@ -31,7 +39,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from scipy.stats import binom
+from scipy.stats import betabinom, binom
 
 MACHINE_SOURCES = frozenset({"sensor", "camera"})
 PEOPLE_SOURCES = frozenset({"citizen", "inspector", "hotline"})
@@ -147,7 +155,7 @@ def assess_units(tallies: Sequence[Tally], *, fdr: float = DEFAULT_FDR, min_tota
     by_family: dict[str, list[Tally]] = defaultdict(list)
     for t in tallies:
         by_family[t.family].append(t)
-    pending: list[tuple[Tally, float, float]] = []  # (tally, pooled share, p)
+    pending: list[tuple[Tally, float, float, float]] = []  # (tally, reference share, rho, p)
     results: dict[tuple[str, str], UnitResult] = {}
     for family, group in by_family.items():
         for t in group:
@@ -164,22 +172,50 @@ def assess_units(tallies: Sequence[Tally], *, fdr: float = DEFAULT_FDR, min_tota
                 continue
             # Peers big enough to have a share worth the name; all peers when too few are.
             solid = [o for o in peers if o.total >= min_total]
-            p0 = statistics.median(o.people / o.total for o in (solid if len(solid) >= min_peers else peers))
-            p = float(binom.cdf(t.people, t.total, p0))
-            pending.append((t, p0, p))
-    qs = benjamini_hochberg([p for _, _, p in pending])
-    for (t, p0, p), q in zip(pending, qs, strict=True):
+            reference = solid if len(solid) >= min_peers else peers
+            p0 = statistics.median(o.people / o.total for o in reference)
+            rho = peer_spread(reference, p0)
+            pending.append((t, p0, rho, lower_tail(t.people, t.total, p0, rho)))
+    qs = benjamini_hochberg([p for _, _, _, p in pending])
+    for (t, p0, rho, p), q in zip(pending, qs, strict=True):
         expected = t.total * p0
         flagged = q <= fdr and t.people < expected
         share = t.people / t.total
         reason = (f"{people_word} reported {t.people} of {t.total} problems ({share:.0%}) where {machine_word} "
                   f"found {t.machines}; the other units' median {people_word} share is {p0:.0%}, so about "
-                  f"{expected:.1f} {people_word} reports were expected; one-sided exact binomial "
-                  f"P(X <= {t.people}) = {p:.2g}, Benjamini-Hochberg q = {q:.2g} "
+                  f"{expected:.1f} {people_word} reports were expected; one-sided "
+                  + (f"beta-binomial (peers' spread rho = {rho:.3f}) " if rho > 0 else "exact binomial ")
+                  + f"P(X <= {t.people}) = {p:.2g}, Benjamini-Hochberg q = {q:.2g} "
                   f"{'<=' if q <= fdr else '>'} {fdr:g}: {'flagged' if flagged else 'not flagged'}")
         results[(t.unit, t.family)] = UnitResult(t.unit, t.family, t.people, t.machines, True, p0, expected, p, q,
                                                  flagged, reason)
     return [results[(t.unit, t.family)] for t in tallies]
+
+
+def peer_spread(peers: Sequence[Tally], p0: float) -> float:
+    """Intra-unit correlation ``rho`` of the peers around ``p0`` (method of moments; 0 when they agree).
+
+    >>> peer_spread([Tally("a", "f", 10, 10), Tally("b", "f", 10, 10), Tally("c", "f", 10, 10)], 0.5)
+    0.0
+    >>> round(peer_spread([Tally("a", "f", 2, 18), Tally("b", "f", 10, 10), Tally("c", "f", 18, 2)], 0.5), 3)
+    0.621
+    """
+    if len(peers) < 2 or not 0 < p0 < 1:
+        return 0.0
+    chi2 = sum((o.people - o.total * p0) ** 2 / (o.total * p0 * (1 - p0)) for o in peers)
+    phi = chi2 / (len(peers) - 1)
+    mean_n = sum(o.total for o in peers) / len(peers)
+    if mean_n <= 1:
+        return 0.0
+    return min(max(0.0, (phi - 1) / (mean_n - 1)), 0.99)
+
+
+def lower_tail(people: int, total: int, p0: float, rho: float) -> float:
+    """``P(X <= people)`` for ``X`` binomial (``rho = 0``) or beta-binomial with mean ``p0`` and correlation ``rho``."""
+    if rho <= 0 or not 0 < p0 < 1:
+        return float(binom.cdf(people, total, p0))
+    scale = (1 - rho) / rho
+    return float(betabinom.cdf(people, total, p0 * scale, (1 - p0) * scale))
 
 
 def flags(results: Iterable[UnitResult]) -> list[UnitResult]:

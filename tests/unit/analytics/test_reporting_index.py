@@ -108,3 +108,18 @@ def test_benjamini_hochberg_step_up_rescues_a_p_value_above_its_own_threshold() 
 def test_fdr_must_be_a_probability() -> None:
     with pytest.raises(ValueError, match="fdr"):
         assess_units([], fdr=0)
+
+
+def test_peers_that_vary_among_themselves_widen_what_counts_as_normal() -> None:
+    """Peers reporting 20-60 % of what machines find: a unit at 20 % is within their spread (a plain binomial
+    test would flag it: 40 of 240 where the median peer share predicts 69), a unit at 2 % is not."""
+    shares = [0.2, 0.3, 0.4, 0.5, 0.6, 0.3, 0.4, 0.5]
+    units = {f"u{i}": s for i, s in enumerate(shares)}
+    units["mild"] = 0.2
+    results = {r.unit: r for r in assess_units(tally(_history(units, problems=200)))}
+    mild = results["mild"]
+    assert not mild.flagged and "beta-binomial" in mild.reason
+    assert binom.cdf(mild.people, mild.people + mild.machines, mild.reference_share) < 1e-3  # binomial would flag
+    units["severe"] = 0.02
+    results = {r.unit: r for r in assess_units(tally(_history(units, problems=200)))}
+    assert results["severe"].flagged and not results["mild"].flagged
