@@ -144,6 +144,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return int(module.run(args, settings))
 
 
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from .analytics.report import run
+
+    return run(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridsentinel",
@@ -223,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_config_actions(csub)  # apply, history, diff, rollback, shadow start|stop|report
     add_backtest_command(sub)
+
+    p = sub.add_parser("report", help="coordination reports (the weekly report as HTML and PDF)")
+    rsub = p.add_subparsers(dest="report", metavar="REPORT", required=True)
+    rp = rsub.add_parser("weekly", help="the week's figures, hotspots, forecast, stuck cases, escalations, "
+                                        "selective-reporting flags and department/center performance",
+                         description="Write the weekly coordination report (HTML, and PDF with --pdf) from the "
+                                     "case store (GS_DATABASE_URL) or, with --civic, from the Boston 311 extract.")
+    from .analytics.report import add_arguments as report_arguments
+
+    report_arguments(rp)
+    rp.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

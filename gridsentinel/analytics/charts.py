@@ -27,7 +27,7 @@ def _nice_max(value: float) -> float:
     return float(10 * exp)
 
 
-def line_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], *, width: int = 640,
+def line_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], *, width: int = 900,
                height: int = 220, shade_from: int | None = None, title: str = "") -> str:
     """Lines over categorical x labels; ``shade_from`` shades the x positions from that index on."""
     left, right, top, bottom = 40, 12, 26, 34
@@ -79,7 +79,7 @@ def _ramp(value: float, top: float) -> str:
 def _diverging(value: float, top: float) -> str:
     t = 0.0 if top <= 0 else max(-1.0, min(1.0, value / top))
     end = DIVERGING_POS if t > 0 else DIVERGING_NEG
-    a = abs(t)
+    a = math.sqrt(abs(t))  # like the counts' ramp: small errors stay visible next to one large one
     r, g, b = (round(m + (e - m) * a) for m, e in zip(DIVERGING_MID, end, strict=True))
     return f"#{r:02x}{g:02x}{b:02x}"
 
@@ -113,19 +113,19 @@ def cell_map(values: Mapping[tuple[int, int], float], *, diverging: bool = False
         parts.append(f'<rect x="{px:.1f}" y="{py:.1f}" width="{size:.2f}" height="{size:.2f}" fill="{fill}" '
                      f'stroke="#fff" stroke-width="{min(0.5, size / 10):.2f}" class="cell">'
                      f'<title>cell {cell[0]},{cell[1]}: {shown}{unit}</title></rect>')
-    for rank, cell in enumerate(ranked, 1):
-        px = ox + (cell[0] - min(xs) + 0.5) * size
-        py = oy + (max(ys) - cell[1] + 0.5) * size
-        parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="7" fill="#fff" stroke="#333"/>'
-                     f'<text x="{px:.1f}" y="{py + 3.5:.1f}" text-anchor="middle" class="rank">{rank}</text>')
+    for rank, cell in enumerate(ranked, 1):  # a ring around the cell and its rank beside it, colour left visible
+        px = ox + (cell[0] - min(xs)) * size
+        py = oy + (max(ys) - cell[1]) * size
+        parts.append(f'<rect x="{px - 1:.1f}" y="{py - 1:.1f}" width="{size + 2:.2f}" height="{size + 2:.2f}" '
+                     f'fill="none" stroke="#111" stroke-width="1.2"/>'
+                     f'<text x="{px + size + 2:.1f}" y="{py + size / 2 + 4:.1f}" class="rank">{rank}</text>')
     ly = height - legend_h + 6
     if diverging:
-        stops = [(-top, "fewer than forecast"), (0.0, "as forecast"), (top, "more than forecast")]
+        stops = [(-top, f"{top:.0f} fewer than forecast"), (0.0, "as forecast"), (top, f"{top:.0f} more")]
         for i, (v, text) in enumerate(stops):
             lx = 8 + i * (width - 16) / 3
             parts.append(f'<rect x="{lx:.0f}" y="{ly}" width="12" height="12" fill="{_diverging(v, top)}" '
-                         f'stroke="#999"/><text x="{lx + 16:.0f}" y="{ly + 10}" class="legend">{escape(text)} '
-                         f'({v:+.0f})</text>')
+                         f'stroke="#999"/><text x="{lx + 16:.0f}" y="{ly + 10}" class="legend">{escape(text)}</text>')
     else:
         for i, frac in enumerate((0.04, 0.16, 0.36, 0.64, 1.0)):
             v = top * frac

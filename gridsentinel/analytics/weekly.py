@@ -50,6 +50,14 @@ TOP_CELLS = 10
 STUCK_ROWS = 25
 
 
+# (GroupFigures attribute, heading); a column whose every value is None (not recorded) is left out.
+PERF_COLUMNS = (("cases", "cases"), ("resolved", "resolved"), ("dispatch_median_h", "dispatch median h"),
+                ("dispatch_p90_h", "dispatch p90 h"),
+                ("resolve_median_h", "resolve median h"), ("resolve_p90_h", "resolve p90 h"),
+                ("overdue_share", "overdue"), ("rework", "rework"), ("escalations_sent", "escalations sent"),
+                ("escalations_received", "escalations received"), ("refusals", "refusals"))
+
+
 class ReportError(GridSentinelError):
     """A report cannot be made as asked (bad week, empty data, no Chromium for the PDF)."""
 
@@ -138,6 +146,8 @@ class Report:
     departments: list[GroupFigures]
     centers: list[GroupFigures]
     total: GroupFigures
+    perf_columns: list[tuple[str, str]]  # (GroupFigures attribute, heading), recorded ones only
+    hidden_columns: list[str]
     notes: list[str] = field(default_factory=list)
 
 
@@ -360,6 +370,9 @@ def build(data: Dataset, monday: date, *, as_of: float, center: str | None = Non
     overall = figures(records, "all", start=start, end=end, as_of=as_of, **recorded)
     total = overall[0] if overall else GroupFigures("all")
 
+    rows = [*departments, *centers, total]
+    columns = [(k, label) for k, label in PERF_COLUMNS if any(getattr(g, k) is not None for g in rows)]
+    hidden = [label for k, label in PERF_COLUMNS if (k, label) not in columns]
     flagged = sum(len(lv.flagged) for lv in levels)
     headline = [
         Figure("new cases", str(len(in_week))),
@@ -384,23 +397,24 @@ def build(data: Dataset, monday: date, *, as_of: float, center: str | None = Non
         refusals=refusals, refusals_note=refusals_note,
         index_levels=levels, index_window=index_window, fdr=fdr, people_word=data.people_word,
         machine_word=data.machine_word, departments=departments, centers=centers, total=total,
+        perf_columns=columns, hidden_columns=hidden,
         notes=list(data.notes))
 
 
-def _hours(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
-
-
-def _count(value: int | None) -> str:
-    return "not recorded" if value is None else str(value)
+def _cell(group: GroupFigures, key: str) -> str:
+    """One performance figure as shown: hours with one decimal, shares in %, "-" when there is none."""
+    value = getattr(group, key)
+    if value is None:
+        return "-"
+    if key.endswith("_h"):
+        return f"{value:.1f}"
+    if key == "overdue_share":
+        return f"{value:.0%}"
+    return str(value)
 
 
 def render_html(report: Report) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(hours=_hours, share=_share, count=_count)
+    env.filters["cell"] = _cell
     return env.get_template("weekly.html.j2").render(r=report)
