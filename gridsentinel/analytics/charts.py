@@ -90,19 +90,22 @@ def cell_map(values: Mapping[tuple[int, int], float], *, diverging: bool = False
 
     Sequential colours for counts; ``diverging`` for signed values (blue below zero, red above).
     """
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="map" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">']
+    def header(h: float) -> str:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" class="map" viewBox="0 0 {width} {h:.0f}" '
+                f'width="{width}" height="{h:.0f}" role="img" aria-label="{escape(title)}">')
+
     if not values:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="tick">no located '
-                     'problems</text></svg>')
-        return "".join(parts)
+        return (header(60) + f'<text x="{width / 2}" y="30" text-anchor="middle" class="tick">no located '
+                'problems</text></svg>')
     xs = [c[0] for c in values]
     ys = [c[1] for c in values]
     nx, ny = max(xs) - min(xs) + 1, max(ys) - min(ys) + 1
     legend_h = 28
-    size = min((width - 8) / nx, (height - legend_h - 8) / ny)
+    size = min((width - 8) / nx, (height - legend_h - 8) / ny, 26.0)  # a few cells stay small squares
     ox = (width - size * nx) / 2
     oy = 4
+    height = round(min(height, oy + ny * size + legend_h + 8))  # no empty band when the cells are few
+    parts = [header(height)]
     top = max(abs(v) for v in values.values())
     ranked = sorted(values, key=lambda c: -abs(values[c]))[:labels]
     for cell, v in sorted(values.items()):
@@ -127,11 +130,12 @@ def cell_map(values: Mapping[tuple[int, int], float], *, diverging: bool = False
             parts.append(f'<rect x="{lx:.0f}" y="{ly}" width="12" height="12" fill="{_diverging(v, top)}" '
                          f'stroke="#999"/><text x="{lx + 16:.0f}" y="{ly + 10}" class="legend">{escape(text)}</text>')
     else:
-        for i, frac in enumerate((0.04, 0.16, 0.36, 0.64, 1.0)):
-            v = top * frac
-            lx = 8 + i * (width - 16) / 5
+        # The upper bound of each colour (the ramp is on the square root), as whole counts, each shown once.
+        bounds = sorted({max(1, math.floor(top * k * k / 25)) for k in range(1, 5)} | {math.ceil(top)})
+        for i, v in enumerate(bounds):
+            lx = 8 + i * (width - 16) / len(bounds)
             parts.append(f'<rect x="{lx:.0f}" y="{ly}" width="12" height="12" fill="{_ramp(v, top)}" '
                          f'stroke="#999"/><text x="{lx + 16:.0f}" y="{ly + 10}" class="legend">'
-                         f'{"≤ " if i < 4 else ""}{v:.0f}</text>')
+                         f'{"≤ " if v < top else ""}{v:g}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -56,7 +56,9 @@ async def store_report(store: CaseStore, *, tz: str, monday: date | None = None,
     start, end = week_bounds(monday, tz)
     data = await from_store(store, grid_prefix=center, opened_from=start - HISTORY_WEEKS * 7 * 86400,
                             opened_to=min(end, now), tz=tz)
-    return build(data, monday, as_of=now, center=center, cell_m=STORE_CELL_M, fdr=fdr, forecast=forecast)
+    # The figures (and the forecast's model fits) are CPU work: off the event loop, so an API keeps serving.
+    return await asyncio.to_thread(build, data, monday, as_of=now, center=center, cell_m=STORE_CELL_M, fdr=fdr,
+                                   forecast=forecast)
 
 
 def civic_report(path: Path, monday: date, *, families: Path = DEFAULT_FAMILIES, fdr: float = DEFAULT_FDR,
