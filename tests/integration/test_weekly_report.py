@@ -17,6 +17,7 @@ import re
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -39,10 +40,10 @@ UNDER = "320582004006"  # the community whose citizens report a tenth of what th
 
 
 def _case(case_id: str, cell: str, at: float, source: str, *, code: str = "0103", department: str = "water_affairs",
-          entries: list[tuple[float, str, str, dict[str, object]]] | None = None, status: str = "closed",
+          entries: list[tuple[float, str, str, dict[str, Any]]] | None = None, status: str = "closed",
           closed: bool = True) -> CaseChange:
     """A case with its audit log: opened at ``at``, then ``entries`` (at, action, to_status, data)."""
-    steps = entries if entries is not None else [
+    steps: list[tuple[float, str, str, dict[str, Any]]] = entries if entries is not None else [
         (at + 1 * H, "dispatch", "dispatched", {"department": department, "due_at": at + 5 * H}),
         (at + 3 * H, "resolve", "resolved", {}), (at + 4 * H, "verify", "verified", {}),
         (at + 5 * H, "close", "closed", {"reason": "resolved"})]

@@ -26,13 +26,14 @@ async def page() -> FileResponse:
 
 @router.get(
     "/api/v1/reports/weekly",
-    response_class=HTMLResponse,
     summary="The weekly coordination report (HTML)",
     description="The ISO week's figures from the case store: new and closed per day, hotspots, forecast against "
                 "actual and next week's forecast, cases stuck between departments with their history, escalations "
                 "and refusals, selective-reporting flags with their reasoning, department and center performance. "
                 "Without `week`, the current week to date. Methods: docs/analytics.md.",
-    responses={200: {"content": {"text/html": {}}, "description": "The report page"}, **responses(401, 403, 422)},
+    # The page is HTML; errors stay JSON like every route's (so no response_class=HTMLResponse here).
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The report page"},
+               **responses(401, 403, 422)},
 )
 async def weekly(
     state: StateDep,
