@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                "readings/s through the detection stage per worker, vs the readings-only Faust limit"),
     "forecast": ("gridsentinel.bench.forecast",
                  "hotspot forecast per cell x family: rolling-origin hit rate and deviance vs naive baselines"),
+    "performance": ("gridsentinel.bench.performance",
+                    "department performance on Boston 311 (resolve times, overdue share) vs Boston's own on-time flag"),
 }
 
 
