@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                  "hotspot forecast per cell x family: rolling-origin hit rate and deviance vs naive baselines"),
     "performance": ("gridsentinel.bench.performance",
                     "department performance on Boston 311 (resolve times, overdue share) vs Boston's own on-time flag"),
+    "reporting": ("gridsentinel.bench.reporting",
+                  "selective-reporting index: false flags and power simulated; flags per week on Boston 311"),
 }
 
 

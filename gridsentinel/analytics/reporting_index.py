@@ -144,11 +144,12 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
 
 def assess_units(tallies: Sequence[Tally], *, fdr: float = DEFAULT_FDR, min_total: int = DEFAULT_MIN_TOTAL,
                min_peers: int = DEFAULT_MIN_PEERS, people_word: str = "people",
-               machine_word: str = "machines") -> list[UnitResult]:
+               machine_word: str = "machines", max_rho: float | None = None) -> list[UnitResult]:
     """Test every (unit, family) tally against the other units of its family; BH across all tests.
 
     ``people_word`` and ``machine_word`` name the two channels in the reasons (a source without machines
-    may compare residents with city staff, say so).
+    may compare residents with city staff, say so). ``max_rho`` caps the peers' estimated spread (0: the
+    plain binomial test, for comparison).
     """
     if not 0 < fdr < 1:
         raise ValueError(f"fdr must be between 0 and 1, got {fdr}")
@@ -175,6 +176,8 @@ def assess_units(tallies: Sequence[Tally], *, fdr: float = DEFAULT_FDR, min_tota
             reference = solid if len(solid) >= min_peers else peers
             p0 = statistics.median(o.people / o.total for o in reference)
             rho = peer_spread(reference, p0)
+            if max_rho is not None:
+                rho = min(rho, max_rho)
             pending.append((t, p0, rho, lower_tail(t.people, t.total, p0, rho)))
     qs = benjamini_hochberg([p for _, _, _, p in pending])
     for (t, p0, rho, p), q in zip(pending, qs, strict=True):
