@@ -158,7 +158,7 @@ def _fmt_time(ts: float, zone: ZoneInfo, with_day: bool = True) -> str:
 def _history_lines(record: CaseRecord, zone: ZoneInfo, as_of: float) -> list[str]:
     lines = [f"{_fmt_time(record.opened_at, zone)} opened"]
     for e in record.events_until(as_of):
-        if e.action in ("evidence", "remind", "acknowledge", "raise_severity"):
+        if e.action in ("open", "evidence", "remind", "acknowledge", "raise_severity"):  # "opened" is line 1
             continue
         text = f"{_fmt_time(e.at, zone)} {e.action}"
         if e.action == "dispatch" and e.data.get("department"):
