@@ -72,3 +72,36 @@ def test_bench_performance_figures_and_on_time_check(extract: Path, capsys: pyte
     assert out["on_time_check"] == {"checked": 2, "both_overdue": 1, "both_on_time": 1,
                                     "ours_overdue_boston_on_time": 0, "ours_on_time_boston_overdue": 0,
                                     "agreement": 1.0}
+
+
+def test_report_weekly_cli_writes_html_and_says_why_there_is_no_pdf(
+        extract: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from gridsentinel.cli import main
+
+    monkeypatch.setenv("GS_CHROMIUM", str(tmp_path / "no-chromium"))
+    out = tmp_path / "reports"
+    code = main(["report", "weekly", "--civic", str(extract), "--week", "2015-W10", "--out", str(out), "--pdf",
+                 "--no-forecast"])
+    captured = capsys.readouterr()
+    assert code == 1 and "PDF: not written: cannot make the PDF: chromium" in captured.err
+    html = (out / "weekly-2015-W10.html").read_text()
+    assert "Weekly coordination report 2015-W10" in html and "PWDx" in html
+    assert not (out / "weekly-2015-W10.pdf").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--week", "2015-W10"], None),  # a good call: exit 0
+    ([], "--civic needs --week"),
+    (["--week", "2015-W10", "--center", "320582"], "--center selects grid-code prefixes"),
+    (["--week", "2015-10"], "expected an ISO week like 2015-W36"),
+    (["--week", "2015-W20"], "no requests in 2015-W20"),
+])
+def test_report_weekly_cli_errors(extract: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  argv: list[str], message: str | None) -> None:
+    from gridsentinel.cli import main
+
+    code = main(["report", "weekly", "--civic", str(extract), "--out", str(tmp_path), "--no-forecast", *argv])
+    if message is None:
+        assert code == 0
+        return
+    assert code == 2 and message in capsys.readouterr().err
