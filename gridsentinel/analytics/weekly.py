@@ -70,9 +70,12 @@ def parse_week(text: str) -> date:
     """
     try:
         year, week = text.split("-W")
-        return date.fromisocalendar(int(year), int(week), 1)
+        monday = date.fromisocalendar(int(year), int(week), 1)
     except ValueError as exc:
         raise ReportError(f"--week {text!r}: expected an ISO week like 2015-W36") from exc
+    if not 1971 <= monday.year <= 9998:  # the report reads months before the week and one after
+        raise ReportError(f"--week {text!r}: expected a year between 1971 and 9998")
+    return monday
 
 
 def iso_week(day: date) -> str:

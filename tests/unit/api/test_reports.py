@@ -57,8 +57,9 @@ def test_weekly_report_errors(api: Harness) -> None:
         err = assert_error(await client.get("/api/v1/reports/weekly", params={"week": "2030-W01"},
                                             headers=auth("viewer")), 422)
         assert "has not started" in err["message"]
-        assert_error(await client.get("/api/v1/reports/weekly", params={"week": "2025-24"},
-                                      headers=auth("viewer")), 422)
+        for week in ("2025-24", "0001-W01", "2025-W54"):  # malformed, before Unix time, no such week
+            assert_error(await client.get("/api/v1/reports/weekly", params={"week": week},
+                                          headers=auth("viewer")), 422)
         page = await client.get("/dashboard/report")
         assert page.status_code == 200 and 'id="reportFrame"' in page.text
         assert 'href="/dashboard/report"' in (await client.get("/dashboard")).text
