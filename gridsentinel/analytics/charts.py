@@ -124,7 +124,7 @@ def cell_map(values: Mapping[tuple[int, int], float], *, diverging: bool = False
                      f'<text x="{px + size + 2:.1f}" y="{py + size / 2 + 4:.1f}" class="rank">{rank}</text>')
     ly = height - legend_h + 6
     if diverging:
-        stops = [(-top, f"{top:.0f} fewer than forecast"), (0.0, "as forecast"), (top, f"{top:.0f} more")]
+        stops = [(-top, f"-{top:.0f} (fewer)"), (0.0, "0 (as forecast)"), (top, f"+{top:.0f} (more)")]
         for i, (v, text) in enumerate(stops):
             lx = 8 + i * (width - 16) / 3
             parts.append(f'<rect x="{lx:.0f}" y="{ly}" width="12" height="12" fill="{_diverging(v, top)}" '
