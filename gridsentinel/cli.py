@@ -30,6 +30,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                "readings/s through the detection stage per worker, vs the readings-only Faust limit"),
     "forecast": ("gridsentinel.bench.forecast",
                  "hotspot forecast per cell x family: rolling-origin hit rate and deviance vs naive baselines"),
+    "performance": ("gridsentinel.bench.performance",
+                    "department performance on Boston 311 (resolve times, overdue share) vs Boston's own on-time flag"),
+    "reporting": ("gridsentinel.bench.reporting",
+                  "selective-reporting index: false flags and power simulated; flags per week on Boston 311"),
 }
 
 
@@ -136,6 +140,12 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     module = importlib.import_module(BENCHMARKS[args.bench][0])
     return int(module.run(args, settings))
+
+
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from .analytics.report import run
+
+    return run(args, settings)
 
 
 def _bench_named(argv: list[str] | None) -> str | None:
@@ -246,6 +256,17 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
     from .devices.commands import register_cli as register_devices
 
     register_devices(sub)  # devices list|show|create|update|move|retire|rotate|revoke|import|export|seed|sync
+
+    p = sub.add_parser("report", help="coordination reports (the weekly report as HTML and PDF)")
+    rsub = p.add_subparsers(dest="report", metavar="REPORT", required=True)
+    rp = rsub.add_parser("weekly", help="the week's figures, hotspots, forecast, stuck cases, escalations, "
+                                        "selective-reporting flags and department/center performance",
+                         description="Write the weekly coordination report (HTML, and PDF with --pdf) from the "
+                                     "case store (GS_DATABASE_URL) or, with --civic, from the Boston 311 extract.")
+    from .analytics.report import add_arguments as report_arguments
+
+    report_arguments(rp)
+    rp.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
