@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, Self
 
 from gridsentinel.core.device_feed import DeviceChange
-from gridsentinel.core.devices import Registry
+from gridsentinel.core.devices import Device, Registry
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,49 @@ class RegistryFollower(TopicFollower):
         self.stats["applied"] += 1
         if self.on_change is not None:
             self.on_change(change)
+
+
+class UnknownResolver:
+    """Asked before a process rejects a device its registry does not know: it reads the registry's feed up to
+    its end first (``RegistryFollower.sync``, at most ``wait_s``), so a device registered a moment ago is known,
+    not dead-lettered. A registration returns only once its change is in Kafka, so a device that starts
+    publishing right away is found. Each id is synced for at most once per ``recheck_s``: a device that is
+    really unknown and keeps sending costs one end-offset query per ``recheck_s``, nothing more.
+
+    >>> r = UnknownResolver(None)
+    >>> r("nobody") is None
+    True
+    """
+
+    def __init__(self, follower: RegistryFollower | None, *, wait_s: float = 2.0, recheck_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.follower = follower
+        self.wait_s = wait_s
+        self.recheck_s = recheck_s
+        self.clock = clock
+        self.counts = {"synced": 0, "found": 0, "skipped": 0}
+        self._checked: dict[str, float] = {}  # device id -> when a sync last failed to find it
+
+    def __call__(self, device_id: str) -> Device | None:
+        follower = self.follower
+        if follower is None:
+            return None
+        now = self.clock()
+        last = self._checked.get(device_id)
+        if last is not None and now - last < self.recheck_s:
+            self.counts["skipped"] += 1
+            return None
+        if len(self._checked) >= 10_000:  # bounded: ids that stay unknown are forgotten in bulk
+            self._checked.clear()
+        self._checked[device_id] = now
+        self.counts["synced"] += 1
+        if not follower.sync(self.wait_s):
+            return None
+        device = follower.registry.get(device_id)
+        if device is not None:
+            self.counts["found"] += 1
+            self._checked.pop(device_id, None)
+        return device
 
 
 def follow_registry(registry: Registry, bootstrap: str, topic: str, *, name: str,

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import faust
 from faust.types import TP
 
-from gridsentinel.core.devices import Registry
+from gridsentinel.core.devices import Device, Registry
 from gridsentinel.core.grid import dedup_region, valid_grid_code
 from gridsentinel.core.records import DeadLetter, Detection, Reading, RecordError
 from gridsentinel.detectors.config import load_file
@@ -101,9 +101,13 @@ class DetectionProcessor:
                  shared_rain: Callable[[str], Any],
                  highwater: Callable[[int], int | None] = _unknown,
                  read_position: Callable[[int], int | None] = _unknown,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 resolve_unknown: Callable[[str], Device | None] | None = None) -> None:
         self.engine = engine
         self.partitions = partitions
+        # asked once before a reading of a device the registry does not know is rejected (a worker that
+        # follows the registry reads its feed to the end: core/device_follow.py UnknownResolver)
+        self.resolve_unknown = resolve_unknown
         self._saved = saved
         self._shared_rain = shared_rain
         self._highwater = highwater
@@ -185,6 +189,8 @@ class DetectionProcessor:
             self.counts["replayed_skipped"] += 1  # already in the saved state (a replay after a crash)
             return None
         device = engine.registry.get(device_id)
+        if device is None and self.resolve_unknown is not None and engine.registry.retirement(device_id) is None:
+            device = self.resolve_unknown(device_id)  # registered a moment ago: read the registry's feed first
         if device is not None and device.kind != RAIN_KIND:
             for cell in engine.rain_cells(device_id):
                 engine.note_rain(cell, self._shared_rain(cell) or [])
@@ -248,8 +254,10 @@ def tick_message(wall: float) -> bytes:
 class DetectionStage:
     """``--stages detect``: the stage object; its engine is the one live config reconfigures."""
 
-    def __init__(self, engine: DetectionEngine) -> None:
+    def __init__(self, engine: DetectionEngine,
+                 resolve_unknown: Callable[[str], Device | None] | None = None) -> None:
         self.engine = engine
+        self.resolve_unknown = resolve_unknown
 
     @classmethod
     def from_settings(cls, settings: Settings, category_of: CategoryOf,
@@ -275,7 +283,7 @@ class DetectionStage:
         proc = DetectionProcessor(
             self.engine, partitions, saved=state.get, shared_rain=rain.get,
             highwater=lambda p: app.consumer.highwater(TP(readings_name, p)),
-            read_position=lambda p: read_position(app, readings_name, p))
+            read_position=lambda p: read_position(app, readings_name, p), resolve_unknown=self.resolve_unknown)
 
         def owned() -> list[int]:
             return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == readings_name)

@@ -40,8 +40,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridsentinel.core.device_follow import RegistryFollower
-from gridsentinel.core.devices import Device, Registry
+from gridsentinel.core.device_follow import RegistryFollower, UnknownResolver
+from gridsentinel.core.devices import Registry
 from gridsentinel.core.topics import Topics
 
 from ..errors import GridSentinelError, ServiceError
@@ -58,10 +58,6 @@ from .producer import ensure_gateway_topics, kafka_answers, new_producer
 log = logging.getLogger(__name__)
 
 _Message = mqtt.MQTTMessage | FastMessage  # paho's, or the fast path's lighter stand-in
-
-
-UNKNOWN_SYNC_S = 2.0  # how long a message of an unknown device waits for the registry's feed to be read
-UNKNOWN_RECHECK_S = 5.0  # an id found unknown after a sync is not synced for again within this time
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ class Gateway:
         self.health = HealthTracker(self.client_id)
         self.health_stats: Counter[str] = Counter()  # reports produced / failed
         self.follower: RegistryFollower | None = None
-        self._unknown_checked: dict[str, float] = {}  # device id -> when a sync last failed to find it
+        self.resolver: UnknownResolver | None = None  # reads the feed to its end before a device is unknown
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._closing = False
@@ -165,26 +161,6 @@ class Gateway:
         props.ReceiveMaximum = self.options.receive_maximum
         return props
 
-    def _resolve_unknown(self, device_id: str) -> Device | None:
-        """A device not in this gateway's registry: read the registry's feed up to its end first (at most
-        ``UNKNOWN_SYNC_S``), so a device registered a moment ago is accepted, not dead-lettered. Each id is
-        synced at most once per ``UNKNOWN_RECHECK_S``: an unknown device that keeps sending costs nothing more."""
-        follower = self.follower
-        if follower is None:
-            return None
-        now = time.monotonic()
-        if now - self._unknown_checked.get(device_id, -UNKNOWN_RECHECK_S) < UNKNOWN_RECHECK_S:
-            return None
-        if len(self._unknown_checked) >= 10_000:
-            self._unknown_checked.clear()
-        self._unknown_checked[device_id] = now
-        if not follower.sync(UNKNOWN_SYNC_S):
-            return None
-        device = self.registry.get(device_id)
-        if device is not None:
-            self._unknown_checked.pop(device_id, None)
-        return device
-
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
         ensure_gateway_topics(self.settings.kafka_bootstrap, self.topics)
@@ -194,7 +170,7 @@ class Gateway:
                                              name=f"gateway {self.client_id} registry", ensure=None).start()
             if self.options.registry_wait_s > 0:
                 self.follower.wait_caught_up(self.options.registry_wait_s)
-            self.acceptor.resolve_unknown = self._resolve_unknown
+            self.acceptor.resolve_unknown = self.resolver = UnknownResolver(self.follower)
         self.mqtt.connect(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
                           clean_start=False, properties=self._connect_properties())
         self.mqtt.loop_start()

@@ -16,7 +16,7 @@ from gridsentinel.alerts.delivery.config import ReceiversFile
 from gridsentinel.alerts.delivery.service import AlertDelivery
 from gridsentinel.cases.categories import LiveCatalog, load_catalog
 from gridsentinel.cases.stage import CaseStage
-from gridsentinel.core.device_follow import RegistryFollower
+from gridsentinel.core.device_follow import RegistryFollower, UnknownResolver
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.records import DeadLetter
 from gridsentinel.core.topics import Topics
@@ -95,6 +95,8 @@ class Wiring:
         if self._detection is None:
             self._detection = DetectionStage.from_settings(self.settings, self.catalog().category_of,
                                                            self.registry())
+            if self.follower is not None:
+                self._detection.resolve_unknown = UnknownResolver(self.follower, wait_s=1.0)
         return self._detection
 
 

@@ -258,3 +258,47 @@ def test_a_backlog_of_hours_gives_no_false_dropout_and_finds_the_silent_devices_
     never_found = found[never][0]
     assert abs(never_found["evidence"]["silent_intervals"] * 60 - (never_found["observed_at"] - start)) < 60
     assert "not found in cluster metadata" not in ns.log("worker")
+
+
+def test_a_running_worker_takes_a_device_registered_and_retired_on_the_feed(ns: Namespace, kafka: Kafka) -> None:
+    """No restart: a cover registered on gs.devices while the worker runs gets its detections at once (its
+    first readings may arrive before the worker read the change: it reads the feed to the end first), and
+    once retired its readings are dead letters."""
+    from gridsentinel.core.device_feed import DeviceChange
+    from gridsentinel.core.devices import Device, Location
+
+    worker = _worker(ns, "worker")
+    wait_for(lambda: _stats(ns, "worker").get("partitions") is not None, 90, "the worker to start", ns=ns,
+             on_timeout=lambda: ns.log("worker"))
+    cover = f"cover-{ns.prefix.strip('.')}-new"
+    device = Device(id=cover, kind="cover_tilt", location=Location(**LOCATION), expected_interval_s=3600)
+    feed = f"{ns.prefix}gs.devices"
+    producer = ns.producer()
+
+    def change(revision: int, state: str) -> None:
+        c = DeviceChange(device=device, state=state, revision=revision, changed_at=time.time(),  # type: ignore[arg-type]
+                         actor="test")
+        producer.produce(feed, key=c.key(), value=c.encode())
+        assert producer.flush(30) == 0
+
+    change(1, "active")
+    t0 = time.time() - 60
+    kafka.publish([_tilt(cover, t0 + 5 * i, deg, i) for i, deg in enumerate([1, 1, 30, 30, 30])])  # right away
+    wait_for(lambda: kafka.of(cover, "cover_tilt"), 90, "the new cover's alarm", ns=ns,
+             on_timeout=lambda: ns.log("worker"))
+    alarm = kafka.of(cover, "cover_tilt")[0]
+    assert alarm["grid_code"] == "320582004001001" and alarm["severity"] == "alarm"
+    assert not [x for x in kafka.dead if x["device_id"] == cover], "no reading of the new cover was refused"
+
+    change(2, "retired")
+    seq = 10
+
+    def refused() -> bool:
+        nonlocal seq
+        seq += 1
+        kafka.publish([_tilt(cover, t0 + 30 + seq, 1.0, seq)])
+        kafka.poll()
+        return any(x["device_id"] == cover and x["reason"] == "unknown_device" for x in kafka.dead)
+
+    wait_for(refused, 60, "the retired cover's readings to be dead letters", every=1.0, ns=ns)
+    assert worker.poll() is None, "the same worker throughout"
