@@ -50,10 +50,19 @@ def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def _first_admin(settings: Settings) -> None:
     """The first API admin, made once (its token printed once); later runs print nothing secret."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .api.user_commands import show_secret
     from .api.users import ensure_first_admin
+    from .errors import ServiceError
 
-    issued = ensure_first_admin(settings.database_url)
+    try:
+        issued = ensure_first_admin(settings.database_url)
+    except (SQLAlchemyError, OSError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise ServiceError(f"the stack is up, but the first API admin could not be made in {where} ({exc}); "
+                           "check GS_DATABASE_URL, then run `gridsentinel users create admin --role admin`") from None
     if issued is None:
         print("API users: an admin exists (gridsentinel users list; docs/operations.md, 'Users and tokens')")
         return

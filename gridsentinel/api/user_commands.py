@@ -13,8 +13,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO, TypeVar
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from gridsentinel.api.auth import ROLES
-from gridsentinel.api.users import DEFAULT_EXPIRES_S, IssuedToken, UserStore, parse_duration, utc
+from gridsentinel.api.users import DEFAULT_EXPIRES_S, IssuedToken, UserError, UserStore, parse_duration, utc
 from gridsentinel.settings import Settings
 
 T = TypeVar("T")
@@ -25,7 +28,12 @@ def _run(settings: Settings, work: Callable[[UserStore], Awaitable[T]]) -> T:
         async with UserStore.open(settings.database_url) as store:
             return await work(store)
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise UserError(f"cannot use the case database {where} ({exc}); check GS_DATABASE_URL "
+                        "(and that the database server runs: gridsentinel status)") from None
 
 
 def show_secret(issued: IssuedToken, *, out: TextIO | None = None) -> None:
