@@ -42,7 +42,33 @@ def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     states = stack.up(settings, stack.progress_printer(), only=args.only)
     _print_states(states)
-    return 0 if all(s.health.ok for s in states) else 1
+    ok = all(s.health.ok for s in states)
+    if ok and not args.only:
+        _first_admin(settings)
+    return 0 if ok else 1
+
+
+def _first_admin(settings: Settings) -> None:
+    """The first API admin, made once (its token printed once); later runs print nothing secret."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .api.user_commands import show_secret
+    from .api.users import ensure_first_admin
+    from .errors import ServiceError
+
+    try:
+        issued = ensure_first_admin(settings.database_url)
+    except (SQLAlchemyError, OSError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise ServiceError(f"the stack is up, but the first API admin could not be made in {where} ({exc}); "
+                           "check GS_DATABASE_URL, then run `gridsentinel users create admin --role admin`") from None
+    if issued is None:
+        print("API users: an admin exists (gridsentinel users list; docs/operations.md, 'Users and tokens')")
+        return
+    print("\nFirst API admin created:")
+    show_secret(issued)
+    print("  More users and tokens: gridsentinel users create NAME --role ROLE (docs/operations.md).\n")
 
 
 def _cmd_down(args: argparse.Namespace, settings: Settings) -> int:
@@ -256,6 +282,9 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
     from .devices.commands import register_cli as register_devices
 
     register_devices(sub)  # devices list|show|create|update|move|retire|rotate|revoke|import|export|seed|sync
+    from .api.user_commands import register_cli as register_users
+
+    register_users(sub)  # users create|list|token|revoke
 
     p = sub.add_parser("report", help="coordination reports (the weekly report as HTML and PDF)")
     rsub = p.add_subparsers(dest="report", metavar="REPORT", required=True)

@@ -40,8 +40,7 @@ from .errors import ServiceError
 from .settings import Settings
 
 WANTED_STAGES = ("ingest", "detect", "cases", "frames", "live-config")
-VIEWER_TOKEN = "gs-demo-viewer-0f3c9a1e7b"  # docs/api.md: development-only demo tokens
-DISPATCHER_TOKEN = "gs-demo-dispatcher-5d2e8b4c1a"
+DEMO_TOKEN_S = 86400.0  # the demo's own users' tokens last a day (each run makes new ones)
 
 
 def available_stages() -> list[str]:
@@ -84,6 +83,7 @@ def _run(settings: Settings, *, say: stack.Progress, pid_file: Path, port: int, 
         say(f"starting the gateway, the worker (stages: {' '.join(stages)}) and the API (run {tag})")
         children.start("gateway", "gateway", "--client-id", f"gs-{tag}-gateway")
         children.start("worker", "worker", "--app-id", f"gridsentinel-{tag}", "--stages", *stages)
+        tokens = _demo_users(env.get("GS_DATABASE_URL", settings.database_url), tag)
         children.start("api", "api", "--port", str(port))
         children.wait_log("gateway", " ready: ")
         children.wait_log("api", "Uvicorn running", timeout=60)
@@ -99,8 +99,11 @@ def _run(settings: Settings, *, say: stack.Progress, pid_file: Path, port: int, 
         truth_path.write_text(json.dumps(ground_truth(scenario, clock, speed), indent=1) + "\n")
         devices = {d.id: d for d in scenario.devices}
         Mosquitto(settings).ensure_devices(sorted(devices))
-        print(f"\n  Dashboard:         {url}\n  Viewer token:      {VIEWER_TOKEN}\n"
-              f"  Dispatcher token:  {DISPATCHER_TOKEN}\n  API docs:          http://127.0.0.1:{port}/docs\n"
+        print(f"\n  Dashboard:         {url}  (sign in with a token below)\n"
+              f"  Viewer token:      {tokens['viewer']}\n"
+              f"  Dispatcher token:  {tokens['dispatcher']}\n"
+              f"                     (this run's users {tag}-viewer and {tag}-dispatcher; valid 24 h)\n"
+              f"  API docs:          http://127.0.0.1:{port}/docs\n"
               f"  Ground truth:      {truth_path}\n  Logs:              {children.log_dir}\n\n"
               f"  Simulating {duration / 3600:.1f} h of the district in about {clock.real_length_s / 60:.1f} "
               f"min if this machine keeps up (progress lines give the real pace): "
@@ -234,6 +237,22 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _demo_users(database_url: str, tag: str) -> dict[str, str]:
+    """This run's viewer and dispatcher (users ``<tag>-viewer``, ``<tag>-dispatcher`` in its case store) and
+    their tokens: no token ships with GridSentinel, so each run makes its own (docs/operations.md)."""
+    import asyncio
+
+    from .api.users import UserStore
+
+    async def make() -> dict[str, str]:
+        async with UserStore.open(database_url) as store:
+            return {role: (await store.create_user(f"{tag}-{role}", role, actor="gridsentinel demo",
+                                                   expires_in_s=DEMO_TOKEN_S, description="demo run")).secret
+                    for role in ("viewer", "dispatcher")}
+
+    return asyncio.run(make())
 
 
 def _namespace_env(space: Settings, tag: str, run_dir: Path) -> dict[str, str]:

@@ -63,3 +63,19 @@ def mqtt_publish(topic: str, payload: bytes, mid: int = 0, qos: int = 1, props: 
     body += payload
     cmd = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
     return bytes([cmd]) + _varint(len(body)) + body
+
+
+def api_token(database_url: str, role: str, name: str | None = None) -> str:
+    """A new API user with ``role`` in the case database at ``database_url`` (migrated if needed), and the
+    secret of its token: how tests get a token now that none ships (gridsentinel/api/users.py)."""
+    import asyncio
+
+    from gridsentinel.api.users import UserStore
+
+    async def make() -> str:
+        async with UserStore.open(database_url) as store:
+            taken = await store.users()
+            user = name or f"t-{role}-{len(taken) + 1}"
+            return (await store.create_user(user, role, actor="test")).secret
+
+    return asyncio.run(make())

@@ -40,8 +40,9 @@ from gridsentinel.api.routers import (
     stream,
 )
 from gridsentinel.api.state import ApiState, DetectionSink, EventSink
+from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import load_catalog
-from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store import SqlCaseStore, create_engine, upgrade
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
@@ -178,6 +179,9 @@ def create_app(
             state.store = opened
         state.device_registry = await open_device_registry(settings, config.database_url, grid_map,
                                                            publish=publish_devices)
+        # API users and tokens (gridsentinel users ...): read on every request, so no restart is needed
+        state.users = UserStore(create_engine(config.database_url), clock=state.clock)
+        await upgrade(state.users.engine)
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -208,6 +212,8 @@ def create_app(
                 state.store = None
             await state.device_registry.store.close()
             state.device_registry = None
+            await state.users.engine.dispose()
+            state.users = None
 
     app = FastAPI(
         title="GridSentinel API",

@@ -1,4 +1,6 @@
-"""Bearer tokens with roles, stored hashed in ``config/tokens.yaml``.
+"""Bearer tokens with roles: hashing, the role ladder, and the optional file of hashed tokens
+(``GS_API_TOKENS``, ``config/tokens.yaml``, which ships empty). Users and their expiring, revocable
+tokens live in the case database: :mod:`gridsentinel.api.users` (``gridsentinel users``).
 
 Roles form a ladder, ``viewer < dispatcher < engineer < admin``; ``citizen`` is a separate scope that
 may only use Open311 (read services and requests, post requests). Tokens are random strings of at

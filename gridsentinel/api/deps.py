@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
@@ -11,22 +11,30 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gridsentinel.api.auth import TokenEntry, allows
 from gridsentinel.api.errors import ApiError
 from gridsentinel.api.state import ApiState, get_state
+from gridsentinel.api.users import TokenRejected
 
-_bearer = HTTPBearer(auto_error=False, description="An API token from config/tokens.yaml.")
+_bearer = HTTPBearer(auto_error=False, description="An API token (gridsentinel users create / users token).")
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def require(minimum: str, *, citizen: bool = False) -> Callable[..., TokenEntry]:
+def require(minimum: str, *, citizen: bool = False) -> Callable[..., Awaitable[TokenEntry]]:
     """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen``
     when ``citizen`` is allowed). 401 without a valid token, 403 with a role too low."""
 
-    def check(
+    async def check(
         state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> TokenEntry:
         challenge = {"WWW-Authenticate": "Bearer"}
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise ApiError(401, "a bearer token is required", headers=challenge)
-        entry = state.tokens.authenticate(credentials.credentials)
+        entry = state.tokens.authenticate(credentials.credentials)  # the optional hashed token file
+        if entry is None and state.users is not None:  # the users and tokens in the case DB
+            try:
+                entry = await state.users.authenticate(credentials.credentials, now=state.clock())
+            except TokenRejected as why:
+                raise ApiError(
+                    401, str(why), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+                ) from None
         if entry is None:
             raise ApiError(
                 401, "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}

@@ -13,6 +13,7 @@ from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.device_health import HealthBoard
 from gridsentinel.api.hub import CaseEventHub
+from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import CaseStore
@@ -45,6 +46,7 @@ class ApiState:
     open311_wait_s: float = 2.0  # how long a POST waits for the case stage before answering a token
     store: CaseStore | None = None  # set by the lifespan (or given to create_app)
     device_registry: DeviceRegistry | None = None  # the device registry in the case DB, set by the lifespan
+    users: UserStore | None = None  # API users and tokens in the case DB (api/users.py), set by the lifespan
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
     device_health: HealthBoard = field(default_factory=HealthBoard)  # gs.device-health and gs.device-status

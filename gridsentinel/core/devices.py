@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.core.grid import GridMap, valid_grid_code
@@ -17,6 +17,26 @@ if TYPE_CHECKING:
     from gridsentinel.core.device_feed import DeviceChange
 
 DeviceKind = Literal["drain_level", "rain_gauge", "cover_tilt", "air_quality", "noise", "camera"]
+# Device topics are gs/v1/{device_id}/...; these first segments under gs/v1 are GridSentinel's own
+# (gs/v1/alerts/{grid_code}: alerts/delivery/mqtt.py), so no device may take them as its id (compared
+# without case, so that "Alerts" cannot pass for it either).
+DEVICE_TOPIC_ROOT = "gs/v1"
+RESERVED_DEVICE_IDS = frozenset({"alerts"})
+
+
+def reserved_id_problem(device_id: str) -> str | None:
+    """Why ``device_id`` may not be used (None: it may).
+
+    >>> reserved_id_problem("drain-1") is None
+    True
+    >>> print(reserved_id_problem("Alerts"))  # doctest: +NORMALIZE_WHITESPACE
+    device id 'Alerts' is reserved: gs/v1/alerts/... is GridSentinel's alert topic tree, and a device named
+    so would publish into it; choose another id
+    """
+    if device_id.lower() in RESERVED_DEVICE_IDS:
+        return (f"device id {device_id!r} is reserved: {DEVICE_TOPIC_ROOT}/{device_id.lower()}/... is GridSentinel's "
+                "alert topic tree, and a device named so would publish into it; choose another id")
+    return None
 
 
 class Location(StrictModel):
@@ -37,6 +57,14 @@ class Device(StrictModel):
                                        description="How often the device reports; drives offline detection")
     install: dict[str, Any] = Field(default_factory=dict,
                                     description="Install parameters, e.g. depth_m and rim_m for a manhole")
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        problem = reserved_id_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class _RegistryFile(StrictModel):

@@ -24,11 +24,11 @@ from gridsentinel.core.device_health import BUCKET_S, HealthReport
 from gridsentinel.core.devices import Registry
 from gridsentinel.settings import REPO_ROOT
 
+from ..conftest import api_token
 from .conftest import Namespace
 
 pytestmark = pytest.mark.integration
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
-DISPATCHER = "gs-demo-dispatcher-5d2e8b4c1a"  # docs/api.md: development-only demo token
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -72,12 +72,18 @@ def api_url(ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     thread.join(15)
 
 
-def test_dashboard_live_update_and_dispatch(api_url: str) -> None:
+@pytest.fixture
+def dispatcher(api_url: str, tmp_path: Path) -> str:
+    """A dispatcher's token, made in the API's case database while it runs (none ships)."""
+    return api_token(f"sqlite:///{tmp_path / 'cases.db'}", "dispatcher")
+
+
+def test_dashboard_live_update_and_dispatch(api_url: str, dispatcher: str) -> None:
     if not Path(CHROMIUM).exists() or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         pytest.fail("needs Debian's chromium and `npm ci` in tests/browser (scripts/setup.sh installs both)")
     shot = REPO_ROOT / "artifacts" / "dashboard.png"
     shot.parent.mkdir(exist_ok=True)
-    done = subprocess.run(["node", "dashboard.mjs", api_url, DISPATCHER, str(shot)], cwd=BROWSER_DIR,
+    done = subprocess.run(["node", "dashboard.mjs", api_url, dispatcher, str(shot)], cwd=BROWSER_DIR,
                           capture_output=True, text=True, timeout=180, env={"GS_CHROMIUM": CHROMIUM,
                                                                             "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]

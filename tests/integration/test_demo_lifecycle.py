@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -93,8 +94,14 @@ def test_demo_children_die_with_it_and_the_next_run_starts_cleanly(ns: Namespace
         seen = []
         for line in second.stdout:
             seen.append(line.decode(errors="replace"))
-            if "Dashboard:" in seen[-1]:
+            if "Dispatcher token:" in seen[-1]:
                 break
+        assert any("Dashboard:" in s for s in seen), "".join(seen)
+        # the run made its own users: the printed token signs in to its API (none ships in the repository)
+        token = seen[-1].split("Dispatcher token:")[1].strip()
+        me = httpx.get(f"http://127.0.0.1:{port}/dashboard/me", headers={"Authorization": f"Bearer {token}"},
+                       timeout=30)
+        assert me.status_code == 200 and me.json()["role"] == "dispatcher", me.text
         assert second.poll() is None, "".join(seen)
         assert any(first_tag in s and "without its shutdown" in s for s in seen), "".join(seen)
         with ns.influx() as client:

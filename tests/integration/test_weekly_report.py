@@ -28,6 +28,8 @@ from gridsentinel.cases.case import Case, CaseChange, LogEntry
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.settings import REPO_ROOT
 
+from ..conftest import api_token
+
 pytestmark = pytest.mark.integration
 
 TZ = "Asia/Shanghai"
@@ -192,6 +194,7 @@ def test_dashboard_report_page_in_chromium(tmp_path: Path, monkeypatch: pytest.M
     url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
     _seed(url, week_bounds(parse_week(WEEK), TZ)[0])
     monkeypatch.setenv("GS_DATABASE_URL", url)
+    dispatcher = api_token(url, "dispatcher")
     app = create_app(Settings().with_(run_dir=tmp_path))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -207,7 +210,7 @@ def test_dashboard_report_page_in_chromium(tmp_path: Path, monkeypatch: pytest.M
         assert server.started, "the API did not start"
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "weekly-report-dashboard.png"
-        done = subprocess.run(["node", "report_page.mjs", f"http://127.0.0.1:{port}", "gs-demo-dispatcher-5d2e8b4c1a",
+        done = subprocess.run(["node", "report_page.mjs", f"http://127.0.0.1:{port}", dispatcher,
                                WEEK, str(shot)], cwd=REPO_ROOT / "tests" / "browser", capture_output=True, text=True,
                               timeout=180, env={"GS_CHROMIUM": chromium_path() or "", "PATH": "/usr/bin:/bin"})
     finally:

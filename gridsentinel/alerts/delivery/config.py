@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gridsentinel.core.config import StrictModel, load_yaml
+from gridsentinel.core.devices import DEVICE_TOPIC_ROOT, RESERVED_DEVICE_IDS
 from gridsentinel.errors import ConfigError
 
 Severity = Literal["advisory", "warning", "alarm", "critical"]
@@ -135,6 +136,19 @@ class MqttSettings(StrictModel):
         "gs/v1/alerts", pattern=r"^[^#+]+$", description="Events go to <prefix>/<grid_code>."
     )
     qos: Literal[0, 1, 2] = Field(1, description="MQTT QoS (1 = at least once).")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _outside_device_topics(cls, value: str) -> str:
+        # gs/v1/<x>/... belongs to device <x> unless <x> is reserved (core/devices.py): alerts published
+        # under another name there could land in (or be spoofed by) a device's own topics.
+        parts = value.strip("/").split("/")
+        root = DEVICE_TOPIC_ROOT.split("/")
+        if parts[:len(root)] == root and (len(parts) == len(root) or parts[len(root)] not in RESERVED_DEVICE_IDS):
+            raise ValueError(f"topic_prefix {value!r} is inside the device topics {DEVICE_TOPIC_ROOT}/{{device_id}}; "
+                             f"use {DEVICE_TOPIC_ROOT}/{'|'.join(sorted(RESERVED_DEVICE_IDS))} or a prefix outside "
+                             f"{DEVICE_TOPIC_ROOT}/")
+        return value
 
 
 class ReceiversFile(StrictModel):

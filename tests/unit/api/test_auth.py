@@ -10,7 +10,7 @@ import pytest
 from gridsentinel.api.auth import TokenStore, add_token, hash_token
 from gridsentinel.errors import ConfigError
 
-from .conftest import CONFIG_DIR, Harness, assert_error, auth
+from .conftest import Harness, assert_error, auth
 
 pytestmark = pytest.mark.unit
 
@@ -79,19 +79,3 @@ def test_add_token_stores_only_the_hash(tmp_path: Path) -> None:
         add_token(path, "wall", "viewer")
     with pytest.raises(ConfigError, match="invalid token"):
         add_token(path, "root", "superuser")
-
-
-def test_repository_token_file_matches_the_documented_demo_tokens() -> None:
-    store = TokenStore.load(CONFIG_DIR / "tokens.yaml")
-    docs = (CONFIG_DIR.parent / "docs" / "api.md").read_text()
-    for token_id, role in [
-        ("demo-viewer", "viewer"),
-        ("demo-dispatcher", "dispatcher"),
-        ("demo-engineer", "engineer"),
-        ("demo-admin", "admin"),
-        ("demo-citizen-app", "citizen"),
-    ]:
-        line = next(ln for ln in docs.splitlines() if f"`{token_id}`" in ln)
-        plain = line.split("`")[-2]
-        entry = store.authenticate(plain)
-        assert entry is not None and (entry.id, entry.role) == (token_id, role)

@@ -103,3 +103,12 @@ def test_import_dry_run_lists_errors_and_import_is_all_or_nothing(api: Harness) 
             assert line is not None and matches(line, password)
 
     api.run(scenario)
+
+
+def test_a_device_named_alerts_is_refused(api: Harness) -> None:
+    async def scenario(c: httpx.AsyncClient) -> None:
+        r = await c.post("/api/v1/devices", json={**NEW, "id": "alerts"}, headers=auth("engineer"))
+        err = assert_error(r, 422, "validation_error")
+        assert "reserved" in str(err["details"]) or "reserved" in err["message"], err
+
+    api.run(scenario)
