@@ -32,6 +32,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                  "hotspot forecast per cell x family: rolling-origin hit rate and deviance vs naive baselines"),
     "performance": ("gridsentinel.bench.performance",
                     "department performance on Boston 311 (resolve times, overdue share) vs Boston's own on-time flag"),
+    "patrol": ("gridsentinel.bench.patrol",
+               "patrol plan: share of the next day's problems in the planned cells vs last week's top cells"),
     "reporting": ("gridsentinel.bench.reporting",
                   "selective-reporting index: false flags and power simulated; flags per week on Boston 311"),
 }
@@ -296,6 +298,10 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
 
     report_arguments(rp)
     rp.set_defaults(func=_cmd_report)
+
+    from .analytics.patrol_plan import register_cli as register_patrol
+
+    register_patrol(sub)  # patrol plan
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

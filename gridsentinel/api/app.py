@@ -35,6 +35,7 @@ from gridsentinel.api.routers import (
     grid,
     open311,
     ops,
+    patrol,
     reports,
     signals,
     stream,
@@ -233,7 +234,7 @@ def create_app(
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
     for module in (stream, cases, device_health, devices, grid, open311, ops, signals, evidence, dashboard, configs,
-                   reports):
+                   reports, patrol):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

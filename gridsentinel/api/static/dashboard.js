@@ -119,7 +119,40 @@ function drawMap() {
     const [x, y] = P.p([d.location.lon, d.location.lat]);
     svg.append(el("circle", { class: `devDot ${d.kind}`, cx: x, cy: y, r: 5 }, el("title", { text: `${d.id} (${d.kind})` })));
   }
+  if (S.patrol && $("patrolToggle").checked) drawPatrol(svg, P);  // over the devices: stop numbers stay readable
 }
+// ---- patrol plan on the map (toggle): each inspector's route from the depot through its cells and back --
+const PATROL_COLOURS = ["#3fb6a8", "#e8a33d", "#d35d8f", "#6d8cf0", "#8fc449", "#b07ce8", "#e0604a", "#4bb3e0"];
+function drawPatrol(svg, P) {
+  const depot = P.p([S.patrol.depot.lon, S.patrol.depot.lat]);
+  for (const rt of S.patrol.routes) {
+    if (!rt.stops.length) continue;
+    const colour = PATROL_COLOURS[(rt.inspector - 1) % PATROL_COLOURS.length];
+    const pts = [depot, ...rt.stops.map((s) => P.p([s.lon, s.lat])), depot];
+    const g = el("g", { class: "patrol", "data-inspector": rt.inspector });
+    g.append(el("polyline", { class: "patrolRoute", stroke: colour, points: pts.map((q) => q.join(",")).join(" ") }));
+    rt.stops.forEach((s, i) => {
+      const [x, y] = pts[i + 1];
+      g.append(el("circle", { class: "patrolStop", cx: x, cy: y, r: 8, fill: colour },
+        el("title", { text: `Inspector ${rt.inspector}, stop ${s.order} at ${s.arrive}\n${s.name} · ${s.cell}\n${s.expected} expected` })),
+        el("text", { class: "patrolNum", x, y: y + 3.5, text: String(s.order) }));
+    });
+    svg.append(g);
+  }
+  svg.append(el("circle", { class: "patrolDepot", cx: depot[0], cy: depot[1], r: 6 }, el("title", { text: "depot" })));
+}
+async function togglePatrol() {
+  const on = $("patrolToggle").checked;
+  $("patrolLegend").hidden = !on;
+  if (on && !S.patrol) {
+    try { S.patrol = await api("/api/v1/patrol/plan"); }
+    catch (e) { toast(`Patrol plan: ${e.message}`, true); $("patrolToggle").checked = false; $("patrolLegend").hidden = true; return; }
+    $("patrolLegend").replaceChildren(`plan ${S.patrol.date}:`, ...S.patrol.routes.flatMap((rt) =>
+      [el("i", { style: `background:${PATROL_COLOURS[(rt.inspector - 1) % PATROL_COLOURS.length]}` }), `inspector ${rt.inspector}`]));
+  }
+  if (S.grid) drawMap();
+}
+$("patrolToggle").addEventListener("change", () => togglePatrol());
 function openCounts() {
   const m = new Map();
   for (const c of S.cases.values()) if (c.status !== "closed") m.set(c.grid_code, (m.get(c.grid_code) || 0) + 1);

@@ -1,0 +1,237 @@
+"""The patrol plan from the case store: shared by ``GET /api/v1/patrol/plan`` and ``gridsentinel patrol plan``.
+
+Cells are the unit grid's 15-digit cells (``config/grid.geojson``); the expected problems per cell for the
+day come from :func:`~gridsentinel.analytics.patrol.expected_for_day` over the cases opened in the last 16 weeks
+(whole local days before today; the forecast is made this morning and reaches 6 days ahead). The default depot,
+where every inspector starts and ends, is the centre of the grid's extent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays as holiday_lib
+import numpy as np
+
+from gridsentinel.analytics.forecast import History
+from gridsentinel.analytics.grid import Grid
+from gridsentinel.analytics.patrol import PatrolError, PatrolParams, Site, expected_for_day, plan_routes
+from gridsentinel.analytics.sources import store_family
+from gridsentinel.analytics.weekly import HISTORY_WEEKS
+from gridsentinel.cases.case import Case
+from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
+from gridsentinel.core.grid import GridMap
+from gridsentinel.settings import Settings
+
+SHIFT_START = "08:00"
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """``"lat,lon"`` -> (lat, lon).
+
+    >>> parse_point("42.36,-71.06")
+    (42.36, -71.06)
+    """
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise PatrolError(f"{text!r}: expected a point as LAT,LON, e.g. 42.3603,-71.0580") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise PatrolError(f"{text!r}: latitude must be within ±90 and longitude within ±180")
+    return lat, lon
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """The plan's options, shared by the benchmark and `gridsentinel patrol plan`."""
+    parser.add_argument("--inspectors", type=int, default=4, help="number of inspectors (default 4)")
+    parser.add_argument("--shift-h", type=float, default=6.0, help="shift length in hours (default 6)")
+    parser.add_argument("--speed-kmh", type=float, default=4.0, help="walking speed in km/h (default 4)")
+    parser.add_argument("--visit-min", type=float, default=10.0, help="minutes spent in each cell (default 10)")
+
+
+def params_of(args: argparse.Namespace) -> PatrolParams:
+    params = PatrolParams(inspectors=args.inspectors, shift_min=args.shift_h * 60, speed_kmh=args.speed_kmh,
+                          visit_min=args.visit_min)
+    params.check()
+    return params
+
+
+
+def grid_centre(grid: GridMap) -> tuple[float, float]:
+    """The centre of the grid's extent (lat, lon): the default depot."""
+    pts = [grid.centroid(c) for c in grid.cells]
+    if not pts:
+        raise PatrolError("the unit grid (config/grid.geojson) has no cells")
+    lats, lons = [p[0] for p in pts], [p[1] for p in pts]
+    return (min(lats) + max(lats)) / 2, (min(lons) + max(lons)) / 2
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
+
+
+async def _cases(store: CaseStore, opened_from: float, opened_to: float, page: int = 1000) -> list[Case]:
+    out: list[Case] = []
+    offset = 0
+    while True:
+        batch = await store.list_cases(CaseQuery(opened_from=opened_from, opened_to=opened_to, limit=page,
+                                                 offset=offset))
+        out.extend(batch)
+        if len(batch) < page:
+            return out
+        offset += page
+
+
+def _parse_clock(text: str) -> int:
+    m = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", text)
+    if not m:
+        raise PatrolError(f"shift start {text!r}: expected HH:MM, e.g. 08:00")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date, today: date, params: PatrolParams,
+                    depot: tuple[float, float] | None = None, shift_start: str = SHIFT_START,
+                    holiday_country: str = "CN") -> dict[str, Any]:
+    """The plan for ``day`` from ``cases`` (those opened before ``today`` count; ``today`` is not complete)."""
+    params.check()
+    start_min = _parse_clock(shift_start)
+    if day < today:
+        raise PatrolError(f"date {day}: a plan is for today or a later day (today is {today} in {tz})")
+    zone = ZoneInfo(tz)
+    per_day: list[tuple[str, str, date]] = []
+    for c in cases:
+        if c.grid_code in grid.cells:
+            opened = datetime.fromtimestamp(c.opened_at, zone).date()
+            if opened < today:
+                per_day.append((store_family(c), c.grid_code, opened))
+    depot = depot or grid_centre(grid)
+    ref = Grid(depot[0], depot[1], 100.0)
+    expected = np.zeros(0)
+    codes: list[str] = []
+    if per_day:
+        first = min(d for _, _, d in per_day)
+        families = sorted({f for f, _, _ in per_day})
+        codes = sorted({g for _, g, _ in per_day})
+        fi, ci = {f: i for i, f in enumerate(families)}, {g: i for i, g in enumerate(codes)}
+        counts = np.zeros((len(families), len(codes), (day - first).days + 1))
+        for f, g, d in per_day:
+            counts[fi[f], ci[g], (d - first).days] += 1
+        hol = holiday_lib.country_holidays(holiday_country, years=range(first.year, day.year + 1))
+        history = History(first, tuple(families), [(i, 0) for i in range(len(codes))], counts, frozenset(hol.keys()))
+        expected, how = expected_for_day(history, (day - first).days, complete_days=(today - first).days)
+    else:
+        how = "no cases opened before today in the case store: nothing to plan from"
+    sites = []
+    for code, value in zip(codes, expected, strict=True):
+        lat, lon = grid.centroid(code)
+        x, y = ref.xy(lat, lon)
+        sites.append(Site(code, x, y, float(value), lat, lon))
+    plan = plan_routes(sites, [(0.0, 0.0)], params)
+
+    def clock(minutes: float) -> str:
+        t = start_min + round(minutes)
+        return f"{(t // 60) % 24:02d}:{t % 60:02d}" + ("" if t < 24 * 60 else " (+1 day)")
+
+    names = grid.names
+    routes = [{
+        "inspector": r.inspector,
+        "distance_km": round(r.distance_m / 1000, 2),
+        "minutes": round(r.minutes, 1),
+        "ends": clock(r.minutes),
+        "expected": round(r.expected, 2),
+        "stops": [{"order": i + 1, "cell": s.key, "name": names.get(s.key, s.key), "lat": round(s.lat, 6),
+                   "lon": round(s.lon, 6), "arrive": clock(s.arrive_min), "arrive_min": s.arrive_min,
+                   "expected": round(s.expected, 2)} for i, s in enumerate(r.stops)],
+    } for r in plan.routes]
+    return {
+        "date": day.isoformat(), "timezone": tz, "method": how,
+        "inspectors": params.inspectors, "shift_h": params.shift_min / 60, "shift_start": shift_start,
+        "speed_kmh": params.speed_kmh, "visit_min": params.visit_min, "detour": params.detour,
+        "depot": {"lat": round(depot[0], 6), "lon": round(depot[1], 6)},
+        "expected_total": round(plan.total_expected, 2), "expected_covered": round(plan.covered_expected, 2),
+        "covered_share": round(plan.covered_share, 4), "cells_planned": len(plan.cells), "routes": routes,
+    }
+
+
+async def store_plan(store: CaseStore, grid: GridMap, *, tz: str, now: float, params: PatrolParams,
+                     day: date | None = None, depot: tuple[float, float] | None = None,
+                     shift_start: str = SHIFT_START) -> dict[str, Any]:
+    """The plan for ``day`` (default tomorrow, in the city's time zone) from the case store."""
+    zone = ZoneInfo(tz)
+    today = datetime.fromtimestamp(now, zone).date()
+    day = day or today + timedelta(days=1)
+    if day < today or day > today + timedelta(days=6):
+        raise PatrolError(f"date {day}: a plan is for today up to 6 days ahead ({today} to "
+                          f"{today + timedelta(days=6)} in {tz})")
+    cases = await _cases(store, _local_midnight(today - timedelta(weeks=HISTORY_WEEKS), zone),
+                         _local_midnight(today, zone))
+    # Model fits are CPU work: off the event loop, so an API keeps serving.
+    return await asyncio.to_thread(plan_from_cases, cases, grid, tz=tz, day=day, today=today, params=params,
+                                   depot=depot, shift_start=shift_start)
+
+
+def render_text(plan: dict[str, Any]) -> str:
+    lines = [f"Patrol plan for {plan['date']} ({plan['timezone']}): {plan['inspectors']} inspector(s), "
+             f"{plan['shift_h']:g} h from {plan['shift_start']}, {plan['speed_kmh']:g} km/h, "
+             f"{plan['visit_min']:g} min per cell; depot {plan['depot']['lat']},{plan['depot']['lon']}",
+             f"Expected problems: {plan['method']}",
+             f"Covers {plan['expected_covered']:.1f} of {plan['expected_total']:.1f} expected problems "
+             f"({plan['covered_share']:.0%}) in {plan['cells_planned']} cells", ""]
+    for r in plan["routes"]:
+        lines.append(f"Inspector {r['inspector']}: {len(r['stops'])} cells, {r['distance_km']:.1f} km, "
+                     f"back by {r['ends']}, {r['expected']:.1f} expected")
+        for s in r["stops"]:
+            lines.append(f"  {s['order']:>2}. {s['arrive']}  {s['cell']}  {s['name'][:40]:<40} {s['expected']:5.2f}")
+    return "\n".join(lines)
+
+
+def register_cli(sub: Any) -> None:
+    """``gridsentinel patrol plan``."""
+    p = sub.add_parser("patrol", help="inspectors' patrol plan (cells in order, from the hotspot forecast)")
+    psub = p.add_subparsers(dest="patrol", metavar="ACTION", required=True)
+    pp = psub.add_parser("plan", help="print the plan for a day from the case store (GS_DATABASE_URL)",
+                         description="Plan each inspector's walk for a day (default tomorrow): the cells with the "
+                                     "most expected problems per minute of walking and visiting, in order, with "
+                                     "arrival times. Method: docs/analytics.md 'Patrol plan'.")
+    pp.add_argument("--date", default=None, metavar="YYYY-MM-DD", help="the day (default tomorrow, city time)")
+    add_plan_arguments(pp)
+    pp.add_argument("--depot", default=None, metavar="LAT,LON",
+                    help="where every inspector starts and ends (default the centre of the unit grid)")
+    pp.add_argument("--shift-start", default=SHIFT_START, metavar="HH:MM", help="default 08:00")
+    pp.add_argument("--json", action="store_true", help="print the plan as JSON (as the API answers it)")
+    pp.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from gridsentinel.analytics.report import store_timezone
+    from gridsentinel.cases.store import SqlCaseStore
+
+    params = params_of(args)
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError as exc:
+        raise PatrolError(f"--date {args.date!r}: expected YYYY-MM-DD") from exc
+    depot = parse_point(args.depot) if args.depot else None
+    _parse_clock(args.shift_start)
+    grid = GridMap.load(settings.config_dir / "grid.geojson")
+    tz = store_timezone(settings)
+    print(f"[patrol] reading the case store {settings.database_url}", file=sys.stderr, flush=True)
+
+    async def go() -> dict[str, Any]:
+        async with SqlCaseStore.open(settings.database_url) as store:
+            return await store_plan(store, grid, tz=tz, now=time.time(), params=params, day=day, depot=depot,
+                                    shift_start=args.shift_start)
+
+    plan = asyncio.run(go())
+    print(json.dumps(plan, indent=2) if args.json else render_text(plan))
+    return 0

@@ -1,0 +1,115 @@
+"""The patrol plan from a real (SQLite) case store: the API route, the CLI, and both views in Chromium.
+
+Cases of the last 20 days are seeded in two hot cells of the demo district (and a few elsewhere); the store
+is too young for the forecast, so the plan uses the 28-day-mean estimate and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gridsentinel.analytics.report import chromium_path
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.settings import REPO_ROOT
+
+from .test_weekly_report import _case
+
+pytestmark = pytest.mark.integration
+TOKEN = "gs-demo-dispatcher-5d2e8b4c1a"  # docs/api.md: development-only demo token
+HOT = ("320582004001001", "320582004002009")
+ARTIFACTS = REPO_ROOT / "artifacts"
+
+
+def _seed(url: str, now: float) -> None:
+    import asyncio
+
+    changes = []
+    for day in range(1, 21):
+        at = now - day * 86400
+        for n, cell in enumerate(HOT):
+            for k in range(3):
+                changes.append(_case(f"h{day}-{n}-{k}", cell, at - k * 600, "citizen"))
+        if day % 5 == 0:
+            changes.append(_case(f"c{day}", "320582004001005", at, "sensor"))
+
+    async def write() -> None:
+        async with SqlCaseStore.open(url) as store:
+            async with store.transaction() as tx:
+                for change in changes:
+                    await tx.save(change, None)
+
+    asyncio.run(write())
+
+
+@pytest.fixture
+def api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    import uvicorn
+
+    from gridsentinel.api.app import create_app
+    from gridsentinel.settings import Settings
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+    _seed(url, time.time())
+    monkeypatch.setenv("GS_DATABASE_URL", url)
+    app = create_app(Settings().with_(run_dir=tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(600):
+        if server.started or not thread.is_alive():
+            break
+        time.sleep(0.05)
+    assert server.started, "the API did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+def test_plan_route_and_refusals(api_url: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = httpx.get(f"{api_url}/api/v1/patrol/plan", params={"inspectors": 2, "shift_h": 2, "speed_kmh": 4},
+                  headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert "simple estimate" in plan["method"]
+    planned = [s["cell"] for rt in plan["routes"] for s in rt["stops"]]
+    assert set(HOT) <= set(planned), json.dumps(plan)
+    assert len(planned) == len(set(planned))
+    assert plan["routes"][0]["stops"][0]["arrive"] >= plan["shift_start"]
+    assert all(rt["minutes"] <= 120 for rt in plan["routes"])
+    assert plan["covered_share"] == pytest.approx(1.0)  # every cell with expected problems fits two shifts
+    assert httpx.get(f"{api_url}/api/v1/patrol/plan", params={"date": "2000-01-01"}, headers=auth).status_code == 422
+    assert httpx.get(f"{api_url}/api/v1/patrol/plan", params={"inspectors": 0}, headers=auth).status_code == 422
+    assert httpx.get(f"{api_url}/api/v1/patrol/plan").status_code == 401
+
+
+def test_patrol_views_in_chromium(api_url: str) -> None:
+    if chromium_path() is None or not (REPO_ROOT / "tests" / "browser" / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("needs Debian's chromium and `npm ci` in tests/browser (scripts/setup.sh installs both)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    map_shot, page_shot = ARTIFACTS / "patrol-map.png", ARTIFACTS / "patrol-page.png"
+    done = subprocess.run(["node", "patrol_page.mjs", api_url, TOKEN, str(map_shot), str(page_shot)],
+                          cwd=REPO_ROOT / "tests" / "browser", capture_output=True, text=True, timeout=180,
+                          env={"GS_CHROMIUM": chromium_path() or "", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["routesBefore"] == 0 and seen["routesOnMap"] >= 1 and seen["routesAfterOff"] == 0
+    assert seen["stopsOnMap"] >= 2 and "inspector 1" in seen["legend"]
+    assert seen["inspectors"] == 4 and "expected problems" in seen["summary"]
+    times = [t for t, _ in seen["firstRoute"]]
+    assert times == sorted(times) and times[0] >= "08:00"
+    assert seen["pageWidth"] <= 390  # fits a phone: no sideways scrolling
+    assert seen["pageErrors"] == []
+    assert page_shot.stat().st_size > 5_000
