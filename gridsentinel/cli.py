@@ -176,6 +176,33 @@ def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+REPORT_HELP = "coordination reports (the weekly report as HTML and PDF)"
+PATROL_HELP = "inspectors' patrol plan (cells in order, from the hotspot forecast)"
+
+
+def _register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", help=REPORT_HELP)
+    rsub = p.add_subparsers(dest="report", metavar="REPORT", required=True)
+    rp = rsub.add_parser("weekly", help="the week's figures, hotspots, forecast, stuck cases, escalations, "
+                                        "selective-reporting flags and department/center performance",
+                         description="Write the weekly coordination report (HTML, and PDF with --pdf) from the "
+                                     "case store (GS_DATABASE_URL) or, with --civic, from the Boston 311 extract.")
+    from .analytics.report import add_arguments as report_arguments
+
+    report_arguments(rp)
+    rp.set_defaults(func=_cmd_report)
+
+
+def _command_named(argv: list[str] | None) -> str | None:
+    """The command ``argv`` runs (its first word that is not an option).
+
+    >>> _command_named(["-v", "report", "weekly"]), _command_named([])
+    ('report', None)
+    """
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    return words[0] if words else None
+
+
 def _bench_named(argv: list[str] | None) -> str | None:
     """The benchmark ``argv`` runs (``bench NAME ...``), if any: only its module is imported, since importing
     every benchmark (numpy, OpenCV, scikit-learn) would add seconds to every other command's start.
@@ -288,20 +315,19 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
 
     register_users(sub)  # users create|list|token|revoke
 
-    p = sub.add_parser("report", help="coordination reports (the weekly report as HTML and PDF)")
-    rsub = p.add_subparsers(dest="report", metavar="REPORT", required=True)
-    rp = rsub.add_parser("weekly", help="the week's figures, hotspots, forecast, stuck cases, escalations, "
-                                        "selective-reporting flags and department/center performance",
-                         description="Write the weekly coordination report (HTML, and PDF with --pdf) from the "
-                                     "case store (GS_DATABASE_URL) or, with --civic, from the Boston 311 extract.")
-    from .analytics.report import add_arguments as report_arguments
+    # Commands whose modules pull in scipy, scikit-learn or numpy are registered in full only when the command
+    # line names them; otherwise they are listed with their one-line help (every other command starts fast).
+    command = _command_named(argv)
+    if command == "report":
+        _register_report(sub)
+    else:
+        sub.add_parser("report", help=REPORT_HELP)
+    if command == "patrol":
+        from .analytics.patrol_plan import register_cli as register_patrol
 
-    report_arguments(rp)
-    rp.set_defaults(func=_cmd_report)
-
-    from .analytics.patrol_plan import register_cli as register_patrol
-
-    register_patrol(sub)  # patrol plan
+        register_patrol(sub)  # patrol plan
+    else:
+        sub.add_parser("patrol", help=PATROL_HELP)
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

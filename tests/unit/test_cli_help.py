@@ -32,3 +32,16 @@ def test_every_benchmark_parses_its_own_options(capsys: pytest.CaptureFixture[st
         assert exit_info.value.code == 0
         assert "--json" in capsys.readouterr().out
     build_parser(all_benchmarks=True)  # every benchmark's options together: no clash, every module imports
+
+
+def test_heavy_commands_are_listed_and_built_when_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """`report` and `patrol` (scipy, scikit-learn) are only listed unless named; named, their options exist."""
+    for argv, option in ((["report", "weekly", "--help"], "--week"), (["patrol", "plan", "--help"], "--inspectors")):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser(argv).parse_args(argv)
+        assert exit_info.value.code == 0
+        assert option in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        build_parser(["--help"]).parse_args(["--help"])
+    listing = capsys.readouterr().out
+    assert "report" in listing and "patrol" in listing
