@@ -21,10 +21,10 @@ from gridsentinel.analytics.report import chromium_path
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.settings import REPO_ROOT
 
+from ..conftest import api_token
 from .test_weekly_report import _case
 
 pytestmark = pytest.mark.integration
-TOKEN = "gs-demo-dispatcher-5d2e8b4c1a"  # docs/api.md: development-only demo token
 HOT = ("320582004001001", "320582004002009")
 ARTIFACTS = REPO_ROOT / "artifacts"
 
@@ -51,7 +51,8 @@ def _seed(url: str, now: float) -> None:
 
 
 @pytest.fixture
-def api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """The API's base URL over a seeded store, and a dispatcher's token made for this test."""
     import uvicorn
 
     from gridsentinel.api.app import create_app
@@ -59,6 +60,7 @@ def api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
     _seed(url, time.time())
+    token = api_token(url, "dispatcher")
     monkeypatch.setenv("GS_DATABASE_URL", url)
     app = create_app(Settings().with_(run_dir=tmp_path))
     with socket.socket() as s:
@@ -72,13 +74,14 @@ def api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             break
         time.sleep(0.05)
     assert server.started, "the API did not start"
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", token
     server.should_exit = True
     thread.join(15)
 
 
-def test_plan_route_and_refusals(api_url: str) -> None:
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+def test_plan_route_and_refusals(api: tuple[str, str]) -> None:
+    api_url, token = api
+    auth = {"Authorization": f"Bearer {token}"}
     r = httpx.get(f"{api_url}/api/v1/patrol/plan", params={"inspectors": 2, "shift_h": 2, "speed_kmh": 4},
                   headers=auth, timeout=60)
     assert r.status_code == 200, r.text
@@ -95,12 +98,13 @@ def test_plan_route_and_refusals(api_url: str) -> None:
     assert httpx.get(f"{api_url}/api/v1/patrol/plan").status_code == 401
 
 
-def test_patrol_views_in_chromium(api_url: str) -> None:
+def test_patrol_views_in_chromium(api: tuple[str, str]) -> None:
+    api_url, token = api
     if chromium_path() is None or not (REPO_ROOT / "tests" / "browser" / "node_modules" / "playwright-core").is_dir():
         pytest.fail("needs Debian's chromium and `npm ci` in tests/browser (scripts/setup.sh installs both)")
     ARTIFACTS.mkdir(exist_ok=True)
     map_shot, page_shot = ARTIFACTS / "patrol-map.png", ARTIFACTS / "patrol-page.png"
-    done = subprocess.run(["node", "patrol_page.mjs", api_url, TOKEN, str(map_shot), str(page_shot)],
+    done = subprocess.run(["node", "patrol_page.mjs", api_url, token, str(map_shot), str(page_shot)],
                           cwd=REPO_ROOT / "tests" / "browser", capture_output=True, text=True, timeout=180,
                           env={"GS_CHROMIUM": chromium_path() or "", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
