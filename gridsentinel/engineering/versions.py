@@ -23,7 +23,7 @@ open: its versions become the ``detectors`` kind's, numbers unchanged.
 >>> [v.number for v in store.history()]
 [2, 1]
 >>> routing = VersionStore(store, kind="routing")  # the same file, another kind: its own numbers
->>> routing.add("version: r1\n", author="li", at=300.0).number, routing.latest().kind
+>>> routing.add("version: r1\\n", author="li", at=300.0).number, routing.latest().kind
 (1, 'routing')
 """
 

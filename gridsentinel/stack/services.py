@@ -50,7 +50,7 @@ def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = M
 
     >>> import base64
     >>> mosquitto_hash("secretpw", base64.b64decode("4ST9go8ZmocvT7Eb"))[:40]
-    '$7$101$4ST9go8ZmocvT7Eb$l/+PvS3dWMZVD9du/'
+    '$7$101$4ST9go8ZmocvT7Eb$l/+PvS3dWMZVD9du'
     """
     import base64
 
