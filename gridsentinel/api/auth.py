@@ -2,8 +2,8 @@
 (``GS_API_TOKENS``, ``config/tokens.yaml``, which ships empty). Users and their expiring, revocable
 tokens live in the case database: :mod:`gridsentinel.api.users` (``gridsentinel users``).
 
-Roles form a ladder, ``viewer < dispatcher < engineer < admin``; ``citizen`` is a separate scope that
-may only use Open311 (read services and requests, post requests). Tokens are random strings of at
+Roles form a ladder, ``viewer < dispatcher < supervisor < engineer < admin``; ``citizen`` is a separate
+scope that may only use Open311 (read services and requests, post requests). Tokens are random strings of at
 least 128 bits, so an unsalted SHA-256 of the token is enough to store them (as with API keys: there is
 nothing to brute-force a dictionary of); lookups compare digests.
 
@@ -31,9 +31,11 @@ from pydantic import Field
 from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.errors import ConfigError
 
-Role = Literal["viewer", "dispatcher", "engineer", "admin", "citizen"]
-LADDER: tuple[str, ...] = ("viewer", "dispatcher", "engineer", "admin")
-ROLES: tuple[str, ...] = (*LADDER, "citizen")
+Role = Literal["viewer", "dispatcher", "supervisor", "engineer", "admin", "citizen", "department"]
+LADDER: tuple[str, ...] = ("viewer", "dispatcher", "supervisor", "engineer", "admin")
+# Off the ladder: ``citizen`` (Open311 only) and ``department`` (a department's staff: the cases dispatched
+# to their department, which they start, resolve or refuse).
+ROLES: tuple[str, ...] = (*LADDER, "citizen", "department")
 
 
 def hash_token(plain: str) -> str:
@@ -53,7 +55,8 @@ class TokenEntry(StrictModel):
         pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
         description="Who holds the token; recorded as the actor (user:<id>) of case changes.",
     )
-    role: Role = Field(description="viewer < dispatcher < engineer < admin; citizen: Open311 only.")
+    role: Role = Field(description="viewer < dispatcher < supervisor < engineer < admin; citizen: Open311 only; "
+                      "department: the cases dispatched to the user's department.")
     hash: str = Field(
         pattern=r"^sha256:[0-9a-f]{64}$", description="hash_token(plain); never the plain text."
     )

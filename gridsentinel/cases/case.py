@@ -138,6 +138,12 @@ class Case:
     duplicate_of: str | None = None
     reopen_count: int = 0
     rework_count: int = 0
+    home_center: str = ""  # the center the case started at (a hand-back returns it there)
+    assisting_departments: tuple[str, ...] = ()  # joint handling: departments helping the lead one
+    refusal_count: int = 0  # times a department refused the case
+    refused_at: float | None = None  # the last refusal (the case is back in its center's queue)
+    pending_action: dict[str, Any] | None = None  # a request waiting for a second user (four eyes)
+    headline: str = ""  # the case's current state in words: the latest detection at its severity
     version: int = 0  # bumped by the store on every write; an optimistic lock
     log_count: int = 0  # number of log entries written so far
 
@@ -153,6 +159,7 @@ class Case:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kinds"] = list(self.kinds)
+        data["assisting_departments"] = list(self.assisting_departments)
         data["category_key"] = self.category_key
         return data
 

@@ -84,6 +84,7 @@ def open_case(detection: Detection, resolved: Resolved, *, now: float, catalog: 
     """A new case for ``detection`` (rule 4)."""
     policy = resolved.policy
     spec = policy.spec
+    home = center_for(detection.grid_code, catalog.routing.start_level).id
     case = Case(
         case_id=case_id_for(detection.detection_id), grid_code=detection.grid_code,
         category_type=spec.type, category_code=spec.code, category_standard=spec.standard,
@@ -92,7 +93,7 @@ def open_case(detection: Detection, resolved: Resolved, *, now: float, catalog: 
         detection_count=1, sources={detection.source: 1}, kinds=(detection.kind,),
         title=detection.message or spec.name, lat=detection.lat, lon=detection.lon,
         department=catalog.department_for(spec.key, detection.grid_code),
-        center=center_for(detection.grid_code, catalog.routing.start_level).id,
+        center=home, home_center=home, headline=detection.message or spec.name,
         due_at=deadline(now, policy.dispatch_limit, catalog.calendar),
     )
     change = log(case, at=now, actor=actor, action="open", to_status="open",

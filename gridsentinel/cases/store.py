@@ -75,6 +75,12 @@ cases = sa.Table(
     sa.Column("duplicate_of", sa.String(64)),
     sa.Column("reopen_count", sa.Integer, nullable=False),
     sa.Column("rework_count", sa.Integer, nullable=False),
+    sa.Column("home_center", sa.String(32), nullable=False),
+    sa.Column("assisting_departments", sa.JSON, nullable=False),
+    sa.Column("refusal_count", sa.Integer, nullable=False),
+    sa.Column("refused_at", sa.Double),
+    sa.Column("pending_action", sa.JSON),
+    sa.Column("headline", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("log_count", sa.Integer, nullable=False),
     sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="ck_cases_status"),
@@ -85,6 +91,7 @@ cases = sa.Table(
     sa.Index("ix_cases_category_cell", "category_type", "category_code", "grid_code", "status"),
     sa.Index("ix_cases_due_at", "due_at"),
     sa.Index("ix_cases_opened_at", "opened_at"),
+    sa.Index("ix_cases_center", "center"),
 )
 
 case_log = sa.Table(
@@ -127,6 +134,7 @@ _CASE_COLUMNS = [c.name for c in cases.columns]
 def _case_row(case: Case) -> dict[str, Any]:
     row = asdict(case)
     row["kinds"] = list(case.kinds)
+    row["assisting_departments"] = list(case.assisting_departments)
     return row
 
 
@@ -134,6 +142,7 @@ def _row_case(row: sa.Row[Any]) -> Case:
     data = dict(row._mapping)
     data["kinds"] = tuple(data["kinds"] or ())
     data["sources"] = dict(data["sources"] or {})
+    data["assisting_departments"] = tuple(data["assisting_departments"] or ())
     return Case(**data)
 
 
