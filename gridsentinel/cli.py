@@ -311,6 +311,9 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
     from .devices.commands import register_cli as register_devices
 
     register_devices(sub)  # devices list|show|create|update|move|retire|rotate|revoke|import|export|seed|sync
+    from .devices.subscriber_commands import register_cli as register_centers
+
+    register_centers(sub)  # centers subscriber create|rotate|revoke|list|sync
     from .api.user_commands import register_cli as register_users
 
     register_users(sub)  # users create|list|token|revoke
