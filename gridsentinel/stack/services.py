@@ -219,6 +219,9 @@ class Mosquitto(Service):
         self._write_acl(self.subscriber_acl())
         if not self.passwd_file.exists():
             self._passwd(["-c", "-b", str(self.passwd_file), "gateway", self.settings.gateway_password])
+        elif not any(line.startswith("gateway:") for line in self.passwd_file.read_text().splitlines()):
+            # The file was started by a device or subscriber command before the first `up`.
+            self._passwd(["-b", str(self.passwd_file), "gateway", self.settings.gateway_password])
         self.ensure_devices(self._registry_device_ids(), reload=False)
         self.passwd_file.chmod(0o600)
         acl = self.dir / "acl"

@@ -65,3 +65,11 @@ def test_prepare_keeps_the_subscribers_grants(tmp_path: Path) -> None:
     (broker.dir / "acl").write_text(BASE_ACL)  # e.g. an older `up` wrote it without them
     broker.prepare()
     assert user_block((broker.dir / "acl").read_text(), "district-320582")[-1] == "topic read gs/v1/alerts/320582/#"
+
+
+def test_prepare_adds_the_gateway_to_a_password_file_a_command_started(tmp_path: Path) -> None:
+    broker = mosquitto(tmp_path)
+    broker.set_credentials({"street-a": "pw-a" * 8}, grants={"street-a": STREET})  # before the first `up`
+    assert "gateway" not in broker.known_users()
+    broker.prepare()
+    assert {"gateway", "street-a"} <= broker.known_users()
