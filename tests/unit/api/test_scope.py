@@ -126,7 +126,7 @@ def test_queues_follow_escalation_and_me_and_centers_say_where_you_are(api: Harn
         # the counts are the queues' lists
         for center, info in city.items():
             for queue, n in info["queues"].items():
-                listed = await store.list_cases(CaseQuery(queue=queue, queue_center=center,  # type: ignore[arg-type]
+                listed = await store.list_cases(CaseQuery(queue=queue, queue_center=center,
                                                           now=api.now))
                 assert len(listed) == n, (center, queue)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.api.stats import queue_counts
 from gridsentinel.cases.authority import QUEUES, Actor, queues, visible
 from gridsentinel.cases.case import STATUSES, Case, CaseChange, new_case_for_test
 from gridsentinel.cases.centers import count_queues
@@ -53,47 +54,56 @@ def generated_cases(n: int, seed: int) -> list[Case]:
     return out
 
 
-def test_sql_and_memory_select_what_authority_says(tmp_path: Path) -> None:
+async def compare_stores(url: str) -> None:
+    """Seed the same generated cases into the SQL store at ``url`` and a memory store; both must list exactly
+    what authority.visible and authority.queues select (also used on PostgreSQL: tests/integration)."""
     cases = generated_cases(400, seed=16)
+    memory = MemoryCaseStore()
+    async with SqlCaseStore.open(url) as sql:
+        for store in (memory, sql):
+            async with store.transaction() as tx:
+                for case in cases:
+                    await tx.save(CaseChange(case, (), created=True), None)
 
-    async def scenario() -> None:
-        memory = MemoryCaseStore()
-        async with SqlCaseStore.open(f"sqlite:///{tmp_path / 'cases.db'}") as sql:
-            for store in (memory, sql):
-                async with store.transaction() as tx:
-                    for case in cases:
-                        await tx.save(CaseChange(case, (), created=True), None)
+        async def both(query: CaseQuery) -> list[str]:
+            from_sql = [c.case_id for c in await sql.list_cases(query)]
+            from_memory = [c.case_id for c in await memory.list_cases(query)]
+            assert from_sql == from_memory, query
+            return sorted(from_sql)
 
-            async def both(query: CaseQuery) -> list[str]:
-                from_sql = [c.case_id for c in await sql.list_cases(query)]
-                from_memory = [c.case_id for c in await memory.list_cases(query)]
-                assert from_sql == from_memory, query
-                return sorted(from_sql)
+        for actor in ACTORS:
+            expected = sorted(c.case_id for c in cases if visible(actor, c))
+            assert await both(CaseQuery(visible_to=actor, limit=1000)) == expected, actor
+        seen_queues = set()
+        street = Actor("s", "dispatcher", "street:320582004")
+        for center in CENTERS:
+            for queue in QUEUES:
+                expected = sorted(c.case_id for c in cases if queue in queues(c, center, now=NOW))
+                if expected:
+                    seen_queues.add(queue)
+                assert await both(CaseQuery(queue=queue, queue_center=center, now=NOW, limit=1000)) \
+                    == expected, (center, queue)
+                # a queue as a street user sees it
+                expected = sorted(c.case_id for c in cases
+                                  if queue in queues(c, center, now=NOW) and visible(street, c))
+                assert await both(CaseQuery(queue=queue, queue_center=center, now=NOW, visible_to=street,
+                                            limit=1000)) == expected
+        assert seen_queues == set(QUEUES)  # the generated cases fill every queue somewhere
+        counts = count_queues(((c, 1) for c in cases), CENTERS, now=NOW)
+        for center in CENTERS:
+            for queue in QUEUES:
+                assert counts[center][queue] == sum(queue in queues(c, center, now=NOW) for c in cases)
+        # the per-center counts of /api/v1/centers: one GROUP BY on SQL, a scan on memory
+        for viewer in (None, street, ACTORS[-2]):
+            expected_counts = {center: {queue: sum(queue in queues(c, center, now=NOW)
+                                                   and (viewer is None or visible(viewer, c)) for c in cases)
+                                        for queue in QUEUES} for center in CENTERS}
+            assert await queue_counts(sql, CENTERS, now=NOW, actor=viewer) == expected_counts
+            assert await queue_counts(memory, CENTERS, now=NOW, actor=viewer) == expected_counts
 
-            for actor in ACTORS:
-                expected = sorted(c.case_id for c in cases if visible(actor, c))
-                assert await both(CaseQuery(visible_to=actor, limit=1000)) == expected, actor
-            seen_queues = set()
-            for center in CENTERS:
-                for queue in QUEUES:
-                    expected = sorted(c.case_id for c in cases if queue in queues(c, center, now=NOW))
-                    if expected:
-                        seen_queues.add(queue)
-                    assert await both(CaseQuery(queue=queue, queue_center=center, now=NOW, limit=1000)) \
-                        == expected, (center, queue)
-                    # a queue as a street user sees it
-                    actor = Actor("s", "dispatcher", "street:320582004")
-                    expected = sorted(c.case_id for c in cases
-                                      if queue in queues(c, center, now=NOW) and visible(actor, c))
-                    assert await both(CaseQuery(queue=queue, queue_center=center, now=NOW, visible_to=actor,
-                                                limit=1000)) == expected
-            assert seen_queues == set(QUEUES)  # the generated cases fill every queue somewhere
-            counts = count_queues(((c, 1) for c in cases), CENTERS, now=NOW)
-            for center in CENTERS:
-                for queue in QUEUES:
-                    assert counts[center][queue] == sum(queue in queues(c, center, now=NOW) for c in cases)
 
-    asyncio.run(scenario())
+def test_sql_and_memory_select_what_authority_says(tmp_path: Path) -> None:
+    asyncio.run(compare_stores(f"sqlite:///{tmp_path / 'cases.db'}"))
 
 
 def test_a_queue_filter_needs_its_center_and_time() -> None:
