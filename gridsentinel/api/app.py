@@ -228,6 +228,7 @@ def create_app(
         lifespan=lifespan,
         openapi_tags=[
             {"name": "cases", "description": "Grid-management cases and their workflow."},
+            {"name": "centers", "description": "The user, its center, and the centers' queues."},
             {"name": "stream", "description": "Live case events (server-sent events)."},
             {"name": "devices", "description": "The device registry."},
             {"name": "grid", "description": "Unit grid cells with open-case counts."},

@@ -91,9 +91,9 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
                                                     expires_in_s=_expiry(args), description=args.description,
                                                     center=args.center, department=args.department))
     show_secret(issued)
-    where = f" of {args.center}" if args.center else " (the whole city)"
-    print(f"  {args.name} sees the cases{where}" + (f", dispatched to {args.department}" if args.department
-                                                     else ""))
+    what = f"dispatched to {args.department}" if args.department else ""
+    where = f"of {args.center}" if args.center else "of the whole city"
+    print(f"  {args.name} sees the cases {what + ' ' if what else ''}{where}")
     return 0
 
 
