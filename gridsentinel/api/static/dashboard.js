@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const S = { token: sessionStorage.getItem("gs-token") || "", me: null, cases: new Map(), grid: null,
   devices: [], selected: null, abort: null, proj: null };
 const NS = "http://www.w3.org/2000/svg";
-const ROLES = ["viewer", "dispatcher", "engineer", "admin"];
+const ROLES = ["viewer", "dispatcher", "supervisor", "engineer", "admin"];  // the ladder (api/auth.py LADDER)
 const ACTIVE = ["open", "dispatched", "in_progress", "resolved", "verified"];
 
 function el(tag, attrs = {}, ...kids) {
