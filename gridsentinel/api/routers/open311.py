@@ -111,7 +111,7 @@ async def services(state: StateDep, _: Open311Reader) -> list[Open311Service]:
             description=f"{p.spec.name} ({p.spec.type} {p.spec.code}, {p.spec.standard})",
             metadata=False,
             type="realtime",
-            keywords=f"{p.spec.type},{p.spec.code},{p.spec.standard}",
+            keywords=f"{p.spec.type},{p.spec.code},{p.spec.standard},{p.spec.name_zh}",
             group=p.spec.type,
         )
         for key, p in state.catalog.policies.items()

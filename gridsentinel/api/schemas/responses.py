@@ -319,7 +319,7 @@ class Open311Service(BaseModel):
                     "(event 0103, CJ/T 214-2007)",
                     "metadata": False,
                     "type": "realtime",
-                    "keywords": "event,0103,CJ/T 214-2007",
+                    "keywords": "event,0103,CJ/T 214-2007,积存垃圾渣土",
                     "group": "event",
                 }
             ]
