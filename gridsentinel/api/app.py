@@ -33,6 +33,8 @@ from gridsentinel.api.routers import (
     devices,
     evidence,
     grid,
+    hotline,
+    inspector,
     open311,
     ops,
     patrol,
@@ -43,6 +45,8 @@ from gridsentinel.api.routers import (
 from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.intake import load_channels
 from gridsentinel.cases.store import SqlCaseStore, create_engine, upgrade
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
@@ -62,6 +66,9 @@ viewer < dispatcher < engineer < admin (plus `citizen`, Open311 only). Every err
 `{"error": {"code": ..., "message": ..., "details": ...}}`."""
 
 
+UPLOAD_PREFIX = "/api/v1/inspector/"
+
+
 class _Edge:
     """Pure ASGI middleware: 413 for declared bodies over the limit, and request counts for /metrics
     (by route template, so ids do not explode the label set). Pure ASGI keeps SSE streaming intact."""
@@ -76,6 +83,8 @@ class _Edge:
             return
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         limit = self.state.config.max_body_bytes
+        if str(scope.get("path", "")).startswith(UPLOAD_PREFIX):  # inspectors' reports carry photos
+            limit = self.state.config.max_upload_bytes
         if length.isdigit() and int(length) > limit:
             body = json.dumps(
                 error_body("payload_too_large", f"request body larger than {limit} bytes")
@@ -156,10 +165,11 @@ def create_app(
     """
     config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
+    catalog = load_catalog(settings.config_dir)
     state = ApiState(
         settings=settings,
         config=config,
-        catalog=load_catalog(settings.config_dir),
+        catalog=catalog,
         grid=grid_map,
         grid_geojson=_load_geojson(settings),
         registry=Registry.load(settings.config_dir),
@@ -170,6 +180,7 @@ def create_app(
         detection_sink=detection_sink,
         open311_wait_s=open311_wait_s,
         store=store,
+        channels=load_channels(settings.config_dir, grid_map, set(catalog.policies)),
     )
 
     @asynccontextmanager
@@ -183,6 +194,7 @@ def create_app(
         # API users and tokens (gridsentinel users ...): read on every request, so no restart is needed
         state.users = UserStore(create_engine(config.database_url), clock=state.clock)
         await upgrade(state.users.engine)
+        state.hotline = HotlineStore(state.users.engine)  # same database, same engine
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -215,6 +227,7 @@ def create_app(
             state.device_registry = None
             await state.users.engine.dispose()
             state.users = None
+            state.hotline = None
 
     app = FastAPI(
         title="GridSentinel API",
@@ -234,7 +247,7 @@ def create_app(
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
     for module in (stream, cases, device_health, devices, grid, open311, ops, signals, evidence, dashboard, configs,
-                   reports, patrol):
+                   reports, patrol, inspector, hotline):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

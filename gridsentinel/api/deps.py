@@ -17,9 +17,9 @@ _bearer = HTTPBearer(auto_error=False, description="An API token (gridsentinel u
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def require(minimum: str, *, citizen: bool = False) -> Callable[..., Awaitable[TokenEntry]]:
-    """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen``
-    when ``citizen`` is allowed). 401 without a valid token, 403 with a role too low."""
+def require(minimum: str, *, citizen: bool = False, inspector: bool = False) -> Callable[..., Awaitable[TokenEntry]]:
+    """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen`` /
+    ``inspector`` when allowed). 401 without a valid token, 403 with a role too low."""
 
     async def check(
         state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -39,8 +39,10 @@ def require(minimum: str, *, citizen: bool = False) -> Callable[..., Awaitable[T
             raise ApiError(
                 401, "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
-        if not (allows(entry.role, minimum) or (citizen and entry.role == "citizen")):
-            wanted = f"{minimum} or higher" + (" (or citizen)" if citizen else "")
+        if not (allows(entry.role, minimum) or (citizen and entry.role == "citizen")
+                or (inspector and entry.role == "inspector")):
+            wanted = (f"{minimum} or higher" + (" (or citizen)" if citizen else "")
+                      + (" (or inspector)" if inspector else ""))
             raise ApiError(
                 403,
                 f"role {entry.role} is not allowed here; needs {wanted}",
@@ -55,3 +57,4 @@ Viewer = Annotated[TokenEntry, Depends(require("viewer"))]
 Dispatcher = Annotated[TokenEntry, Depends(require("dispatcher"))]
 Open311Reader = Annotated[TokenEntry, Depends(require("viewer", citizen=True))]
 Open311Writer = Annotated[TokenEntry, Depends(require("dispatcher", citizen=True))]
+InspectorDep = Annotated[TokenEntry, Depends(require("dispatcher", inspector=True))]

@@ -16,6 +16,8 @@ from gridsentinel.api.hub import CaseEventHub
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.intake import Channels
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
@@ -50,6 +52,13 @@ class ApiState:
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
     device_health: HealthBoard = field(default_factory=HealthBoard)  # gs.device-health and gs.device-status
+    channels: Channels | None = None  # inspector and hotline config, gazetteer, keyword model (create_app)
+    hotline: HotlineStore | None = None  # the hotline's calls in the case DB, set by the lifespan
+
+    def hotline_store(self) -> HotlineStore:
+        if self.hotline is None:
+            raise RuntimeError("the hotline store is not open (the app's lifespan has not run)")
+        return self.hotline
 
     def case_store(self) -> CaseStore:
         if self.store is None:
