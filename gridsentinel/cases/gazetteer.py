@@ -81,9 +81,9 @@ def normalize(text: str) -> str:
     >>> normalize("长安路十二弄（东）")
     '长安路12弄东'
     """
-    s = unicodedata.normalize("NFKC", text).casefold()
+    s = _DROP.sub("", unicodedata.normalize("NFKC", text).casefold())
     s = _CN_NUMBER.sub(lambda m: str(chinese_number(m.group(1))), s)
-    return _DROP.sub("", s)
+    return s
 
 
 def _bigrams(s: str) -> set[str]:
