@@ -181,8 +181,8 @@ def test_a_call_is_placed_by_the_gazetteer_and_joins_the_inspectors_case(api: Ha
 def test_an_unplaceable_call_waits_in_the_queue_until_resolved(api: Harness) -> None:
     async def scenario(c: httpx.AsyncClient) -> None:
         h = auth("dispatcher")
-        t = (await c.post("/api/v1/hotline/calls", json=call("小区门口垃圾桶满溢了，好几天没人收", "我家楼下那个垃圾桶"),
-                          headers=h)).json()
+        vague = call("小区门口垃圾桶满溢了，好几天没人收", "我家楼下那个垃圾桶")
+        t = (await c.post("/api/v1/hotline/calls", json=vague, headers=h)).json()
         assert t["status"] == "pending" and t["grid_code"] is None
         assert "no gazetteer name resembles" in t["resolution"] or "give the point" in t["resolution"]
         assert t["suggestions"][0]["category"] == "event:0102"
