@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
+import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +22,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from gridsentinel.analytics.report import chromium_path
 from gridsentinel.api.auth import add_token
 from gridsentinel.core.grid import dedup_region
 from gridsentinel.core.records import Detection
+from gridsentinel.settings import REPO_ROOT
 
 from .conftest import Namespace, wait_for
 
@@ -41,11 +47,11 @@ def _photo() -> dict[str, str]:
     return {"data": base64.b64encode(buf.getvalue()).decode()}
 
 
-def test_inspector_and_hotline_reports_of_one_problem_make_one_case(
-        ns: Namespace, case_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _start(ns: Namespace, case_store_url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, str]:
+    """The case stage and the API on ``case_store_url``: (base URL, inspector token, call-taker token)."""
     tokens = ns.workdir / "tokens.yaml"
-    inspector = {"Authorization": f"Bearer {add_token(tokens, 't-inspector', 'inspector')}"}
-    taker = {"Authorization": f"Bearer {add_token(tokens, 't-calltaker', 'dispatcher')}"}
+    inspector_token = add_token(tokens, "t-inspector", "inspector")
+    taker_token = add_token(tokens, "t-calltaker", "dispatcher")
     monkeypatch.setenv("GS_API_TOKENS", str(tokens))
     monkeypatch.setenv("GS_DATABASE_URL", case_store_url)
     (ns.config_dir / "receivers.yaml").write_text(  # no alert delivery: other tests share the broker
@@ -64,6 +70,15 @@ def test_inspector_and_hotline_reports_of_one_problem_make_one_case(
             return False
 
     wait_for(healthy, 60, "the API to answer /healthz", ns=ns, on_timeout=lambda: ns.log("api"))
+    return base, inspector_token, taker_token
+
+
+def test_inspector_and_hotline_reports_of_one_problem_make_one_case(
+        ns: Namespace, case_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, inspector_token, taker_token = _start(ns, case_store_url, monkeypatch)
+    inspector = {"Authorization": f"Bearer {inspector_token}"}
+    taker = {"Authorization": f"Bearer {taker_token}"}
+    detections = f"{ns.prefix}gs.detections"
     logs = lambda: ns.log("cases") + ns.log("api")  # noqa: E731
 
     # The inspector found the missing cover 3 hours ago in a dead zone; the phone sends it now, then again
@@ -158,3 +173,49 @@ def test_inspector_and_hotline_reports_of_one_problem_make_one_case(
     hotline = {d.evidence["call_id"]: d for _, d in seen if d.source == "hotline"}
     assert set(hotline) == {*call_ids, vague["call_id"]}
     assert hotline[vague["call_id"]].grid_code == MARKET_CELL
+
+
+@pytest.fixture
+def browser_ready() -> Iterator[str]:
+    path = chromium_path()
+    if path is None or not (REPO_ROOT / "tests" / "browser" / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("needs Debian's chromium and `npm ci` in tests/browser (scripts/setup.sh installs both)")
+    yield path
+
+
+def test_the_phone_page_sends_an_offline_finding_later_with_its_own_time(
+        ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser_ready: str) -> None:
+    base, inspector_token, taker_token = _start(ns, f"sqlite:///{tmp_path / 'cases.db'}", monkeypatch)
+    photo = tmp_path / "cover.jpg"
+    Image.new("RGB", (1200, 900), (60, 80, 90)).save(photo, format="JPEG")
+    shot = REPO_ROOT / "artifacts" / "inspector-page.png"
+    shot.parent.mkdir(exist_ok=True)
+    done = subprocess.run(["node", "inspector_page.mjs", base, inspector_token, str(photo), str(shot)],
+                          cwd=REPO_ROOT / "tests" / "browser", capture_output=True, text=True, timeout=180,
+                          env={"GS_CHROMIUM": browser_ready, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:] + ns.log("api")
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["title"] == "巡查上报" and seen["englishTitle"] == "Patrol report"
+    [filed] = seen["filed"]  # waited in the outbox while offline, photo included
+    assert filed["photos"] == 1 and "待发送" in seen["offlineOutbox"][0]
+    assert seen["onlineStatus"].startswith("已上报"), seen
+    assert seen["pageWidth"] <= 390 and seen["errors"] == []
+
+    taker = {"Authorization": f"Bearer {taker_token}"}
+
+    def case() -> dict[str, Any] | None:
+        items = httpx.get(f"{base}/api/v1/cases", params={"grid_prefix": CELL}, headers=taker, timeout=10).json()
+        if not items["items"]:
+            return None
+        found: dict[str, Any] = httpx.get(f"{base}/api/v1/cases/{items['items'][0]['case_id']}", headers=taker,
+                                          timeout=10).json()
+        return found
+
+    detail = wait_for(case, 60, "the finding's case", ns=ns, on_timeout=lambda: ns.log("cases") + ns.log("api"))
+    assert detail is not None
+    [d] = detail["detections"]
+    made = datetime.fromisoformat(filed["observed_at"].replace("Z", "+00:00")).timestamp()
+    online = datetime.fromisoformat(seen["onlineAt"].replace("Z", "+00:00")).timestamp()
+    assert d["source"] == "inspector" and d["observed_at"] == pytest.approx(made, abs=1e-3) and made < online
+    assert d["evidence"]["report_id"] == filed["report_id"] and d["evidence"]["accuracy_m"] == 6
+    assert detail["case"]["category_key"] == "component:0103" and d["message"] == "雨水井盖缺失（离线上报）"
