@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # The API: the token file (<config_dir>/tokens.yaml unless given) and the largest request body.
     api_tokens: Path = Field(None, validate_default=True, validation_alias="GS_API_TOKENS")
     api_max_body_bytes: int = Field(64 * 1024, ge=1, validation_alias="GS_API_MAX_BODY_BYTES")
+    # ... and for /api/v1/inspector/ (reports and checks carry base64 photos).
+    api_max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1, validation_alias="GS_API_MAX_UPLOAD_BYTES")
 
     # `gridsentinel bench vision`'s footage (relative paths are from the working directory).
     video_dir: Path = Field(Path("../shared/datasets/video"), validation_alias="GS_VIDEO_DIR")

@@ -34,6 +34,8 @@ from gridsentinel.api.routers import (
     devices,
     evidence,
     grid,
+    hotline,
+    inspector,
     open311,
     ops,
     patrol,
@@ -45,6 +47,8 @@ from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.centers import center_names, derive_centers
+from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.intake import load_channels
 from gridsentinel.cases.store import SqlCaseStore, create_engine, upgrade
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
@@ -65,6 +69,9 @@ dispatched to a department). A user of a center sees only its center's cases: an
 Every error has the shape `{"error": {"code": ..., "message": ..., "details": ...}}`."""
 
 
+UPLOAD_PREFIX = "/api/v1/inspector/"
+
+
 class _Edge:
     """Pure ASGI middleware: 413 for declared bodies over the limit, and request counts for /metrics
     (by route template, so ids do not explode the label set). Pure ASGI keeps SSE streaming intact."""
@@ -79,6 +86,8 @@ class _Edge:
             return
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         limit = self.state.config.max_body_bytes
+        if str(scope.get("path", "")).startswith(UPLOAD_PREFIX):  # inspectors' reports carry photos
+            limit = self.state.config.max_upload_bytes
         if length.isdigit() and int(length) > limit:
             body = json.dumps(
                 error_body("payload_too_large", f"request body larger than {limit} bytes")
@@ -160,10 +169,11 @@ def create_app(
     config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
     geojson = _load_geojson(settings)
+    catalog = load_catalog(settings.config_dir)
     state = ApiState(
         settings=settings,
         config=config,
-        catalog=load_catalog(settings.config_dir),
+        catalog=catalog,
         grid=grid_map,
         grid_geojson=geojson,
         registry=Registry.load(settings.config_dir),
@@ -175,6 +185,7 @@ def create_app(
         open311_wait_s=open311_wait_s,
         store=store,
         centers=derive_centers(grid_map.cells, center_names(geojson.get("features", []))),
+        channels=load_channels(settings.config_dir, grid_map, set(catalog.policies)),
     )
 
     @asynccontextmanager
@@ -188,6 +199,7 @@ def create_app(
         # API users and tokens (gridsentinel users ...): read on every request, so no restart is needed
         state.users = UserStore(create_engine(config.database_url), clock=state.clock)
         await upgrade(state.users.engine)
+        state.hotline = HotlineStore(state.users.engine)  # same database, same engine
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -220,6 +232,7 @@ def create_app(
             state.device_registry = None
             await state.users.engine.dispose()
             state.users = None
+            state.hotline = None
 
     app = FastAPI(
         title="GridSentinel API",
@@ -240,7 +253,7 @@ def create_app(
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
     for module in (stream, cases, centers, device_health, devices, grid, open311, ops, signals, evidence, dashboard,
-                   configs, reports, patrol):
+                   configs, reports, patrol, inspector, hotline):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

@@ -31,11 +31,12 @@ from pydantic import Field
 from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.errors import ConfigError
 
-Role = Literal["viewer", "dispatcher", "supervisor", "engineer", "admin", "citizen", "department"]
+Role = Literal["viewer", "dispatcher", "supervisor", "engineer", "admin", "citizen", "department", "inspector"]
 LADDER: tuple[str, ...] = ("viewer", "dispatcher", "supervisor", "engineer", "admin")
 # Off the ladder: ``citizen`` (Open311 only) and ``department`` (a department's staff: the cases dispatched
-# to their department, which they start, resolve or refuse).
-ROLES: tuple[str, ...] = (*LADDER, "citizen", "department")
+# to their department, which they start, resolve or refuse) and ``inspector`` (patrol staff: file findings and
+# verify or rework resolved cases on site, through /api/v1/inspector only).
+ROLES: tuple[str, ...] = (*LADDER, "citizen", "department", "inspector")
 
 
 def hash_token(plain: str) -> str:

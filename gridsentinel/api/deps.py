@@ -17,11 +17,11 @@ _bearer = HTTPBearer(auto_error=False, description="An API token (gridsentinel u
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def require(minimum: str, *, citizen: bool = False, department: bool = False,
+def require(minimum: str, *, citizen: bool = False, department: bool = False, inspector: bool = False,
             city_wide: bool = False) -> Callable[..., Awaitable[TokenEntry]]:
     """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen`` / a
-    ``department`` user when allowed). 401 without a valid token, 403 with a role too low; with
-    ``city_wide``, 403 for a user of a center (a route whose figures cannot be cut to a center)."""
+    ``department`` user / an ``inspector`` when allowed). 401 without a valid token, 403 with a role too low;
+    with ``city_wide``, 403 for a user of a center (a route whose figures cannot be cut to a center)."""
 
     async def check(
         state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -42,9 +42,9 @@ def require(minimum: str, *, citizen: bool = False, department: bool = False,
                 401, "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
         if not (allows(entry.role, minimum) or (citizen and entry.role == "citizen")
-                or (department and entry.role == "department")):
+                or (department and entry.role == "department") or (inspector and entry.role == "inspector")):
             wanted = (f"{minimum} or higher" + (" (or citizen)" if citizen else "")
-                      + (" (or department)" if department else ""))
+                      + (" (or department)" if department else "") + (" (or inspector)" if inspector else ""))
             raise ApiError(
                 403,
                 f"role {entry.role} is not allowed here; needs {wanted}",
@@ -65,3 +65,4 @@ CityViewer = Annotated[TokenEntry, Depends(require("viewer", city_wide=True))]
 Dispatcher = Annotated[TokenEntry, Depends(require("dispatcher"))]
 Open311Reader = Annotated[TokenEntry, Depends(require("viewer", citizen=True))]
 Open311Writer = Annotated[TokenEntry, Depends(require("dispatcher", citizen=True))]
+InspectorDep = Annotated[TokenEntry, Depends(require("dispatcher", inspector=True))]

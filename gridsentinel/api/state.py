@@ -17,6 +17,8 @@ from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.centers import CenterInfo
 from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.intake import Channels
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
@@ -52,6 +54,13 @@ class ApiState:
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
     device_health: HealthBoard = field(default_factory=HealthBoard)  # gs.device-health and gs.device-status
     centers: dict[str, CenterInfo] = field(default_factory=dict)  # the grid's centers (cases/centers.py)
+    channels: Channels | None = None  # inspector and hotline config, gazetteer, keyword model (create_app)
+    hotline: HotlineStore | None = None  # the hotline's calls in the case DB, set by the lifespan
+
+    def hotline_store(self) -> HotlineStore:
+        if self.hotline is None:
+            raise RuntimeError("the hotline store is not open (the app's lifespan has not run)")
+        return self.hotline
 
     def case_store(self) -> CaseStore:
         if self.store is None:
