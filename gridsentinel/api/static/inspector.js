@@ -46,7 +46,7 @@ function applyStrings() {
 function openDb() {
   return new Promise((resolve, reject) => {
     const req = indexedDB.open("gs-inspector", 1);
-    req.onupgradeneeded = () => req.result.createObjectStore("outbox", { keyPath: "report.report_id" });
+    req.onupgradeneeded = () => req.result.createObjectStore("outbox", { keyPath: 'report.report_id' });
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });
