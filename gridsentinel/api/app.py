@@ -25,6 +25,7 @@ from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.device_health import Following, start_following
 from gridsentinel.api.errors import error_body, install_error_handlers
 from gridsentinel.api.hub import CaseEventHub, DetectionProducer, consume_case_events
+from gridsentinel.api.privacy import load_pseudonym_key
 from gridsentinel.api.routers import (
     cases,
     configs,
@@ -39,12 +40,16 @@ from gridsentinel.api.routers import (
     reports,
     signals,
     stream,
+    verification,
 )
 from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.quality import QualityConfig
+from gridsentinel.cases.report_store import ReportStore
 from gridsentinel.cases.store import SqlCaseStore, create_engine, upgrade
 from gridsentinel.cases.store_protocol import CaseStore
+from gridsentinel.core.config import load_yaml
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.topics import Topics
@@ -62,6 +67,9 @@ viewer < dispatcher < engineer < admin (plus `citizen`, Open311 only). Every err
 `{"error": {"code": ..., "message": ..., "details": ...}}`."""
 
 
+REPORT_PATH = "/open311/v2/requests.json"
+
+
 class _Edge:
     """Pure ASGI middleware: 413 for declared bodies over the limit, and request counts for /metrics
     (by route template, so ids do not explode the label set). Pure ASGI keeps SSE streaming intact."""
@@ -76,6 +84,8 @@ class _Edge:
             return
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         limit = self.state.config.max_body_bytes
+        if scope.get("path") == REPORT_PATH and scope.get("method") == "POST":  # a report may carry a photo
+            limit = max(limit, self.state.config.max_report_bytes)
         if length.isdigit() and int(length) > limit:
             body = json.dumps(
                 error_body("payload_too_large", f"request body larger than {limit} bytes")
@@ -110,6 +120,12 @@ class _Edge:
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
         self.state.requests[(str(scope.get("method", "")), path, status)] += 1
+
+
+def _load_quality(settings: Settings) -> QualityConfig:
+    """config/quality.yaml (the report-quality thresholds); the defaults when the file is absent."""
+    path = settings.config_dir / "quality.yaml"
+    return load_yaml(path, QualityConfig) if path.exists() else QualityConfig()
 
 
 def _load_geojson(settings: Settings) -> dict[str, Any]:
@@ -170,6 +186,8 @@ def create_app(
         detection_sink=detection_sink,
         open311_wait_s=open311_wait_s,
         store=store,
+        quality=_load_quality(settings),
+        pseudonym_key=load_pseudonym_key(settings),
     )
 
     @asynccontextmanager
@@ -183,6 +201,7 @@ def create_app(
         # API users and tokens (gridsentinel users ...): read on every request, so no restart is needed
         state.users = UserStore(create_engine(config.database_url), clock=state.clock)
         await upgrade(state.users.engine)
+        state.reports = ReportStore(state.users.engine)  # same database, migrated together
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -215,6 +234,7 @@ def create_app(
             state.device_registry = None
             await state.users.engine.dispose()
             state.users = None
+            state.reports = None
 
     app = FastAPI(
         title="GridSentinel API",
@@ -234,7 +254,7 @@ def create_app(
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
     for module in (stream, cases, device_health, devices, grid, open311, ops, signals, evidence, dashboard, configs,
-                   reports, patrol):
+                   reports, patrol, verification):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

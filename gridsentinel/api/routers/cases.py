@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from gridsentinel.api.deps import Dispatcher, StateDep, Viewer
 from gridsentinel.api.errors import ApiError, responses
+from gridsentinel.api.privacy import redact_detection
 from gridsentinel.api.schemas.requests import TransitionRequest
 from gridsentinel.api.schemas.responses import (
     CaseDetailOut,
@@ -112,13 +113,14 @@ async def list_cases(
     summary="One case with its log and detections",
     responses=responses(401, 403, 404, 422),
 )
-async def get_case(case_id: CaseId, state: StateDep, _: Viewer) -> CaseDetailOut:
+async def get_case(case_id: CaseId, state: StateDep, token: Viewer) -> CaseDetailOut:
     store = state.case_store()
     case = await store.get_case(case_id)
     if case is None:
         raise CaseNotFound(f"no case {case_id}")
     entries = await store.case_log(case_id)
-    detections = await store.case_detections(case_id)
+    # a citizen's account, device and phone: pseudonyms below dispatcher (api/privacy.py)
+    detections = [redact_detection(d, token.role, state.pseudonym_key) for d in await store.case_detections(case_id)]
     return CaseDetailOut(
         case=CaseOut.model_validate(case.to_dict()),
         log=[LogEntryOut.model_validate(e.to_dict()) for e in entries],
