@@ -195,9 +195,15 @@ async def list_requests(
 ) -> list[Open311Request]:
     store = state.case_store()
     if service_request_id:
-        ids = _split(service_request_id)[:MAX_RESULTS]
-        found = [c for c in [await store.get_case(i) for i in ids] if c is not None]
-        return [to_open311(c, state) for c in found]
+        out: list[Open311Request] = []
+        for rid in _split(service_request_id)[:MAX_RESULTS]:
+            case = await store.get_case(rid)
+            if case is None and intake.REPORT_ID.fullmatch(rid):  # a report's token (held, rejected, ...)
+                case, shown = await _report_request(state, rid)
+                out += [shown] if shown is not None else []
+            if case is not None:
+                out.append(to_open311(case, state))
+        return out
     end = unix(end_date) if end_date else None
     start = unix(start_date) if start_date else None
     if end is None:
@@ -423,7 +429,11 @@ async def get_token(
     status_code=201,
     response_model=list[Open311PostResult],
     summary="Open311: report a problem (dispatcher or citizen token)",
-    description="Form-encoded (as the spec says) or JSON. The report becomes a `citizen` detection "
+    description="Form-encoded (as the spec says), JSON, or multipart with the photo as a `media` file "
+    "part. The report first passes the citizen intake (docs/cases.md, \"Report quality\"): 429 "
+    "`rate_limited` over the account's or device's rate limit; a report whose checks flag it is held "
+    "for verification (`service_request_id` = its token); the same photo as an earlier report is "
+    "attached to it. Otherwise the report becomes a `citizen` detection "
     "in the cell containing the point, sent to the case stage and deduplicated there like any "
     "other detection. The answer has a `token` and, when the case stage applied the report "
     "within a short wait, the id of the case it went into (`service_request_id`, else null: "
@@ -437,6 +447,15 @@ async def get_token(
                 "application/x-www-form-urlencoded": {
                     "schema": {"$ref": "#/components/schemas/Open311RequestIn"}
                 },
+                "multipart/form-data": {
+                    "schema": {"allOf": [
+                        {"$ref": "#/components/schemas/Open311RequestIn"},
+                        {"type": "object", "properties": {PHOTO_FIELD: {
+                            "type": "string", "format": "binary",
+                            "description": "The photo (JPEG/PNG): its EXIF position and time are checked, "
+                                           "and it is compared with recent reports' photos."}}},
+                    ]},
+                },
                 "application/json": {
                     "schema": {"$ref": "#/components/schemas/Open311RequestIn"},
                     "example": {
@@ -449,7 +468,7 @@ async def get_token(
             },
         }
     },
-    responses=responses(400, 401, 403, 413, 422, 503),
+    responses=responses(400, 401, 403, 413, 422, 429, 503),
 )
 async def post_request(
     request: Request,

@@ -122,6 +122,8 @@ def test_a_rejected_report_says_so_on_its_open311_request(api: Harness) -> None:
         assert r.status_code == 200 and r.json()["item"]["state"] == "rejected"
         [shown] = (await c.get(f"/open311/v2/requests/{token}.json", headers=auth("citizen"))).json()
         assert shown["status"] == "closed" and shown["status_notes"].endswith("cleared days ago")
+        listed = (await c.get(f"/open311/v2/requests.json?service_request_id={token}", headers=auth("viewer"))).json()
+        assert listed == [shown]
         assert api.stage_events == []
         assert_error(await c.post(f"/api/v1/verification/{'0' * 32}/reject", json={"reason": "x"},
                                   headers=auth("dispatcher")), 404)
