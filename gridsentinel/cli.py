@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                "patrol plan: share of the next day's problems in the planned cells vs last week's top cells"),
     "reporting": ("gridsentinel.bench.reporting",
                   "selective-reporting index: false flags and power simulated; flags per week on Boston 311"),
+    "intake": ("gridsentinel.bench.intake",
+               "citizen intake on Boston 311: duplicates vs the city's markers, verification share, inspector load"),
 }
 
 

@@ -25,6 +25,7 @@ from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.device_health import Following, start_following
 from gridsentinel.api.errors import error_body, install_error_handlers
 from gridsentinel.api.hub import CaseEventHub, DetectionProducer, consume_case_events
+from gridsentinel.api.privacy import load_pseudonym_key
 from gridsentinel.api.routers import (
     cases,
     centers,
@@ -42,6 +43,7 @@ from gridsentinel.api.routers import (
     reports,
     signals,
     stream,
+    verification,
 )
 from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.api.users import UserStore
@@ -49,8 +51,11 @@ from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.centers import center_names, derive_centers
 from gridsentinel.cases.hotline_store import HotlineStore
 from gridsentinel.cases.intake import load_channels
+from gridsentinel.cases.quality import QualityConfig
+from gridsentinel.cases.report_store import ReportStore
 from gridsentinel.cases.store import SqlCaseStore, create_engine, upgrade
 from gridsentinel.cases.store_protocol import CaseStore
+from gridsentinel.core.config import load_yaml
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.topics import Topics
@@ -72,6 +77,9 @@ Every error has the shape `{"error": {"code": ..., "message": ..., "details": ..
 UPLOAD_PREFIX = "/api/v1/inspector/"
 
 
+REPORT_PATH = "/open311/v2/requests.json"
+
+
 class _Edge:
     """Pure ASGI middleware: 413 for declared bodies over the limit, and request counts for /metrics
     (by route template, so ids do not explode the label set). Pure ASGI keeps SSE streaming intact."""
@@ -88,6 +96,8 @@ class _Edge:
         limit = self.state.config.max_body_bytes
         if str(scope.get("path", "")).startswith(UPLOAD_PREFIX):  # inspectors' reports carry photos
             limit = self.state.config.max_upload_bytes
+        if scope.get("path") == REPORT_PATH and scope.get("method") == "POST":  # a report may carry a photo
+            limit = max(limit, self.state.config.max_report_bytes)
         if length.isdigit() and int(length) > limit:
             body = json.dumps(
                 error_body("payload_too_large", f"request body larger than {limit} bytes")
@@ -122,6 +132,12 @@ class _Edge:
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
         self.state.requests[(str(scope.get("method", "")), path, status)] += 1
+
+
+def _load_quality(settings: Settings) -> QualityConfig:
+    """config/quality.yaml (the report-quality thresholds); the defaults when the file is absent."""
+    path = settings.config_dir / "quality.yaml"
+    return load_yaml(path, QualityConfig) if path.exists() else QualityConfig()
 
 
 def _load_geojson(settings: Settings) -> dict[str, Any]:
@@ -186,6 +202,8 @@ def create_app(
         store=store,
         centers=derive_centers(grid_map.cells, center_names(geojson.get("features", []))),
         channels=load_channels(settings.config_dir, grid_map, set(catalog.policies)),
+        quality=_load_quality(settings),
+        pseudonym_key=load_pseudonym_key(settings),
     )
 
     @asynccontextmanager
@@ -200,6 +218,7 @@ def create_app(
         state.users = UserStore(create_engine(config.database_url), clock=state.clock)
         await upgrade(state.users.engine)
         state.hotline = HotlineStore(state.users.engine)  # same database, same engine
+        state.reports = ReportStore(state.users.engine)  # same database, migrated together
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -233,6 +252,7 @@ def create_app(
             await state.users.engine.dispose()
             state.users = None
             state.hotline = None
+            state.reports = None
 
     app = FastAPI(
         title="GridSentinel API",
@@ -253,7 +273,7 @@ def create_app(
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
     for module in (stream, cases, centers, device_health, devices, grid, open311, ops, signals, evidence, dashboard,
-                   configs, reports, patrol, inspector, hotline):
+                   configs, reports, patrol, inspector, hotline, verification):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from gridsentinel.api.deps import CaseReader, Dispatcher, StateDep
 from gridsentinel.api.errors import ApiError, responses
+from gridsentinel.api.privacy import redact_detection
 from gridsentinel.api.schemas.requests import TransitionRequest
 from gridsentinel.api.schemas.responses import (
     CaseDetailOut,
@@ -160,7 +161,8 @@ async def get_case(case_id: CaseId, state: StateDep, token: CaseReader) -> CaseD
     store = state.case_store()
     case = await visible_case(state, token, case_id)
     entries = await store.case_log(case_id)
-    detections = await store.case_detections(case_id)
+    # a citizen's account, device and phone: pseudonyms below dispatcher (api/privacy.py)
+    detections = [redact_detection(d, token.role, state.pseudonym_key) for d in await store.case_detections(case_id)]
     return CaseDetailOut(
         case=CaseOut.model_validate(case.to_dict()),
         log=[LogEntryOut.model_validate(e.to_dict()) for e in entries],
