@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from gridsentinel.analytics.civic import DEFAULT_FAMILIES, load_families, read_requests
 from gridsentinel.analytics.forecast import (
+    HORIZON,
     BoostedPoisson,
     Forecaster,
     LastWeek,
@@ -110,15 +111,17 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     progress(f"{stats.kept} located requests ({stats.unlocated} unlocated, {stats.excluded} excluded) in "
              f"{len(history.cells)} cells of {args.cell_m:.0f} m, {history.days} days from {start}")
     last = None if args.weeks is None else args.first_week + args.weeks - 1
+    last_week = history.days // HORIZON - 1 if last is None else min(last, history.days // HORIZON - 1)
+    last_origin = history.day(last_week * HORIZON).isoformat()
+    if last_origin < tune_until:  # checked before the fits, not after minutes of them
+        raise GridSentinelError(f"--tune-until {tune_until}: no evaluated week starts on or after it "
+                                f"(the last origin is {last_origin}); pick an earlier date")
     forecasters: list[Forecaster] = [LastWeek(), SameWeekdayMean(), BoostedPoisson(), WeeklyBoostedPoisson()]
     with threadpool_limits(limits=args.threads):
         weeks = rolling_origin(history, forecasters, args.first_week, last, progress, bounds=True)
     if not weeks:
         raise GridSentinelError("no whole week to evaluate after --first-week")
     tuning, scoring = split_weeks(weeks, tune_until)
-    if not scoring:
-        raise GridSentinelError(f"--tune-until {tune_until}: no evaluated week starts on or after it "
-                                f"(the last origin is {weeks[-1].origin})")
 
     names = [*families.names, ALL]
     rows = (*BASELINES, *MODELS, *BOUNDS)
