@@ -42,6 +42,17 @@ def narrow(requested: str | None, own: str) -> str | None:
     return None
 
 
+def scope_prefix(entry: TokenEntry) -> str | None:
+    """The grid-code prefix a token's holder is limited to; None for a city-wide user of the ladder.
+
+    >>> scope_prefix(TokenEntry.model_validate({"id": "li", "role": "dispatcher", "hash": "sha256:" + "0" * 64,
+    ...                                         "center": "street:320582004"}))
+    '320582004'
+    """
+    actor = actor_of(entry)
+    return None if sees_everything(actor) else actor.prefix
+
+
 async def visible_case(state: ApiState, entry: TokenEntry, case_id: str) -> Case:
     """The case, when the token's holder may see it; 404 (CaseNotFound) when it is missing or invisible."""
     case = await state.case_store().get_case(case_id)

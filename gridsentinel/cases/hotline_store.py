@@ -121,9 +121,14 @@ class HotlineStore:
                                         .values(**changes))
         return replace(call, **changes) if result.rowcount == 1 else None
 
-    async def list(self, statuses: tuple[str, ...], *, limit: int = 100, offset: int = 0) -> list[HotlineCall]:
-        """Calls in ``statuses``, oldest call first (the queue's order)."""
-        query = (sa.select(hotline_calls).where(hotline_calls.c.status.in_(statuses))
+    async def list(self, statuses: tuple[str, ...], *, limit: int = 100, offset: int = 0,
+                   grid_prefix: str | None = None) -> list[HotlineCall]:
+        """Calls in ``statuses``, oldest call first (the queue's order); with ``grid_prefix`` only the calls
+        placed in a cell of it (a call not placed yet has no cell)."""
+        where = [hotline_calls.c.status.in_(statuses)]
+        if grid_prefix is not None:
+            where.append(hotline_calls.c.grid_code.startswith(grid_prefix, autoescape=True))
+        query = (sa.select(hotline_calls).where(*where)
                  .order_by(hotline_calls.c.called_at, hotline_calls.c.call_id).limit(limit).offset(offset))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()

@@ -147,20 +147,26 @@ class ReportStore:
             return [PastReport(r.report_id, r.received_at, r.lat, r.lon, r.category_key, r.account_id,
                                r.device_id, r.photo_hash, r.filed_lat, r.filed_lon) for r in rows]
 
-    async def list(self, states: Sequence[ReportState], *, limit: int = 100,
-                   offset: int = 0) -> list[CitizenReport]:
-        """Reports in ``states``, oldest first (the queue's order)."""
+    async def list(self, states: Sequence[ReportState], *, limit: int = 100, offset: int = 0,
+                   grid_prefix: str | None = None) -> list[CitizenReport]:
+        """Reports in ``states``, oldest first (the queue's order); with ``grid_prefix`` only its cells'."""
         c = citizen_reports.c
-        stmt = (sa.select(citizen_reports).where(c.state.in_(list(states)))
+        where = [c.state.in_(list(states))]
+        if grid_prefix is not None:
+            where.append(c.grid_code.startswith(grid_prefix, autoescape=True))
+        stmt = (sa.select(citizen_reports).where(*where)
                 .order_by(c.received_at, c.report_id).limit(limit).offset(offset))
         async with self.engine.connect() as conn:
             return [_record(r) for r in await conn.execute(stmt)]
 
-    async def count(self, states: Sequence[ReportState]) -> int:
+    async def count(self, states: Sequence[ReportState], *, grid_prefix: str | None = None) -> int:
         c = citizen_reports.c
+        where = [c.state.in_(list(states))]
+        if grid_prefix is not None:
+            where.append(c.grid_code.startswith(grid_prefix, autoescape=True))
         async with self.engine.connect() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(citizen_reports)
-                                         .where(c.state.in_(list(states)))) or 0)
+                                         .where(*where)) or 0)
 
     async def decide(self, report_id: str, state: Literal["confirmed", "rejected"], *, by: str, at: float,
                      note: str) -> CitizenReport | None:

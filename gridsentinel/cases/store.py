@@ -427,10 +427,29 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+# Any 64-bit number that no other user of the database takes: "GSMIGRAT" in ASCII.
+_MIGRATION_LOCK = 0x47534D4947524154
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Migrate the database behind ``engine`` to ``revision`` (default: the latest)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade_sync, revision)
+    """Migrate the database behind ``engine`` to ``revision`` (default: the latest).
+
+    Processes that start together (the API, the worker, the CLI) may all migrate a fresh database at once.
+    On PostgreSQL a transaction-scoped advisory lock makes them take turns: the first migrates, the others
+    find the schema at ``revision`` and do nothing. SQLite serialises writers itself; a process that loses
+    the race (``alembic_version`` created under it, the database locked) tries again, a few times.
+    """
+    for attempt in range(4):
+        try:
+            async with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                await conn.run_sync(_upgrade_sync, revision)
+            return
+        except DBAPIError:
+            if attempt == 3:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:

@@ -17,8 +17,9 @@ import json
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from gridsentinel.cases.authority import QUEUES
 from gridsentinel.cases.case import Case, CaseChange
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.hotline_store import HotlineCall
+from gridsentinel.cases.report_store import CitizenReport
 from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.core.records import Detection
 from gridsentinel.settings import REPO_ROOT, Settings
@@ -134,6 +137,8 @@ class World:
     evidence: dict[str, str]  # street key -> detection id with a snapshot
     open311: dict[str, str]  # street key -> Open311 token of a report there
     events: list[CaseEvent]
+    calls: dict[str, str] = field(default_factory=dict)  # street key -> a hotline call placed there
+    reports: dict[str, str] = field(default_factory=dict)  # street key -> a citizen report held there
 
 
 async def build(tmp_path: Path, settings: Settings, url: str) -> World:
@@ -182,6 +187,20 @@ async def seed(world: World) -> None:
                            kind="citizen_report", device_id=None)
         events += await apply_detection(report, store, state.catalog, state.grid.neighbours(), now=NOW - 2000)
         world.open311[key] = token
+        # a hotline call placed in the street, and a citizen report held there for verification
+        lat, lon = centre(cell(STREETS[key], 1))
+        call = HotlineCall(call_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"call-{key}")), text=f"title-{key}-call", address="x", called_at=NOW - 900,
+                           received_at=NOW - 890, taken_by="city", status="pending", candidates=[],
+                           suggestions=[], grid_code=cell(STREETS[key], 1), lat=lat, lon=lon)
+        await state.hotline_store().add(call)
+        world.calls[key] = call.call_id
+        held = hex_id(f"held-{key}")
+        await state.reports.add(CitizenReport(
+            report_id=held, detection_id=f"citizen:{held}", received_at=NOW - 800, reporter="city", lat=lat, lon=lon,
+            grid_code=cell(STREETS[key], 1), category_key="event:0103", decision="verify", state="held",
+            gaming_score=0.0, quality={"reasons": [{"code": "no_photo", "detail": "no photo"}]}, detection={},
+            description=f"title-{key}-held"))
+        world.reports[key] = held
     # a case of street 5 escalated to the district, overdue (queues, and the "in its hands" rule)
     [case] = await store.list_cases(CaseQuery(grid_prefix=cell(STREETS["s5"], 5)))
     async with store.transaction() as tx:
@@ -211,6 +230,9 @@ def fill(path: str, other: str, world: World, cases: list[Case]) -> list[str]:
         "token": [world.open311[other]],
         "service_code": ["event:0103"],
         "number": ["1"],
+        "call_id": [world.calls[other]],
+        "report_id": [world.reports[other]],
+        "name": ["0" * 64 + ".jpg"],  # inspectors' photos are named by their content's hash: none here
     }
     names = re.findall(r"{([^}]+)}", path)
     if not names:
@@ -317,6 +339,10 @@ def test_no_route_leaks_across_centers(case_store_url: str, ns: Namespace, tmp_p
                     other = OTHER[caller.name]
                     cases = await all_cases(world)
                     forbidden = set().union(*(secrets_of(c) for c in cases if not caller.in_scope(c)))
+                    for key, street in STREETS.items():  # the hotline calls and held reports of streets it cannot see
+                        if not any(caller.in_scope(c) for c in cases if c.grid_code.startswith(street)):
+                            forbidden |= {world.calls[key], world.reports[key], f"title-{key}-call",
+                                          f"title-{key}-held"}
                     own = [c for c in cases if caller.in_scope(c)]
                     assert forbidden and own, caller
                     calls = await call_everything(world, client, caller.name, other)
@@ -343,6 +369,9 @@ def test_no_route_leaks_across_centers(case_store_url: str, ns: Namespace, tmp_p
                 shown = "".join(body for _, _, body in city)
                 for case in await all_cases(world):
                     assert case.case_id in shown and case.grid_code in shown and case.title in shown, case
+                # and the hotline call and held citizen report it was pointed at (the held reports of every street)
+                assert world.calls["s5"] in shown and "title-s5-call" in shown
+                assert all(world.reports[key] in shown for key in STREETS)
 
     asyncio.run(scenario())
 

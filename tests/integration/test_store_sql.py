@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -219,3 +220,24 @@ def test_two_concurrent_batch_writers_never_open_two_cases(case_store_url: str, 
     assert sum(c.detection_count for c in found) == 2 * rounds * size
     opens = [e for r in ra + rb for e in r.events if e.type == "open"]
     assert len(opens) == len(cells)
+
+
+def test_processes_migrating_a_fresh_database_at_once_all_start(case_store_url: str) -> None:
+    """The API, the worker and the CLI may all open a fresh case database at the same moment: each must find
+    the schema migrated, none may fail on the other's ``alembic_version`` (they did, on PostgreSQL)."""
+    from gridsentinel.cases.store import create_engine, upgrade
+
+    async def one() -> str:
+        engine = create_engine(case_store_url)
+        try:
+            await upgrade(engine)
+            async with engine.connect() as conn:
+                return str(await conn.scalar(sa.text("SELECT version_num FROM alembic_version")))
+        finally:
+            await engine.dispose()
+
+    async def scenario() -> list[str]:
+        return list(await asyncio.gather(*(one() for _ in range(6))))
+
+    versions = asyncio.run(scenario())
+    assert len(set(versions)) == 1 and versions[0] >= "0008", versions

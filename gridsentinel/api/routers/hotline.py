@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import Dispatcher, StateDep
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.intake import submit
@@ -25,6 +26,7 @@ from gridsentinel.api.schemas.channels import (
     HotlineLocateIn,
     HotlineQueueOut,
 )
+from gridsentinel.api.scope import scope_prefix
 from gridsentinel.api.state import ApiState
 from gridsentinel.cases.hotline_store import HotlineCall
 from gridsentinel.cases.intake import Channels, check_observed_at, hotline_detection_id
@@ -49,9 +51,14 @@ def _out(call: HotlineCall, **extra: str | None) -> HotlineCallOut:
     return HotlineCallOut.model_validate({**data, **extra})
 
 
-async def _call(state: ApiState, call_id: str) -> HotlineCall:
+async def _call(state: ApiState, call_id: str, token: TokenEntry) -> HotlineCall:
+    """The call; 404 when there is none, or for a user of a center when the call is not placed in its cells and
+    the user did not take it (the 12345 hotline is a city service: calls not placed yet are the city's)."""
     call = await state.hotline_store().get(call_id)
-    if call is None:
+    prefix = scope_prefix(token)
+    hidden = prefix is not None and call is not None and call.taken_by != token.id \
+        and not (call.grid_code or "").startswith(prefix)
+    if call is None or hidden:
         raise ApiError(404, f"no hotline call {call_id}")
     return call
 
@@ -150,7 +157,7 @@ async def _send(state: ApiState, call: HotlineCall, who: str) -> HotlineCallOut:
     responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
 async def confirm(call_id: CallId, body: HotlineConfirmIn, state: StateDep, token: Dispatcher) -> HotlineCallOut:
-    call = await _call(state, call_id)
+    call = await _call(state, call_id, token)
     if call.status != "pending":
         raise ApiError(409, f"call {call_id} is already {call.status}", code="already_confirmed",
                        details={"status": call.status, "detection_id": call.detection_id})
@@ -179,22 +186,23 @@ async def confirm(call_id: CallId, body: HotlineConfirmIn, state: StateDep, toke
 )
 async def queue(
     state: StateDep,
-    _: Dispatcher,
+    token: Dispatcher,
     status: Annotated[str, Query(pattern=r"^(queued|pending)(,(queued|pending))?$",
                                  description="queued (default), pending, or both comma-separated.")] = "queued",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> HotlineQueueOut:
     statuses = tuple(s for s in QUEUE_STATUSES if s in status.split(","))
-    found = await state.hotline_store().list(statuses, limit=limit + 1, offset=offset)
+    found = await state.hotline_store().list(statuses, limit=limit + 1, offset=offset,
+                                             grid_prefix=scope_prefix(token))
     return HotlineQueueOut(items=[_out(c) for c in found[:limit]], limit=limit, offset=offset,
                            next_offset=offset + limit if len(found) > limit else None)
 
 
 @router.get("/calls/{call_id}", response_model=HotlineCallOut, summary="One call",
             responses=responses(401, 403, 404, 422))
-async def get_call(call_id: CallId, state: StateDep, _: Dispatcher) -> HotlineCallOut:
-    return _out(await _call(state, call_id))
+async def get_call(call_id: CallId, state: StateDep, token: Dispatcher) -> HotlineCallOut:
+    return _out(await _call(state, call_id, token))
 
 
 @router.post(
@@ -206,7 +214,7 @@ async def get_call(call_id: CallId, state: StateDep, _: Dispatcher) -> HotlineCa
     responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
 async def resolve(call_id: CallId, body: HotlineLocateIn, state: StateDep, token: Dispatcher) -> HotlineCallOut:
-    call = await _call(state, call_id)
+    call = await _call(state, call_id, token)
     if call.status != "queued":
         raise ApiError(409, f"call {call_id} is {call.status}, not queued", code="not_queued",
                        details={"status": call.status})

@@ -23,6 +23,7 @@ from gridsentinel.api.intake import submit
 from gridsentinel.api.routers.cases import CaseId, unix
 from gridsentinel.api.schemas.channels import InspectorCheckIn, InspectorReportIn, InspectorReportOut, PhotoIn
 from gridsentinel.api.schemas.responses import CaseEventOut, CaseOut, TransitionOut
+from gridsentinel.api.scope import visible_case
 from gridsentinel.api.state import ApiState
 from gridsentinel.cases.intake import Channels, check_observed_at, inspector_detection_id
 from gridsentinel.cases.workflow import transition_case
@@ -106,17 +107,19 @@ async def file_report(body: InspectorReportIn, state: StateDep, token: Inspector
                               observed_at=observed, case_id=case_id, outcome=outcome, photos=urls)
 
 
-async def _check(case_id: str, action: str, body: InspectorCheckIn, state: ApiState, who: str) -> TransitionOut:
+async def _check(case_id: str, action: str, body: InspectorCheckIn, state: ApiState,
+                 token: TokenEntry) -> TransitionOut:
     if action == "rework" and not body.note.strip():
         raise ApiError(422, "rework needs a note saying what is still wrong", code="validation_error",
                        details=[{"loc": ["body", "note"], "msg": "required for rework", "type": "missing"}])
     if (body.lat is None) != (body.lon is None):
         raise ApiError(422, "give both lat and lon, or neither", code="validation_error")
+    await visible_case(state, token, case_id)  # 404 for a case outside the inspector's center
     urls = _store_photos(state, body.photos)
     where = f" at {body.lat:.6f},{body.lon:.6f}" if body.lat is not None and body.lon is not None else ""
     note = f"{body.note.strip()} [on-site{where}; photos: {' '.join(urls)}]".strip()
     store = state.case_store()
-    events = await transition_case(store, state.catalog, case_id, action, actor=f"user:{who}", now=state.clock(),
+    events = await transition_case(store, state.catalog, case_id, action, actor=f"user:{token.id}", now=state.clock(),
                                    note=note[:2000])
     await state.emit(events)
     case = await store.get_case(case_id)
@@ -134,7 +137,7 @@ async def _check(case_id: str, action: str, body: InspectorCheckIn, state: ApiSt
     responses=responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def verify(case_id: CaseId, body: InspectorCheckIn, state: StateDep, token: InspectorDep) -> TransitionOut:
-    return await _check(case_id, "verify", body, state, token.id)
+    return await _check(case_id, "verify", body, state, token)
 
 
 @router.post(
@@ -146,7 +149,7 @@ async def verify(case_id: CaseId, body: InspectorCheckIn, state: StateDep, token
     responses=responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def rework(case_id: CaseId, body: InspectorCheckIn, state: StateDep, token: InspectorDep) -> TransitionOut:
-    return await _check(case_id, "rework", body, state, token.id)
+    return await _check(case_id, "rework", body, state, token)
 
 
 @router.get(

@@ -12,11 +12,13 @@ from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import FileResponse
 
 from gridsentinel.api import citizen_intake as intake
+from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import Dispatcher, StateDep
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.routers.open311 import send_detection
 from gridsentinel.api.schemas.requests import VerificationConfirmIn, VerificationRejectIn
 from gridsentinel.api.schemas.responses import VerificationDecisionOut, VerificationItemOut, VerificationListOut
+from gridsentinel.api.scope import scope_prefix
 from gridsentinel.api.state import ApiState
 from gridsentinel.cases.report_store import REPORT_STATES, CitizenReport, ReportState
 from gridsentinel.core.records import Detection
@@ -42,7 +44,7 @@ def _item(report: CitizenReport) -> VerificationItemOut:
 )
 async def list_queue(
     state: StateDep,
-    _: Dispatcher,
+    token: Dispatcher,
     states: Annotated[str, Query(alias="state", pattern=STATES_PATTERN,
                                  description="Comma-separated report states.")] = "held",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -50,22 +52,25 @@ async def list_queue(
 ) -> VerificationListOut:
     wanted: list[ReportState] = [s for s in REPORT_STATES if s in states.split(",")]
     reports = intake.reports(state)
-    found = await reports.list(wanted, limit=limit, offset=offset)
-    return VerificationListOut(items=[_item(r) for r in found], total=await reports.count(wanted), limit=limit,
-                               offset=offset)
+    prefix = scope_prefix(token)  # a user of a center: the reports in its cells only
+    found = await reports.list(wanted, limit=limit, offset=offset, grid_prefix=prefix)
+    return VerificationListOut(items=[_item(r) for r in found], total=await reports.count(wanted, grid_prefix=prefix),
+                               limit=limit, offset=offset)
 
 
-async def _get(state: ApiState, report_id: str) -> CitizenReport:
+async def _get(state: ApiState, report_id: str, token: TokenEntry | None = None) -> CitizenReport:
+    """The report; 404 when there is none or it lies outside the center of ``token``'s holder."""
     report = await intake.reports(state).get(report_id)
-    if report is None:
+    prefix = scope_prefix(token) if token is not None else None
+    if report is None or (prefix is not None and not report.grid_code.startswith(prefix)):
         raise ApiError(404, f"no citizen report {report_id}")
     return report
 
 
 @router.get("/{report_id}", response_model=VerificationItemOut, summary="One citizen report with its reasons",
             responses=responses(401, 403, 404, 422))
-async def get_item(report_id: ReportId, state: StateDep, _: Dispatcher) -> VerificationItemOut:
-    return _item(await _get(state, report_id))
+async def get_item(report_id: ReportId, state: StateDep, token: Dispatcher) -> VerificationItemOut:
+    return _item(await _get(state, report_id, token))
 
 
 async def _decide(state: ApiState, report_id: str, to: Literal["confirmed", "rejected"], actor: str,
@@ -89,6 +94,7 @@ async def _decide(state: ApiState, report_id: str, to: Literal["confirmed", "rej
 )
 async def confirm(report_id: ReportId, state: StateDep, token: Dispatcher,
                   body: Annotated[VerificationConfirmIn | None, Body()] = None) -> VerificationDecisionOut:
+    await _get(state, report_id, token)  # 404 outside the caller's center
     decided = await _decide(state, report_id, "confirmed", f"user:{token.id}", body.note if body else "")
     detection = Detection.from_dict(decided.detection)
     evidence = {**detection.evidence, "verified_by": f"user:{token.id}"}
@@ -110,6 +116,7 @@ async def confirm(report_id: ReportId, state: StateDep, token: Dispatcher,
 )
 async def reject(report_id: ReportId, body: VerificationRejectIn, state: StateDep,
                  token: Dispatcher) -> VerificationDecisionOut:
+    await _get(state, report_id, token)  # 404 outside the caller's center
     decided = await _decide(state, report_id, "rejected", f"user:{token.id}", body.reason)
     return VerificationDecisionOut(item=_item(decided), detection_id=None)
 
@@ -120,7 +127,10 @@ async def reject(report_id: ReportId, body: VerificationRejectIn, state: StateDe
     response_class=FileResponse,
     responses={**responses(401, 403, 404, 422), 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
-async def photo(report_id: ReportId, state: StateDep, _: Dispatcher) -> FileResponse:
+async def photo(report_id: ReportId, state: StateDep, token: Dispatcher) -> FileResponse:
+    prefix = scope_prefix(token)
+    if prefix is not None:  # a user of a center: only its cells' reports' photos
+        await _get(state, report_id, token)
     path = intake.photo_path(state, report_id)
     try:
         with path.open("rb") as f:
