@@ -17,9 +17,11 @@ _bearer = HTTPBearer(auto_error=False, description="An API token (gridsentinel u
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def require(minimum: str, *, citizen: bool = False) -> Callable[..., Awaitable[TokenEntry]]:
-    """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen``
-    when ``citizen`` is allowed). 401 without a valid token, 403 with a role too low."""
+def require(
+    minimum: str, *, citizen: bool = False, department: bool = False
+) -> Callable[..., Awaitable[TokenEntry]]:
+    """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen`` /
+    ``department`` when allowed). 401 without a valid token, 403 with a role too low."""
 
     async def check(
         state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -39,8 +41,14 @@ def require(minimum: str, *, citizen: bool = False) -> Callable[..., Awaitable[T
             raise ApiError(
                 401, "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
-        if not (allows(entry.role, minimum) or (citizen and entry.role == "citizen")):
-            wanted = f"{minimum} or higher" + (" (or citizen)" if citizen else "")
+        if not (
+            allows(entry.role, minimum)
+            or (citizen and entry.role == "citizen")
+            or (department and entry.role == "department")
+        ):
+            wanted = f"{minimum} or higher" + (" (or citizen)" if citizen else "") + (
+                " (or department)" if department else ""
+            )
             raise ApiError(
                 403,
                 f"role {entry.role} is not allowed here; needs {wanted}",
@@ -55,3 +63,5 @@ Viewer = Annotated[TokenEntry, Depends(require("viewer"))]
 Dispatcher = Annotated[TokenEntry, Depends(require("dispatcher"))]
 Open311Reader = Annotated[TokenEntry, Depends(require("viewer", citizen=True))]
 Open311Writer = Annotated[TokenEntry, Depends(require("dispatcher", citizen=True))]
+# Case transitions: dispatchers and up, and department staff (cases.authority.check decides per action).
+CaseWorker = Annotated[TokenEntry, Depends(require("dispatcher", department=True))]
