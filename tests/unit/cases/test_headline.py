@@ -12,6 +12,7 @@ from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.core.records import Detection, Reading
+from gridsentinel.detectors.base import Finding
 from gridsentinel.detectors.detection import to_detection
 from gridsentinel.detectors.drainage import DrainageLevelDetector
 
@@ -24,7 +25,7 @@ def drain_detections() -> list[Detection]:
     """A manhole filling in the rain: warning, then alarm, then critical (surcharge)."""
     detector = DrainageLevelDetector(depth_m=2.0, hold_samples=2)
     detector.update(Reading("drain-1", "rain_rate", "mm/h", 12.0, MONDAY_10H))
-    findings = []
+    findings: list[Finding] = []
     for i, level in enumerate([1.1, 1.15, 1.2, 1.22, 1.24, 1.5, 1.75, 1.85, 2.05]):
         findings += detector.update(Reading("drain-1", "water_level", "m", level,
                                             MONDAY_10H + 300.0 * (i + 1))).findings
