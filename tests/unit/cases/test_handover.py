@@ -239,3 +239,24 @@ def test_transition_case_checks_the_user_on_the_case_it_reads(catalog: Catalog) 
         assert store.all_cases()[0].status == "closed"
 
     asyncio.run(scenario())
+
+
+def test_an_assisting_department_user_refuses_for_their_own_department(catalog: Catalog) -> None:
+    from gridsentinel.cases.authority import Actor
+
+    async def scenario() -> Case:
+        store = MemoryCaseStore()
+        await apply_detection(detection("d1"), store, catalog, {}, now=MONDAY_10H)
+        case_id = store.all_cases()[0].case_id
+        li = Actor("li", "dispatcher", STREET)
+        await transition_case(store, catalog, case_id, "dispatch", actor="user:li", now=MONDAY_10H, who=li,
+                              department="drainage", assisting_departments=["road_maintenance"])
+        he = Actor("he", "department", department="road_maintenance")
+        await transition_case(store, catalog, case_id, "refuse", actor="user:he", now=MONDAY_10H + 60, who=he,
+                              note="no crew this week")
+        return store.all_cases()[0]
+
+    case = asyncio.run(scenario())
+    # Not the lead's refusal: drainage keeps the case; the joint case still escalates.
+    assert (case.status, case.department, case.assisting_departments) == ("dispatched", "drainage", ())
+    assert case.center == DISTRICT
