@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                "patrol plan: share of the next day's problems in the planned cells vs last week's top cells"),
     "reporting": ("gridsentinel.bench.reporting",
                   "selective-reporting index: false flags and power simulated; flags per week on Boston 311"),
+    "intake": ("gridsentinel.bench.intake",
+               "citizen intake on Boston 311: duplicates vs the city's markers, verification share, inspector load"),
 }
 
 
@@ -311,6 +313,9 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
     from .devices.commands import register_cli as register_devices
 
     register_devices(sub)  # devices list|show|create|update|move|retire|rotate|revoke|import|export|seed|sync
+    from .devices.subscriber_commands import register_cli as register_centers
+
+    register_centers(sub)  # centers subscriber create|rotate|revoke|list|sync
     from .api.user_commands import register_cli as register_users
 
     register_users(sub)  # users create|list|token|revoke

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     # The API: the token file (<config_dir>/tokens.yaml unless given) and the largest request body.
     api_tokens: Path = Field(None, validate_default=True, validation_alias="GS_API_TOKENS")
     api_max_body_bytes: int = Field(64 * 1024, ge=1, validation_alias="GS_API_MAX_BODY_BYTES")
+    # ... and for /api/v1/inspector/ (reports and checks carry base64 photos).
+    api_max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1, validation_alias="GS_API_MAX_UPLOAD_BYTES")
+    # An Open311 report with its photo (multipart/form-data) may be this large; the photo itself is bounded
+    # by config/quality.yaml's max_photo_bytes.
+    api_max_report_bytes: int = Field(16 * 1024 * 1024, ge=1, validation_alias="GS_API_MAX_REPORT_BYTES")
+    # Key of the citizen pseudonyms viewers see instead of account, device and phone (HMAC-SHA256); ""
+    # = a random key kept in <run_dir>/citizen-pseudonym.secret, made on first use. Changing it changes
+    # every pseudonym.
+    citizen_pseudonym_secret: str = Field("", validation_alias="GS_CITIZEN_PSEUDONYM_SECRET")
 
     # `gridsentinel bench vision`'s footage (relative paths are from the working directory).
     video_dir: Path = Field(Path("../shared/datasets/video"), validation_alias="GS_VIDEO_DIR")

@@ -18,6 +18,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v chromium >/dev/null || need_apt+=(chromium)          # the dashboard's browser test
+# a CJK font, so the browser tests' screenshots show the dashboard's Chinese (zh-CN, the default) as text
+fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-wqy-microhei)
 command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

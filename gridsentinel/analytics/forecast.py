@@ -12,6 +12,11 @@ the 7 days from the origin, so no forecaster can see past its origin.
   family, horizon (0-6 days), target weekday, public-holiday flag, the cell x family's mean daily count
   over the last 7 and 28 days, the mean of the same weekday over the last 8 weeks, the long-run mean since
   the history starts, and the cell's all-family means over the last 28 days and long run.
+- ``WeeklyBoostedPoisson``: the same learner fitted on *weekly totals* (what the hit rate ranks by), one row
+  per family x cell x past weekly origin, with longer, decayed history as features (``WEEKLY_FEATURES``:
+  exponentially weighted means over all past weeks at half-lives of 1-16 weeks, the cell's long-run share
+  of its family, the family's city-wide level, the public holidays in the week); the week's total is split
+  into days by the family's city-wide weekday profile over the last 8 weeks.
 
 Precipitation is not a feature: the Boston 311 extract has none (a city with rain gauges can add it).
 
@@ -37,6 +42,10 @@ from gridsentinel.analytics.grid import Grid
 HORIZON = 7
 SAME_WEEKDAY_WEEKS = 8
 MIN_TRAIN_HISTORY = 28  # a training origin needs this many days behind it
+
+HALF_LIVES = (7, 14, 28, 56, 112)  # days; the decayed means of the weekly model
+WEEKLY_FEATURES = ("family", "last_week", "last4_weeks", "long_run", *(f"ewm_{h}d" for h in HALF_LIVES),
+                   "cell_ewm28_all", "cell_long_run_all", "family_share", "family_city_ewm14", "holidays")
 
 FEATURES = ("family", "horizon", "weekday", "holiday", "last7", "last28", "same_weekday_8w", "long_run",
             "cell_last28_all", "cell_long_run_all")
@@ -208,3 +217,107 @@ class BoostedPoisson:
         assert self.model is not None
         pred = self.model.predict(features(past, cells))
         return np.asarray(pred, dtype=float).reshape(len(past.families), len(cells), HORIZON)
+
+
+def _decayed_weekly(counts: np.ndarray, half_life: float) -> np.ndarray:
+    """Exponentially weighted mean daily count over all of ``counts[..., day]`` (weights halve every
+    ``half_life`` days back from the last day), times 7: a weekly level."""
+    n = counts.shape[-1]
+    if n == 0:
+        return np.zeros(counts.shape[:-1])
+    w = 0.5 ** ((n - 1 - np.arange(n)) / half_life)
+    return np.asarray(counts @ w / w.sum() * HORIZON)
+
+
+def weekly_features(past: History, cells: np.ndarray) -> np.ndarray:
+    """One row per family x cell for the week after ``past`` ends (``WEEKLY_FEATURES``), past only.
+
+    Weekly levels are in problems per week. ``family_share`` is the cell's share of all the family's past
+    problems; ``family_city_ewm14`` the family's city-wide decayed level (every cell, not only ``cells``);
+    ``holidays`` the number of public holidays in the 7 target days.
+
+    >>> counts = np.zeros((1, 2, 14)); counts[0, 0, 7:] = 1.0
+    >>> X = weekly_features(History(date(2024, 1, 1), ("a",), [(0, 0), (1, 0)], counts, frozenset()), np.arange(2))
+    >>> X[:, 1].tolist(), X[:, 2].tolist(), X[:, 3].tolist()   # last week, mean of the last 4, long run
+    ([7.0, 0.0], [3.5, 0.0], [3.5, 0.0])
+    >>> X[:, WEEKLY_FEATURES.index("family_share")].tolist()
+    [1.0, 0.0]
+    """
+    counts = past.counts
+    origin = past.days
+    n_fam, n_all = counts.shape[:2]
+    cols: list[np.ndarray] = [np.broadcast_to(np.arange(n_fam, dtype=float)[:, None], (n_fam, n_all))]
+    cols.append(counts[:, :, max(0, origin - HORIZON):origin].sum(axis=2))
+    recent = min(origin, 4 * HORIZON)
+    cols.append(counts[:, :, origin - recent:origin].sum(axis=2) / max(recent, 1) * HORIZON)
+    cols.append(counts.sum(axis=2) / max(origin, 1) * HORIZON)
+    cols += [_decayed_weekly(counts, hl) for hl in HALF_LIVES]
+    all_fam = counts.sum(axis=0)
+    cols.append(np.broadcast_to(_decayed_weekly(all_fam, 28), (n_fam, n_all)))
+    cols.append(np.broadcast_to(all_fam.sum(axis=1) / max(origin, 1) * HORIZON, (n_fam, n_all)))
+    family_total = counts.sum(axis=(1, 2))
+    cols.append(counts.sum(axis=2) / np.maximum(family_total, 1.0)[:, None])
+    cols.append(np.broadcast_to(_decayed_weekly(counts.sum(axis=1), 14)[:, None], (n_fam, n_all)))
+    n_hol = sum(past.day(origin + h) in past.holidays for h in range(HORIZON))
+    cols.append(np.full((n_fam, n_all), float(n_hol)))
+    X = np.stack(cols, axis=-1)[:, cells, :]
+    return X.reshape(-1, len(WEEKLY_FEATURES))
+
+
+def weekday_profile(past: History) -> np.ndarray:
+    """``[family, 7]``: each family's city-wide share of a week's problems on each of the 7 days after the
+    origin, from the same weekdays over the last 8 weeks (uniform where the family has none)."""
+    city = past.counts.sum(axis=1, keepdims=True)
+    same = _same_weekday(city, past.days, SAME_WEEKDAY_WEEKS)[:, 0, :]
+    total = same.sum(axis=1, keepdims=True)
+    return np.where(total > 0, same / np.where(total > 0, total, 1.0), 1.0 / HORIZON)
+
+
+class WeeklyBoostedPoisson:
+    """Gradient-boosted trees, Poisson loss, on weekly totals; refitted at every origin on all past weeks.
+
+    Training origins are every 7th day back from the forecast origin down to day ``MIN_TRAIN_HISTORY``, each
+    target the 7-day total wholly before the forecast origin. A row is a family x cell x week, so a refit
+    is about 7 times smaller than ``BoostedPoisson``'s and can use every past week. The forecast total is
+    split into days by ``weekday_profile``. Features and hyperparameters were chosen on the bench's tuning
+    weeks only (docs/analytics.md, "Evaluation protocol").
+    """
+
+    name = "weekly_poisson"
+
+    def __init__(self, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 40, random_state: int = 0) -> None:
+        self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                           min_samples_leaf=min_samples_leaf, random_state=random_state)
+        self.model: HistGradientBoostingRegressor | None = None
+
+    def training_set(self, past: History, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        t = past.days - HORIZON
+        while t >= MIN_TRAIN_HISTORY:
+            xs.append(weekly_features(past.until(t), cells))
+            ys.append(past.counts[:, cells, t:t + HORIZON].sum(axis=2).reshape(-1))
+            t -= HORIZON
+        if not xs:
+            return np.empty((0, len(WEEKLY_FEATURES))), np.empty(0)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def fit(self, past: History, cells: np.ndarray) -> bool:
+        X, y = self.training_set(past, cells)
+        if len(y) == 0 or y.sum() == 0:
+            self.model = None
+            return False
+        model = HistGradientBoostingRegressor(loss="poisson", categorical_features=[0], early_stopping=False,
+                                              **self.params)
+        model.fit(X, y)
+        self.model = model
+        return True
+
+    def forecast(self, past: History, cells: np.ndarray) -> np.ndarray:
+        if not self.fit(past, cells):  # too little history to learn from: fall back to the weekday mean
+            return SameWeekdayMean().forecast(past, cells)
+        assert self.model is not None
+        week = np.asarray(self.model.predict(weekly_features(past, cells)), dtype=float)
+        week = week.reshape(len(past.families), len(cells))
+        return week[:, :, None] * weekday_profile(past)[:, None, :]

@@ -11,6 +11,16 @@ Scored per week, per family and for all families together:
 - mean Poisson deviance per cell-day (cells seen before the origin), with forecasts floored at
   ``DEVIANCE_FLOOR`` so that a zero forecast for a day with problems scores a finite (large) deviance.
 
+Two upper bounds can be scored beside the forecasters (``bounds=True``). They look at the future, so they
+are *not* forecasters; they say how high a hit rate could go:
+
+- ``oracle`` ranks the cells by next week's actual counts: no ranking of the same cells can do better.
+- ``hindsight_rate`` ranks them by each cell's mean over the whole history *except* the target week (past
+  and later weeks): the best a model could do knowing each cell's long-run rate exactly.
+
+``split_weeks`` cuts the evaluated weeks at a date into tuning weeks (where features and hyperparameters
+may be chosen) and scoring weeks (run once, the headline).
+
 >>> hit_rate(np.array([3.0, 1.0, 0.0, 0.0]), np.array([5.0, 0.0, 3.0, 2.0]), 0.25)
 0.5
 >>> hit_rate(np.array([1.0, 1.0, 0.0, 0.0]), np.array([4.0, 0.0, 3.0, 3.0]), 0.25)  # tie at the cut
@@ -28,6 +38,8 @@ import numpy as np
 from gridsentinel.analytics.forecast import HORIZON, Forecaster, History
 
 SHARES = (0.05, 0.10)
+ORACLE = "oracle"
+HINDSIGHT = "hindsight_rate"
 DEVIANCE_FLOOR = 0.01
 ALL = "all"
 
@@ -87,10 +99,32 @@ def score_week(past_cells: np.ndarray, forecast: np.ndarray, actual: np.ndarray,
     return out
 
 
+def oracle_forecast(actual: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """The upper bound ``oracle``: next week's actual counts ``[family, cell, 7]`` of the ranked cells.
+
+    >>> actual = np.zeros((1, 3, HORIZON)); actual[0, 2, 0] = 4.0
+    >>> oracle_forecast(actual, np.array([0, 2])).sum(axis=2).tolist()
+    [[0.0, 4.0]]
+    """
+    return actual[:, cells, :]
+
+
+def hindsight_forecast(history: History, origin: int, cells: np.ndarray) -> np.ndarray:
+    """The upper bound ``hindsight_rate``: each cell's mean daily count over the whole history except the
+    7 days from ``origin`` (earlier *and later* days), for each of the 7 days."""
+    counts = history.counts[:, cells, :]
+    total = counts.sum(axis=2) - counts[:, :, origin:origin + HORIZON].sum(axis=2)
+    other_days = history.days - min(HORIZON, history.days - origin)
+    rate = total / max(other_days, 1)
+    return np.repeat(rate[:, :, None], HORIZON, axis=2)
+
+
 def rolling_origin(history: History, forecasters: Sequence[Forecaster], first_week: int = 8,
                    last_week: int | None = None,
-                   progress: Callable[[str], None] | None = None) -> list[WeekScore]:
-    """Score every forecaster on each whole week ``first_week`` .. ``last_week`` (0-based, inclusive)."""
+                   progress: Callable[[str], None] | None = None, bounds: bool = False) -> list[WeekScore]:
+    """Score every forecaster on each whole week ``first_week`` .. ``last_week`` (0-based, inclusive); with
+    ``bounds``, also the upper bounds ``oracle`` and ``hindsight_rate`` (not forecasters: they see the
+    future)."""
     weeks_in_data = history.days // HORIZON
     last = weeks_in_data - 1 if last_week is None else min(last_week, weeks_in_data - 1)
     results: list[WeekScore] = []
@@ -105,6 +139,10 @@ def rolling_origin(history: History, forecasters: Sequence[Forecaster], first_we
                         ALL: float(week_actual.sum())})
         for fc in forecasters:
             ws.scores[fc.name] = score_week(cells, fc.forecast(past, cells), actual, history.families)
+        if bounds:
+            ws.scores[ORACLE] = score_week(cells, oracle_forecast(actual, cells), actual, history.families)
+            ws.scores[HINDSIGHT] = score_week(cells, hindsight_forecast(history, origin, cells), actual,
+                                              history.families)
         results.append(ws)
         if progress:
             progress(f"week {week} (origin {ws.origin}): {len(cells)} cells, {ws.problems[ALL]:.0f} problems")
@@ -116,3 +154,15 @@ def summarise(weeks: Sequence[WeekScore], forecaster: str, family: str, metric: 
     values = [w.scores[forecaster][family][metric] for w in weeks]
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")
+
+
+def split_weeks(weeks: Sequence[WeekScore], tune_until: str) -> tuple[list[WeekScore], list[WeekScore]]:
+    """``(tuning, scoring)``: the weeks whose origin (ISO date) is before ``tune_until``, and the rest.
+
+    >>> ws = [WeekScore(w, o, 1, {}) for w, o in ((8, "2015-02-26"), (9, "2015-03-05"), (10, "2015-03-12"))]
+    >>> [[w.week for w in part] for part in split_weeks(ws, "2015-03-05")]
+    [[8], [9, 10]]
+    """
+    tuning = [w for w in weeks if w.origin < tune_until]
+    scoring = [w for w in weeks if w.origin >= tune_until]
+    return tuning, scoring

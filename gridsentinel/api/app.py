@@ -25,26 +25,37 @@ from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.device_health import Following, start_following
 from gridsentinel.api.errors import error_body, install_error_handlers
 from gridsentinel.api.hub import CaseEventHub, DetectionProducer, consume_case_events
+from gridsentinel.api.privacy import load_pseudonym_key
 from gridsentinel.api.routers import (
     cases,
+    centers,
     configs,
     dashboard,
     device_health,
     devices,
     evidence,
     grid,
+    hotline,
+    inspector,
     open311,
     ops,
     patrol,
     reports,
     signals,
     stream,
+    verification,
 )
 from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.centers import center_names, derive_centers
+from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.intake import load_channels
+from gridsentinel.cases.quality import QualityConfig
+from gridsentinel.cases.report_store import ReportStore
 from gridsentinel.cases.store import SqlCaseStore, create_engine, upgrade
 from gridsentinel.cases.store_protocol import CaseStore
+from gridsentinel.core.config import load_yaml
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
 from gridsentinel.core.topics import Topics
@@ -58,8 +69,15 @@ DESCRIPTION = """GridSentinel's HTTP API: grid-management cases, their live even
 grid, Open311 GeoReport v2, health and metrics.
 
 Every route except `/healthz` needs `Authorization: Bearer <token>`; roles are
-viewer < dispatcher < engineer < admin (plus `citizen`, Open311 only). Every error has the shape
-`{"error": {"code": ..., "message": ..., "details": ...}}`."""
+viewer < dispatcher < supervisor < engineer < admin (plus `citizen`, Open311 only, and `department`, the cases
+dispatched to a department). A user of a center sees only its center's cases: any other case is answered 404.
+Every error has the shape `{"error": {"code": ..., "message": ..., "details": ...}}`."""
+
+
+UPLOAD_PREFIX = "/api/v1/inspector/"
+
+
+REPORT_PATH = "/open311/v2/requests.json"
 
 
 class _Edge:
@@ -76,6 +94,10 @@ class _Edge:
             return
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         limit = self.state.config.max_body_bytes
+        if str(scope.get("path", "")).startswith(UPLOAD_PREFIX):  # inspectors' reports carry photos
+            limit = self.state.config.max_upload_bytes
+        if scope.get("path") == REPORT_PATH and scope.get("method") == "POST":  # a report may carry a photo
+            limit = max(limit, self.state.config.max_report_bytes)
         if length.isdigit() and int(length) > limit:
             body = json.dumps(
                 error_body("payload_too_large", f"request body larger than {limit} bytes")
@@ -110,6 +132,12 @@ class _Edge:
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
         self.state.requests[(str(scope.get("method", "")), path, status)] += 1
+
+
+def _load_quality(settings: Settings) -> QualityConfig:
+    """config/quality.yaml (the report-quality thresholds); the defaults when the file is absent."""
+    path = settings.config_dir / "quality.yaml"
+    return load_yaml(path, QualityConfig) if path.exists() else QualityConfig()
 
 
 def _load_geojson(settings: Settings) -> dict[str, Any]:
@@ -156,12 +184,14 @@ def create_app(
     """
     config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
+    geojson = _load_geojson(settings)
+    catalog = load_catalog(settings.config_dir)
     state = ApiState(
         settings=settings,
         config=config,
-        catalog=load_catalog(settings.config_dir),
+        catalog=catalog,
         grid=grid_map,
-        grid_geojson=_load_geojson(settings),
+        grid_geojson=geojson,
         registry=Registry.load(settings.config_dir),
         tokens=tokens or TokenStore.load(config.tokens_path),
         hub=hub or CaseEventHub(),
@@ -170,6 +200,10 @@ def create_app(
         detection_sink=detection_sink,
         open311_wait_s=open311_wait_s,
         store=store,
+        centers=derive_centers(grid_map.cells, center_names(geojson.get("features", []))),
+        channels=load_channels(settings.config_dir, grid_map, set(catalog.policies)),
+        quality=_load_quality(settings),
+        pseudonym_key=load_pseudonym_key(settings),
     )
 
     @asynccontextmanager
@@ -183,6 +217,8 @@ def create_app(
         # API users and tokens (gridsentinel users ...): read on every request, so no restart is needed
         state.users = UserStore(create_engine(config.database_url), clock=state.clock)
         await upgrade(state.users.engine)
+        state.hotline = HotlineStore(state.users.engine)  # same database, same engine
+        state.reports = ReportStore(state.users.engine)  # same database, migrated together
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -215,6 +251,8 @@ def create_app(
             state.device_registry = None
             await state.users.engine.dispose()
             state.users = None
+            state.hotline = None
+            state.reports = None
 
     app = FastAPI(
         title="GridSentinel API",
@@ -223,6 +261,7 @@ def create_app(
         lifespan=lifespan,
         openapi_tags=[
             {"name": "cases", "description": "Grid-management cases and their workflow."},
+            {"name": "centers", "description": "The user, its center, and the centers' queues."},
             {"name": "stream", "description": "Live case events (server-sent events)."},
             {"name": "devices", "description": "The device registry."},
             {"name": "grid", "description": "Unit grid cells with open-case counts."},
@@ -233,8 +272,8 @@ def create_app(
     app.state.gs = state
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
-    for module in (stream, cases, device_health, devices, grid, open311, ops, signals, evidence, dashboard, configs,
-                   reports, patrol):
+    for module in (stream, cases, centers, device_health, devices, grid, open311, ops, signals, evidence, dashboard,
+                   configs, reports, patrol, inspector, hotline, verification):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

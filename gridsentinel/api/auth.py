@@ -31,11 +31,12 @@ from pydantic import Field
 from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.errors import ConfigError
 
-Role = Literal["viewer", "dispatcher", "supervisor", "engineer", "admin", "citizen", "department"]
+Role = Literal["viewer", "dispatcher", "supervisor", "engineer", "admin", "citizen", "department", "inspector"]
 LADDER: tuple[str, ...] = ("viewer", "dispatcher", "supervisor", "engineer", "admin")
 # Off the ladder: ``citizen`` (Open311 only) and ``department`` (a department's staff: the cases dispatched
-# to their department, which they start, resolve or refuse).
-ROLES: tuple[str, ...] = (*LADDER, "citizen", "department")
+# to their department, which they start, resolve or refuse) and ``inspector`` (patrol staff: file findings and
+# verify or rework resolved cases on site, through /api/v1/inspector only).
+ROLES: tuple[str, ...] = (*LADDER, "citizen", "department", "inspector")
 
 
 def hash_token(plain: str) -> str:
@@ -61,6 +62,12 @@ class TokenEntry(StrictModel):
         pattern=r"^sha256:[0-9a-f]{64}$", description="hash_token(plain); never the plain text."
     )
     description: str = Field("", max_length=200, description="Free text: what the token is for.")
+    center: str | None = Field(
+        None, pattern=r"^(city:[0-9]{4}|district:[0-9]{6}|street:[0-9]{9}|community:[0-9]{12})$",
+        description="The holder's center (its cases only; docs/api.md 'Scope'); none: the whole city.")
+    department: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="A department user's department (a key of config/routing.yaml).")
 
 
 class TokensFile(StrictModel):

@@ -23,15 +23,20 @@ class ApiConfig:
     database_url: str  # sqlite:///… or postgresql://… (async drivers are chosen by the store)
     tokens_path: Path  # config/tokens.yaml: hashed bearer tokens with roles
     max_body_bytes: int = 64 * 1024  # larger request bodies get 413
+    max_upload_bytes: int = 16 * 1024 * 1024  # the limit instead for /api/v1/inspector/ (photos, base64)
+    max_report_bytes: int = 16 * 1024 * 1024  # an Open311 POST with its photo (multipart) may be this large
     sse_keepalive_s: float = 15.0  # comment line sent on an idle event stream
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiConfig:
         """``database_url`` (``GS_DATABASE_URL``, default ``sqlite:///<run_dir>/cases.db``), ``api_tokens``
         (``GS_API_TOKENS``, default ``<config_dir>/tokens.yaml``), ``api_max_body_bytes``
-        (``GS_API_MAX_BODY_BYTES``)."""
+        (``GS_API_MAX_BODY_BYTES``), ``api_max_upload_bytes`` (``GS_API_MAX_UPLOAD_BYTES``), ``api_max_report_bytes``
+        (``GS_API_MAX_REPORT_BYTES``)."""
         return cls(
             database_url=settings.database_url,
             tokens_path=settings.api_tokens,
             max_body_bytes=settings.api_max_body_bytes,
+            max_upload_bytes=settings.api_max_upload_bytes,
+            max_report_bytes=settings.api_max_report_bytes,
         )

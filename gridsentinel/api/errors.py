@@ -36,6 +36,7 @@ CODES: dict[int, str] = {
     409: "conflict",
     413: "payload_too_large",
     422: "validation_error",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -78,6 +79,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict",
         413: "Request body too large",
         422: "Invalid parameters",
+        429: "Too many requests (a rate limit; see Retry-After)",
         503: "Unavailable",
     }
     return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}

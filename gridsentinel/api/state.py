@@ -15,7 +15,12 @@ from gridsentinel.api.device_health import HealthBoard
 from gridsentinel.api.hub import CaseEventHub
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.centers import CenterInfo
 from gridsentinel.cases.events import CaseEvent
+from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.intake import Channels
+from gridsentinel.cases.quality import QualityConfig
+from gridsentinel.cases.report_store import ReportStore
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
 from gridsentinel.core.grid import GridMap
@@ -47,9 +52,20 @@ class ApiState:
     store: CaseStore | None = None  # set by the lifespan (or given to create_app)
     device_registry: DeviceRegistry | None = None  # the device registry in the case DB, set by the lifespan
     users: UserStore | None = None  # API users and tokens in the case DB (api/users.py), set by the lifespan
+    reports: ReportStore | None = None  # citizen reports as the intake decided them, set by the lifespan
+    quality: QualityConfig = field(default_factory=QualityConfig)  # config/quality.yaml
+    pseudonym_key: bytes = b""  # HMAC key of the citizen pseudonyms viewers see (api/privacy.py)
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
     device_health: HealthBoard = field(default_factory=HealthBoard)  # gs.device-health and gs.device-status
+    centers: dict[str, CenterInfo] = field(default_factory=dict)  # the grid's centers (cases/centers.py)
+    channels: Channels | None = None  # inspector and hotline config, gazetteer, keyword model (create_app)
+    hotline: HotlineStore | None = None  # the hotline's calls in the case DB, set by the lifespan
+
+    def hotline_store(self) -> HotlineStore:
+        if self.hotline is None:
+            raise RuntimeError("the hotline store is not open (the app's lifespan has not run)")
+        return self.hotline
 
     def case_store(self) -> CaseStore:
         if self.store is None:

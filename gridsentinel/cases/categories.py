@@ -78,7 +78,10 @@ class CategorySpec(CaseRules):
     type: Literal["component", "event"] = Field(description="Component (部件) or event (事件) code.")
     code: str = Field(pattern=_CODE, description="The code as the standard (or city manual) writes it.")
     standard: str = Field(min_length=1, max_length=64, description="Standard (and version) of the code.")
-    name: str = Field(min_length=1, max_length=120, description="Human name shown to dispatchers.")
+    name: str = Field(min_length=1, max_length=120, description="Human name shown to dispatchers (English).")
+    name_zh: str = Field(min_length=1, max_length=120,
+                         description="The standard Chinese name (zh-CN), shown by the dashboard in Chinese, "
+                                     "e.g. 雨水井盖 for component 0103.")
 
     @property
     def key(self) -> str:
@@ -135,7 +138,10 @@ class CategoriesFile(_Strict):
 class Department(_Strict):
     """A department cases are dispatched to."""
 
-    name: str = Field(min_length=1, max_length=120, description="Display name.")
+    name: str = Field(min_length=1, max_length=120, description="Display name (English).")
+    name_zh: str | None = Field(None, min_length=1, max_length=120,
+                                description="Chinese display name (zh-CN) for the dashboard in Chinese; "
+                                            "the English name is shown when absent.")
 
 
 class Route(_Strict):

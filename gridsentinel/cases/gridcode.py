@@ -80,6 +80,32 @@ class Center:
         return f"{self.level}:{self.prefix}"
 
 
+CENTER_LEVELS: tuple[Level, ...] = ("community", "street", "district", "city")
+
+
+def parse_center(text: str) -> Center:
+    """A center from its id ``<level>:<prefix>``: city 4 digits, district 6, street 9, community 12.
+
+    >>> parse_center("street:320582110")
+    Center(level='street', prefix='320582110')
+    >>> parse_center("street:3205821")
+    Traceback (most recent call last):
+    ...
+    gridsentinel.cases.gridcode.GridCodeError: center 'street:3205821': a street center's prefix has 9 digits \
+(e.g. street:320582110)
+    """
+    name, sep, prefix = text.partition(":")
+    level = next((lv for lv in CENTER_LEVELS if lv == name), None)
+    if not sep or level is None:
+        raise GridCodeError(f"center {text!r}: expected <level>:<prefix> with level one of "
+                            f"{', '.join(CENTER_LEVELS)} (e.g. street:320582110)")
+    width = _PREFIX_LEN[level]
+    if not (prefix.isascii() and prefix.isdigit() and len(prefix) == width):
+        example = "320582110152"[:width]
+        raise GridCodeError(f"center {text!r}: a {level} center's prefix has {width} digits (e.g. {level}:{example})")
+    return Center(level, prefix)
+
+
 def is_grid_code(code: object) -> bool:
     """True when ``code`` is a string of exactly 15 ASCII digits."""
     return valid_grid_code(code)

@@ -109,6 +109,15 @@ class QualityConfig(StrictModel):
     verify_score: float = Field(
         0.5, ge=0, le=1, description="A gaming score at or above this sends the report to verification."
     )
+    rate_window_s: float = Field(
+        3_600.0, gt=0, description="Window of the hard rate limits (seconds)."
+    )
+    rate_max_per_account: int = Field(
+        30, ge=1, description="Reports one account may file within rate_window_s; more are refused (429)."
+    )
+    rate_max_per_device: int = Field(
+        30, ge=1, description="Reports one device may file within rate_window_s; more are refused (429)."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -465,6 +474,50 @@ def assess(report: NewReport, photo: bytes | None, recent: Sequence[PastReport],
         exif=exif,
         distance_m=distance,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    """A report refused by a hard rate limit: which key, the reason, and when the oldest counted report
+    leaves the window (the client may retry then)."""
+
+    who: Literal["account", "device"]
+    reason: Reason
+    retry_after_s: float
+
+
+def rate_limit(report: NewReport, recent: Iterable[PastReport], cfg: QualityConfig) -> RateLimited | None:
+    """The first hard rate limit the report would break (per account, then per device), else None.
+
+    Unlike the ``burst`` gaming signal (which sends a report to verification), a report over the rate limit
+    is refused and not kept. Counts are of the recent reports, without the new one.
+
+    >>> cfg = QualityConfig(rate_max_per_account=2, rate_window_s=600)
+    >>> past = [PastReport(f"r{i}", 1000.0 + i, 31.87, 120.55, "event:0103", account_id="a1") for i in (1, 2)]
+    >>> hit = rate_limit(NewReport("r3", 1100.0, 31.87, 120.55, "event:0103", account_id="a1"), past, cfg)
+    >>> hit.who, hit.reason.code, hit.retry_after_s
+    ('account', 'rate_limit_account', 501.0)
+    >>> rate_limit(NewReport("r4", 1700.0, 31.87, 120.55, "event:0103", account_id="a1"), past, cfg) is None
+    True
+    """
+    recent = list(recent)
+    checks: tuple[tuple[Literal["account", "device"], str | None, str, int], ...] = (
+        ("account", report.account_id, "account_id", cfg.rate_max_per_account),
+        ("device", report.device_id, "device_id", cfg.rate_max_per_device),
+    )
+    for who, key, attr, limit in checks:
+        if key is None:
+            continue
+        times = sorted(p.reported_at for p in recent if getattr(p, attr) == key
+                       and p.report_id != report.report_id
+                       and 0 <= report.reported_at - p.reported_at < cfg.rate_window_s)
+        if len(times) >= limit:
+            # the report that must leave the window before one more fits
+            retry = times[len(times) - limit] + cfg.rate_window_s - report.reported_at
+            detail = (f"this {who} filed {len(times)} reports in the last {_span(cfg.rate_window_s)} "
+                      f"(limit {limit}); retry in {_span(max(retry, 1.0))}")
+            return RateLimited(who, Reason(f"rate_limit_{who}", detail), max(retry, 1.0))
+    return None
 
 
 def _span(seconds: float) -> str:

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 DeviceKind = Literal["drain_level", "rain_gauge", "cover_tilt", "air_quality", "noise", "camera"]
 # Device topics are gs/v1/{device_id}/...; these first segments under gs/v1 are GridSentinel's own
-# (gs/v1/alerts/{grid_code}: alerts/delivery/mqtt.py), so no device may take them as its id (compared
-# without case, so that "Alerts" cannot pass for it either).
+# (gs/v1/alerts/...: core/alert_topics.py), so no device may take them as its id (compared without case, so
+# that "Alerts" cannot pass for it either); nor may a device take the gateway's MQTT user name.
 DEVICE_TOPIC_ROOT = "gs/v1"
-RESERVED_DEVICE_IDS = frozenset({"alerts"})
+RESERVED_DEVICE_IDS = frozenset({"alerts", "gateway"})
 
 
 def reserved_id_problem(device_id: str) -> str | None:
@@ -33,6 +33,9 @@ def reserved_id_problem(device_id: str) -> str | None:
     device id 'Alerts' is reserved: gs/v1/alerts/... is GridSentinel's alert topic tree, and a device named
     so would publish into it; choose another id
     """
+    if device_id.lower() == "gateway":
+        return (f"device id {device_id!r} is reserved: it is the MQTT user of GridSentinel's gateway, and a device "
+                "named so would take over its credentials; choose another id")
     if device_id.lower() in RESERVED_DEVICE_IDS:
         return (f"device id {device_id!r} is reserved: {DEVICE_TOPIC_ROOT}/{device_id.lower()}/... is GridSentinel's "
                 "alert topic tree, and a device named so would publish into it; choose another id")

@@ -44,13 +44,16 @@ class CredentialError(DeviceError):
 
 
 class BrokerCredentials:
-    """Device credentials in the local broker's password file (``Mosquitto.set_credentials``)."""
+    """Device and alert-subscriber credentials in the local broker's password file and ACL
+    (``Mosquitto.set_credentials``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.mosquitto = Mosquitto(settings)
 
-    async def apply(self, issue: dict[str, str], revoke: list[str]) -> None:
-        await asyncio.to_thread(self.mosquitto.set_credentials, issue, revoke)
+    async def apply(self, issue: dict[str, str], revoke: list[str],
+                    grants: dict[str, list[str]] | None = None) -> None:
+        """Passwords to set and to remove, and (alert subscribers) ACL read grants, in one reload."""
+        await asyncio.to_thread(self.mosquitto.set_credentials, issue, revoke, True, grants)
 
     async def ensure_seeded(self, device_ids: list[str]) -> None:
         await asyncio.to_thread(self.mosquitto.ensure_devices, device_ids)
@@ -203,6 +206,9 @@ class DeviceRegistry:
                                          f"use update or move" if existing[d.id] == "active" else
                             f"{d.id!r} is a retired device; retired ids are not reused")
                    for where, d in rows if d.id in existing]
+        subscribers = set(await self.store.subscriber_names([d.id for _, d in rows]))
+        errors += [RowError(where, "id", f"{d.id!r} is an alert subscriber's MQTT username; choose another id")
+                   for where, d in rows if d.id in subscribers]
         report = ImportReport(devices=len(rows), errors=errors, dry_run=dry_run)
         if errors or dry_run:
             return report

@@ -11,6 +11,9 @@ Two tables, created by the case store's migration ``0003_device_registry``:
   yet: it is the outbox, written in the same transaction as the change, so a change committed while
   Kafka is down is published by the next operation or ``gridsentinel devices sync``.
 
+``alert_subscribers`` (migration ``0006``, operated by devices/subscribers.py) is defined here too: a
+device id and a subscriber name are both MQTT usernames, so each store refuses a name the other holds.
+
 Writes lock the device row (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` excludes other
 writers), so two writers cannot both make revision n+1. Credentials are not here: only their epoch.
 """
@@ -69,6 +72,22 @@ device_history = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("change", sa.Text, nullable=False),
     sa.Column("published_at", sa.Double),
+)
+
+# Alert subscribers (migration 0006; their operations: devices/subscribers.py). Defined here because a
+# subscriber's name and a device's id are both MQTT usernames: `create` refuses a device id that is taken.
+alert_subscribers = sa.Table(
+    "alert_subscribers", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("center", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("credential_epoch", sa.Integer, nullable=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
 )
 
 # Fields `update` may change; `move` changes the location (and so the grid code); the id never changes.
@@ -220,6 +239,11 @@ class DeviceStore:
                 found.update({r.id: r.state for r in rows})
         return found
 
+    async def subscriber_names(self, ids: Collection[str]) -> list[str]:
+        """Which of ``ids`` are alert subscribers' names (MQTT usernames a device cannot take)."""
+        async with self.engine.connect() as conn:
+            return await _subscriber_names(conn, ids)
+
     async def history(self, device_id: str) -> list[HistoryEntry]:
         stmt = (sa.select(device_history).where(device_history.c.device_id == device_id)
                 .order_by(device_history.c.revision))
@@ -258,6 +282,11 @@ class DeviceStore:
             if taken:
                 raise DeviceConflict(f"{len(taken)} device id(s) exist already (retired ids are not reused): "
                                      f"{', '.join(sorted(taken)[:20])}")
+            subscribers = await _subscriber_names(conn, ids)
+            if subscribers:
+                raise DeviceConflict(f"{len(subscribers)} device id(s) are alert subscribers' MQTT usernames "
+                                     f"(gridsentinel centers subscriber list): {', '.join(subscribers[:20])}; "
+                                     "choose other ids")
             rows = [{**_device_row(r.device), "state": "active", "credential": credential, "revision": 1,
                      "credential_epoch": epoch, "created_at": now, "updated_at": now, "retired_at": None,
                      "actor": actor} for r in records]
@@ -382,6 +411,15 @@ class DeviceStore:
                 total += len(rows)
             if len(rows) < batch:
                 return total
+
+
+async def _subscriber_names(conn: AsyncConnection, ids: Collection[str]) -> list[str]:
+    wanted = sorted(set(ids))
+    found: list[str] = []
+    for start in range(0, len(wanted), _CHUNK):
+        found += list(await conn.scalars(sa.select(alert_subscribers.c.name)
+                                         .where(alert_subscribers.c.name.in_(wanted[start:start + _CHUNK]))))
+    return sorted(found)
 
 
 @asynccontextmanager

@@ -72,9 +72,17 @@ def _publish_live(settings: Settings, version: ConfigVersion) -> None:
     publish_version(settings, version, version.kind)  # the key is the kind: "detectors", "cameras", ...
 
 
+# Not a config kind (no versions, not applied live), but validators cross-check against it: the grid's file.
+GRID_SIBLING = "grid"
+
+
 def sibling_reader(settings: Settings, store: VersionStore, kinds: dict[str, KindSpec]) -> Sibling:
-    """The live text of another kind: its latest stored version, else its file."""
+    """The live text of another kind: its latest stored version, else its file; ``grid``: the grid's
+    GeoJSON (``<config_dir>/grid.geojson``, "" when there is none)."""
     def read(name: str) -> str:
+        if name == GRID_SIBLING:
+            path = settings.config_dir / "grid.geojson"
+            return path.read_text(encoding="utf-8") if path.exists() else ""
         return live_text(settings, store.of_kind(name), kinds[name])
     return read
 

@@ -20,7 +20,7 @@ from gridsentinel.alerts.delivery.config import ReceiversFile
 from gridsentinel.cases.calendar import WorkCalendar
 from gridsentinel.cases.categories import Catalog, CategoriesFile, RoutingFile
 from gridsentinel.core.config import format_validation_error, parse_yaml
-from gridsentinel.engineering.configs import DETECTORS, KindSpec, Sibling
+from gridsentinel.engineering.configs import DETECTORS, GRID_SIBLING, KindSpec, Sibling
 from gridsentinel.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -87,7 +87,29 @@ def _receivers(text: str, where: str, sibling: Sibling) -> tuple[Any, list[str]]
                 if key not in known:
                     problems.append(f"{where}: receivers.{i}.match.categories: got {key!r}; expected a "
                                     f"category of the live categories.yaml ({', '.join(sorted(known))})")
+    grid = sibling(GRID_SIBLING) if config is not None else ""
+    if config is not None and grid:
+        problems += _centers_in_grid(config, where, grid)
     return (config if not problems else None), problems
+
+
+def _centers_in_grid(config: ReceiversFile, where: str, grid_text: str) -> list[str]:
+    """Each receiver's ``center`` must own cells of the grid (a typo would silently deliver nothing)."""
+    import json
+
+    try:
+        features = json.loads(grid_text).get("features", [])
+        codes = {str(f.get("properties", {}).get("code", "")) for f in features}
+    except (ValueError, AttributeError):
+        return []  # an unreadable grid is the grid's own error (gridsentinel up and the worker report it)
+    problems = []
+    for i, r in enumerate(config.receivers):
+        center = r.scope
+        if center is not None and not any(code.startswith(center.prefix) for code in codes):
+            known = sorted({code[:len(center.prefix)] for code in codes if len(code) == 15})
+            problems.append(f"{where}: receivers.{i}.center: got {r.center!r}; expected a {center.level} of "
+                            f"config/grid.geojson ({', '.join(f'{center.level}:{k}' for k in known[:10])})")
+    return problems
 
 
 def _cameras(text: str, where: str, _sibling: Sibling) -> tuple[Any, list[str]]:

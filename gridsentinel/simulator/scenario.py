@@ -403,7 +403,7 @@ def _camera(dev: Device, duration: float, scenes: tuple[Scene, ...], fast: float
 # --- incidents and their expected delays -------------------------------------------------------------
 
 def _category_kinds(config_dir: Path) -> dict[str, Any]:
-    raw = yaml.safe_load((config_dir / "categories.yaml").read_text()) or {}
+    raw = yaml.safe_load((config_dir / "categories.yaml").read_text(encoding="utf-8")) or {}
     kinds: dict[str, Any] = raw.get("kinds") or {}
     return kinds
 

@@ -1,14 +1,19 @@
 // Screenshots of a running dashboard (e.g. `gridsentinel demo`) with a read-only token: one case view
 // per wanted category, in the order given. Not a test: a look at the product as a dispatcher sees it.
-// Usage: node screenshot.mjs <base url> <token> <out.png> <category key>[,<category key>...]
+// Usage: node screenshot.mjs <base url> <token> <out.png> <category key>[,<category key>...] [zh-CN|en]
 // Writes <out.png> for the first category that has a case, <out>-2.png for the next, ...; prints JSON.
+// The language is the dashboard's default (zh-CN) unless named; set TZ to see that times keep the city's zone.
 import { launch, signIn } from "./session.mjs";
 
-const [base, token, shot, wanted = "component:0103,event:0103"] = process.argv.slice(2);
+const [base, token, shot, wanted = "component:0103,event:0103", lang = "zh-CN"] = process.argv.slice(2);
 const seen = { shots: [] };
 const { browser, page, errors } = await launch({ width: 1680, height: 1000 });
 try {
   await signIn(page, base, token);
+  if (lang !== "zh-CN") {
+    await page.click(`header .langSwitch button[data-lang="${lang}"]`);
+    await page.waitForFunction((l) => document.documentElement.lang === l, lang);
+  }
   seen.cases = await page.locator("#feed li.case").count();
   seen.colouredCells = await page.locator("#map path.cell:not(.c0)").count();
   const list = await (await fetch(`${base}/api/v1/cases?limit=500`, { headers: { Authorization: `Bearer ${token}` } })).json();

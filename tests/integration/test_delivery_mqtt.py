@@ -1,4 +1,5 @@
-"""Notified case events reach MQTT subscribers on gs/v1/alerts/{grid_code} at QoS 1 (real Mosquitto)."""
+"""Notified case events reach MQTT subscribers on gs/v1/alerts/{district}/{street}/{community}/{grid_code} at
+QoS 1 (real Mosquitto)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_case_event_published_at_qos1_to_the_cell_topic(settings: Settings) -> N
     sub.loop_start()
     publisher = MqttAlertPublisher(settings, client_id=f"t-pub-{uuid.uuid4().hex[:8]}")
     try:
-        sub.subscribe(f"gs/v1/alerts/{cell}", qos=1)
+        sub.subscribe("gs/v1/alerts/320582/004/#", qos=1)  # the street's alerts: its topic levels
         subscribed.get(timeout=10)
         publisher.start()
         event = CaseEvent(
@@ -48,7 +49,7 @@ def test_case_event_published_at_qos1_to_the_cell_topic(settings: Settings) -> N
         )
         topic = asyncio.run(publisher.publish(event))
         msg = got.get(timeout=10)
-        assert topic == msg.topic == f"gs/v1/alerts/{cell}" and msg.qos == 1
+        assert topic == msg.topic == f"gs/v1/alerts/320582/004/001/{cell}" and msg.qos == 1
         assert CaseEvent(**json.loads(msg.payload)) == event
     finally:
         publisher.close()

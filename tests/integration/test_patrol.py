@@ -110,8 +110,8 @@ def test_patrol_views_in_chromium(api: tuple[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["routesBefore"] == 0 and seen["routesOnMap"] >= 1 and seen["routesAfterOff"] == 0
-    assert seen["stopsOnMap"] >= 2 and "inspector 1" in seen["legend"]
-    assert seen["inspectors"] == 4 and "expected problems" in seen["summary"]
+    assert seen["stopsOnMap"] >= 2 and "网格员 1" in seen["legend"]              # zh-CN, the default
+    assert seen["inspectors"] == 4 and "个问题中的" in seen["summary"]
     times = [t for t, _ in seen["firstRoute"]]
     assert times == sorted(times) and times[0] >= "08:00"
     assert seen["pageWidth"] <= 390  # fits a phone: no sideways scrolling

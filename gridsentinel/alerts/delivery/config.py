@@ -9,6 +9,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
+from gridsentinel.cases.gridcode import Center, GridCodeError, parse_center
 from gridsentinel.core.config import StrictModel, load_yaml
 from gridsentinel.core.devices import DEVICE_TOPIC_ROOT, RESERVED_DEVICE_IDS
 from gridsentinel.errors import ConfigError
@@ -83,6 +84,12 @@ class Receiver(StrictModel):
         "json",
         description="json: the case event; cap: CAP 1.2 XML for emergency categories (JSON otherwise).",
     )
+    center: str | None = Field(
+        None,
+        description="The dispatch center this receiver serves, <level>:<prefix> (city 4 digits, district 6, "
+        "street 9, community 12), e.g. street:320582110: only its cases' events are sent, further narrowed "
+        "by match. The center must have cells in config/grid.geojson.",
+    )
     match: Match = Field(default_factory=Match, description="Which events this receiver gets.")
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
     timeout_s: float = Field(10.0, gt=0, le=120, description="Per-attempt HTTP timeout.")
@@ -92,6 +99,33 @@ class Receiver(StrictModel):
         if (self.secret_env is None) == (self.secret is None):
             raise ValueError("set exactly one of secret_env and secret")
         return self
+
+    @field_validator("center")
+    @classmethod
+    def _center_id(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_center(value)
+            except GridCodeError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _prefixes_inside_center(self) -> Self:
+        # A grid prefix outside the center could never match: say so instead of delivering nothing.
+        center = self.scope
+        if center is not None:
+            outside = [p for p in self.match.grid_prefixes
+                       if not (p.startswith(center.prefix) or center.prefix.startswith(p))]
+            if outside:
+                raise ValueError(f"match.grid_prefixes {outside} lie outside center {center.id}: this receiver "
+                                 f"gets only cells under {center.prefix}; drop them or change the center")
+        return self
+
+    @property
+    def scope(self) -> Center | None:
+        """The receiver's center (None: the whole city, narrowed only by ``match``)."""
+        return parse_center(self.center) if self.center is not None else None
 
     def resolve_secret(self, env: Mapping[str, str] | None = None) -> str:
         # The one environment read outside Settings, on purpose: ``secret_env`` names where a secret lives
@@ -133,7 +167,9 @@ class CapSettings(StrictModel):
 class MqttSettings(StrictModel):
     enabled: bool = Field(True, description="Publish notified case events to MQTT.")
     topic_prefix: str = Field(
-        "gs/v1/alerts", pattern=r"^[^#+]+$", description="Events go to <prefix>/<grid_code>."
+        "gs/v1/alerts",
+        pattern=r"^[^#+]+$",
+        description="Events go to <prefix>/<district 6>/<street 3>/<community 3>/<grid_code 15>.",
     )
     qos: Literal[0, 1, 2] = Field(1, description="MQTT QoS (1 = at least once).")
 

@@ -1,4 +1,6 @@
-"""MQTT alert publisher: notified case events to ``gs/v1/alerts/{grid_code}`` at QoS 1 (paho, I/O).
+"""MQTT alert publisher: notified case events to ``gs/v1/alerts/{district}/{street}/{community}/{grid_code}``
+at QoS 1 (paho, I/O). The topic levels follow the grid code (gridsentinel/core/alert_topics.py) so the
+broker ACL can give a center's subscribers its own alerts only (``gridsentinel centers subscriber``).
 
 Connects as the gateway user (the broker ACL lets it write alerts). paho's network thread never raises
 into our code: a refused connection is stored and raised by :meth:`start` / :meth:`publish` in the
@@ -16,6 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gridsentinel.cases.events import CaseEvent
+from gridsentinel.core.alert_topics import AlertTopicError, alert_topic
 from gridsentinel.errors import ServiceError
 from gridsentinel.settings import Settings
 
@@ -24,13 +27,7 @@ class MqttDeliveryError(ServiceError):
     """The broker refused the connection or did not acknowledge a publish."""
 
 
-def alert_topic(grid_code: str, prefix: str = "gs/v1/alerts") -> str:
-    """The MQTT topic of a cell's alerts.
-
-    >>> alert_topic("320582004001001")
-    'gs/v1/alerts/320582004001001'
-    """
-    return f"{prefix}/{grid_code}"
+__all__ = ["MqttAlertPublisher", "MqttDeliveryError", "alert_topic"]
 
 
 class MqttAlertPublisher:
@@ -87,7 +84,10 @@ class MqttAlertPublisher:
     async def publish(self, event: CaseEvent) -> str:
         """Publish ``event`` and wait for the broker's acknowledgement; return the topic."""
         self._raise_stored()
-        topic = alert_topic(event.grid_code, self.topic_prefix)
+        try:
+            topic = alert_topic(event.grid_code, self.topic_prefix)
+        except AlertTopicError as exc:  # dead-lettered by the caller, like a refused publish
+            raise MqttDeliveryError(f"event {event.event_id}: {exc}") from exc
         info = self._client.publish(topic, event.to_json(), qos=self.qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise MqttDeliveryError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")

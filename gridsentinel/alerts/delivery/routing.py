@@ -10,6 +10,13 @@
 >>> other = Receiver(name="other", url="http://h/", secret="x" * 16, match=Match(grid_prefixes=("110101",)))
 >>> [r.name for r in receivers_for(ev, [fire, other])]
 ['fire']
+
+A receiver of a center gets only that center's cells:
+
+>>> street = Receiver(name="street", url="http://h/", secret="x" * 16, center="street:320582004")
+>>> elsewhere = Receiver(name="elsewhere", url="http://h/", secret="x" * 16, center="street:320582005")
+>>> [r.name for r in receivers_for(ev, [street, elsewhere])]
+['street']
 """
 
 from __future__ import annotations
@@ -35,4 +42,10 @@ def receivers_for(event: CaseEvent, receivers: Sequence[Receiver]) -> list[Recei
     """The receivers that get ``event``: none unless the alert policy set ``notify``."""
     if not event.notify:
         return []
-    return [r for r in receivers if matches(r.match, event)]
+    return [r for r in receivers if in_scope(r, event) and matches(r.match, event)]
+
+
+def in_scope(receiver: Receiver, event: CaseEvent) -> bool:
+    """The event's cell lies under the receiver's center (any cell when it names none)."""
+    center = receiver.scope
+    return center is None or event.grid_code.startswith(center.prefix)

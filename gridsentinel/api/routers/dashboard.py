@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, RedirectResponse
 
-from gridsentinel.api.deps import StateDep, Viewer
+from gridsentinel.api.deps import CaseReader, StateDep
 from gridsentinel.api.errors import ApiError, responses
 
 router = APIRouter(tags=["dashboard"])
@@ -40,9 +40,17 @@ async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,40}\.(js|css|
     return FileResponse(path, media_type=_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/dashboard/me", summary="Who the token belongs to, and its role",
+@router.get("/dashboard/me", summary="Who the token belongs to, its role, center and department, and the names "
+            "and time zone the dashboard shows; /api/v1/me has the center's details",
             responses=responses(401, 403))
-async def me(state: StateDep, token: Viewer) -> dict[str, Any]:
-    departments = {k: d.name for k, d in state.catalog.routing.departments.items()}
-    categories = {f"{c.type}:{c.code}": c.name for c in state.catalog.categories_file.categories}
-    return {"id": token.id, "role": token.role, "departments": departments, "categories": categories}
+async def me(state: StateDep, token: CaseReader) -> dict[str, Any]:
+    catalog = state.catalog
+    departments = catalog.routing.departments
+    specs = catalog.categories_file.categories
+    return {"id": token.id, "role": token.role, "center": token.center, "department": token.department,
+            "departments": {k: d.name for k, d in departments.items()},
+            "departments_zh": {k: d.name_zh or d.name for k, d in departments.items()},
+            "categories": {c.key: c.name for c in specs},
+            "categories_zh": {c.key: c.name_zh for c in specs},
+            # the dashboard shows every time in the city's zone, whatever the browser's
+            "timezone": catalog.calendar.timezone}

@@ -7,6 +7,9 @@ applies it in the partition that owns the region, with the same dedup as sensors
 reports of one problem share one request id. The POST answers a ``token`` (and the request id when the
 case stage applied the report within a short wait); ``tokens/{token}.json`` resolves it later. See
 docs/api.md for the mapping.
+
+Scope: a citizen reads every request (the public view Open311 is for); a staff token of a center reads its
+center's requests only (any other is 404 / left out), like the rest of the API.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
+from gridsentinel.api import citizen_intake as intake
+from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import Open311Reader, Open311Writer, StateDep
 from gridsentinel.api.errors import ApiError, responses, validation_details
 from gridsentinel.api.routers.cases import unix
@@ -35,8 +41,11 @@ from gridsentinel.api.schemas.responses import (
     Open311ServiceDefinition,
     Open311Token,
 )
+from gridsentinel.api.scope import actor_of, sees_everything
 from gridsentinel.api.state import ApiState
+from gridsentinel.cases.authority import Actor, visible
 from gridsentinel.cases.case import ACTIVE_STATUSES, Case
+from gridsentinel.cases.report_store import CitizenReport
 from gridsentinel.cases.store import SqlCaseStore, applied_detections
 from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
 from gridsentinel.core.records import Detection
@@ -58,7 +67,11 @@ _OUTCOME_NOTICE = {
     "late": "added to a case closed after your report",
     "duplicate": "already received",
     "pending": "received; the request id follows at tokens/{token}.json",
+    "held": "{held}",
+    "duplicate_photo": "the same photo was already reported (request {earlier}); added to it",
+    "rejected": "already received; {notes}",
 }
+PHOTO_FIELD = "media"  # the multipart part holding the photo (as Open311 clients name it)
 
 
 def _iso(ts: float | None, tz: ZoneInfo) -> str | None:
@@ -91,6 +104,32 @@ def to_open311(case: Case, state: ApiState, media_url: str | None = None) -> Ope
     )
 
 
+def report_as_open311(report: CitizenReport, state: ApiState, *, request_id: str,
+                      duplicate_of: str | None = None) -> Open311Request:
+    """A citizen report that has no case (held, rejected, or not yet applied) as an Open311 request."""
+    tz = ZoneInfo(state.catalog.calendar.timezone)
+    policy = state.catalog.policies.get(report.category_key)
+    return Open311Request(
+        service_request_id=request_id,
+        status="closed" if report.state == "rejected" else "open",
+        status_notes=intake.status_notes(report, duplicate_of=duplicate_of),
+        service_name=policy.spec.name if policy else report.category_key,
+        service_code=report.category_key,
+        description=report.description or (policy.spec.name if policy else report.category_key),
+        agency_responsible=None,
+        service_notice=None,
+        requested_datetime=_iso(report.received_at, tz) or "",
+        updated_datetime=_iso(report.decided_at or report.received_at, tz) or "",
+        expected_datetime=None,
+        address=state.grid.names.get(report.grid_code),
+        address_id=report.grid_code,
+        zipcode=None,
+        lat=report.lat,
+        long=report.lon,
+        media_url=report.detection.get("evidence", {}).get("media_url"),
+    )
+
+
 @router.get(
     "/services.json",
     response_model=list[Open311Service],
@@ -105,7 +144,7 @@ async def services(state: StateDep, _: Open311Reader) -> list[Open311Service]:
             description=f"{p.spec.name} ({p.spec.type} {p.spec.code}, {p.spec.standard})",
             metadata=False,
             type="realtime",
-            keywords=f"{p.spec.type},{p.spec.code},{p.spec.standard}",
+            keywords=f"{p.spec.type},{p.spec.code},{p.spec.standard},{p.spec.name_zh}",
             group=p.spec.type,
         )
         for key, p in state.catalog.policies.items()
@@ -128,6 +167,17 @@ async def service_definition(
     return Open311ServiceDefinition(service_code=service_code, attributes=[])
 
 
+def _scope(entry: TokenEntry) -> Actor | None:
+    """Whom to filter requests for: None for a citizen (the public view) and a city-wide staff user."""
+    actor = actor_of(entry)
+    return None if entry.role == "citizen" or sees_everything(actor) else actor
+
+
+def _shown(entry: TokenEntry, case: Case) -> bool:
+    scope = _scope(entry)
+    return scope is None or visible(scope, case)
+
+
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -143,7 +193,7 @@ def _split(value: str | None) -> list[str]:
 )
 async def list_requests(
     state: StateDep,
-    _: Open311Reader,
+    token: Open311Reader,
     service_request_id: Annotated[
         str | None, Query(max_length=2000, description="Comma-separated request ids.")
     ] = None,
@@ -162,9 +212,15 @@ async def list_requests(
 ) -> list[Open311Request]:
     store = state.case_store()
     if service_request_id:
-        ids = _split(service_request_id)[:MAX_RESULTS]
-        found = [c for c in [await store.get_case(i) for i in ids] if c is not None]
-        return [to_open311(c, state) for c in found]
+        out: list[Open311Request] = []
+        for rid in _split(service_request_id)[:MAX_RESULTS]:
+            case = await store.get_case(rid)
+            if case is None and intake.REPORT_ID.fullmatch(rid):  # a report's token (held, rejected, ...)
+                case, shown = await _report_request(state, rid, token)
+                out += [shown] if shown is not None else []
+            if case is not None and _shown(token, case):
+                out.append(to_open311(case, state))
+        return out
     end = unix(end_date) if end_date else None
     start = unix(start_date) if start_date else None
     if end is None:
@@ -187,7 +243,8 @@ async def list_requests(
     for code in codes:
         cases += await store.list_cases(
             CaseQuery(
-                statuses=statuses, category_key=code, opened_from=start, opened_to=end, limit=MAX_RESULTS
+                statuses=statuses, category_key=code, opened_from=start, opened_to=end, limit=MAX_RESULTS,
+                visible_to=_scope(token),
             )
         )
     cases.sort(key=lambda c: (-c.opened_at, c.case_id))
@@ -201,11 +258,16 @@ async def list_requests(
     responses=responses(401, 403, 404),
 )
 async def get_request(
-    service_request_id: Annotated[str, Path(max_length=64)], state: StateDep, _: Open311Reader
+    service_request_id: Annotated[str, Path(max_length=64)], state: StateDep, token: Open311Reader
 ) -> list[Open311Request]:
     store = state.case_store()
     case = await store.get_case(service_request_id)
-    if case is None:
+    if case is None and intake.REPORT_ID.fullmatch(service_request_id):
+        # a report's token: held for verification, rejected, a duplicate photo, or waiting for its case
+        case, shown = await _report_request(state, service_request_id, token)
+        if shown is not None:
+            return [shown]
+    if case is None or not _shown(token, case):
         raise ApiError(404, f"no request {service_request_id}")
     media = None
     for d in await store.case_detections(case.case_id):
@@ -216,11 +278,55 @@ async def get_request(
     return [to_open311(case, state, media)]
 
 
-async def _read_body(request: Request, limit: int) -> dict[str, Any]:
+async def _report_request(state: ApiState, report_id: str,
+                          holder: TokenEntry) -> tuple[Case | None, Open311Request | None]:
+    """A report's case when it has one, else the report itself as a request (None, None: no such report, or
+    one outside the holder's center)."""
+    reports = intake.reports(state)
+    report = await reports.get(report_id)
+    if report is None:
+        return None, None
+    first = await intake.original(reports, report)
+    scope = _scope(holder)
+    if scope is not None and not first.grid_code.startswith(scope.prefix):
+        return None, None
+    duplicate_of = first.report_id if first is not report else None
+    found = await applied_as(state.case_store(), first.detection_id)
+    if found is not None:
+        return await state.case_store().get_case(found[0]), None
+    return None, report_as_open311(first, state, request_id=report_id, duplicate_of=duplicate_of)
+
+
+async def _read_body(request: Request, state: ApiState) -> tuple[dict[str, Any], bytes | None]:
+    """The report's fields and its photo (a ``media`` file part of a multipart body), if any."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = state.config.max_report_bytes if ctype == "multipart/form-data" else state.config.max_body_bytes
     body = await request.body()
     if len(body) > limit:
         raise ApiError(413, f"request body larger than {limit} bytes")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        return await _read_multipart(request, limit)
+    return _read_fields(body, ctype), None
+
+
+async def _read_multipart(request: Request, limit: int) -> tuple[dict[str, Any], bytes | None]:
+    form = await request.form(max_files=1, max_fields=50, max_part_size=limit)
+    try:
+        fields: dict[str, Any] = {}
+        photo: bytes | None = None
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != PHOTO_FIELD:
+                    raise ApiError(400, f"unexpected file part {name!r}; send the photo as {PHOTO_FIELD!r}")
+                photo = await value.read()
+            else:
+                fields[name] = value
+        return fields, photo or None
+    finally:
+        await form.close()
+
+
+def _read_fields(body: bytes, ctype: str) -> dict[str, Any]:
     if ctype == "application/json":
         try:
             data = json.loads(body or b"null")
@@ -236,7 +342,8 @@ async def _read_body(request: Request, limit: int) -> dict[str, Any]:
             raise ApiError(400, "form body is not UTF-8") from None
     raise ApiError(
         415,
-        f"unsupported content type {ctype!r}; use application/x-www-form-urlencoded or application/json",
+        f"unsupported content type {ctype!r}; use application/x-www-form-urlencoded, application/json, or "
+        f"multipart/form-data (with the photo as a {PHOTO_FIELD!r} file part)",
         code="unsupported_media_type",
     )
 
@@ -272,9 +379,9 @@ def _locate(state: ApiState, report: Open311RequestIn) -> tuple[str, float, floa
 
 
 def citizen_detection_id(report: Open311RequestIn, reporter: str, idempotency_key: str | None,
-                         now: float) -> str:
-    """Same report content from the same reporter with the same ``Idempotency-Key`` → same id, so a
-    retried POST is applied once. Without a key the id comes from the content and the
+                         now: float, photo: bytes | None = None) -> str:
+    """Same report content (photo included) from the same reporter with the same ``Idempotency-Key`` →
+    same id, so a retried POST is applied once. Without a key the id comes from the content and the
     :data:`RESUBMIT_WINDOW_S` window the report falls in.
 
     >>> from gridsentinel.api.schemas.requests import Open311RequestIn
@@ -285,6 +392,8 @@ def citizen_detection_id(report: Open311RequestIn, reporter: str, idempotency_ke
     False
     """
     content = json.dumps(report.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    if photo is not None:
+        content += "\nphoto " + hashlib.sha256(photo).hexdigest()
     scope = f"key\n{idempotency_key}" if idempotency_key else f"window\n{int(now // RESUBMIT_WINDOW_S)}"
     digest = hashlib.sha256(f"{reporter}\n{scope}\n{content}".encode()).hexdigest()[:32]
     return TOKEN_PREFIX + digest
@@ -328,9 +437,22 @@ def _token(token: str) -> str:
     responses=responses(401, 403, 404),
 )
 async def get_token(
-    token: Annotated[str, Path(max_length=64)], state: StateDep, _: Open311Reader
+    token: Annotated[str, Path(max_length=64)], state: StateDep, holder: Open311Reader
 ) -> list[Open311Token]:
-    found = await applied_as(state.case_store(), TOKEN_PREFIX + _token(token))
+    detection_id = TOKEN_PREFIX + _token(token)
+    report = await intake.reports(state).get(token)
+    if report is not None:  # a duplicate photo resolves to the case of the report it repeats
+        first = await intake.original(intake.reports(state), report)
+        scope = _scope(holder)
+        if scope is not None and not first.grid_code.startswith(scope.prefix):
+            raise ApiError(404, f"no token {token}")
+        detection_id = first.detection_id
+    store = state.case_store()
+    found = await applied_as(store, detection_id)
+    if found is not None and _scope(holder) is not None:
+        case = await store.get_case(found[0])
+        if case is None or not _shown(holder, case):
+            raise ApiError(404, f"no token {token}")
     return [Open311Token(token=token, service_request_id=found[0] if found else None)]
 
 
@@ -339,7 +461,11 @@ async def get_token(
     status_code=201,
     response_model=list[Open311PostResult],
     summary="Open311: report a problem (dispatcher or citizen token)",
-    description="Form-encoded (as the spec says) or JSON. The report becomes a `citizen` detection "
+    description="Form-encoded (as the spec says), JSON, or multipart with the photo as a `media` file "
+    "part. The report first passes the citizen intake (docs/cases.md, \"Report quality\"): 429 "
+    "`rate_limited` over the account's or device's rate limit; a report whose checks flag it is held "
+    "for verification (`service_request_id` = its token); the same photo as an earlier report is "
+    "attached to it. Otherwise the report becomes a `citizen` detection "
     "in the cell containing the point, sent to the case stage and deduplicated there like any "
     "other detection. The answer has a `token` and, when the case stage applied the report "
     "within a short wait, the id of the case it went into (`service_request_id`, else null: "
@@ -353,6 +479,15 @@ async def get_token(
                 "application/x-www-form-urlencoded": {
                     "schema": {"$ref": "#/components/schemas/Open311RequestIn"}
                 },
+                "multipart/form-data": {
+                    "schema": {"allOf": [
+                        {"$ref": "#/components/schemas/Open311RequestIn"},
+                        {"type": "object", "properties": {PHOTO_FIELD: {
+                            "type": "string", "format": "binary",
+                            "description": "The photo (JPEG/PNG): its EXIF position and time are checked, "
+                                           "and it is compared with recent reports' photos."}}},
+                    ]},
+                },
                 "application/json": {
                     "schema": {"$ref": "#/components/schemas/Open311RequestIn"},
                     "example": {
@@ -365,7 +500,7 @@ async def get_token(
             },
         }
     },
-    responses=responses(400, 401, 403, 413, 422, 503),
+    responses=responses(400, 401, 403, 413, 422, 429, 503),
 )
 async def post_request(
     request: Request,
@@ -373,7 +508,7 @@ async def post_request(
     token: Open311Writer,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
-    raw = await _read_body(request, state.config.max_body_bytes)
+    raw, photo = await _read_body(request, state)
     try:
         report = Open311RequestIn.model_validate(raw)
     except ValidationError as exc:
@@ -383,18 +518,25 @@ async def post_request(
     if policy is None:
         raise ApiError(400, f"unknown service_code {report.service_code!r}", code="unknown_service_code")
     grid_code, lat, lon = _locate(state, report)
+    if state.detection_sink is None:
+        raise ApiError(503, "reports cannot reach the case stage (no detection route configured)",
+                       code="unavailable")
     now = state.clock()
-    detection_id = citizen_detection_id(report, token.id, idempotency_key, now)
     store = state.case_store()
-    found = await applied_as(store, detection_id)
-    if found is None and not idempotency_key:  # the same report just before the window turned
-        found = await applied_as(store, citizen_detection_id(report, token.id, None, now - RESUBMIT_WINDOW_S))
-    if found is not None:
-        outcome = "duplicate"
-    else:
-        if state.detection_sink is None:
-            raise ApiError(503, "reports cannot reach the case stage (no detection route configured)",
-                           code="unavailable")
+    reports = intake.reports(state)
+    ids = [citizen_detection_id(report, token.id, idempotency_key, now, photo)]
+    if not idempotency_key:  # the same report just before the window turned
+        ids.append(citizen_detection_id(report, token.id, None, now - RESUBMIT_WINDOW_S, photo))
+    taken: intake.Intake | None = None
+    for candidate in ids:
+        known = await reports.get(candidate.removeprefix(TOKEN_PREFIX))
+        if known is not None:
+            taken = intake.Intake(known, new=False)
+            break
+        if await applied_as(store, candidate) is not None:  # applied before the intake kept reports
+            return await _answer(state, token, candidate, "duplicate", await applied_as(store, candidate),
+                                 report.account_id)
+    if taken is None:
         evidence = {
             k: v
             for k, v in {
@@ -402,12 +544,13 @@ async def post_request(
                 "address": report.address_string,
                 "account_id": report.account_id,
                 "device_id": report.device_id,
+                "phone": report.phone,
                 "reported_by": token.id,
             }.items()
             if v
         }
         detection = Detection(
-            detection_id=detection_id,
+            detection_id=ids[0],
             source="citizen",
             detector="open311",
             detector_version="georeport-v2",
@@ -422,19 +565,57 @@ async def post_request(
             evidence=evidence,
             message=(report.description or policy.spec.name)[:200],
         )
-        try:
-            await state.detection_sink(detection)
-        except Exception as exc:  # Kafka away: the citizen may retry (same content, same id)
-            raise ApiError(503, f"the report could not be queued ({type(exc).__name__}); retry",
-                           code="unavailable") from None
-        found = await _wait_applied(store, detection_id, state.open311_wait_s)
-        outcome = found[1] if found is not None else "pending"
+        taken = await intake.take(
+            state, detection, report_id=ids[0].removeprefix(TOKEN_PREFIX), reporter=token.id,
+            account_id=report.account_id, device_id=report.device_id, phone=report.phone,
+            category_key=policy.key, description=report.description, photo=photo)
+    kept = taken.report
+    if kept.state == "held":
+        return await _answer(state, token, kept.detection_id, "held" if taken.new else "duplicate",
+                             (kept.report_id, "held"), report.account_id, held=intake.held_notice(kept))
+    if kept.state == "rejected":
+        return await _answer(state, token, kept.detection_id, "rejected", (kept.report_id, "rejected"),
+                             report.account_id, notes=intake.status_notes(kept))
+    if kept.state == "duplicate":
+        first = await intake.original(reports, kept)
+        found = await applied_as(store, first.detection_id)
+        earlier = found[0] if found is not None else first.report_id
+        return await _answer(state, token, kept.detection_id, "duplicate_photo", (earlier, "duplicate_photo"),
+                             report.account_id, earlier=earlier)
+    # accepted or confirmed: its detection goes (or went) to the case stage
+    found = await applied_as(store, kept.detection_id)
+    if found is not None:
+        return await _answer(state, token, kept.detection_id, "duplicate", found, report.account_id)
+    await send_detection(state, Detection.from_dict(kept.detection))  # again on a retry: the stage dedups by id
+    found = await _wait_applied(store, kept.detection_id, state.open311_wait_s)
+    outcome = found[1] if found is not None and taken.new else "duplicate" if found is not None else "pending"
+    return await _answer(state, token, kept.detection_id, outcome, found, report.account_id)
+
+
+async def send_detection(state: ApiState, detection: Detection) -> None:
+    """Hand a citizen detection to the case stage; 503 when it cannot be queued (the client retries)."""
+    if state.detection_sink is None:
+        raise ApiError(503, "reports cannot reach the case stage (no detection route configured)",
+                       code="unavailable")
+    try:
+        await state.detection_sink(detection)
+    except Exception as exc:  # Kafka away: the citizen may retry (same content, same id)
+        raise ApiError(503, f"the report could not be queued ({type(exc).__name__}); retry",
+                       code="unavailable") from None
+
+
+async def _answer(state: ApiState, token: TokenEntry, detection_id: str, outcome: str,
+                  found: tuple[str, str] | None, account_id: str | None, **notice: str) -> JSONResponse:
     state.open311_posts[outcome] += 1
+    if found is not None and _scope(token) is not None:  # a staff user of a center: not another's case id
+        case = await state.case_store().get_case(found[0])  # None: a report's own id (held, rejected)
+        if case is not None and not _shown(token, case):
+            found = None
     plain = detection_id.removeprefix(TOKEN_PREFIX)
     result = Open311PostResult(
         token=plain,
         service_request_id=found[0] if found is not None else None,
-        service_notice=_OUTCOME_NOTICE[outcome].format(token=plain),
-        account_id=report.account_id,
+        service_notice=_OUTCOME_NOTICE[outcome].format(token=plain, **notice),
+        account_id=account_id,
     )
     return JSONResponse([result.model_dump()], status_code=201)

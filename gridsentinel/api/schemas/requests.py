@@ -85,3 +85,22 @@ class Open311RequestIn(BaseModel):
     )
     device_id: str | None = Field(None, max_length=100, description="Reporting device (kept as evidence).")
     account_id: str | None = Field(None, max_length=100, description="Reporter account (kept as evidence).")
+    phone: str | None = Field(
+        None, max_length=40, description="Reporter's phone (Open311's field; kept as evidence, shown to dispatchers)."
+    )
+
+
+class VerificationConfirmIn(BaseModel):
+    """Confirming a held citizen report (the body is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field("", max_length=2000, description="What the inspector found (kept with the decision).")
+
+
+class VerificationRejectIn(BaseModel):
+    """Rejecting a held citizen report: the reason is required (the citizen's request shows it)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "no ad at this spot"}]})
+
+    reason: str = Field(min_length=1, max_length=2000, description="Why the report is rejected.")

@@ -341,7 +341,7 @@ class Open311Service(BaseModel):
                     "(event 0103, CJ/T 214-2007)",
                     "metadata": False,
                     "type": "realtime",
-                    "keywords": "event,0103,CJ/T 214-2007",
+                    "keywords": "event,0103,CJ/T 214-2007,积存垃圾渣土",
                     "group": "event",
                 }
             ]
@@ -440,3 +440,54 @@ class Open311Token(BaseModel):
 
     token: str
     service_request_id: str | None
+
+
+class QualityReasonOut(BaseModel):
+    """One reason of a report-quality decision (codes in docs/cases.md, "Report quality")."""
+
+    code: str
+    detail: str
+
+
+class VerificationItemOut(BaseModel):
+    """A citizen report in the verification queue (or decided from it), with the citizen's identity:
+    only dispatchers and up read the queue."""
+
+    id: str = Field(description="The report id (the token its POST answered; also its Open311 request id).")
+    state: str = Field(description="held, confirmed, rejected (or accepted, duplicate).")
+    received_at: float
+    category_key: str
+    grid_code: str
+    lat: float
+    lon: float
+    description: str
+    account_id: str | None
+    device_id: str | None
+    phone: str | None
+    reasons: list[QualityReasonOut] = Field(description="Every reason of the quality decision.")
+    location: str | None = Field(description="consistent, flagged, unverifiable or no_photo.")
+    photo_distance_m: float | None
+    gaming_score: float = Field(description="0..1, noisy-or of the account's gaming signals.")
+    gaming_signals: list[QualityReasonOut] = Field(description="The gaming reasons among `reasons`.")
+    photo_url: str | None = Field(description="The uploaded photo (dispatcher or higher).")
+    media_url: str | None = Field(description="The photo link the citizen's app gave, if any.")
+    duplicate_of: str | None
+    decided_at: float | None
+    decided_by: str | None
+    decision_note: str | None
+
+
+class VerificationListOut(BaseModel):
+    """One page of the verification queue, oldest first."""
+
+    items: list[VerificationItemOut]
+    total: int = Field(description="Reports in the requested states.")
+    limit: int
+    offset: int
+
+
+class VerificationDecisionOut(BaseModel):
+    """A decided report; on confirm, the detection that went to the case stage."""
+
+    item: VerificationItemOut
+    detection_id: str | None = Field(description="confirm: the detection sent to gs.detections.")

@@ -1,12 +1,11 @@
 // GridSentinel dispatch dashboard: plain JS, no external code. Every call carries the tab's token.
+// Words come from i18n.js (t(), zh-CN by default); every time is shown in the city's zone (fmtTime).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const S = { token: sessionStorage.getItem("gs-token") || "", me: null, cases: new Map(), grid: null,
   devices: [], selected: null, abort: null, proj: null };
 const NS = "http://www.w3.org/2000/svg";
-const ROLES = ["viewer", "dispatcher", "engineer", "admin"];
-const ACTIONS = { acknowledge: "Acknowledge", dispatch: "Dispatch", start: "Start work", resolve: "Resolve",
-  verify: "Verify", close: "Close", false_alarm: "False alarm", rework: "Rework", reopen: "Reopen" };
+const ROLES = ["viewer", "dispatcher", "supervisor", "engineer", "admin"];  // the ladder (api/auth.py LADDER)
 const ACTIVE = ["open", "dispatched", "in_progress", "resolved", "verified"];
 
 function el(tag, attrs = {}, ...kids) {
@@ -27,15 +26,30 @@ async function api(path, opts = {}) {
   if (!r.ok) { const e = new Error(body?.error?.message || `HTTP ${r.status}`); e.status = r.status; throw e; }
   return body;
 }
-const fmtTime = (t) => t ? new Date(t * 1000).toLocaleString([], { month: "short", day: "numeric",
-  hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "—";
+const fmtTime = (t) => gsFormatTime(t);  // i18n.js: the UI language, the city's time zone
 function fmtDue(t) {
   if (!t) return ["", false];
-  const s = t - Date.now() / 1000, a = Math.abs(s);
-  const txt = a < 3600 ? `${Math.round(a / 60)} min` : a < 172800 ? `${(a / 3600).toFixed(1)} h` : `${Math.round(a / 86400)} d`;
-  return [s < 0 ? `overdue ${txt}` : `due in ${txt}`, s < 0];
+  const s = t - Date.now() / 1000;
+  const txt = gsDuration(Math.abs(s));
+  return [s < 0 ? tr("due.overdue", { d: txt }) : tr("due.in", { d: txt }), s < 0];
 }
-const catName = (k) => S.me?.categories?.[k] || k;
+// Names of the UI language: categories and departments from /dashboard/me (the config files' name / name_zh).
+const catName = (k) => (gsLang() === "en" ? S.me?.categories?.[k] : S.me?.categories_zh?.[k]) || S.me?.categories?.[k] || k;
+const deptNames = () => (gsLang() === "en" ? S.me?.departments : S.me?.departments_zh) || S.me?.departments || {};
+const deptName = (k) => k ? deptNames()[k] || k : "—";
+const statusName = (s) => tr(`status.${s}`, {}, s.replace("_", " "));
+const actionName = (a) => tr(`action.${a}`, {}, a.replace("_", " "));
+const sevName = (s) => tr(`severity.${s}`, {}, s);
+const sourceName = (s) => tr(`source.${s}`, {}, s);
+const roleName = (r) => tr(`role.${r}`, {}, r);
+// "street:320582004" -> 街道中心 320582004 / street center 320582004
+function centerName(c) {
+  const [level, code] = String(c || "").split(":");
+  return code ? tr("center.name", { level: tr(`level.${level}`, {}, level), code }) : c || "—";
+}
+// The headline says the case's current state: Case.headline (the latest detection at the current severity,
+// once the domain side has it), else the title, else the category.
+const headline = (c) => c.headline || c.title || catName(c.category_key);
 const cellName = (code) => S.grid?.features.find((f) => f.properties.code === code)?.properties.name || code;
 function toast(msg, bad = false) {
   const t = el("div", { class: `toast${bad ? " bad" : ""}`, text: msg });
@@ -49,7 +63,8 @@ async function signIn(token) {
   catch (e) { S.token = ""; throw e; }
   sessionStorage.setItem("gs-token", token);
   $("login").hidden = true; $("signout").hidden = false;
-  $("whoami").replaceChildren(el("b", { text: S.me.id }), ` · ${S.me.role}`);
+  gsSetZone(S.me.timezone);
+  renderWho();
   await Promise.all([loadGrid(), loadCases(), loadHealth()]);
   setInterval(() => loadHealth().catch(() => {}), 10000);
   stream();
@@ -57,26 +72,33 @@ async function signIn(token) {
 $("loginForm").addEventListener("submit", async (ev) => {
   ev.preventDefault(); $("loginErr").textContent = "";
   try { await signIn($("tokenInput").value.trim()); }
-  catch (e) { $("loginErr").textContent = e.status === 401 ? "Unknown token." : e.message; }
+  catch (e) { $("loginErr").textContent = e.status === 401 ? tr("login.unknown") : e.message; }
 });
 $("signout").addEventListener("click", () => { sessionStorage.removeItem("gs-token"); location.reload(); });
 
-// ---- device health ---------------------------------------------------------------------------------
-// Last seen in the city's time zone (the API says which: config/calendar.yaml), not the browser's.
-function fmtCity(t, tz) {
-  if (!t) return "—";
-  try { return new Date(t * 1000).toLocaleString([], { timeZone: tz, month: "short", day: "numeric",
-    hour: "2-digit", minute: "2-digit", second: "2-digit" }); } catch { return fmtTime(t); }
+function renderWho() {
+  if (!S.me) return;
+  $("whoami").replaceChildren(el("b", { text: S.me.id }), ` · ${roleName(S.me.role)}`);
+  $("zone").textContent = gsZoneLabel();
+  $("zone").title = tr("header.zone_title", { zone: gsZone() });
 }
+
+// ---- device health ---------------------------------------------------------------------------------
 const num = (v, digits, unit) => v === null || v === undefined ? "—" : `${Number(v).toFixed(digits)}${unit}`;
 async function loadHealth() {
   const status = $("healthFilter").value;
   const h = await api(`/api/v1/devices/health${status ? `?status=${status}` : ""}`);
-  $("healthSeenHead").textContent = `last seen (${h.timezone})`;
-  $("healthCounts").textContent = Object.entries(h.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ");
+  S.health = h;
+  renderHealth();
+}
+function renderHealth() {
+  const h = S.health;
+  if (!h) return;
+  $("healthCounts").textContent = Object.entries(h.counts).filter(([, n]) => n)
+    .map(([k, n]) => tr("health.count", { n, state: tr(`device.${k}`, {}, k) })).join(" · ");
   $("health").tBodies[0].replaceChildren(...h.items.map((d) => el("tr", { "data-device": d.device_id, "data-state": d.state },
-    el("td", { text: d.device_id }), el("td", {}, el("span", { class: `badge ${d.state}`, text: d.state })),
-    el("td", { class: "seen", text: fmtCity(d.last_seen, h.timezone) }),
+    el("td", { text: d.device_id }), el("td", {}, el("span", { class: `badge ${d.state}`, text: tr(`device.${d.state}`, {}, d.state) })),
+    el("td", { class: "seen", text: fmtTime(d.last_seen) }),
     el("td", { text: num(d.messages_per_min, 1, "") }), el("td", { text: num(d.rejections_per_min, 1, "") }),
     el("td", { text: d.battery_level !== null ? num(d.battery_level, 0, " %") : num(d.battery, 2, " V") }),
     el("td", { text: num(d.rssi, 0, " dBm") }), el("td", { class: "why", text: d.reason }))));
@@ -110,7 +132,7 @@ function drawMap() {
     const cy = ring.slice(0, -1).reduce((a, q) => a + q[1], 0) / (ring.length - 1);
     svg.append(el("g", { "data-cell": code },
       el("path", { class: cls, d: "M" + ring.map((q) => q.join(",")).join("L") + "Z", "data-code": code,
-        onclick: () => selectCell(code) }, el("title", { text: `${f.properties.name}\n${code}\n${n} open case(s)` })),
+        onclick: () => selectCell(code) }, el("title", { text: `${f.properties.name}\n${code}\n${tr("map.open_cases", { n })}` })),
       el("text", { class: "cellLabel", x: cx, y: cy + 34, text: `${code.slice(9, 12)}·${code.slice(12)}` }),
       n ? el("text", { class: "cellCount", x: cx, y: cy + 7, text: String(n) }) : null));
   }
@@ -134,23 +156,27 @@ function drawPatrol(svg, P) {
     rt.stops.forEach((s, i) => {
       const [x, y] = pts[i + 1];
       g.append(el("circle", { class: "patrolStop", cx: x, cy: y, r: 8, fill: colour },
-        el("title", { text: `Inspector ${rt.inspector}, stop ${s.order} at ${s.arrive}\n${s.name} · ${s.cell}\n${s.expected} expected` })),
+        el("title", { text: `${tr("patrol.stop_title", { inspector: rt.inspector, order: s.order, arrive: s.arrive })}\n${s.name} · ${s.cell}\n${tr("patrol.expected", { n: s.expected })}` })),
         el("text", { class: "patrolNum", x, y: y + 3.5, text: String(s.order) }));
     });
     svg.append(g);
   }
-  svg.append(el("circle", { class: "patrolDepot", cx: depot[0], cy: depot[1], r: 6 }, el("title", { text: "depot" })));
+  svg.append(el("circle", { class: "patrolDepot", cx: depot[0], cy: depot[1], r: 6 }, el("title", { text: tr("patrol.depot") })));
 }
 async function togglePatrol() {
   const on = $("patrolToggle").checked;
   $("patrolLegend").hidden = !on;
   if (on && !S.patrol) {
     try { S.patrol = await api("/api/v1/patrol/plan"); }
-    catch (e) { toast(`Patrol plan: ${e.message}`, true); $("patrolToggle").checked = false; $("patrolLegend").hidden = true; return; }
-    $("patrolLegend").replaceChildren(`plan ${S.patrol.date}:`, ...S.patrol.routes.flatMap((rt) =>
-      [el("i", { style: `background:${PATROL_COLOURS[(rt.inspector - 1) % PATROL_COLOURS.length]}` }), `inspector ${rt.inspector}`]));
+    catch (e) { toast(tr("patrol.failed", { message: e.message }), true); $("patrolToggle").checked = false; $("patrolLegend").hidden = true; return; }
   }
+  renderPatrolLegend();
   if (S.grid) drawMap();
+}
+function renderPatrolLegend() {
+  if (!S.patrol) return;
+  $("patrolLegend").replaceChildren(tr("patrol.legend", { date: S.patrol.date }), ...S.patrol.routes.flatMap((rt) =>
+    [el("i", { style: `background:${PATROL_COLOURS[(rt.inspector - 1) % PATROL_COLOURS.length]}` }), tr("patrol.inspector", { n: rt.inspector })]));
 }
 $("patrolToggle").addEventListener("change", () => togglePatrol());
 function openCounts() {
@@ -173,10 +199,10 @@ function renderStats() {
   const all = [...S.cases.values()], active = all.filter((c) => c.status !== "closed");
   const now = Date.now() / 1000;
   const stat = (n, label, hot) => el("div", { class: `stat${hot && n ? " hot" : ""}` }, el("b", { text: String(n) }), el("span", { text: label }));
-  $("stats").replaceChildren(stat(all.filter((c) => c.status === "open").length, "open", true),
-    stat(active.filter((c) => ["dispatched", "in_progress"].includes(c.status)).length, "in hand"),
-    stat(active.filter((c) => c.due_at && c.due_at < now && ACTIVE.slice(0, 3).includes(c.status)).length, "overdue", true),
-    stat(all.filter((c) => c.status === "closed").length, "closed"));
+  $("stats").replaceChildren(stat(all.filter((c) => c.status === "open").length, tr("stats.open"), true),
+    stat(active.filter((c) => ["dispatched", "in_progress"].includes(c.status)).length, tr("stats.in_hand")),
+    stat(active.filter((c) => c.due_at && c.due_at < now && ACTIVE.slice(0, 3).includes(c.status)).length, tr("stats.overdue"), true),
+    stat(all.filter((c) => c.status === "closed").length, tr("stats.closed")));
 }
 function renderFeed(flashId) {
   const f = $("statusFilter").value, want = f === "active" ? ACTIVE : f ? f.split(",") : null;
@@ -188,11 +214,12 @@ function renderFeed(flashId) {
     return el("li", { class: `case${c.case_id === S.selected ? " sel" : ""}${c.case_id === flashId ? " new" : ""}`,
       "data-case": c.case_id, onclick: () => openCase(c.case_id) },
       el("span", { class: `sev ${c.severity}` }),
-      el("div", { class: "t", text: c.title || catName(c.category_key) }),
-      el("div", { class: "r" }, el("span", { class: `badge ${c.status}`, text: c.status.replace("_", " ") })),
+      el("div", { class: "t", text: headline(c) }),
+      el("div", { class: "r" }, el("span", { class: `badge ${c.status}`, text: statusName(c.status) })),
       el("div", { class: "m", text: `${catName(c.category_key)} · ${cellName(c.grid_code)}` }),
-      el("div", { class: `due r${late ? " late" : ""}`, text: c.status === "closed" ? (c.closing_reason || "") : due }),
-      el("div", { class: "m", text: `${c.severity} · ${Object.keys(c.sources || {}).join(", ")} · ${c.detection_count} detection(s) · first ${fmtTime(c.first_seen_at)}` }));
+      el("div", { class: `due r${late ? " late" : ""}`, text: c.status === "closed" ? closingName(c.closing_reason) : due }),
+      el("div", { class: "m", text: [sevName(c.severity), Object.keys(c.sources || {}).map(sourceName).join(tr("list.sep")),
+        tr("feed.detections", { n: c.detection_count }), tr("feed.last_seen", { time: fmtTime(c.last_seen_at) })].join(" · ") }));
   }));
 }
 $("statusFilter").addEventListener("change", () => renderFeed());
@@ -230,7 +257,10 @@ async function stream() {
     await new Promise((res) => setTimeout(res, 3000));
   }
 }
-function setLive(on) { const l = $("live"); l.className = `live ${on ? "on" : "off"}`; l.textContent = on ? "● live" : "● reconnecting"; }
+function setLive(on) {
+  S.live = on;
+  const l = $("live"); l.className = `live ${on ? "on" : "off"}`; l.textContent = tr(on ? "live.on" : "live.reconnecting");
+}
 function onEvent(ev) {
   const c = ev.case && ev.case.case_id ? ev.case : null;
   if (!c) return;
@@ -239,7 +269,8 @@ function onEvent(ev) {
   renderFeed(isNew ? c.case_id : null); renderStats(); drawMap();
   const cell = document.querySelector(`path[data-code="${c.grid_code}"]`);
   if (cell) { cell.classList.remove("flash"); void cell.getBBox(); cell.classList.add("flash"); }
-  if (isNew || ev.notify) toast(`${ev.type === "open" ? "New case" : ev.type}: ${catName(c.category_key)} in ${cellName(c.grid_code)}`, ev.notify && c.severity === "critical");
+  if (isNew || ev.notify) toast(tr("toast.event", { event: ev.type === "open" ? tr("toast.new_case") : actionName(ev.type),
+    category: catName(c.category_key), cell: cellName(c.grid_code) }), ev.notify && c.severity === "critical");
   if (S.selected === c.case_id) openCase(c.case_id, true);
 }
 
@@ -253,31 +284,32 @@ async function openCase(id, quiet = false) {
   catch (e) { if (!quiet) toast(e.message, true); return; }
   const c = d.case; S.cases.set(c.case_id, c);
   document.querySelector("main").classList.add("withCase"); $("casePanel").hidden = false;
-  $("caseTitle").textContent = c.title || catName(c.category_key);
+  $("caseTitle").textContent = headline(c);
   const [due, late] = fmtDue(c.due_at);
   const kv = el("dl", { class: "kv" });
   const add = (k, v, cls) => kv.append(el("dt", { text: k }), el("dd", { class: cls || null, text: v }));
-  add("Status", `${c.status.replace("_", " ")}${c.closing_reason ? ` (${c.closing_reason})` : ""}`);
-  add("Category", `${catName(c.category_key)} — ${c.category_key} (${c.category_standard})`);
-  add("Severity", c.severity); add("Cell", `${cellName(c.grid_code)} · ${c.grid_code}`);
-  add("Center", `${c.center}${c.escalation_level ? ` (escalated ${c.escalation_level})` : ""}`);
-  add("Department", S.me.departments?.[c.department] || c.department || "—");
-  add("Due", c.due_at ? `${fmtTime(c.due_at)} (${due})` : "—", late ? "due late" : null);
-  add("Detections", `${c.detection_count} from ${Object.entries(c.sources || {}).map(([k, v]) => `${k} ×${v}`).join(", ")}`);
-  add("First / last seen", `${fmtTime(c.first_seen_at)} / ${fmtTime(c.last_seen_at)}`);
-  add("Case id", c.case_id);
+  add(tr("case.status"), `${statusName(c.status)}${c.closing_reason ? ` (${closingName(c.closing_reason)})` : ""}`);
+  add(tr("case.category"), `${catName(c.category_key)} — ${c.category_key} (${c.category_standard})`);
+  add(tr("case.severity"), sevName(c.severity)); add(tr("case.cell"), `${cellName(c.grid_code)} · ${c.grid_code}`);
+  add(tr("case.center"), `${centerName(c.center)}${c.escalation_level ? ` (${tr("case.escalated", { n: c.escalation_level })})` : ""}`);
+  add(tr("case.department"), deptName(c.department));
+  add(tr("case.due"), c.due_at ? `${fmtTime(c.due_at)} (${due})` : "—", late ? "due late" : null);
+  add(tr("case.detections"), tr("case.detections_from", { n: c.detection_count,
+    sources: Object.entries(c.sources || {}).map(([k, v]) => `${sourceName(k)} ×${v}`).join(tr("list.sep")) }));
+  add(tr("case.seen"), `${fmtTime(c.first_seen_at)} / ${fmtTime(c.last_seen_at)}`);
+  add(tr("case.id"), c.case_id);
   const parts = [actionsBox(c, d.allowed_actions), kv];
   const facts = evidenceOf(d.detections);
   if (facts) parts.push(facts);
   const snap = snapshotOf(d.detections);
-  const img = snap ? el("img", { alt: "de-identified camera snapshot" }) : null;
-  if (snap) parts.push(el("figure", { class: "snapshot" }, el("h3", { text: "Evidence snapshot (de-identified)" }),
+  const img = snap ? el("img", { alt: tr("snapshot.alt") }) : null;
+  if (snap) parts.push(el("figure", { class: "snapshot" }, el("h3", { text: tr("snapshot.title") }),
     img, el("figcaption", { text: snap.caption })));
-  const chart = el("div", { class: "chart", id: "chart" }, el("h3", { text: "Signal around the detection" }), el("div", { class: "hint", text: "loading…" }));
+  const chart = el("div", { class: "chart", id: "chart" }, el("h3", { text: tr("signal.title") }), el("div", { class: "hint", text: tr("common.loading") }));
   const dev = (d.detections || []).find((x) => x.device_id && x.source !== "camera");
   if (dev) parts.push(chart);
-  parts.push(el("div", {}, el("h3", { text: "Audit log" }), el("ol", { class: "log" }, ...d.log.map((e) =>
-    el("li", {}, el("div", {}, el("b", { text: e.action || e.type }), el("span", { class: "actor", text: ` · ${e.actor}` })),
+  parts.push(el("div", {}, el("h3", { text: tr("log.title") }), el("ol", { class: "log" }, ...d.log.map((e) =>
+    el("li", {}, el("div", {}, el("b", { text: actionName(e.action || e.type) }), el("span", { class: "actor", text: ` · ${e.actor}` })),
       el("div", { class: "when", text: fmtTime(e.at) }), e.note ? el("div", { text: e.note }) : null)))));
   $("caseBody").replaceChildren(...parts);
   if (snap) showSnapshot(img, snap);
@@ -289,14 +321,14 @@ function evidenceOf(dets) {
   if (!d) return null;
   const dl = el("dl", { class: "kv evidence" });
   const add = (k, v) => dl.append(el("dt", { text: k }), el("dd", { text: v }));
-  add("Detector", `${d.detector}${d.detector_version ? ` (${d.detector_version})` : ""} · ${d.kind} · ${d.severity}`);
-  if (d.message) add("Finding", d.message);
+  add(tr("evidence.detector"), `${d.detector}${d.detector_version ? ` (${d.detector_version})` : ""} · ${d.kind} · ${sevName(d.severity)}`);
+  if (d.message) add(tr("evidence.finding"), d.message);
   const fmt = (v) => typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 3 : 1)) : String(v);
   const skip = new Set(["phase", "incident_started_at", "snapshot"]);
   const rows = Object.entries(d.evidence || {}).filter(([k, v]) => !skip.has(k) && v !== null &&
     ["number", "string", "boolean"].includes(typeof v)).slice(0, 10);
   for (const [k, v] of rows) add(k.replaceAll("_", " "), fmt(v));
-  return el("div", {}, el("h3", { text: `Evidence — ${d.device_id || d.source} · ${fmtTime(d.observed_at)}` }), dl);
+  return el("div", {}, el("h3", { text: tr("evidence.title", { source: d.device_id || sourceName(d.source), time: fmtTime(d.observed_at) }) }), dl);
 }
 function snapshotOf(dets) {
   // newest first: the latest detection's picture is the most useful to a dispatcher
@@ -307,7 +339,7 @@ function snapshotOf(dets) {
     if (b64 && typeof b64 === "object" && b64.path && /^[0-9a-f]{32}$/.test(d.detection_id || "")) {
       // the frames stage's stored snapshot (docs/cameras.md): served by the API, fetched with the token
       const expired = b64.expires_at && b64.expires_at < Date.now() / 1000;
-      const blurred = Number.isFinite(b64.blurred_regions) ? ` · ${b64.blurred_regions} region(s) blurred` : "";
+      const blurred = Number.isFinite(b64.blurred_regions) ? ` · ${tr("snapshot.blurred", { n: b64.blurred_regions })}` : "";
       return { api: `/api/v1/evidence/${d.detection_id}.jpg`, expired, caption: caption + blurred };
     }
     if (typeof url === "string") return { src: url, caption };
@@ -319,37 +351,37 @@ async function showSnapshot(img, snap) {
   if (snap.src) { img.src = snap.src; return; }
   const fig = img.parentElement;
   const gone = (why) => img.replaceWith(el("div", { class: "hint", text: why }));
-  if (snap.expired) { gone("snapshot expired (privacy retention)"); return; }
+  if (snap.expired) { gone(tr("snapshot.expired")); return; }
   try {
     const r = await fetch(snap.api, { headers: { Authorization: `Bearer ${S.token}` } });
-    if (!r.ok) { gone(r.status === 404 ? "snapshot no longer stored" : `snapshot unavailable (HTTP ${r.status})`); return; }
+    if (!r.ok) { gone(r.status === 404 ? tr("snapshot.gone") : tr("snapshot.unavailable", { message: `HTTP ${r.status}` })); return; }
     if (S.snapUrl) URL.revokeObjectURL(S.snapUrl);
     S.snapUrl = URL.createObjectURL(await r.blob());
     if (fig.isConnected) img.src = S.snapUrl;
-  } catch (e) { gone(`snapshot unavailable: ${e.message}`); }
+  } catch (e) { gone(tr("snapshot.unavailable", { message: e.message })); }
 }
 function actionsBox(c, allowed) {
   const can = ROLES.indexOf(S.me.role) >= ROLES.indexOf("dispatcher");
   const box = el("div", { class: "actions" });
-  const note = el("input", { class: "note", placeholder: "note (optional)", "aria-label": "note" });
-  const dept = el("select", { "aria-label": "department" }, el("option", { value: "", text: "routed department" }),
-    ...Object.entries(S.me.departments || {}).map(([k, v]) => el("option", { value: k, text: v })));
+  const note = el("input", { class: "note", placeholder: tr("actions.note"), "aria-label": tr("actions.note") });
+  const dept = el("select", { "aria-label": tr("case.department") }, el("option", { value: "", text: tr("actions.routed_department") }),
+    ...Object.entries(deptNames()).map(([k, v]) => el("option", { value: k, text: v })));
   for (const a of ["acknowledge", "dispatch", "resolve", "false_alarm", ...allowed.filter((x) => !["acknowledge", "dispatch", "resolve", "false_alarm", "duplicate"].includes(x))]) {
     const ok = can && allowed.includes(a);
     box.append(el("button", { class: a === "false_alarm" ? "danger" : a === "dispatch" ? null : "secondary",
-      disabled: !ok, "data-action": a, title: ok ? "" : can ? `not allowed while ${c.status}` : "needs the dispatcher role",
-      onclick: () => act(c.case_id, a, note.value, a === "dispatch" ? dept.value : "") , text: ACTIONS[a] || a }));
+      disabled: !ok, "data-action": a, title: ok ? "" : can ? tr("actions.not_allowed", { status: statusName(c.status) }) : tr("actions.needs_dispatcher"),
+      onclick: () => act(c.case_id, a, note.value, a === "dispatch" ? dept.value : ""), text: actionName(a) }));
   }
   if (allowed.includes("dispatch") && can) box.append(dept);
   box.append(note);
-  if (!can) box.append(el("div", { class: "role", text: `Signed in as ${S.me.role}: actions need the dispatcher role.` }));
+  if (!can) box.append(el("div", { class: "role", text: tr("actions.signed_in_as", { role: roleName(S.me.role) }) }));
   return box;
 }
 async function act(id, action, note, department) {
   const body = { action }; if (note) body.note = note; if (department) body.department = department;
   try {
     const r = await api(`/api/v1/cases/${encodeURIComponent(id)}/transitions`, { method: "POST", body: JSON.stringify(body) });
-    S.cases.set(id, r.case); toast(`${ACTIONS[action] || action}: done`);
+    S.cases.set(id, r.case); toast(tr("toast.done", { action: actionName(action) }));
     renderFeed(); renderStats(); drawMap(); openCase(id, true);
   } catch (e) { toast(e.message, true); }
 }
@@ -357,9 +389,9 @@ async function drawSignal(box, det, c) {
   const t0 = (c.first_seen_at || det.observed_at) - 5400, t1 = Math.min(Date.now() / 1000, (c.last_seen_at || det.observed_at) + 1800);
   let r;
   try { r = await api(`/api/v1/signals/${encodeURIComponent(det.device_id)}?start=${t0}&end=${Math.max(t1, t0 + 60)}`); }
-  catch (e) { box.lastChild.textContent = `no signal: ${e.message}`; return; }
+  catch (e) { box.lastChild.textContent = tr("signal.none", { message: e.message }); return; }
   const names = Object.keys(r.series);
-  if (!names.length) { box.lastChild.textContent = "no readings stored for this window"; return; }
+  if (!names.length) { box.lastChild.textContent = tr("signal.empty"); return; }
   const name = names.includes(det.evidence?.metric) ? det.evidence.metric : names[0];
   const pts = r.series[name], W = 600, H = 190, L = 44, B = 22, T = 10, R = 10;
   const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
@@ -369,12 +401,24 @@ async function drawSignal(box, det, c) {
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
   svg.append(el("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), el("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
   for (const v of [y0 + pad, (y0 + y1) / 2, y1 - pad]) svg.append(el("text", { class: "lbl", x: L - 4, y: Y(v) + 3, "text-anchor": "end", text: v.toFixed(Math.abs(v) < 10 ? 2 : 0) }));
-  for (const t of [t0, (t0 + t1) / 2, t1]) svg.append(el("text", { class: "lbl", x: X(t), y: H - 6, "text-anchor": "middle", text: new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }));
+  for (const t of [t0, (t0 + t1) / 2, t1]) svg.append(el("text", { class: "lbl", x: X(t), y: H - 6, "text-anchor": "middle", text: gsFormatClock(t) }));
   svg.append(el("polyline", { class: "series", points: pts.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ") }));
   const dx = X(c.first_seen_at || det.observed_at);
-  svg.append(el("line", { class: "det", x1: dx, x2: dx, y1: T, y2: H - B }), el("text", { class: "detLbl", x: dx + 4, y: T + 10, text: "detected" }));
-  box.replaceChildren(el("h3", { text: `Signal around the detection — ${det.device_id} · ${name}` }), svg);
+  svg.append(el("line", { class: "det", x1: dx, x2: dx, y1: T, y2: H - B }), el("text", { class: "detLbl", x: dx + 4, y: T + 10, text: tr("signal.detected") }));
+  box.replaceChildren(el("h3", { text: tr("signal.title_device", { device: det.device_id, metric: name }) }), svg);
 }
+
+// ---- language --------------------------------------------------------------------------------------
+const closingName = (r) => r ? tr(`closing.${r}`, {}, r) : "";
+// The switch (中文 / English) re-renders what is on screen in place: the sign-in, the stream and the open case stay.
+document.addEventListener("gs-lang", () => {
+  if (S.live !== undefined) setLive(S.live);
+  renderWho();
+  if (!S.me) return;
+  renderFeed(); renderStats(); renderHealth(); renderPatrolLegend();
+  if (S.grid) drawMap();
+  if (S.selected) openCase(S.selected, true);
+});
 
 // ---- start -----------------------------------------------------------------------------------------
 setInterval(() => { if (S.me) { renderFeed(); renderStats(); } }, 30000);

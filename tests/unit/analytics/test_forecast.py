@@ -16,11 +16,26 @@ from gridsentinel.analytics.forecast import (
     History,
     LastWeek,
     SameWeekdayMean,
+    WeeklyBoostedPoisson,
     build_history,
     features,
+    weekday_profile,
+    weekly_features,
 )
 from gridsentinel.analytics.grid import Grid
-from gridsentinel.analytics.rolling import ALL, hit_rate, poisson_deviance, rolling_origin, score_week
+from gridsentinel.analytics.rolling import (
+    ALL,
+    HINDSIGHT,
+    ORACLE,
+    WeekScore,
+    hindsight_forecast,
+    hit_rate,
+    poisson_deviance,
+    rolling_origin,
+    score_week,
+    split_weeks,
+)
+from gridsentinel.bench.forecast import _ceiling
 from gridsentinel.errors import GridSentinelError
 
 pytestmark = pytest.mark.unit
@@ -162,3 +177,80 @@ def test_shipped_family_config_loads_and_bad_config_names_the_file(tmp_path: Pat
     bad.write_text("families: {a: [X]}\ncolour: red\n")
     with pytest.raises(GridSentinelError, match="f.yaml: colour"):
         load_families(bad)
+
+
+def test_oracle_ranks_by_next_weeks_counts_and_no_forecaster_beats_it():
+    # 10 cells, two weeks; week 1 (the evaluated one) has its problems where week 0 had none
+    counts = np.zeros((1, 10, 14))
+    counts[0, :, :7] = 1.0  # every cell seen in week 0
+    counts[0, 3, 7] = 6.0
+    counts[0, 8, 9] = 3.0
+    counts[0, 5, 10] = 1.0
+    weeks = rolling_origin(_history(counts), [LastWeek(), SameWeekdayMean()], first_week=1, bounds=True)
+    scores = weeks[0].scores
+    assert scores[ORACLE]["a"]["hit10"] == pytest.approx(6 / 10)  # k = 1 cell: cell 3, 6 of 10 problems
+    assert scores[ORACLE]["a"]["hit5"] == pytest.approx(6 / 10)
+    assert scores["last_week"]["a"]["hit10"] == pytest.approx(1 / 10)  # all tied: a random cell's expected share
+    for fc in ("last_week", "same_weekday_8w", HINDSIGHT):
+        assert scores[fc]["a"]["hit10"] <= scores[ORACLE]["a"]["hit10"]
+
+
+def test_bounds_are_only_scored_when_asked():
+    weeks = rolling_origin(_hotspot_history(days=21), [LastWeek()], first_week=1)
+    assert set(weeks[0].scores) == {"last_week"}
+
+
+def test_hindsight_rate_uses_every_week_but_the_target_one():
+    counts = np.zeros((1, 2, 21))
+    counts[0, 0, 7:14] = 100.0  # the target week: must not count
+    counts[0, 1, 14:21] = 7.0  # a later week: counts (this bound sees the future)
+    rate = hindsight_forecast(_history(counts), 7, np.arange(2))
+    assert rate.shape == (1, 2, HORIZON)
+    assert rate[0, 0].tolist() == [0.0] * HORIZON
+    assert rate[0, 1, 0] == pytest.approx(7 * 7 / 14)
+
+
+def test_split_weeks_puts_the_cut_date_in_scoring():
+    ws = [WeekScore(w, o, 1, {}) for w, o in ((22, "2015-06-04"), (23, "2015-06-11"), (24, "2015-06-18"))]
+    tuning, scoring = split_weeks(ws, "2015-06-11")
+    assert [w.week for w in tuning] == [22] and [w.week for w in scoring] == [23, 24]
+    assert split_weeks(ws, "2015-01-01") == ([], ws)
+
+
+def test_ceiling_says_what_the_goal_needs_beside_the_oracle():
+    def row(hit10: float) -> dict[str, float]:
+        return {"hit5": 0.0, "hit10": hit10, "deviance": 0.0}
+    summary = {"a": {"last_week": row(0.2), "same_weekday_8w": row(0.4), "boosted_poisson": row(0.42),
+                     "weekly_poisson": row(0.46), HINDSIGHT: row(0.44), ORACLE: row(0.5)}}
+    c = _ceiling(summary, ["a"])["a"]
+    assert c["best_baseline_hit10"] == 0.4 and c["needed_hit10"] == pytest.approx(0.46)
+    assert c["needed_over_oracle"] == pytest.approx(0.92)
+    assert c["ratio_weekly_poisson"] == pytest.approx(1.15) and c["ratio_boosted_poisson"] == pytest.approx(1.05)
+
+
+def test_weekly_model_ranks_the_busiest_cell_first_and_splits_by_weekday():
+    history = _hotspot_history(days=70)
+    # 20 cells x 6 past weeks = 120 rows: leaves of 40 (the default) could not isolate the one busy cell
+    fc = WeeklyBoostedPoisson(max_iter=30, min_samples_leaf=5).forecast(history, np.arange(20))
+    week = fc.sum(axis=2)[0]
+    assert int(np.argmax(week)) == 0
+    assert week[0] == pytest.approx(42, rel=0.35)
+    np.testing.assert_allclose(weekday_profile(history).sum(axis=1), 1.0)
+
+
+def test_weekly_model_sees_no_future():
+    history = _hotspot_history(days=77)
+    spiked = _history(history.counts.copy())
+    spiked.counts[0, 7, 63:] += 50
+    cells = np.arange(20)
+    np.testing.assert_array_equal(WeeklyBoostedPoisson(max_iter=20).forecast(history.until(63), cells),
+                                  WeeklyBoostedPoisson(max_iter=20).forecast(spiked.until(63), cells))
+
+
+def test_weekly_features_decay_and_holidays():
+    counts = np.zeros((1, 1, 28))
+    counts[0, 0, 27] = 1.0  # one problem, yesterday
+    X = weekly_features(History(START, ("a",), [(0, 0)], counts, frozenset({date(2024, 1, 30)})), np.arange(1))
+    ewm7 = X[0, 4]
+    assert ewm7 > X[0, 8] > 0  # a recent problem weighs more with a short half-life than a long one
+    assert X[0, -1] == 1.0  # 30 Jan 2024 is among the 7 target days from 29 Jan

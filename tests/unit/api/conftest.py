@@ -28,7 +28,8 @@ CELL = "320582004001001"  # in config/grid.geojson
 NEIGHBOUR = "320582004001002"
 FAR_CELL = "320582004001018"
 MONDAY_10H = 1749434400.0  # 2025-06-09 10:00 Asia/Shanghai
-TOKENS = {role: f"test-{role}-token" for role in ("viewer", "dispatcher", "engineer", "admin", "citizen")}
+TOKENS = {role: f"test-{role}-token" for role in ("viewer", "dispatcher", "engineer", "admin", "citizen",
+                                                  "inspector")}
 
 
 def auth(role: str) -> dict[str, str]:

@@ -52,6 +52,13 @@ def test_reports_without_a_kind_mapping_use_their_code(catalog: Catalog) -> None
         catalog.resolve(detection(kind="ufo", category_code="9999"))
 
 
+def test_every_category_has_its_chinese_name(catalog: Catalog) -> None:
+    names = {c.key: c.name_zh for c in catalog.categories_file.categories}
+    assert names["component:0103"] == "雨水井盖" and names["event:0102"] == "暴露垃圾"
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in name) for name in names.values()), names
+    assert len(set(names.values())) == len(names)  # two categories never share a Chinese name
+
+
 def test_per_category_rules_fall_back_to_defaults(catalog: Catalog) -> None:
     air = catalog.policy("event:L002")
     assert air.merge_rings == 2 and air.reopen_window_hours == 12
@@ -79,14 +86,15 @@ def test_longest_route_prefix_wins(tmp_path: Path) -> None:
     ("categories.yaml", 'ponding: {category: "event:L001"}', 'ponding: {category: "event:L999"}',
      "unknown category 'event:L999'"),
     ("routing.yaml", "department: fire_rescue}", "department: firemen}", "unknown department 'firemen'"),
+    ("categories.yaml", "    name_zh: 暴露垃圾\n", "", r"categories\.5\.name_zh: Field required"),
     ("calendar.yaml", "timezone: Asia/Shanghai", "timezone: Asia/Peking", "unknown IANA time zone"),
 ])
 def test_bad_config_names_file_key_and_value(tmp_path: Path, file: str, old: str, new: str,
                                             expected: str) -> None:
     shutil.copytree(CONFIG_DIR, tmp_path, dirs_exist_ok=True)
-    text = (tmp_path / file).read_text()
+    text = (tmp_path / file).read_text(encoding="utf-8")
     assert old in text
-    (tmp_path / file).write_text(text.replace(old, new, 1))
+    (tmp_path / file).write_text(text.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(ConfigError, match=expected) as info:
         load_catalog(tmp_path)
     assert file in str(info.value)
