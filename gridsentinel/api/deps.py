@@ -66,3 +66,5 @@ Dispatcher = Annotated[TokenEntry, Depends(require("dispatcher"))]
 Open311Reader = Annotated[TokenEntry, Depends(require("viewer", citizen=True))]
 Open311Writer = Annotated[TokenEntry, Depends(require("dispatcher", citizen=True))]
 InspectorDep = Annotated[TokenEntry, Depends(require("dispatcher", inspector=True))]
+# Case transitions: dispatchers and up, and department staff (cases.authority.check decides per action).
+CaseWorker = Annotated[TokenEntry, Depends(require("dispatcher", department=True))]

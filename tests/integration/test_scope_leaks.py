@@ -189,7 +189,8 @@ async def seed(world: World) -> None:
         world.open311[key] = token
         # a hotline call placed in the street, and a citizen report held there for verification
         lat, lon = centre(cell(STREETS[key], 1))
-        call = HotlineCall(call_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"call-{key}")), text=f"title-{key}-call", address="x", called_at=NOW - 900,
+        call = HotlineCall(call_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"call-{key}")), text=f"title-{key}-call",
+                           address="x", called_at=NOW - 900,
                            received_at=NOW - 890, taken_by="city", status="pending", candidates=[],
                            suggestions=[], grid_code=cell(STREETS[key], 1), lat=lat, lon=lon)
         await state.hotline_store().add(call)

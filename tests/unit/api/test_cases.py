@@ -81,7 +81,8 @@ def test_one_case_with_log_and_detections(api: Harness) -> None:
         assert [e["action"] for e in detail["log"]] == ["open", "evidence", "raise_severity"]
         assert [d["detection_id"] for d in detail["detections"]] == ["d1", "d2"]
         assert [d["outcome"] for d in detail["detections"]] == ["opened", "attached"]
-        assert detail["allowed_actions"] == ["dispatch", "acknowledge", "false_alarm", "duplicate"]
+        assert detail["allowed_actions"] == [
+            "dispatch", "acknowledge", "false_alarm", "duplicate", "request_coordination"]
         err = assert_error(await c.get("/api/v1/cases/nope", headers=auth("viewer")), 404, "not_found")
         assert "nope" in err["message"]
 
@@ -105,7 +106,8 @@ def test_transitions_and_409_with_allowed_actions(api: Harness) -> None:
         assert [e.type for e in api.sink] == ["dispatch"]
 
         err = assert_error(await c.post(url, json={"action": "close"}, headers=h), 409, "invalid_transition")
-        assert err["details"]["allowed"] == ["start", "resolve", "false_alarm", "duplicate"]
+        assert err["details"]["allowed"] == [
+            "start", "resolve", "false_alarm", "duplicate", "refuse", "request_coordination"]
         assert err["details"]["status"] == "dispatched"
         assert "allowed: start, resolve" in err["message"]
         for action in ("resolve", "verify", "close"):
@@ -154,5 +156,45 @@ def test_unknown_route_and_method_use_the_error_shape(api: Harness) -> None:
     async def scenario(c: httpx.AsyncClient) -> None:
         assert_error(await c.get("/api/v1/nothing", headers=auth("viewer")), 404, "not_found")
         assert_error(await c.delete("/api/v1/cases", headers=auth("viewer")), 405, "method_not_allowed")
+
+    api.run(scenario)
+
+
+def test_transition_checks_who_may_act_and_four_eyes(api: Harness) -> None:
+    async def scenario(c: httpx.AsyncClient) -> None:
+        case_id = (await api.detect("d1"))[0].case_id  # a sensor case: machine-found
+        url = f"/api/v1/cases/{case_id}/transitions"
+        err = assert_error(
+            await c.post(
+                url,
+                json={"action": "dispatch", "department": "drainage", "assisting_departments": ["nope"]},
+                headers=auth("dispatcher"),
+            ),
+            422,
+            "validation_error",
+        )
+        assert "nope" in err["message"]
+        err = assert_error(
+            await c.post(url, json={"action": "request_coordination"}, headers=auth("dispatcher")),
+            422,
+            "validation_error",
+        )
+        assert "needs a note: the reason" in err["message"]
+
+        r = await c.post(url, json={"action": "false_alarm", "note": "test run"}, headers=auth("dispatcher"))
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["case"]["status"] == "open" and out["case"]["pending_action"]["by"] == "user:t-dispatcher"
+        assert [e["type"] for e in out["events"]] == ["request_false_alarm"] and "second user" in out["waiting_for"]
+        err = assert_error(
+            await c.post(url, json={"action": "false_alarm"}, headers=auth("dispatcher")), 403, "not_allowed"
+        )
+        assert err["details"]["reason"] == "you requested this false alarm; a second user must confirm it"
+        r = await c.post(url, json={"action": "false_alarm"}, headers=auth("engineer"))
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["case"]["status"] == "closed" and out["waiting_for"] is None
+        assert out["events"][0]["data"]["requested_by"] == "user:t-dispatcher"
+        assert out["events"][0]["data"]["confirmed_by"] == "user:t-engineer"
 
     api.run(scenario)
