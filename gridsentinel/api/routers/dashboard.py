@@ -1,4 +1,5 @@
-"""The dispatch dashboard: one page (``/dashboard``) with its static files, and ``/dashboard/me``.
+"""The dispatch dashboard: its pages (``/dashboard``, ``/dashboard/center``: a center's queues and cases) with
+their static files, and ``/dashboard/me``.
 
 The page is public (it holds no data); it asks for an API token, keeps it in the tab's sessionStorage
 and calls the API with it, so every datum is subject to the token's role. No CDN, no map tiles.
@@ -32,6 +33,13 @@ async def page() -> FileResponse:
                         headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/dashboard/center", include_in_schema=False)
+async def center_page() -> FileResponse:
+    """The center page: the signed-in user's center, its queues and its escalated-out cases."""
+    return FileResponse(STATIC / "center.html", media_type=_TYPES[".html"],
+                        headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/dashboard/static/{name}", include_in_schema=False)
 async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,40}\.(js|css|svg)$")]) -> FileResponse:
     path = STATIC / name
@@ -45,4 +53,6 @@ async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,40}\.(js|css|
 async def me(state: StateDep, token: Viewer) -> dict[str, Any]:
     departments = {k: d.name for k, d in state.catalog.routing.departments.items()}
     categories = {f"{c.type}:{c.code}": c.name for c in state.catalog.categories_file.categories}
-    return {"id": token.id, "role": token.role, "departments": departments, "categories": categories}
+    # the pages show every time in the city's zone, whatever the browser's
+    return {"id": token.id, "role": token.role, "departments": departments, "categories": categories,
+            "timezone": state.catalog.calendar.timezone}
