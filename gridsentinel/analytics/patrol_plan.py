@@ -78,12 +78,13 @@ def _local_midnight(day: date, zone: ZoneInfo) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
 
 
-async def _cases(store: CaseStore, opened_from: float, opened_to: float, page: int = 1000) -> list[Case]:
+async def _cases(store: CaseStore, opened_from: float, opened_to: float, page: int = 1000,
+                 grid_prefix: str | None = None) -> list[Case]:
     out: list[Case] = []
     offset = 0
     while True:
-        batch = await store.list_cases(CaseQuery(opened_from=opened_from, opened_to=opened_to, limit=page,
-                                                 offset=offset))
+        batch = await store.list_cases(CaseQuery(grid_prefix=grid_prefix, opened_from=opened_from,
+                                                 opened_to=opened_to, limit=page, offset=offset))
         out.extend(batch)
         if len(batch) < page:
             return out
@@ -163,8 +164,14 @@ def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date,
 
 async def store_plan(store: CaseStore, grid: GridMap, *, tz: str, now: float, params: PatrolParams,
                      day: date | None = None, depot: tuple[float, float] | None = None,
-                     shift_start: str = SHIFT_START) -> dict[str, Any]:
-    """The plan for ``day`` (default tomorrow, in the city's time zone) from the case store."""
+                     shift_start: str = SHIFT_START, grid_prefix: str | None = None) -> dict[str, Any]:
+    """The plan for ``day`` (default tomorrow, in the city's time zone) from the case store; with
+    ``grid_prefix`` only that center's cells and cases (a center's inspectors)."""
+    if grid_prefix:
+        cells = {c: g for c, g in grid.cells.items() if c.startswith(grid_prefix)}
+        if not cells:
+            raise PatrolError(f"the unit grid has no cell under {grid_prefix}")
+        grid = GridMap(cells, {c: n for c, n in grid.names.items() if c in cells})
     zone = ZoneInfo(tz)
     today = datetime.fromtimestamp(now, zone).date()
     day = day or today + timedelta(days=1)
@@ -172,7 +179,7 @@ async def store_plan(store: CaseStore, grid: GridMap, *, tz: str, now: float, pa
         raise PatrolError(f"date {day}: a plan is for today up to 6 days ahead ({today} to "
                           f"{today + timedelta(days=6)} in {tz})")
     cases = await _cases(store, _local_midnight(today - timedelta(weeks=HISTORY_WEEKS), zone),
-                         _local_midnight(today, zone))
+                         _local_midnight(today, zone), grid_prefix=grid_prefix or None)
     # Model fits are CPU work: off the event loop, so an API keeps serving.
     return await asyncio.to_thread(plan_from_cases, cases, grid, tz=tz, day=day, today=today, params=params,
                                    depot=depot, shift_start=shift_start)

@@ -27,6 +27,7 @@ from gridsentinel.api.errors import error_body, install_error_handlers
 from gridsentinel.api.hub import CaseEventHub, DetectionProducer, consume_case_events
 from gridsentinel.api.routers import (
     cases,
+    centers,
     configs,
     dashboard,
     device_health,
@@ -43,6 +44,7 @@ from gridsentinel.api.routers import (
 from gridsentinel.api.state import ApiState, DetectionSink, EventSink
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.centers import center_names, derive_centers
 from gridsentinel.cases.store import SqlCaseStore, create_engine, upgrade
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
@@ -58,8 +60,9 @@ DESCRIPTION = """GridSentinel's HTTP API: grid-management cases, their live even
 grid, Open311 GeoReport v2, health and metrics.
 
 Every route except `/healthz` needs `Authorization: Bearer <token>`; roles are
-viewer < dispatcher < engineer < admin (plus `citizen`, Open311 only). Every error has the shape
-`{"error": {"code": ..., "message": ..., "details": ...}}`."""
+viewer < dispatcher < supervisor < engineer < admin (plus `citizen`, Open311 only, and `department`, the cases
+dispatched to a department). A user of a center sees only its center's cases: any other case is answered 404.
+Every error has the shape `{"error": {"code": ..., "message": ..., "details": ...}}`."""
 
 
 class _Edge:
@@ -156,12 +159,13 @@ def create_app(
     """
     config = config or ApiConfig.from_settings(settings)
     grid_map = GridMap.load(settings.config_dir / "grid.geojson")
+    geojson = _load_geojson(settings)
     state = ApiState(
         settings=settings,
         config=config,
         catalog=load_catalog(settings.config_dir),
         grid=grid_map,
-        grid_geojson=_load_geojson(settings),
+        grid_geojson=geojson,
         registry=Registry.load(settings.config_dir),
         tokens=tokens or TokenStore.load(config.tokens_path),
         hub=hub or CaseEventHub(),
@@ -170,6 +174,7 @@ def create_app(
         detection_sink=detection_sink,
         open311_wait_s=open311_wait_s,
         store=store,
+        centers=derive_centers(grid_map.cells, center_names(geojson.get("features", []))),
     )
 
     @asynccontextmanager
@@ -223,6 +228,7 @@ def create_app(
         lifespan=lifespan,
         openapi_tags=[
             {"name": "cases", "description": "Grid-management cases and their workflow."},
+            {"name": "centers", "description": "The user, its center, and the centers' queues."},
             {"name": "stream", "description": "Live case events (server-sent events)."},
             {"name": "devices", "description": "The device registry."},
             {"name": "grid", "description": "Unit grid cells with open-case counts."},
@@ -233,8 +239,8 @@ def create_app(
     app.state.gs = state
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
-    for module in (stream, cases, device_health, devices, grid, open311, ops, signals, evidence, dashboard, configs,
-                   reports, patrol):
+    for module in (stream, cases, centers, device_health, devices, grid, open311, ops, signals, evidence, dashboard,
+                   configs, reports, patrol):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

@@ -61,6 +61,12 @@ class TokenEntry(StrictModel):
         pattern=r"^sha256:[0-9a-f]{64}$", description="hash_token(plain); never the plain text."
     )
     description: str = Field("", max_length=200, description="Free text: what the token is for.")
+    center: str | None = Field(
+        None, pattern=r"^(city:[0-9]{4}|district:[0-9]{6}|street:[0-9]{9}|community:[0-9]{12})$",
+        description="The holder's center (its cases only; docs/api.md 'Scope'); none: the whole city.")
+    department: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="A department user's department (a key of config/routing.yaml).")
 
 
 class TokensFile(StrictModel):

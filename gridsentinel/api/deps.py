@@ -17,9 +17,11 @@ _bearer = HTTPBearer(auto_error=False, description="An API token (gridsentinel u
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def require(minimum: str, *, citizen: bool = False) -> Callable[..., Awaitable[TokenEntry]]:
-    """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen``
-    when ``citizen`` is allowed). 401 without a valid token, 403 with a role too low."""
+def require(minimum: str, *, citizen: bool = False, department: bool = False,
+            city_wide: bool = False) -> Callable[..., Awaitable[TokenEntry]]:
+    """A dependency: the caller's token, at least ``minimum`` on the role ladder (or ``citizen`` / a
+    ``department`` user when allowed). 401 without a valid token, 403 with a role too low; with
+    ``city_wide``, 403 for a user of a center (a route whose figures cannot be cut to a center)."""
 
     async def check(
         state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -39,19 +41,27 @@ def require(minimum: str, *, citizen: bool = False) -> Callable[..., Awaitable[T
             raise ApiError(
                 401, "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
-        if not (allows(entry.role, minimum) or (citizen and entry.role == "citizen")):
-            wanted = f"{minimum} or higher" + (" (or citizen)" if citizen else "")
+        if not (allows(entry.role, minimum) or (citizen and entry.role == "citizen")
+                or (department and entry.role == "department")):
+            wanted = (f"{minimum} or higher" + (" (or citizen)" if citizen else "")
+                      + (" (or department)" if department else ""))
             raise ApiError(
                 403,
                 f"role {entry.role} is not allowed here; needs {wanted}",
                 details={"role": entry.role, "required": minimum, "citizen_allowed": citizen},
             )
+        if city_wide and entry.center is not None:
+            raise ApiError(403, f"this route shows the whole city; a user of {entry.center} may not use it",
+                           details={"center": entry.center})
         return entry
 
     return check
 
 
 Viewer = Annotated[TokenEntry, Depends(require("viewer"))]
+# Case reads a department user may make too (the cases dispatched to its department: authority.visible)
+CaseReader = Annotated[TokenEntry, Depends(require("viewer", department=True))]
+CityViewer = Annotated[TokenEntry, Depends(require("viewer", city_wide=True))]
 Dispatcher = Annotated[TokenEntry, Depends(require("dispatcher"))]
 Open311Reader = Annotated[TokenEntry, Depends(require("viewer", citizen=True))]
 Open311Writer = Annotated[TokenEntry, Depends(require("dispatcher", citizen=True))]

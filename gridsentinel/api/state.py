@@ -15,6 +15,7 @@ from gridsentinel.api.device_health import HealthBoard
 from gridsentinel.api.hub import CaseEventHub
 from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import Catalog
+from gridsentinel.cases.centers import CenterInfo
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import CaseStore
 from gridsentinel.core.devices import Registry
@@ -50,6 +51,7 @@ class ApiState:
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)
     open311_posts: Counter[str] = field(default_factory=Counter)  # dedup outcome -> count
     device_health: HealthBoard = field(default_factory=HealthBoard)  # gs.device-health and gs.device-status
+    centers: dict[str, CenterInfo] = field(default_factory=dict)  # the grid's centers (cases/centers.py)
 
     def case_store(self) -> CaseStore:
         if self.store is None:

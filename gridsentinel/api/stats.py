@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Literal
 
 import sqlalchemy as sa
 
-from gridsentinel.cases.case import ACTIVE_STATUSES
-from gridsentinel.cases.store import SqlCaseStore, cases
+from gridsentinel.cases.authority import Actor, Queue
+from gridsentinel.cases.case import ACTIVE_STATUSES, Case
+from gridsentinel.cases.centers import count_queues, representative
+from gridsentinel.cases.store import SqlCaseStore, cases, visible_condition
 from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
 
 GroupBy = Literal["status", "grid_code", "category_key", "severity"]
@@ -49,6 +52,34 @@ async def _count_sql(
         stmt = stmt.where(cases.c.due_at < overdue_at)
     async with store.engine.connect() as conn:
         return {str(row.k): int(row.n) for row in await conn.execute(stmt)}
+
+
+async def queue_counts(store: CaseStore, centers: Collection[str], *, now: float,
+                       actor: Actor | None = None) -> dict[str, dict[Queue, int]]:
+    """Per center, the number of cases in each of its queues (only the cases ``actor`` sees): one GROUP BY
+    on SQL (by what the queues look at), then :func:`gridsentinel.cases.centers.count_queues`."""
+    if isinstance(store, SqlCaseStore):
+        overdue = sa.and_(cases.c.due_at.is_not(None), cases.c.due_at < now)
+        refused = cases.c.refused_at.is_not(None)
+        cols = (cases.c.grid_code, cases.c.center, cases.c.home_center, cases.c.status, refused.label("refused"),
+                overdue.label("overdue"))
+        stmt = sa.select(*cols, sa.func.count().label("n")).where(cases.c.status != "closed").group_by(*cols)
+        if actor is not None:
+            stmt = stmt.where(visible_condition(actor))
+        async with store.engine.connect() as conn:
+            rows = list(await conn.execute(stmt))
+        groups = [(representative(r.grid_code, r.center, r.home_center, r.status, bool(r.refused),
+                                  bool(r.overdue), now=now), int(r.n)) for r in rows]
+        return count_queues(groups, centers, now=now)
+    found: list[tuple[Case, int]] = []
+    offset = 0
+    while True:
+        page = await store.list_cases(CaseQuery(statuses=ACTIVE_STATUSES, visible_to=actor, limit=_PAGE,
+                                                offset=offset))
+        found += [(c, 1) for c in page]
+        if len(page) < _PAGE:
+            return count_queues(found, centers, now=now)
+        offset += _PAGE
 
 
 async def ping(store: CaseStore) -> None:

@@ -2,15 +2,18 @@
 
 Two tables, created by the case store's migration ``0004_api_users``:
 
-- ``api_users``: a name (the actor ``user:<name>`` of the case changes it makes) and a role
-  (``viewer < dispatcher < engineer < admin``; ``citizen``: Open311 only).
+- ``api_users``: a name (the actor ``user:<name>`` of the case changes it makes), a role
+  (``viewer < dispatcher < supervisor < engineer < admin``; ``citizen``: Open311 only; ``department``: a
+  department's staff), the user's center (``street:320582110``; none: the whole city) and, for a
+  ``department`` user, its department (migration ``0005``).
 - ``api_tokens``: one row per token ever issued: its id (``tok_`` + 12 hex digits, safe to show and log),
   the user, the role it carries (the user's when issued), created / expires / revoked / last used times,
   and the SHA-256 digest of the secret: never the secret itself. A secret is ``gst_`` + 43 URL-safe
   characters (256 random bits), shown once when it is made; nothing can show it again.
 
-The API looks a presented token up here on every request (an indexed lookup by digest, then a
-constant-time comparison), so a token created or revoked by ``gridsentinel users`` takes effect on the
+The API looks a presented token up here on every request (an indexed lookup by digest joined with the
+user's row, then a constant-time comparison), so the user's CURRENT center and department travel with
+the request, and a token created or revoked by ``gridsentinel users`` takes effect on the
 next request, in every API process that shares the database. ``last_used_at`` is written at most once a
 minute per token, so a busy client costs no write per request.
 
@@ -26,7 +29,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +40,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gridsentinel.api.auth import ROLES, TokenEntry, hash_token
+from gridsentinel.cases.authority import center_prefix, is_center_id
+from gridsentinel.cases.centers import center_ids
 from gridsentinel.cases.store import create_engine, upgrade
 from gridsentinel.errors import GridSentinelError
 
@@ -55,6 +60,8 @@ api_users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("center", sa.String(32)),
+    sa.Column("department", sa.String(64)),
 )
 
 api_tokens = sa.Table(
@@ -71,6 +78,13 @@ api_tokens = sa.Table(
     sa.Column("last_used_at", sa.Double),
     sa.Column("description", sa.String(200), nullable=False),
 )
+
+
+class Unset:
+    """The value of an argument not given (``None`` means "none": the whole city, no department)."""
+
+
+UNSET = Unset()
 
 
 class UserError(GridSentinelError):
@@ -115,6 +129,62 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise UserError(f"role {role!r}: expected one of {', '.join(ROLES)}")
     return role
+
+
+def check_membership(role: str, center: str | None, department: str | None, *,
+                     grid_codes: Iterable[str] | None = None, departments: Iterable[str] | None = None) -> None:
+    """Whether a user of ``role`` may belong to ``center`` and ``department``. The shape always; with
+    ``grid_codes`` the center must own at least one cell of the grid, with ``departments`` the department
+    must be one of routing's.
+
+    >>> check_membership("dispatcher", "street:320582004", None, grid_codes=["320582004001001"])
+    >>> check_membership("dispatcher", "street:320582009", None, grid_codes=["320582004001001"])
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gridsentinel.api.users.UserError: center 'street:320582009' owns no cell of the grid ...: city:3205, ...
+    >>> check_membership("department", None, None)
+    Traceback (most recent call last):
+    ...
+    gridsentinel.api.users.UserError: a department user needs --department (one of routing's departments)
+    """
+    if center is not None:
+        if not is_center_id(center):
+            raise UserError(f"center {center!r}: expected LEVEL:PREFIX with a prefix of the level's length - "
+                            "city:3205, district:320582, street:320582110 or community:320582110152")
+        if grid_codes is not None:
+            codes = sorted(set(grid_codes))
+            if not any(c.startswith(center_prefix(center)) for c in codes):
+                ids = center_ids(codes)
+                shown = ", ".join(ids[:12]) + (" ..." if len(ids) > 12 else "")
+                raise UserError(f"center {center!r} owns no cell of the grid (config/grid.geojson); "
+                                f"its centers: {shown}")
+    if role == "department" and department is None:
+        raise UserError("a department user needs --department (one of routing's departments)")
+    if department is not None:
+        if role != "department":
+            raise UserError(f"--department is for users of role department, not {role}")
+        if departments is not None and department not in set(departments):
+            raise UserError(f"department {department!r} is not in config/routing.yaml; known: "
+                            f"{', '.join(sorted(departments))}")
+    if role == "citizen" and center is not None:
+        raise UserError("a citizen user belongs to no center (Open311 only)")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user: name, role, center (None: the whole city) and department (department users)."""
+
+    name: str
+    role: str
+    center: str | None
+    department: str | None
+    created_at: float
+    created_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "center": self.center, "department": self.department,
+                "created_at": self.created_at, "created_by": self.created_by}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,15 +261,20 @@ class UserStore:
     # -- users -------------------------------------------------------------------------------------------
 
     async def create_user(self, name: str, role: str, *, actor: str = "cli",
-                          expires_in_s: float = DEFAULT_EXPIRES_S, description: str = "") -> IssuedToken:
-        """A new user with a first token (whose secret is returned once)."""
+                          expires_in_s: float = DEFAULT_EXPIRES_S, description: str = "",
+                          center: str | None = None, department: str | None = None) -> IssuedToken:
+        """A new user with a first token (whose secret is returned once). ``center``: the user's center
+        (None: the whole city); ``department``: a department user's department. Their shape is checked here;
+        that they exist in the grid and routing is :func:`check_membership`'s job with the config at hand."""
         check_name(name)
         check_role(role)
+        check_membership(role, center, department)
         now = self.clock()
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(sa.insert(api_users).values(name=name, role=role, created_at=now,
-                                                               created_by=actor))
+                                                               created_by=actor, center=center,
+                                                               department=department))
                 return await self._issue(conn, name, role, actor, expires_in_s, description, now)
         except IntegrityError:
             raise UserError(f"user {name!r} exists already; `gridsentinel users token {name}` gives it "
@@ -210,6 +285,27 @@ class UserStore:
         async with self.engine.connect() as conn:
             rows = await conn.execute(sa.select(api_users.c.name, api_users.c.role).order_by(api_users.c.name))
             return {r.name: r.role for r in rows}
+
+    async def user_records(self) -> list[UserRecord]:
+        """Every user with its center and department, by name."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(api_users).order_by(api_users.c.name))
+            return [UserRecord(r.name, r.role, r.center, r.department, r.created_at, r.created_by) for r in rows]
+
+    async def update_user(self, name: str, *, center: str | None | Unset = UNSET,
+                          department: str | None | Unset = UNSET) -> UserRecord:
+        """Move a user to another center (None: the whole city) or department; its tokens follow at once
+        (the API reads the user's row on every request)."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.select(api_users).where(api_users.c.name == name))).first()
+            if row is None:
+                raise UserError(f"no user {name!r}; `gridsentinel users list` shows the users")
+            new_center = row.center if isinstance(center, Unset) else center
+            new_department = row.department if isinstance(department, Unset) else department
+            check_membership(row.role, new_center, new_department)
+            await conn.execute(sa.update(api_users).where(api_users.c.name == name)
+                               .values(center=new_center, department=new_department))
+        return UserRecord(row.name, row.role, new_center, new_department, row.created_at, row.created_by)
 
     async def has_admin(self) -> bool:
         async with self.engine.connect() as conn:
@@ -267,7 +363,10 @@ class UserStore:
         now = self.clock() if now is None else now
         digest = hash_token(plain)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(api_tokens).where(api_tokens.c.hash == digest))).first()
+            row = (await conn.execute(
+                sa.select(api_tokens, api_users.c.center, api_users.c.department)
+                .join(api_users, api_users.c.name == api_tokens.c.user_name, isouter=True)
+                .where(api_tokens.c.hash == digest))).first()
         if row is None or not hmac.compare_digest(row.hash, digest):
             return None
         record = _record(row)
@@ -277,7 +376,8 @@ class UserStore:
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_EVERY_S:
             await self._touch(record.id, now)
         return TokenEntry.model_validate({"id": record.user, "role": record.role, "hash": digest,
-                                          "description": record.id})
+                                          "description": record.id, "center": row.center,
+                                          "department": row.department})
 
     async def _touch(self, token_id: str, now: float) -> None:
         try:
@@ -308,5 +408,5 @@ def ensure_first_admin(url: str, *, name: str = "admin") -> IssuedToken | None:
     return asyncio.run(run())
 
 
-__all__ = ["IssuedToken", "TokenRecord", "TokenRejected", "UserError", "UserStore",
-           "ensure_first_admin", "parse_duration"]
+__all__ = ["UNSET", "IssuedToken", "TokenRecord", "TokenRejected", "UserError", "UserRecord", "UserStore",
+           "check_membership", "ensure_first_admin", "parse_duration"]

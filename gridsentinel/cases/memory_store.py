@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+from gridsentinel.cases.authority import queues, visible
 from gridsentinel.cases.case import Case, CaseChange, LogEntry
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
@@ -170,7 +171,10 @@ class MemoryCaseStore:
                     and (query.statuses is None or c.status in query.statuses)
                     and (query.category_key is None or c.category_key == query.category_key)
                     and (query.opened_from is None or c.opened_at >= query.opened_from)
-                    and (query.opened_to is None or c.opened_at < query.opened_to))
+                    and (query.opened_to is None or c.opened_at < query.opened_to)
+                    and (query.visible_to is None or visible(query.visible_to, c))
+                    and (query.queue is None or query.queue in queues(
+                        c, query.queue_center or "", now=query.now or 0.0)))
         found = sorted(filter(keep, self._cases.values()), key=lambda c: (-c.opened_at, c.case_id))
         return found[query.offset:query.offset + query.limit]
 

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gridsentinel.cases.authority import Actor, Queue, center_prefix
 from gridsentinel.cases.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
@@ -153,6 +154,43 @@ def _row_log(row: sa.Row[Any]) -> LogEntry:
 def _category_filter(category_key: str) -> sa.ColumnElement[bool]:
     category_type, _, code = category_key.partition(":")
     return sa.and_(cases.c.category_type == category_type, cases.c.category_code == code)
+
+
+def visible_condition(actor: Actor) -> sa.ColumnElement[bool]:
+    """:func:`gridsentinel.cases.authority.visible` as a WHERE clause (so a big store filters in SQL)."""
+    if actor.role == "citizen":
+        return sa.false()
+    in_prefix = cases.c.grid_code.startswith(actor.prefix, autoescape=True)
+    if actor.role == "department":
+        if actor.department is None:
+            return sa.false()
+        # assisting_departments is a JSON list of routing keys ([a-z0-9_], no quotes): as text, an element
+        # is exactly the quoted key
+        assisting = sa.cast(cases.c.assisting_departments, sa.Text).contains(f'"{actor.department}"',
+                                                                               autoescape=True)
+        return sa.and_(sa.or_(cases.c.department == actor.department, assisting), in_prefix)
+    if actor.center is None:
+        return in_prefix
+    return sa.or_(in_prefix, cases.c.center == actor.center)
+
+
+def queue_condition(queue: Queue, center: str, now: float) -> sa.ColumnElement[bool]:
+    """:func:`gridsentinel.cases.authority.queues` for one queue of ``center`` as a WHERE clause."""
+    active = cases.c.status != "closed"
+    here = cases.c.center == center
+    home = sa.func.coalesce(sa.func.nullif(cases.c.home_center, ""), cases.c.center)
+    prefix = center_prefix(center)
+    if queue == "new":
+        return sa.and_(active, here, cases.c.status == "open", cases.c.refused_at.is_(None), home == center)
+    if queue == "escalated_in":
+        return sa.and_(active, here, home != center)
+    if queue == "refused":
+        return sa.and_(active, here, cases.c.status == "open", cases.c.refused_at.is_not(None))
+    if queue == "overdue":
+        return sa.and_(active, here, cases.c.due_at.is_not(None), cases.c.due_at < now)
+    # escalated_out: a case of this center's cells whose center (a level:prefix id) is not at or below it
+    return sa.and_(active, sa.not_(here), cases.c.grid_code.startswith(prefix, autoescape=True),
+                   sa.not_(cases.c.center.like(f"%:{prefix}%")))
 
 
 # PostgreSQL's "serialization failure" and "deadlock detected": the transaction lost a race, retry it.
@@ -481,6 +519,11 @@ class SqlCaseStore:
             conditions.append(cases.c.opened_at >= query.opened_from)
         if query.opened_to is not None:
             conditions.append(cases.c.opened_at < query.opened_to)
+        if query.visible_to is not None:
+            conditions.append(visible_condition(query.visible_to))
+        if query.queue is not None:
+            assert query.queue_center is not None and query.now is not None  # CaseQuery checks it
+            conditions.append(queue_condition(query.queue, query.queue_center, query.now))
         stmt = (sa.select(cases).where(*conditions).order_by(cases.c.opened_at.desc(), cases.c.case_id)
                 .limit(query.limit).offset(query.offset))
         async with self.engine.connect() as conn:

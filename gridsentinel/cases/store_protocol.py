@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from gridsentinel.cases.authority import Actor, Queue
 from gridsentinel.cases.case import Case, CaseChange, CaseError, LogEntry
 from gridsentinel.core.records import Detection
 
@@ -27,7 +28,12 @@ class StoreConflict(CaseError):
 
 @dataclass(frozen=True, slots=True)
 class CaseQuery:
-    """Filters for listing cases; ``None`` means no filter. Times are Unix seconds."""
+    """Filters for listing cases; ``None`` means no filter. Times are Unix seconds.
+
+    ``visible_to``: only the cases this actor may see (:func:`gridsentinel.cases.authority.visible`).
+    ``queue``: only the cases in this queue of ``queue_center`` at ``now``
+    (:func:`gridsentinel.cases.authority.queues`); all three go together.
+    """
 
     grid_prefix: str | None = None
     statuses: tuple[str, ...] | None = None
@@ -36,6 +42,14 @@ class CaseQuery:
     opened_to: float | None = None
     limit: int = 100
     offset: int = 0
+    visible_to: Actor | None = None
+    queue: Queue | None = None
+    queue_center: str | None = None
+    now: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None and (self.queue_center is None or self.now is None):
+            raise ValueError("a queue filter needs queue_center and now")
 
 
 class CaseTx(Protocol):

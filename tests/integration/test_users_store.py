@@ -39,6 +39,20 @@ def test_users_and_tokens_on_each_backend(case_store_url: str) -> None:
             assert states == {li.record.id: "expired", other.record.id: "revoked"}
             assert not await store.has_admin()
 
+        async with UserStore.open(case_store_url, clock=lambda: now[0]) as store:
+            wu = await store.create_user("wu", "dispatcher", center="street:320582004")
+            dept = await store.create_user("sa", "department", department="drainage")
+            entry = await store.authenticate(wu.secret)
+            assert entry is not None and (entry.center, entry.department) == ("street:320582004", None)
+            await store.update_user("wu", center="district:320582")  # the user's current center, at once
+            entry = await store.authenticate(wu.secret)
+            assert entry is not None and entry.center == "district:320582"
+            entry = await store.authenticate(dept.secret)
+            assert entry is not None and (entry.role, entry.center, entry.department) == ("department", None,
+                                                                                          "drainage")
+            members = {u.name: (u.center, u.department) for u in await store.user_records()}
+            assert members["wu"] == ("district:320582", None) and members["li"] == (None, None)
+
     asyncio.run(scenario())
     first = ensure_first_admin(case_store_url)
     assert first is not None and first.record.role == "admin"

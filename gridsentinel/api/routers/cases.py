@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from gridsentinel.api.deps import Dispatcher, StateDep, Viewer
+from gridsentinel.api.deps import CaseReader, Dispatcher, StateDep
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.schemas.requests import TransitionRequest
 from gridsentinel.api.schemas.responses import (
@@ -18,7 +18,10 @@ from gridsentinel.api.schemas.responses import (
     LogEntryOut,
     TransitionOut,
 )
-from gridsentinel.cases.case import STATUSES, CaseNotFound, allowed_actions
+from gridsentinel.api.scope import actor_of, sees_everything, visible_case
+from gridsentinel.api.state import ApiState
+from gridsentinel.cases.authority import QUEUES, Actor, Queue, center_prefix, is_center_id
+from gridsentinel.cases.case import STATUSES, allowed_actions
 from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.cases.workflow import transition_case
 
@@ -39,10 +42,31 @@ def unix(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-@router.get("", response_model=CaseListOut, summary="List cases", responses=responses(401, 403, 422))
+def queue_center(state: ApiState, actor: Actor, center: str | None) -> str:
+    """The center whose queue is asked for: ``center`` (one the user sees), else the user's own, else (a
+    city-wide user) the grid's city center. 404 for a center the user does not see or the grid lacks."""
+    if center is None:
+        if actor.center is not None:
+            return actor.center
+        cities = [c for c, info in state.centers.items() if info.level == "city"]
+        if len(cities) != 1:
+            raise ApiError(422, f"the grid has {len(cities)} city centers; name one with center=",
+                           details={"cities": cities})
+        return cities[0]
+    if not is_center_id(center) or center not in state.centers or not (
+            center_prefix(center).startswith(actor.prefix) or center == actor.center):
+        raise ApiError(404, f"no center {center}")
+    return center
+
+
+@router.get("", response_model=CaseListOut, summary="List cases",
+            description="Only the cases the token's holder may see (its center's cells, and the cases in its "
+                        "center's hands; a department user: its department's). With `queue`, the cases in "
+                        "that queue of `center` (default: the user's own center; the city's for a city-wide "
+                        "user).", responses=responses(401, 403, 404, 422))
 async def list_cases(
     state: StateDep,
-    _: Viewer,
+    token: CaseReader,
     grid_prefix: Annotated[
         str | None,
         Query(
@@ -73,6 +97,17 @@ async def list_cases(
     opened_to: Annotated[datetime | None, Query(description="Opened before (ISO 8601 or Unix s).")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Cases to skip.")] = 0,
+    queue: Annotated[
+        Queue | None,
+        Query(description=f"Only the cases in this queue of the center: {', '.join(QUEUES)}.",
+              examples=["escalated_in"]),
+    ] = None,
+    center: Annotated[
+        str | None,
+        Query(pattern=r"^(city|district|street|community):[0-9]{4,12}$",
+              description="The center whose queue to list (one the user sees; default the user's own).",
+              examples=["street:320582004"]),
+    ] = None,
 ) -> CaseListOut:
     statuses: tuple[str, ...] | None = None
     if status:
@@ -87,6 +122,10 @@ async def list_cases(
             )
     if opened_from and opened_to and unix(opened_from) > unix(opened_to):
         raise ApiError(400, "opened_from is after opened_to")
+    actor = actor_of(token)
+    if center is not None and queue is None:
+        raise ApiError(422, "center= names the center of a queue; give queue= too", code="validation_error",
+                       details=[{"loc": ["query", "center"], "msg": "needs queue", "type": "value_error"}])
     query = CaseQuery(
         grid_prefix=grid_prefix,
         statuses=statuses,
@@ -95,6 +134,10 @@ async def list_cases(
         opened_to=unix(opened_to) if opened_to else None,
         limit=limit + 1,
         offset=offset,
+        visible_to=None if sees_everything(actor) else actor,
+        queue=queue,
+        queue_center=queue_center(state, actor, center) if queue is not None else None,
+        now=state.clock() if queue is not None else None,
     )
     found = await state.case_store().list_cases(query)
     more = len(found) > limit
@@ -110,13 +153,12 @@ async def list_cases(
     "/{case_id}",
     response_model=CaseDetailOut,
     summary="One case with its log and detections",
+    description="404 for a case that does not exist and for one outside the holder's scope alike.",
     responses=responses(401, 403, 404, 422),
 )
-async def get_case(case_id: CaseId, state: StateDep, _: Viewer) -> CaseDetailOut:
+async def get_case(case_id: CaseId, state: StateDep, token: CaseReader) -> CaseDetailOut:
     store = state.case_store()
-    case = await store.get_case(case_id)
-    if case is None:
-        raise CaseNotFound(f"no case {case_id}")
+    case = await visible_case(state, token, case_id)
     entries = await store.case_log(case_id)
     detections = await store.case_detections(case_id)
     return CaseDetailOut(
@@ -145,6 +187,7 @@ async def transition(
             code="validation_error",
             details={"known": sorted(state.catalog.routing.departments)},
         )
+    await visible_case(state, token, case_id)  # scope: a case the holder cannot see is not found (404)
     store = state.case_store()
     events = await transition_case(
         store,

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, RedirectResponse
 
-from gridsentinel.api.deps import StateDep, Viewer
+from gridsentinel.api.deps import CaseReader, StateDep
 from gridsentinel.api.errors import ApiError, responses
 
 router = APIRouter(tags=["dashboard"])
@@ -48,11 +48,12 @@ async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,40}\.(js|css|
     return FileResponse(path, media_type=_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/dashboard/me", summary="Who the token belongs to, and its role",
+@router.get("/dashboard/me", summary="Who the token belongs to, its role, center and department, and the names "
+            "the dashboard shows (departments, categories); /api/v1/me has the center's details",
             responses=responses(401, 403))
-async def me(state: StateDep, token: Viewer) -> dict[str, Any]:
+async def me(state: StateDep, token: CaseReader) -> dict[str, Any]:
     departments = {k: d.name for k, d in state.catalog.routing.departments.items()}
     categories = {f"{c.type}:{c.code}": c.name for c in state.catalog.categories_file.categories}
     # the pages show every time in the city's zone, whatever the browser's
-    return {"id": token.id, "role": token.role, "departments": departments, "categories": categories,
-            "timezone": state.catalog.calendar.timezone}
+    return {"id": token.id, "role": token.role, "center": token.center, "department": token.department,
+            "departments": departments, "categories": categories, "timezone": state.catalog.calendar.timezone}

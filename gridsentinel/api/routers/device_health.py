@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from gridsentinel.api.deps import StateDep, Viewer
 from gridsentinel.api.device_health import HealthBoard
 from gridsentinel.api.errors import ApiError, responses
+from gridsentinel.api.scope import in_device_scope
 from gridsentinel.api.state import ApiState
 from gridsentinel.core.device_health import BUCKET_S, BUCKETS, STATES
 
@@ -47,7 +48,8 @@ class DeviceHealthOut(BaseModel):
 
 class DeviceHealthListOut(BaseModel):
     items: list[DeviceHealthOut]
-    counts: dict[str, int] = Field(description="Devices by state (before the filters)")
+    counts: dict[str, int] = Field(description="Devices by state (before the filters; a user of a center: its "
+                                   "cells' devices)")
     timezone: str = Field(description="The city's time zone (config/calendar.yaml), for showing times")
     rate_window_s: float
     now: float
@@ -62,7 +64,7 @@ def board_of(state: ApiState) -> HealthBoard:
             responses=responses(401, 403, 422))
 async def list_health(
     state: StateDep,
-    _: Viewer,
+    token: Viewer,
     status: Annotated[
         Literal["online", "offline", "silent", "unknown"] | None,
         Query(description="Only devices in this state; offline includes silent ones."),
@@ -72,7 +74,7 @@ async def list_health(
     ] = None,
 ) -> DeviceHealthListOut:
     board, now = board_of(state), state.clock()
-    views = [board.view(d, now) for d in state.registry.active()]
+    views = [board.view(d, now) for d in state.registry.active() if in_device_scope(token, d.grid_code)]
     counts = {s: 0 for s in STATES}
     for v in views:
         counts[v["state"]] += 1
@@ -87,9 +89,11 @@ async def list_health(
 @router.get("/{device_id}/health", response_model=DeviceHealthOut, summary="Health of one device",
             responses=responses(401, 403, 404, 422))
 async def get_health(
-    device_id: Annotated[str, Path(max_length=64, examples=["drain-001"])], state: StateDep, _: Viewer
+    device_id: Annotated[str, Path(max_length=64, examples=["drain-001"])], state: StateDep, token: Viewer
 ) -> DeviceHealthOut:
     device = state.registry.get(device_id)
+    if device is not None and not in_device_scope(token, device.grid_code):
+        raise ApiError(404, f"no device {device_id}")
     if device is None:
         retired = state.registry.retirement(device_id)
         raise ApiError(404, f"device {device_id} is retired" if retired else f"no device {device_id}")

@@ -1,6 +1,7 @@
 """``/api/v1/devices``: the device registry (in the case database; gridsentinel/devices/).
 
-Reads need viewer; changes need engineer (or admin). A create or rotation answers the device's new
+Reads need viewer (a user of a center sees its cells' devices only; others are 404); changes need a
+city-wide engineer (or admin): a user of a center gets 403. A create or rotation answers the device's new
 password once; every change is committed, written to the broker's password file (batched reload) and
 published on ``gs.devices`` (or left in the outbox when Kafka is unreachable: ``feed_pending``).
 """
@@ -24,13 +25,14 @@ from gridsentinel.api.schemas.devices import (
     ImportErrorOut,
 )
 from gridsentinel.api.schemas.responses import DeviceListOut, DeviceOut
+from gridsentinel.api.scope import actor_of, in_device_scope, narrow
 from gridsentinel.api.state import ApiState
 from gridsentinel.core.devices import Device, Location
 from gridsentinel.devices.registry import DeviceRegistry, Outcome
 from gridsentinel.devices.store import DeviceError, DeviceRecord
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
-Engineer = Annotated[TokenEntry, Depends(require("engineer"))]
+Engineer = Annotated[TokenEntry, Depends(require("engineer", city_wide=True))]
 DeviceId = Annotated[str, Path(max_length=64, examples=["drain-001"])]
 
 
@@ -64,7 +66,7 @@ def _changed(outcome: Outcome) -> DeviceChangeOut:
 @router.get("", response_model=DeviceListOut, summary="List registered devices", responses=responses(401, 403, 422))
 async def list_devices(
     state: StateDep,
-    _: Viewer,
+    token: Viewer,
     kind: Annotated[
         str | None, Query(max_length=32, description="Only this device kind.", examples=["drain_level"])
     ] = None,
@@ -76,15 +78,19 @@ async def list_devices(
         Query(alias="state", description="active, retired or all (default all: retired devices show their state)."),
     ] = "all",
 ) -> DeviceListOut:
+    prefix = narrow(grid_prefix, actor_of(token).prefix)
+    if prefix is None:  # a prefix outside the holder's center: nothing of it is shown
+        return DeviceListOut(items=[])
     records = await _registry(state).store.list_devices(
-        state=None if device_state == "all" else device_state, kind=kind, grid_prefix=grid_prefix)
+        state=None if device_state == "all" else device_state, kind=kind, grid_prefix=prefix or None)
+    records = [r for r in records if in_device_scope(token, r.device.grid_code)]
     return DeviceListOut(items=[_out(r) for r in records])
 
 
 @router.get("/{device_id}", response_model=DeviceOut, summary="One device", responses=responses(401, 403, 404, 422))
-async def get_device(device_id: DeviceId, state: StateDep, _: Viewer) -> DeviceOut:
+async def get_device(device_id: DeviceId, state: StateDep, token: Viewer) -> DeviceOut:
     record = await _registry(state).store.get(device_id)
-    if record is None:
+    if record is None or not in_device_scope(token, record.device.grid_code):
         raise ApiError(404, f"no device {device_id}")
     return _out(record)
 

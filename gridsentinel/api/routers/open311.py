@@ -7,6 +7,9 @@ applies it in the partition that owns the region, with the same dedup as sensors
 reports of one problem share one request id. The POST answers a ``token`` (and the request id when the
 case stage applied the report within a short wait); ``tokens/{token}.json`` resolves it later. See
 docs/api.md for the mapping.
+
+Scope: a citizen reads every request (the public view Open311 is for); a staff token of a center reads its
+center's requests only (any other is 404 / left out), like the rest of the API.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import Open311Reader, Open311Writer, StateDep
 from gridsentinel.api.errors import ApiError, responses, validation_details
 from gridsentinel.api.routers.cases import unix
@@ -35,7 +39,9 @@ from gridsentinel.api.schemas.responses import (
     Open311ServiceDefinition,
     Open311Token,
 )
+from gridsentinel.api.scope import actor_of, sees_everything
 from gridsentinel.api.state import ApiState
+from gridsentinel.cases.authority import Actor, visible
 from gridsentinel.cases.case import ACTIVE_STATUSES, Case
 from gridsentinel.cases.store import SqlCaseStore, applied_detections
 from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
@@ -128,6 +134,17 @@ async def service_definition(
     return Open311ServiceDefinition(service_code=service_code, attributes=[])
 
 
+def _scope(entry: TokenEntry) -> Actor | None:
+    """Whom to filter requests for: None for a citizen (the public view) and a city-wide staff user."""
+    actor = actor_of(entry)
+    return None if entry.role == "citizen" or sees_everything(actor) else actor
+
+
+def _shown(entry: TokenEntry, case: Case) -> bool:
+    scope = _scope(entry)
+    return scope is None or visible(scope, case)
+
+
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -143,7 +160,7 @@ def _split(value: str | None) -> list[str]:
 )
 async def list_requests(
     state: StateDep,
-    _: Open311Reader,
+    token: Open311Reader,
     service_request_id: Annotated[
         str | None, Query(max_length=2000, description="Comma-separated request ids.")
     ] = None,
@@ -163,7 +180,7 @@ async def list_requests(
     store = state.case_store()
     if service_request_id:
         ids = _split(service_request_id)[:MAX_RESULTS]
-        found = [c for c in [await store.get_case(i) for i in ids] if c is not None]
+        found = [c for c in [await store.get_case(i) for i in ids] if c is not None and _shown(token, c)]
         return [to_open311(c, state) for c in found]
     end = unix(end_date) if end_date else None
     start = unix(start_date) if start_date else None
@@ -187,7 +204,8 @@ async def list_requests(
     for code in codes:
         cases += await store.list_cases(
             CaseQuery(
-                statuses=statuses, category_key=code, opened_from=start, opened_to=end, limit=MAX_RESULTS
+                statuses=statuses, category_key=code, opened_from=start, opened_to=end, limit=MAX_RESULTS,
+                visible_to=_scope(token),
             )
         )
     cases.sort(key=lambda c: (-c.opened_at, c.case_id))
@@ -201,11 +219,11 @@ async def list_requests(
     responses=responses(401, 403, 404),
 )
 async def get_request(
-    service_request_id: Annotated[str, Path(max_length=64)], state: StateDep, _: Open311Reader
+    service_request_id: Annotated[str, Path(max_length=64)], state: StateDep, token: Open311Reader
 ) -> list[Open311Request]:
     store = state.case_store()
     case = await store.get_case(service_request_id)
-    if case is None:
+    if case is None or not _shown(token, case):
         raise ApiError(404, f"no request {service_request_id}")
     media = None
     for d in await store.case_detections(case.case_id):
@@ -328,9 +346,14 @@ def _token(token: str) -> str:
     responses=responses(401, 403, 404),
 )
 async def get_token(
-    token: Annotated[str, Path(max_length=64)], state: StateDep, _: Open311Reader
+    token: Annotated[str, Path(max_length=64)], state: StateDep, holder: Open311Reader
 ) -> list[Open311Token]:
-    found = await applied_as(state.case_store(), TOKEN_PREFIX + _token(token))
+    store = state.case_store()
+    found = await applied_as(store, TOKEN_PREFIX + _token(token))
+    if found is not None and _scope(holder) is not None:
+        case = await store.get_case(found[0])
+        if case is None or not _shown(holder, case):
+            raise ApiError(404, f"no token {token}")
     return [Open311Token(token=token, service_request_id=found[0] if found else None)]
 
 
@@ -430,6 +453,10 @@ async def post_request(
         found = await _wait_applied(store, detection_id, state.open311_wait_s)
         outcome = found[1] if found is not None else "pending"
     state.open311_posts[outcome] += 1
+    if found is not None and _scope(token) is not None:  # a staff user of a center: not another's case id
+        case = await store.get_case(found[0])
+        if case is None or not _shown(token, case):
+            found = None
     plain = detection_id.removeprefix(TOKEN_PREFIX)
     result = Open311PostResult(
         token=plain,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from gridsentinel.api.deps import StateDep, Viewer
+from gridsentinel.api.deps import CityViewer, StateDep
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.metrics import CONTENT_TYPE, Metric, render
 from gridsentinel.api.schemas.responses import HealthOut
@@ -38,12 +38,12 @@ async def healthz(state: StateDep) -> HealthOut:
     responses={
         200: {
             "content": {CONTENT_TYPE: {"example": '# TYPE gs_cases gauge\ngs_cases{status="open"} 3\n'}},
-            "description": "Prometheus text format 0.0.4",
+            "description": "Prometheus text format 0.0.4 (city-wide figures: a user of a center gets 403)",
         },
         **responses(401, 403),
     },
 )
-async def metrics(state: StateDep, _: Viewer) -> PlainTextResponse:
+async def metrics(state: StateDep, _: CityViewer) -> PlainTextResponse:
     store = state.case_store()
     now = state.clock()
     by_status = await count_cases(store, "status")

@@ -14,6 +14,7 @@ from gridsentinel.analytics.patrol import PatrolError, PatrolParams
 from gridsentinel.analytics.patrol_plan import SHIFT_START, store_plan
 from gridsentinel.api.deps import StateDep, Viewer
 from gridsentinel.api.errors import ApiError, responses
+from gridsentinel.api.scope import actor_of
 
 router = APIRouter(tags=["patrol"])
 PAGE = Path(__file__).resolve().parent.parent / "static" / "patrol.html"
@@ -32,12 +33,13 @@ async def page() -> FileResponse:
                 "or the last 28 days' mean on a short history: `method` says which), then per inspector an ordered "
                 "list of cells with arrival times that fits the shift, chosen greedily by expected problems per "
                 "minute of walking and visiting and ordered by 2-opt. Every inspector starts and ends at `depot`. "
+                "A user of a center gets a plan of its center's cells, from its cases. "
                 "Method and evaluation: docs/analytics.md 'Patrol plan'.",
     responses=responses(401, 403, 422),
 )
 async def plan(
     state: StateDep,
-    _: Viewer,
+    token: Viewer,
     date_: Annotated[date | None, Query(alias="date", description="The day (default tomorrow, city time).")] = None,
     inspectors: Annotated[int, Query(ge=1, le=200)] = 4,
     shift_h: Annotated[float, Query(gt=0, le=24, description="Shift length in hours.")] = 6.0,
@@ -55,6 +57,7 @@ async def plan(
                                 now=state.clock(),
                                 params=PatrolParams(inspectors=inspectors, shift_min=shift_h * 60,
                                                     speed_kmh=speed_kmh, visit_min=visit_min),
-                                day=date_, depot=depot, shift_start=shift_start)
+                                day=date_, depot=depot, shift_start=shift_start,
+                                grid_prefix=actor_of(token).prefix or None)
     except PatrolError as exc:
         raise ApiError(422, str(exc)) from exc

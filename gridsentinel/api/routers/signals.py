@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from gridsentinel.api.deps import StateDep, Viewer
 from gridsentinel.api.errors import ApiError, responses
+from gridsentinel.api.scope import in_device_scope
 from gridsentinel.settings import Settings
 
 router = APIRouter(prefix="/api/v1/signals", tags=["devices"])
@@ -51,13 +52,14 @@ def query_signal(settings: Settings, device_id: str, metric: str | None, start: 
 )
 async def signal(
     state: StateDep,
-    _: Viewer,
+    token: Viewer,
     device_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Device id.")],
     start: Annotated[float, Query(ge=0, le=4_102_444_800, description="From (Unix s, event time).")],
     end: Annotated[float, Query(ge=0, le=4_102_444_800, description="To (Unix s, event time).")],
     metric: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,32}$", description="One metric only.")] = None,
 ) -> dict[str, Any]:
-    if state.registry.get(device_id) is None:
+    device = state.registry.get(device_id)
+    if device is None or not in_device_scope(token, device.grid_code):  # another center's device: not found
         raise ApiError(404, f"no device {device_id}")
     if end <= start or end - start > 7 * 86400:
         raise ApiError(400, "need start < end, at most 7 days apart")

@@ -9,9 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from gridsentinel.api.deps import StateDep, Viewer
+from gridsentinel.api.deps import CaseReader, StateDep
 from gridsentinel.api.errors import responses
 from gridsentinel.api.hub import CaseEventHub
+from gridsentinel.api.scope import actor_of, event_visible, sees_everything
+from gridsentinel.cases.authority import Actor
 from gridsentinel.cases.events import CaseEvent
 
 router = APIRouter(prefix="/api/v1/cases", tags=["stream"])
@@ -31,6 +33,7 @@ def sse_frame(event: CaseEvent) -> bytes:
 async def _frames(
     hub: CaseEventHub,
     *,
+    actor: Actor | None,
     grid_prefix: str | None,
     category: str | None,
     notify_only: bool,
@@ -43,6 +46,7 @@ async def _frames(
             (grid_prefix is None or e.grid_code.startswith(grid_prefix))
             and (category is None or e.category_key == category)
             and (e.notify or not notify_only)
+            and (actor is None or event_visible(actor, e))
         )
 
     with hub.subscribe(accept, last_event_id) as sub:
@@ -64,7 +68,8 @@ async def _frames(
     summary="Live case events (server-sent events)",
     description="Each message has `id` (the event id; send it back as `Last-Event-ID` to resume "
     "from the events the server still keeps), `event: case` and the case event JSON as "
-    "`data`. Comment lines keep idle connections alive.",
+    "`data`. Comment lines keep idle connections alive. Only the events of cases the token's holder may see "
+    "(its center's, or its department's).",
     response_model=None,
     responses={
         200: {
@@ -76,7 +81,7 @@ async def _frames(
 )
 async def stream(
     state: StateDep,
-    _: Viewer,
+    token: CaseReader,
     grid_prefix: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,15}$", description="Only events of cells under this prefix.")
     ] = None,
@@ -92,8 +97,10 @@ async def stream(
     ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=200)] = None,
 ) -> StreamingResponse:
+    actor = actor_of(token)
     frames = _frames(
         state.hub,
+        actor=None if sees_everything(actor) else actor,
         grid_prefix=grid_prefix,
         category=category,
         notify_only=notify_only,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
 
@@ -134,6 +135,35 @@ def test_users_cli_prints_the_secret_once_and_lists_without_it(
     assert '"state": "revoked"' in listing and secret not in listing and "sha256:" not in listing
     assert main(["users", "token", "ops-li", "--expires-in", "soon"]) == 2
     assert "expiry 'soon'" in capsys.readouterr().err
+
+
+def test_users_of_a_center_and_of_a_department(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GS_DATABASE_URL", url(tmp_path))
+    assert main(["users", "create", "li", "--role", "dispatcher", "--center", "street:320582004"]) == 0
+    assert "li sees the cases of street:320582004" in capsys.readouterr().out
+    # a center the grid does not have, a malformed one, a department user without (or with an unknown) department
+    assert main(["users", "create", "wu", "--role", "dispatcher", "--center", "street:320582009"]) == 2
+    assert "owns no cell of the grid" in capsys.readouterr().err
+    assert main(["users", "create", "wu", "--role", "dispatcher", "--center", "street:3205"]) == 2
+    assert "expected LEVEL:PREFIX" in capsys.readouterr().err
+    assert main(["users", "create", "sa", "--role", "department"]) == 2
+    assert "needs --department" in capsys.readouterr().err
+    assert main(["users", "create", "sa", "--role", "department", "--department", "water_affairs"]) == 2
+    assert "not in config/routing.yaml" in capsys.readouterr().err
+    assert main(["users", "create", "sa", "--role", "department", "--department", "drainage"]) == 0
+    capsys.readouterr()
+    assert main(["users", "update", "li", "--center", "community:320582004001"]) == 0
+    assert "center community:320582004001" in capsys.readouterr().out
+    assert main(["users", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "community:320582004001" in listing and "city-wide / drainage" in listing
+    assert main(["users", "list", "--json"]) == 0
+    members = json.loads(capsys.readouterr().out)["members"]
+    assert members["li"]["center"] == "community:320582004001" and members["sa"]["department"] == "drainage"
+    assert main(["users", "update", "li", "--center", "none"]) == 0
+    assert "none (the whole city)" in capsys.readouterr().out
 
 
 def test_the_api_takes_new_expired_and_revoked_tokens_without_restart(api: Harness) -> None:
