@@ -65,3 +65,5 @@ CityViewer = Annotated[TokenEntry, Depends(require("viewer", city_wide=True))]
 Dispatcher = Annotated[TokenEntry, Depends(require("dispatcher"))]
 Open311Reader = Annotated[TokenEntry, Depends(require("viewer", citizen=True))]
 Open311Writer = Annotated[TokenEntry, Depends(require("dispatcher", citizen=True))]
+# Case transitions: dispatchers and up, and department staff (cases.authority.check decides per action).
+CaseWorker = Annotated[TokenEntry, Depends(require("dispatcher", department=True))]

@@ -53,9 +53,16 @@ def _pick(cases: Sequence[Case], dist: dict[str, int]) -> Case:
 
 def attach(case: Case, detection: Detection, severity: str, *, now: float, catalog: Catalog,
            rule: int, actor: str = DEDUP_ACTOR) -> CaseChange:
-    """Add ``detection`` as evidence; raise the severity (and tighten the due time) if it is higher."""
+    """Add ``detection`` as evidence; raise the severity (and tighten the due time) if it is higher.
+
+    The headline follows the case's current state: an active case takes the message of a detection at
+    least as severe as the case and not older than its latest one ("drain overflowing" replaces "60 %
+    full, overflows in ~16 min"); the title stays the first detection's.
+    """
     sources = dict(case.sources)
     sources[detection.source] = sources.get(detection.source, 0) + 1
+    current = (case.is_active and bool(detection.message) and detection.observed_at >= case.last_seen_at
+               and SEVERITIES.index(severity) >= SEVERITIES.index(case.severity))
     change = log(
         case, at=now, actor=actor, action="evidence",
         data={"detection_id": detection.detection_id, "source": detection.source, "kind": detection.kind,
@@ -65,6 +72,7 @@ def attach(case: Case, detection: Detection, severity: str, *, now: float, catal
         kinds=tuple(sorted({*case.kinds, detection.kind})),
         first_seen_at=min(case.first_seen_at, detection.observed_at),
         last_seen_at=max(case.last_seen_at, detection.observed_at),
+        headline=detection.message if current else case.headline,
     )
     # Late evidence for a closed case is kept, but does not re-alert anyone.
     if case.is_active and SEVERITIES.index(severity) > SEVERITIES.index(case.severity):
@@ -130,12 +138,12 @@ def decide(detection: Detection, resolved: Resolved, active: Sequence[Case], clo
     if candidates:
         # The most recently closed case nearest to the detection.
         case = min(candidates, key=lambda c: (-(c.closed_at or 0.0), dist[c.grid_code], c.case_id))
+        home = center_for(case.grid_code, catalog.routing.start_level).id
         reopened = apply_action(
             case, "reopen", actor=DEDUP_ACTOR, at=now,
             note=f"detection {detection.detection_id} within the reopen window",
             due_at=deadline(now, resolved.policy.dispatch_limit, catalog.calendar),
-            extra={"severity": resolved.severity, "escalation_level": 0,
-                   "center": center_for(case.grid_code, catalog.routing.start_level).id},
+            extra={"severity": resolved.severity, "escalation_level": 0, "center": home, "home_center": home},
         )
         change = chain(reopened, attach(reopened.case, detection, resolved.severity, now=now,
                                         catalog=catalog, rule=3))

@@ -4,7 +4,10 @@ One event per case log entry, so ``event_id`` (case id + log sequence) is stable
 consumers (webhook, MQTT, SSE, dashboard) can drop duplicates. ``type`` is the log action: a workflow
 action (dispatch, resolve, …) or a system one (open, evidence, reopen, raise_severity, escalate, remind).
 ``notify`` says whether the alert policy wants people told (webhook/MQTT push); every event still reaches
-the dashboard.
+the dashboard. A hand-over (``escalate``, ``request_coordination``, ``hand_back``) and a ``refuse`` name
+the center that receives the case in ``data.to_center`` (the center whose queue it lands in), so a
+receiver matched by that center's grid prefix is told; ``request_false_alarm`` tells the center that a
+second user must confirm or reject a false alarm.
 
 >>> from gridsentinel.cases.case import apply_action, new_case_for_test
 >>> change = apply_action(new_case_for_test(), "acknowledge", actor="user:li", at=5.0)
@@ -27,7 +30,8 @@ from gridsentinel.cases.case import CaseChange
 from gridsentinel.core.config import StrictModel
 
 # Event types the default policy pushes to people: not every attached detection, only what needs action.
-DEFAULT_NOTIFY: tuple[str, ...] = ("open", "reopen", "escalate", "raise_severity", "remind")
+DEFAULT_NOTIFY: tuple[str, ...] = ("open", "reopen", "escalate", "raise_severity", "remind", "refuse",
+                                   "request_coordination", "hand_back", "request_false_alarm")
 
 
 class AlertPolicy(StrictModel):

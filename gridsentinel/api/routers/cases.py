@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from gridsentinel.api.deps import CaseReader, Dispatcher, StateDep
+from gridsentinel.api.deps import CaseReader, CaseWorker, StateDep
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.schemas.requests import TransitionRequest
 from gridsentinel.api.schemas.responses import (
@@ -21,7 +21,7 @@ from gridsentinel.api.schemas.responses import (
 from gridsentinel.api.scope import actor_of, sees_everything, visible_case
 from gridsentinel.api.state import ApiState
 from gridsentinel.cases.authority import QUEUES, Actor, Queue, center_prefix, is_center_id
-from gridsentinel.cases.case import STATUSES, allowed_actions
+from gridsentinel.cases.case import NOTE_REQUIRED, STATUSES, NotAllowed, available_actions
 from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.cases.workflow import transition_case
 
@@ -165,45 +165,71 @@ async def get_case(case_id: CaseId, state: StateDep, token: CaseReader) -> CaseD
         case=CaseOut.model_validate(case.to_dict()),
         log=[LogEntryOut.model_validate(e.to_dict()) for e in entries],
         detections=detections,
-        allowed_actions=allowed_actions(case.status),
+        allowed_actions=available_actions(case),
     )
 
 
 @router.post(
     "/{case_id}/transitions",
     response_model=TransitionOut,
-    summary="Apply a workflow action (dispatcher or higher)",
-    description="An action not allowed from the case's status answers 409 with code "
-    "`invalid_transition` and `details.allowed` listing the allowed actions.",
+    summary="Apply a workflow action (dispatcher or higher, or department staff)",
+    description="An action not allowed from the case's state answers 409 with code "
+    "`invalid_transition` and `details.allowed` listing the allowed actions; an action this user may not "
+    "take (docs/cases.md, who may do what) answers 403 with code `not_allowed` and `details.reason`. "
+    "`false_alarm` on a machine-found case first records a request: the answer's `waiting_for` says a "
+    "second user must confirm it.",
     responses=responses(401, 403, 404, 409, 413, 422),
 )
 async def transition(
-    case_id: CaseId, body: TransitionRequest, state: StateDep, token: Dispatcher
+    case_id: CaseId, body: TransitionRequest, state: StateDep, token: CaseWorker
 ) -> TransitionOut:
-    if body.department is not None and body.department not in state.catalog.routing.departments:
+    known = state.catalog.routing.departments
+    unknown = [d for d in [body.department, *body.assisting_departments] if d is not None and d not in known]
+    if unknown:
         raise ApiError(
             422,
-            f"unknown department {body.department!r}",
+            f"unknown department {', '.join(repr(d) for d in unknown)}",
             code="validation_error",
-            details={"known": sorted(state.catalog.routing.departments)},
+            details={"known": sorted(known)},
         )
     await visible_case(state, token, case_id)  # scope: a case the holder cannot see is not found (404)
+    if body.action in NOTE_REQUIRED and not body.note.strip():
+        what = "the instructions" if body.action == "hand_back" else "the reason"
+        raise ApiError(
+            422,
+            f"{body.action} needs a note: {what}",
+            code="validation_error",
+            details=[{"loc": ["body", "note"], "msg": f"required by {body.action}", "type": "missing"}],
+        )
+    who = actor_of(token)
     store = state.case_store()
-    events = await transition_case(
-        store,
-        state.catalog,
-        case_id,
-        body.action,
-        actor=f"user:{token.id}",
-        now=state.clock(),
-        note=body.note,
-        department=body.department,
-        duplicate_of=body.duplicate_of,
-    )
+    try:
+        events = await transition_case(
+            store,
+            state.catalog,
+            case_id,
+            body.action,
+            actor=who.log_name,
+            now=state.clock(),
+            note=body.note,
+            department=body.department,
+            duplicate_of=body.duplicate_of,
+            assisting_departments=body.assisting_departments,
+            who=who,
+        )
+    except NotAllowed as exc:
+        raise ApiError(
+            403,
+            str(exc),
+            code="not_allowed",
+            details={"case_id": exc.case_id, "action": exc.action, "reason": exc.reason},
+        ) from None
     await state.emit(events)
     case = await store.get_case(case_id)
     assert case is not None
+    waiting = next((e.data.get("waiting_for") for e in events if e.type == "request_false_alarm"), None)
     return TransitionOut(
         case=CaseOut.model_validate(case.to_dict()),
         events=[CaseEventOut.model_validate(e.to_dict()) for e in events],
+        waiting_for=str(waiting) if waiting else None,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridsentinel.cases.case import ACTIONS
@@ -17,17 +19,33 @@ class TransitionRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"action": "dispatch", "department": "drainage", "note": "crew 3 on the way"},
+                {"action": "dispatch", "department": "drainage", "assisting_departments": ["road_maintenance"],
+                 "note": "collapsed road over the sewer: joint handling"},
+                {"action": "refuse", "note": "not our pipe: it belongs to the gas company"},
+                {"action": "request_coordination", "note": "needs the district's pump truck"},
+                {"action": "hand_back", "note": "pump truck booked for 14:00; coordinate on site"},
                 {"action": "duplicate", "duplicate_of": "0f1e…", "note": "same pothole"},
             ]
         },
     )
 
     action: str = Field(pattern=f"^({_ACTIONS})$", description=f"One of: {', '.join(ACTIONS)}.")
-    note: str = Field("", max_length=2000, description="Free text recorded in the case log.")
+    note: str = Field(
+        "",
+        max_length=2000,
+        description="Free text recorded in the case log; required by refuse and request_coordination (the "
+        "reason) and hand_back (the instructions).",
+    )
     department: str | None = Field(
         None,
         pattern=r"^[a-z][a-z0-9_]{0,63}$",
-        description="dispatch: the department (default: the routed one).",
+        description="dispatch: the lead department (default: the routed one). refuse: the refusing "
+        "department (default: the user's own, else the lead).",
+    )
+    assisting_departments: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="dispatch: departments that assist the lead one (joint handling).",
     )
     duplicate_of: str | None = Field(
         None, min_length=1, max_length=64, description="duplicate: the id of the case that survives."

@@ -70,6 +70,12 @@ _CASE_EXAMPLE: dict[str, Any] = {
     "duplicate_of": None,
     "reopen_count": 0,
     "rework_count": 0,
+    "home_center": "street:320582004",
+    "assisting_departments": [],
+    "refusal_count": 0,
+    "refused_at": None,
+    "pending_action": None,
+    "headline": "water level 2.9 m of 3.0 m",
     "version": 1,
     "log_count": 1,
 }
@@ -110,6 +116,17 @@ class CaseOut(BaseModel):
     duplicate_of: str | None
     reopen_count: int
     rework_count: int
+    home_center: str = Field("", description="The center the case started at (hand_back returns it toward it).")
+    assisting_departments: list[str] = Field(
+        default_factory=list, description="Departments assisting the lead one (joint handling)."
+    )
+    refusal_count: int = Field(0, description="Times a department refused the case.")
+    refused_at: float | None = Field(None, description="The last refusal.")
+    pending_action: dict[str, Any] | None = Field(
+        None,
+        description="A false alarm waiting for a second user: {action, by, at, note}.",
+    )
+    headline: str = Field("", description="The case's current state: the latest detection at its severity.")
     version: int
     log_count: int
 
@@ -207,6 +224,11 @@ class TransitionOut(BaseModel):
 
     case: CaseOut
     events: list[CaseEventOut]
+    waiting_for: str | None = Field(
+        None,
+        description="Set when the action only recorded a request (a false alarm on a machine-found case): "
+        "what must happen next.",
+    )
 
 
 class LocationOut(BaseModel):

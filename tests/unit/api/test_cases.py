@@ -81,7 +81,8 @@ def test_one_case_with_log_and_detections(api: Harness) -> None:
         assert [e["action"] for e in detail["log"]] == ["open", "evidence", "raise_severity"]
         assert [d["detection_id"] for d in detail["detections"]] == ["d1", "d2"]
         assert [d["outcome"] for d in detail["detections"]] == ["opened", "attached"]
-        assert detail["allowed_actions"] == ["dispatch", "acknowledge", "false_alarm", "duplicate"]
+        assert detail["allowed_actions"] == [
+            "dispatch", "acknowledge", "false_alarm", "duplicate", "request_coordination"]
         err = assert_error(await c.get("/api/v1/cases/nope", headers=auth("viewer")), 404, "not_found")
         assert "nope" in err["message"]
 
@@ -105,7 +106,8 @@ def test_transitions_and_409_with_allowed_actions(api: Harness) -> None:
         assert [e.type for e in api.sink] == ["dispatch"]
 
         err = assert_error(await c.post(url, json={"action": "close"}, headers=h), 409, "invalid_transition")
-        assert err["details"]["allowed"] == ["start", "resolve", "false_alarm", "duplicate"]
+        assert err["details"]["allowed"] == [
+            "start", "resolve", "false_alarm", "duplicate", "refuse", "request_coordination"]
         assert err["details"]["status"] == "dispatched"
         assert "allowed: start, resolve" in err["message"]
         for action in ("resolve", "verify", "close"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gridsentinel.cases.case import Case, CaseChange, apply_action
+from gridsentinel.cases.case import Case, CaseChange, apply_action, chain
 from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.dedup import apply_detection, open_case
 from gridsentinel.cases.store import SqlCaseStore, async_url, upgrade_database
@@ -110,7 +110,9 @@ def test_store_enforces_one_active_case_per_cell_and_category(tmp_path: Path, ca
             dumping = detection("d3", kind="static_object")
             async with store.transaction() as tx:
                 await tx.save(new(dumping), None)
-            closed = apply_action(saved, "false_alarm", actor="u", at=MONDAY_10H + 1)
+            # A sensor case: the false alarm takes two users (four eyes), one change here.
+            asked = apply_action(saved, "false_alarm", actor="u", at=MONDAY_10H + 1)
+            closed = chain(asked, apply_action(asked.case, "false_alarm", actor="v", at=MONDAY_10H + 1))
             async with store.transaction() as tx:
                 await tx.save(closed, saved.version)
                 await tx.save(second, None)

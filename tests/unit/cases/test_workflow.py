@@ -111,7 +111,8 @@ def test_transition_case_errors(catalog: Catalog) -> None:
         with pytest.raises(CaseNotFound, match="duplicate_of"):
             await transition_case(store, catalog, case.case_id, "duplicate", actor="u", now=MONDAY_10H,
                                   duplicate_of="missing")
-        await transition_case(store, catalog, case.case_id, "false_alarm", actor="u", now=MONDAY_10H + 1)
+        for who in ("u", "v"):  # a sensor case: the false alarm takes two users
+            await transition_case(store, catalog, case.case_id, "false_alarm", actor=who, now=MONDAY_10H + 1)
         # A new case opened in the cell meanwhile: reopening the old one would make two active cases.
         await apply_detection(detection("d2", observed_at=MONDAY_10H + 100 * HOUR), store, catalog, {},
                               now=MONDAY_10H + 100 * HOUR)
@@ -122,4 +123,4 @@ def test_transition_case_errors(catalog: Catalog) -> None:
 
     store, case_id = asyncio.run(scenario())
     log = asyncio.run(store.case_log(case_id))
-    assert [e.action for e in log] == ["open", "false_alarm"]
+    assert [e.action for e in log] == ["open", "request_false_alarm", "false_alarm"]
