@@ -33,7 +33,7 @@ const STR = {
     "queue.escalated_in": "上报待办",
     "queue.refused": "退单返回",
     "queue.overdue": "超期",
-    "queue.escalated_out": "已上报（只读）",
+    "queue.escalated_out": "已上报",
     "hint.new": "本中心新立的案件，尚未派遣。",
     "hint.escalated_in": "下级中心上报或超期转来、现由本中心负责的案件。",
     "hint.refused": "部门退单后退回本中心、需要重新派遣的案件。",
@@ -70,6 +70,7 @@ const STR = {
     "action.remind": "催办",
     "action.merged": "合并",
     "case.not_found": "案件不存在，或不在本中心的范围内。",
+    "case.left_scope": "{action}：已完成。此案件已不在您的范围内（例如退单后回到了中心）。",
     "case.status": "状态",
     "case.category": "类别",
     "case.severity": "严重程度",
@@ -92,6 +93,9 @@ const STR = {
     "log.reason": "原因：{text}",
     "log.to_department": "部门：{text}",
     "log.from_to": "{from} → {to}",
+    "log.returned_to": "退回 {center}",
+    "log.overdue_since": "自 {at} 起超期",
+    "waiting": "{action}：已提交，等待第二人确认",
     "form.reason": "原因（必填）",
     "form.instructions": "处置要求（必填）",
     "form.note": "说明",
@@ -133,7 +137,7 @@ const STR = {
     "queue.escalated_in": "Escalated in",
     "queue.refused": "Refused back",
     "queue.overdue": "Overdue",
-    "queue.escalated_out": "Escalated out (read-only)",
+    "queue.escalated_out": "Escalated out",
     "hint.new": "Cases opened at this center, not dispatched yet.",
     "hint.escalated_in": "Cases handed up from a center below (overdue or a coordination request), now this center's.",
     "hint.refused": "Cases a department refused: back with this center to dispatch again.",
@@ -170,6 +174,7 @@ const STR = {
     "action.remind": "Reminder",
     "action.merged": "Merged",
     "case.not_found": "Not found: no such case, or not in this center's scope.",
+    "case.left_scope": "{action}: done. The case has left your scope (refused, it went back to its center).",
     "case.status": "Status",
     "case.category": "Category",
     "case.severity": "Severity",
@@ -192,6 +197,9 @@ const STR = {
     "log.reason": "reason: {text}",
     "log.to_department": "department: {text}",
     "log.from_to": "{from} → {to}",
+    "log.returned_to": "back to {center}",
+    "log.overdue_since": "overdue since {at}",
+    "waiting": "{action}: requested; waiting for a second user to confirm",
     "form.reason": "Reason (required)",
     "form.instructions": "Instructions (required)",
     "form.note": "Note",
@@ -229,7 +237,7 @@ const LANG = (() => {
   return asked.toLowerCase().startsWith("en") ? "en" : "zh-CN";
 })();
 const S = { token: sessionStorage.getItem("gs-token") || "", me: null, names: null, zone: "UTC", queue: "new",
-  lists: {}, selected: null, fmt: null };
+  lists: {}, counts: null, selected: null, fmt: null };
 
 function tr(key, values = {}) {
   const text = STR[LANG][key] ?? STR.en[key] ?? key;
@@ -320,24 +328,28 @@ $("signout").addEventListener("click", () => { sessionStorage.removeItem("gs-tok
 // ---- queues ----------------------------------------------------------------------------------------
 const LIMIT = 200;
 async function loadQueues() {
-  const lists = await Promise.all(QUEUES.map((q) => api(`/api/v1/cases?queue=${q}&limit=${LIMIT}`)));
+  const [centers, ...lists] = await Promise.all([api("/api/v1/centers").catch(() => null),
+    ...QUEUES.map((q) => api(`/api/v1/cases?queue=${q}&limit=${LIMIT}`))]);
   S.lists = Object.fromEntries(QUEUES.map((q, i) => [q, lists[i]]));
+  // the counts of the user's own center (all of each queue, not just the first LIMIT listed)
+  S.counts = centers?.items?.find((c) => c.relation === "own")?.queues || null;
   renderTabs(); renderQueue();
 }
 function renderTabs() {
   $("tabs").replaceChildren(...QUEUES.map((q) => {
-    const list = S.lists[q], n = list ? list.items.length : 0;
+    const list = S.lists[q], n = S.counts?.[q] ?? (list ? list.items.length : 0);
     return el("button", { class: `tab${q === S.queue ? " on" : ""}${q === "escalated_out" ? " out" : ""}`,
       role: "tab", "aria-selected": String(q === S.queue), "data-queue": q, onclick: () => { S.queue = q; renderTabs(); renderQueue(); } },
     el("span", { text: tr(`queue.${q}`) }),
     el("b", { class: `count${n && q !== "escalated_out" ? " hot" : ""}`, "data-count": String(n),
-      text: list?.next_offset != null ? `${n}+` : String(n) }));
+      text: S.counts || list?.next_offset == null ? String(n) : `${n}+` }));
   }));
 }
-function fmtDue(c) {
+function fmtDue(c, named = true) {
   if (!c.due_at || !["open", "dispatched", "in_progress"].includes(c.status)) return null;
   const late = c.due_at < Date.now() / 1000;
-  return el("span", { class: `due${late ? " late" : ""}`, text: `${tr("case.due")} ${fmtTime(c.due_at)}${late ? ` · ${tr("case.overdue")}` : ""}` });
+  return el("span", { class: `due${late ? " late" : ""}`,
+    text: `${named ? `${tr("case.due")} ` : ""}${fmtTime(c.due_at)}${late ? ` · ${tr("case.overdue")}` : ""}` });
 }
 function renderQueue() {
   const list = S.lists[S.queue], items = list ? list.items : [];
@@ -366,7 +378,7 @@ $("closeCase").addEventListener("click", () => {
   history.replaceState(null, "", location.pathname + location.search);
   renderQueue();
 });
-async function openCase(id) {
+async function openCase(id, after = null) {
   S.selected = id; renderQueue();
   if (location.hash !== `#case=${encodeURIComponent(id)}`) history.replaceState(null, "", `#case=${encodeURIComponent(id)}`);
   $("casePanel").hidden = false; document.querySelector("main").classList.add("withCase");
@@ -374,8 +386,10 @@ async function openCase(id) {
   try { d = await api(`/api/v1/cases/${encodeURIComponent(id)}`); }
   catch (e) {
     $("caseTitle").textContent = id;
-    $("caseBody").replaceChildren(el("div", { class: "notFound", id: "notFound",
-      text: e.status === 404 ? tr("case.not_found") : e.message }));
+    // after the user's own action a 404 means the case left their scope (a department's refusal)
+    $("caseBody").replaceChildren(after && e.status === 404
+      ? el("div", { class: "leftScope", id: "leftScope", text: tr("case.left_scope", { action: label("action", after) }) })
+      : el("div", { class: "notFound", id: "notFound", text: e.status === 404 ? tr("case.not_found") : e.message }));
     return;
   }
   if (S.selected !== id) return;  // another case was clicked meanwhile
@@ -393,7 +407,7 @@ function renderCase(d) {
   if (c.home_center && c.home_center !== c.center) add("case.home_center", centerName(c.home_center));
   add("case.department", deptName(c.department));
   if (c.assisting_departments?.length) add("case.assisting", c.assisting_departments.map(deptName).join(LANG === "en" ? ", " : "、"));
-  add("case.due", fmtDue(c) || tr("none"));
+  add("case.due", fmtDue(c, false) || tr("none"));
   add("case.opened", fmtTime(c.opened_at));
   if (c.refusal_count) add("case.refusals", String(c.refusal_count));
   add("case.id", c.case_id);
@@ -474,19 +488,25 @@ function ask(c, action, form) {
   form.hidden = false; text.focus();
 }
 async function act(id, body) {
+  let done = false;
   try {
-    await api(`/api/v1/cases/${encodeURIComponent(id)}/transitions`, { method: "POST", body: JSON.stringify(body) });
-    toast(tr("done", { action: label("action", body.action) }));
+    const r = await api(`/api/v1/cases/${encodeURIComponent(id)}/transitions`, { method: "POST", body: JSON.stringify(body) });
+    // four eyes: the first false_alarm on a machine-found case is only a request
+    toast(tr(r?.waiting_for ? "waiting" : "done", { action: label("action", body.action) })); done = true;
   } catch (e) { toast(e.message, true); }
   await loadQueues().catch((e) => toast(e.message, true));
-  await openCase(id);
+  await openCase(id, done ? body.action : null);
 }
 function logBox(entries) {
   const li = (e) => {
     const kind = HANDOVER.has(e.action) ? "handover" : REFUSAL.has(e.action) ? "refusal" : FOUR_EYES.has(e.action) ? "foureyes" : "";
     const data = e.data || {};
     const extra = [];
-    if (data.from_center || data.center) extra.push(tr("log.from_to", { from: centerName(data.from_center), to: centerName(data.center) }));
+    const to = data.to_center || data.center;
+    if (HANDOVER.has(e.action) && data.from_center && to) extra.push(tr("log.from_to", { from: centerName(data.from_center), to: centerName(to) }));
+    if (REFUSAL.has(e.action) && data.center) extra.push(tr("log.returned_to", { center: centerName(data.center) }));
+    // the sweep's note carries Unix seconds: say the time in the city's zone instead
+    const note = e.action === "escalate" && data.overdue_since ? tr("log.overdue_since", { at: fmtTime(data.overdue_since) }) : e.note;
     if (data.department && e.action !== "dispatch") extra.push(tr("log.to_department", { text: deptName(data.department) }));
     if (e.action === "dispatch" && data.department) extra.push(deptName(data.department) +
       (data.assisting_departments?.length ? ` + ${data.assisting_departments.map(deptName).join(", ")}` : ""));
@@ -494,7 +514,7 @@ function logBox(entries) {
       el("div", {}, el("b", { text: label("action", e.action) }), el("span", { class: "actor", text: ` · ${e.actor}` })),
       el("div", { class: "when", text: fmtTime(e.at) }),
       extra.length ? el("div", { class: "hint", text: extra.join(" · ") }) : null,
-      e.note ? el("div", { class: "why", text: e.note }) : null);
+      note ? el("div", { class: "why", text: note }) : null);
   };
   return el("div", {}, el("h3", { text: tr("case.log") }), el("ol", { class: "log", id: "log" }, ...entries.map(li)));
 }
