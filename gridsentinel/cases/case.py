@@ -357,6 +357,8 @@ def apply_action(case: Case, action: str, *, actor: str, at: float, note: str = 
         # Resolved or closed: a false-alarm request no longer applies (a handled problem was real).
         updates["pending_action"] = None
         data["dropped_request"] = dict(case.pending_action)
+    if action in ("request_coordination", "hand_back") and due_at is not None:
+        updates["due_at"] = due_at  # the escalation limit at the new center, from now
     updates.update(extra or {})
     if action in ("request_coordination", "hand_back"):
         data.update(from_center=case.center, to_center=updates.get("center", case.center),

@@ -226,6 +226,8 @@ async def transition_case(store: CaseStore, catalog: Catalog, case_id: str, acti
         if case is None or (who is not None and not visible(who, case)):
             raise CaseNotFound(f"no case {case_id}")
         if who is not None:
+            if action == "refuse" and department is None and who.role == "department":
+                department = who.department  # department staff refuse for their own department
             check(who, case, action, department=department, top_level=catalog.routing.max_level)
         if action == "duplicate" and duplicate_of and await tx.get_case(duplicate_of) is None:
             raise CaseNotFound(f"duplicate_of: no case {duplicate_of}")

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gridsentinel.cases.authority import Actor
 from gridsentinel.cases.batch import Applied, apply_detections
-from gridsentinel.cases.case import Case, CaseError
+from gridsentinel.cases.case import Case, CaseError, NotAllowed
 from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
@@ -70,8 +71,8 @@ def test_outbox_mark_published_and_reopen_refused_while_active(case_store_url: s
         async with SqlCaseStore.open(case_store_url) as store:
             events = await apply_detection(det("a"), store, catalog, {}, now=T0)
             case_id = events[0].case_id
-            for action in ("false_alarm",):
-                events += await transition_case(store, catalog, case_id, action, actor="user:li", now=T0 + 60)
+            for actor in ("user:li", "user:zhao"):  # a sensor case: the false alarm takes two users
+                events += await transition_case(store, catalog, case_id, "false_alarm", actor=actor, now=T0 + 60)
             # A new incident in the same cell after the false alarm: rule 3 reopens within the window.
             events += await apply_detection(det("b", observed_at=T0 + 120), store, catalog, {}, now=T0 + 120)
             await store.mark_published([e.event_id for e in events[:2]])
@@ -162,11 +163,13 @@ def test_batch_equals_one_by_one_on_the_backend(
                     continue
                 found = await store.list_cases(CaseQuery(limit=1000))
                 if found:
-                    try:
-                        seen.append(await transition_case(store, catalog, found[arg % len(found)].case_id,  # type: ignore[operator]
-                                                          "false_alarm", actor="user:li", now=now))
-                    except CaseError as exc:
-                        seen.append(type(exc).__name__)
+                    for actor in ("user:li", "user:zhao"):  # machine-found cases take two users
+                        try:
+                            seen.append(await transition_case(
+                                store, catalog, found[arg % len(found)].case_id,  # type: ignore[operator]
+                                "false_alarm", actor=actor, now=now))
+                        except CaseError as exc:
+                            seen.append(type(exc).__name__)
             found = await store.list_cases(CaseQuery(limit=1000))
             state = ([c.to_dict() for c in found],
                      [await store.case_log(c.case_id) for c in found],
@@ -219,3 +222,60 @@ def test_two_concurrent_batch_writers_never_open_two_cases(case_store_url: str, 
     assert sum(c.detection_count for c in found) == 2 * rounds * size
     opens = [e for r in ra + rb for e in r.events if e.type == "open"]
     assert len(opens) == len(cells)
+
+
+def test_refusals_hand_overs_and_four_eyes_round_trip_through_the_store(
+    case_store_url: str, catalog: Catalog
+) -> None:
+    """Issue 16 on this backend: joint dispatch, a refusal that escalates, a hand-back, four eyes on the
+    false alarm of a sensor case; every new field survives the round trip and the log names both users."""
+    street, district = "street:320582110", "district:320582"
+    li, zhou = Actor("li", "dispatcher", street), Actor("zhou", "dispatcher", district)
+    wang = Actor("wang", "department", department="drainage")
+    zhao = Actor("zhao", "supervisor", street)
+
+    async def step(store: SqlCaseStore, case_id: str, action: str, who: Actor, now: float,
+                   **kw: object) -> list[CaseEvent]:
+        return await transition_case(store, catalog, case_id, action, actor=who.log_name, now=now, who=who,
+                                     **kw)  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[Case, Case, list[str], list[str], dict[str, object]]:
+        async with SqlCaseStore.open(case_store_url) as store:
+            first = det("h1", message="drain 85% full (freeboard 0.45 m)")
+            case_id = (await apply_detection(first, store, catalog, {}, now=T0))[0].case_id
+            later = det("h2", severity="critical", observed_at=T0 + 30, message="drain 101% full, surcharging")
+            await apply_detection(later, store, catalog, {}, now=T0 + 30)
+            await step(store, case_id, "dispatch", li, T0 + 60, department="drainage",
+                       assisting_departments=["road_maintenance"])
+            joint = await store.get_case(case_id)
+            events = await step(store, case_id, "refuse", wang, T0 + 120, note="a gas company pipe")
+            refused = await store.get_case(case_id)
+            assert refused is not None
+            with pytest.raises(NotAllowed, match="read-only"):  # the street keeps seeing it, read-only
+                await step(store, case_id, "dispatch", li, T0 + 150, department="drainage")
+            await step(store, case_id, "hand_back", zhou, T0 + 180, note="gas company informed; re-dispatch")
+            await step(store, case_id, "false_alarm", li, T0 + 240, note="gauge test")
+            asked = await store.get_case(case_id)
+            assert asked is not None and asked.status == "open"
+            assert asked.pending_action == {"action": "false_alarm", "by": "user:li", "at": T0 + 240,
+                                            "note": "gauge test"}
+            with pytest.raises(NotAllowed, match="second user"):
+                await step(store, case_id, "false_alarm", li, T0 + 250)
+            await step(store, case_id, "false_alarm", zhao, T0 + 300)
+            final = await store.get_case(case_id)
+            log = await store.case_log(case_id)
+            assert joint is not None and joint.assisting_departments == ("road_maintenance",)
+            assert final is not None
+            return refused, final, [e.type for e in events], [e.action for e in log], log[-1].data
+
+    refused, final, refusal_events, actions, closing = asyncio.run(scenario())
+    assert refusal_events == ["refuse", "escalate"]
+    assert (refused.status, refused.department, refused.assisting_departments) == ("open", None, ())
+    assert (refused.center, refused.home_center, refused.escalation_level) == (district, street, 1)
+    assert (refused.refusal_count, refused.refused_at) == (1, T0 + 120)
+    assert (refused.title, refused.headline) == ("drain 85% full (freeboard 0.45 m)", "drain 101% full, surcharging")
+    assert actions == ["open", "evidence", "raise_severity", "dispatch", "refuse", "escalate", "hand_back",
+                       "request_false_alarm", "false_alarm"]
+    assert (final.status, final.closing_reason, final.pending_action, final.center) == (
+        "closed", "false_alarm", None, street)
+    assert (closing["requested_by"], closing["confirmed_by"]) == ("user:li", "user:zhao")

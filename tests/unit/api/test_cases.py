@@ -158,3 +158,43 @@ def test_unknown_route_and_method_use_the_error_shape(api: Harness) -> None:
         assert_error(await c.delete("/api/v1/cases", headers=auth("viewer")), 405, "method_not_allowed")
 
     api.run(scenario)
+
+
+def test_transition_checks_who_may_act_and_four_eyes(api: Harness) -> None:
+    async def scenario(c: httpx.AsyncClient) -> None:
+        case_id = (await api.detect("d1"))[0].case_id  # a sensor case: machine-found
+        url = f"/api/v1/cases/{case_id}/transitions"
+        err = assert_error(
+            await c.post(
+                url,
+                json={"action": "dispatch", "department": "drainage", "assisting_departments": ["nope"]},
+                headers=auth("dispatcher"),
+            ),
+            422,
+            "validation_error",
+        )
+        assert "nope" in err["message"]
+        err = assert_error(
+            await c.post(url, json={"action": "request_coordination"}, headers=auth("dispatcher")),
+            422,
+            "validation_error",
+        )
+        assert "needs a note: the reason" in err["message"]
+
+        r = await c.post(url, json={"action": "false_alarm", "note": "test run"}, headers=auth("dispatcher"))
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["case"]["status"] == "open" and out["case"]["pending_action"]["by"] == "user:t-dispatcher"
+        assert [e["type"] for e in out["events"]] == ["request_false_alarm"] and "second user" in out["waiting_for"]
+        err = assert_error(
+            await c.post(url, json={"action": "false_alarm"}, headers=auth("dispatcher")), 403, "not_allowed"
+        )
+        assert err["details"]["reason"] == "you requested this false alarm; a second user must confirm it"
+        r = await c.post(url, json={"action": "false_alarm"}, headers=auth("engineer"))
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["case"]["status"] == "closed" and out["waiting_for"] is None
+        assert out["events"][0]["data"]["requested_by"] == "user:t-dispatcher"
+        assert out["events"][0]["data"]["confirmed_by"] == "user:t-engineer"
+
+    api.run(scenario)
