@@ -16,12 +16,13 @@ from gridsentinel.api.schemas.responses import (
     CaseEventOut,
     CaseListOut,
     CaseOut,
+    ChoiceOut,
     LogEntryOut,
     TransitionOut,
 )
 from gridsentinel.api.scope import actor_of, sees_everything, visible_case
 from gridsentinel.api.state import ApiState
-from gridsentinel.cases.authority import QUEUES, Actor, Queue, center_prefix, is_center_id
+from gridsentinel.cases.authority import QUEUES, Actor, Queue, center_prefix, choices, is_center_id
 from gridsentinel.cases.case import NOTE_REQUIRED, STATUSES, NotAllowed, available_actions
 from gridsentinel.cases.store_protocol import CaseQuery
 from gridsentinel.cases.workflow import transition_case
@@ -158,6 +159,8 @@ async def list_cases(
     responses=responses(401, 403, 404, 422),
 )
 async def get_case(case_id: CaseId, state: StateDep, token: CaseReader) -> CaseDetailOut:
+    """``choices`` are for the caller: the same case offers a street's dispatcher, its district's and a
+    department different buttons (cases/authority.py decides; the transition route checks it again)."""
     store = state.case_store()
     case = await visible_case(state, token, case_id)
     entries = await store.case_log(case_id)
@@ -168,6 +171,8 @@ async def get_case(case_id: CaseId, state: StateDep, token: CaseReader) -> CaseD
         log=[LogEntryOut.model_validate(e.to_dict()) for e in entries],
         detections=detections,
         allowed_actions=available_actions(case),
+        choices=[ChoiceOut(action=c.action, allowed=c.allowed, reason=c.reason)
+                 for c in choices(actor_of(token), case, top_level=state.catalog.routing.max_level)],
     )
 
 
@@ -194,6 +199,7 @@ async def transition(
             code="validation_error",
             details={"known": sorted(known)},
         )
+    await visible_case(state, token, case_id)  # scope: a case the holder cannot see is not found (404)
     if body.action in NOTE_REQUIRED and not body.note.strip():
         what = "the instructions" if body.action == "hand_back" else "the reason"
         raise ApiError(

@@ -1,4 +1,5 @@
-"""The dispatch dashboard: one page (``/dashboard``) with its static files, and ``/dashboard/me``.
+"""The dispatch dashboard: its pages (``/dashboard``, ``/dashboard/center``: a center's queues and cases) with
+their static files, and ``/dashboard/me``.
 
 The page is public (it holds no data); it asks for an API token, keeps it in the tab's sessionStorage
 and calls the API with it, so every datum is subject to the token's role. No CDN, no map tiles.
@@ -29,6 +30,13 @@ async def root() -> RedirectResponse:
 @router.get("/dashboard", include_in_schema=False)
 async def page() -> FileResponse:
     return FileResponse(STATIC / "dashboard.html", media_type=_TYPES[".html"],
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/center", include_in_schema=False)
+async def center_page() -> FileResponse:
+    """The center page: the signed-in user's center, its queues and its escalated-out cases."""
+    return FileResponse(STATIC / "center.html", media_type=_TYPES[".html"],
                         headers={"Cache-Control": "no-cache"})
 
 

@@ -159,6 +159,15 @@ class LogEntryOut(BaseModel):
     data: dict[str, Any]
 
 
+class ChoiceOut(BaseModel):
+    """One action the case's state allows, and whether the caller may take it (cases/authority.py)."""
+
+    action: str = Field(description="A workflow action, e.g. dispatch, refuse, hand_back.")
+    allowed: bool = Field(description="Whether the caller may take it now.")
+    reason: str = Field(description="Why not, when not allowed (the dashboard's tooltip of the disabled "
+                                    "button); for an allowed one, an empty string or a note (four eyes).")
+
+
 class CaseDetailOut(BaseModel):
     """A case with its audit log and the detections applied to it."""
 
@@ -188,7 +197,18 @@ class CaseDetailOut(BaseModel):
                             "applied_at": 1749434400.0,
                         }
                     ],
-                    "allowed_actions": ["dispatch", "acknowledge", "false_alarm", "duplicate"],
+                    "allowed_actions": ["dispatch", "acknowledge", "false_alarm", "duplicate",
+                                        "request_coordination"],
+                    "choices": [
+                        {"action": "dispatch", "allowed": True, "reason": ""},
+                        {"action": "acknowledge", "allowed": True, "reason": ""},
+                        {"action": "false_alarm", "allowed": True,
+                         "reason": "machine-found: a second user confirms the false alarm"},
+                        {"action": "duplicate", "allowed": True, "reason": ""},
+                        {"action": "request_coordination", "allowed": False,
+                         "reason": "only the center holding the case (street:320582004) asks its parent "
+                                   "center to step in"},
+                    ],
                 }
             ]
         }
@@ -198,6 +218,9 @@ class CaseDetailOut(BaseModel):
     log: list[LogEntryOut]
     detections: list[dict[str, Any]] = Field(description="Detection fields plus outcome and applied_at.")
     allowed_actions: list[str] = Field(description="Actions allowed from the current status.")
+    choices: list[ChoiceOut] = Field(
+        description="Every action the case's state allows, each with whether the caller may take it and, "
+                    "when not, why (issue 16: the dashboard disables those and shows the reason).")
 
 
 class CaseEventOut(BaseModel):
