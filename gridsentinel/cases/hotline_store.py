@@ -125,7 +125,7 @@ class HotlineStore:
                    grid_prefix: str | None = None) -> list[HotlineCall]:
         """Calls in ``statuses``, oldest call first (the queue's order); with ``grid_prefix`` only the calls
         placed in a cell of it (a call not placed yet has no cell)."""
-        where = [hotline_calls.c.status.in_(statuses)]
+        where: list[sa.ColumnElement[bool]] = [hotline_calls.c.status.in_(statuses)]
         if grid_prefix is not None:
             where.append(hotline_calls.c.grid_code.startswith(grid_prefix, autoescape=True))
         query = (sa.select(hotline_calls).where(*where)

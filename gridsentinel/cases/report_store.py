@@ -151,7 +151,7 @@ class ReportStore:
                    grid_prefix: str | None = None) -> list[CitizenReport]:
         """Reports in ``states``, oldest first (the queue's order); with ``grid_prefix`` only its cells'."""
         c = citizen_reports.c
-        where = [c.state.in_(list(states))]
+        where: list[sa.ColumnElement[bool]] = [c.state.in_(list(states))]
         if grid_prefix is not None:
             where.append(c.grid_code.startswith(grid_prefix, autoescape=True))
         stmt = (sa.select(citizen_reports).where(*where)
@@ -161,7 +161,7 @@ class ReportStore:
 
     async def count(self, states: Sequence[ReportState], *, grid_prefix: str | None = None) -> int:
         c = citizen_reports.c
-        where = [c.state.in_(list(states))]
+        where: list[sa.ColumnElement[bool]] = [c.state.in_(list(states))]
         if grid_prefix is not None:
             where.append(c.grid_code.startswith(grid_prefix, autoescape=True))
         async with self.engine.connect() as conn:
