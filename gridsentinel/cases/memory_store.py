@@ -161,6 +161,11 @@ class MemoryCaseStore:
     async def case_log(self, case_id: str) -> list[LogEntry]:
         return list(self._logs.get(case_id, []))
 
+    async def log_entries(self, actions: Collection[str], *, since: float, until: float) -> list[LogEntry]:
+        found = [e for entries in self._logs.values() for e in entries
+                 if e.action in actions and since <= e.at < until]
+        return sorted(found, key=lambda e: (e.at, e.case_id, e.seq))
+
     async def case_detections(self, case_id: str) -> list[dict[str, object]]:
         rows = [d for d in self._detections.values() if d["case_id"] == case_id]
         return sorted(rows, key=lambda d: (d["observed_at"], d["detection_id"]))

@@ -499,6 +499,14 @@ class SqlCaseStore:
                                       .order_by(case_log.c.seq))
             return [_row_log(r) for r in rows]
 
+    async def log_entries(self, actions: Collection[str], *, since: float, until: float) -> list[LogEntry]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(case_log).where(case_log.c.action.in_(list(actions)), case_log.c.at >= since,
+                                          case_log.c.at < until)
+                .order_by(case_log.c.at, case_log.c.case_id, case_log.c.seq))
+            return [_row_log(r) for r in rows]
+
     async def case_detections(self, case_id: str) -> list[dict[str, object]]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(

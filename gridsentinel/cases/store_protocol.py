@@ -147,6 +147,10 @@ class CaseStore(Protocol):
         """Cases matching ``query``, newest opened first."""
         ...
 
+    async def log_entries(self, actions: Collection[str], *, since: float, until: float) -> list[LogEntry]:
+        """Log entries of any case with one of ``actions``, ``since`` <= at < ``until``, in time order."""
+        ...
+
 
 class Outbox(Protocol):
     """The publishing side of the outbox (the cases stage): read what is pending, drop what went out."""

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gridsentinel.api.auth import LADDER, ROLES
@@ -15,6 +15,7 @@ from gridsentinel.api.scope import actor_of, sees_everything
 from gridsentinel.api.stats import queue_counts
 from gridsentinel.cases.authority import QUEUES, center_level, center_prefix, parent_center
 from gridsentinel.cases.centers import in_scope, related
+from gridsentinel.cases.handovers import HANDOVER_ACTIONS, HandoverCounts, count_handovers
 
 router = APIRouter(prefix="/api/v1", tags=["centers"])
 
@@ -44,11 +45,16 @@ class CenterOut(CenterRef):
     queues: dict[str, int] | None = Field(
         description="Cases in each queue of this center (only those the user sees); null for a center above "
                     "the user's (its queues hold other centers' cases).")
+    handovers: dict[str, int] | None = Field(
+        description="Hand-overs of the period (`days` before now): escalated_in / escalated_out, "
+                    "coordination_requested / coordination_received, handed_back / handed_back_in, refusals "
+                    "(docs/cases.md); null for a center above the user's.")
 
 
 class CentersOut(BaseModel):
     items: list[CenterOut]
     now: float = Field(description="The time the overdue counts were taken at (Unix s).")
+    since: float = Field(description="Start of the hand-over counts' period (Unix s): `days` before `now`.")
 
 
 def _ref(state: Any, center: str) -> CenterRef:
@@ -73,9 +79,15 @@ async def me(state: StateDep, token: CaseReader) -> MeOut:
             description="Your center, the centers above it and those below it (every center for a city-wide "
                         "user), from the unit grid. `queues` counts, per center at or below yours, the cases "
                         "of each queue that you may see.", responses=responses(401, 403))
-async def centers(state: StateDep, token: CaseReader) -> CentersOut:
+async def centers(
+    state: StateDep,
+    token: CaseReader,
+    days: Annotated[float, Query(gt=0, le=3660, description="Period of the hand-over counts, in days.")] = 30,
+) -> CentersOut:
     actor = actor_of(token)
     now = state.clock()
+    since = now - days * 86400
+    handovers = count_handovers(await state.case_store().log_entries(HANDOVER_ACTIONS, since=since, until=now))
     shown = related(state.centers, token.center)
     counted = in_scope(state.centers, token.center)
     counts = await queue_counts(state.case_store(), counted, now=now,
@@ -86,5 +98,7 @@ async def centers(state: StateDep, token: CaseReader) -> CentersOut:
         info = state.centers[center]
         relation = "own" if center == own else "descendant" if center in counted else "ancestor"
         items.append(CenterOut(**_ref(state, center).model_dump(), cells=info.cells, relation=relation,
-                               queues={str(q): n for q, n in counts[center].items()} if center in counts else None))
-    return CentersOut(items=items, now=now)
+                               queues={str(q): n for q, n in counts[center].items()} if center in counts else None,
+                               handovers=(handovers[center].to_dict() if center in handovers else
+                                          HandoverCounts().to_dict()) if center in counted else None))
+    return CentersOut(items=items, now=now, since=since)

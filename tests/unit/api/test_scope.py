@@ -4,13 +4,11 @@ department user's cases."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import httpx
 import pytest
 
 from gridsentinel.api.auth import TokenEntry, TokenStore, hash_token
-from gridsentinel.cases.case import CaseChange
+from gridsentinel.cases.case import log
 from gridsentinel.cases.store_protocol import CaseQuery
 
 from .conftest import CELL, TOKENS, Harness, assert_error, auth
@@ -95,8 +93,10 @@ def test_queues_follow_escalation_and_me_and_centers_say_where_you_are(api: Harn
         async with store.transaction() as tx:  # the overdue case of community 002 went up to the district
             case = await tx.get_case(other)
             assert case is not None
-            await tx.save(CaseChange(replace(case, center="district:320582", escalation_level=1,
-                                             due_at=api.now - 1), ()), case.version)
+            await tx.save(log(case, at=api.now - 10, actor="system:escalation", action="escalate",
+                              data={"from_center": case.center, "to_center": "district:320582"},
+                              center="district:320582", escalation_level=1, due_at=api.now - 1), case.version)
+        from_center = case.center
         assert await ids(c, member("street"), queue="new") == {mine}
         assert await ids(c, member("street"), queue="escalated_out") == {other}
         assert await ids(c, member("district"), queue="escalated_in") == {other}
@@ -123,6 +123,13 @@ def test_queues_follow_escalation_and_me_and_centers_say_where_you_are(api: Harn
         assert city["district:320582"]["queues"] == {"new": 0, "escalated_in": 1, "refused": 0, "overdue": 1,
                                                      "escalated_out": 0}
         assert city["street:320582004"]["queues"]["new"] == 1
+        # the hand-over is counted at both ends (GET /api/v1/centers?days=...)
+        assert city["district:320582"]["handovers"]["escalated_in"] == 1
+        assert city[from_center]["handovers"]["escalated_out"] == 1
+        assert centers["district:320582"]["handovers"] is None  # above the user's center
+        old = {x["id"]: x for x in (await c.get("/api/v1/centers", params={"days": 0.00001},
+                                                 headers=auth("viewer"))).json()["items"]}
+        assert old["district:320582"]["handovers"]["escalated_in"] == 0  # before the period
         # the counts are the queues' lists
         for center, info in city.items():
             for queue, n in info["queues"].items():
