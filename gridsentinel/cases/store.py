@@ -427,6 +427,15 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+def _foreign_keys(connection: Connection, on: bool) -> None:
+    """Turn SQLite's foreign keys on or off for this connection, outside any transaction."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
+
+
 # Any 64-bit number that no other user of the database takes: "GSMIGRAT" in ASCII.
 _MIGRATION_LOCK = 0x47534D4947524154
 
@@ -441,10 +450,25 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """
     for attempt in range(4):
         try:
-            async with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
+            async with engine.connect() as conn:
+                sqlite = conn.dialect.name == "sqlite"
+                if sqlite:
+                    # Batch mode copies a table, drops the old one and renames the copy; with foreign keys on,
+                    # dropping api_users under api_tokens' rows fails. Off (SQLite ignores this pragma inside a
+                    # transaction, so on the driver's connection before ours begins), checked after, on again.
+                    await conn.run_sync(_foreign_keys, False)
+                else:
                     await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-                await conn.run_sync(_upgrade_sync, revision)
+                try:
+                    await conn.run_sync(_upgrade_sync, revision)
+                    if sqlite and (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first() is not None:
+                        raise ConfigError("the case database's migration left rows whose references do not "
+                                          "hold (PRAGMA foreign_key_check); restore a backup")
+                    await conn.commit()
+                finally:
+                    if sqlite:
+                        await conn.rollback()
+                        await conn.run_sync(_foreign_keys, True)
             return
         except DBAPIError:
             if attempt == 3:

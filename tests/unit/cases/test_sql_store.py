@@ -208,3 +208,33 @@ def test_cases_round_trip_unchanged(tmp_path: Path, catalog: Catalog) -> None:
 
     saved, loaded = asyncio.run(scenario())
     assert loaded == saved == replace(saved, version=1)
+
+
+def test_a_database_with_users_and_tokens_migrates_to_head(tmp_path: Path) -> None:
+    """Migrations that copy api_users (SQLite batch mode) under api_tokens' rows: the user and token stay,
+    every reference holds, and foreign keys are enforced again after the migration."""
+    import sqlalchemy as sa
+
+    from gridsentinel.cases.store import create_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+
+    async def scenario() -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0004")
+            async with engine.begin() as conn:
+                await conn.execute(sa.text("INSERT INTO api_users VALUES ('adm', 'admin', 0, 'up')"))
+                await conn.execute(sa.text(
+                    "INSERT INTO api_tokens (id, user_name, role, hash, created_at, created_by, expires_at, "
+                    "description) VALUES ('tok_1', 'adm', 'admin', 'sha256:00', 0, 'up', 9e9, '')"))
+            await upgrade(engine)
+            async with engine.connect() as conn:
+                assert (await conn.execute(sa.text("SELECT name, role, center FROM api_users"))).all() == [
+                    ("adm", "admin", None)]
+                assert (await conn.scalar(sa.text("SELECT count(*) FROM api_tokens"))) == 1
+                assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
