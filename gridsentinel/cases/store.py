@@ -457,17 +457,17 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
                     # dropping api_users under api_tokens' rows fails. Off (SQLite ignores this pragma inside a
                     # transaction, so on the driver's connection before ours begins), checked after, on again.
                     await conn.run_sync(_foreign_keys, False)
-                else:
-                    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                 try:
-                    await conn.run_sync(_upgrade_sync, revision)
-                    if sqlite and (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first() is not None:
-                        raise ConfigError("the case database's migration left rows whose references do not "
-                                          "hold (PRAGMA foreign_key_check); restore a backup")
-                    await conn.commit()
+                    async with conn.begin():  # SQLite: BEGIN IMMEDIATE, so migrators wait for each other
+                        if not sqlite:
+                            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                               {"key": _MIGRATION_LOCK})
+                        await conn.run_sync(_upgrade_sync, revision)
+                        if sqlite and (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first() is not None:
+                            raise ConfigError("the case database's migration left rows whose references do not "
+                                              "hold (PRAGMA foreign_key_check); restore a backup")
                 finally:
                     if sqlite:
-                        await conn.rollback()
                         await conn.run_sync(_foreign_keys, True)
             return
         except DBAPIError:
