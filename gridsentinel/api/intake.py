@@ -3,26 +3,10 @@ inspector and hotline routes share with Open311's POST (same sink, same applied-
 
 from __future__ import annotations
 
-import asyncio
-
 from gridsentinel.api.errors import ApiError
-from gridsentinel.api.routers.open311 import applied_as
+from gridsentinel.api.routers.open311 import applied_as, wait_applied
 from gridsentinel.api.state import ApiState
 from gridsentinel.core.records import Detection
-
-_POLL_S = 0.05
-
-
-async def wait_applied(state: ApiState, detection_id: str, wait_s: float) -> tuple[str, str] | None:
-    """(case id, dedup outcome) once the case stage applied the detection, or None after ``wait_s``."""
-    store = state.case_store()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while True:
-        found = await applied_as(store, detection_id)
-        if found is not None or loop.time() >= deadline:
-            return found
-        await asyncio.sleep(_POLL_S)
 
 
 async def submit(state: ApiState, detection: Detection) -> tuple[str | None, str]:
@@ -38,5 +22,5 @@ async def submit(state: ApiState, detection: Detection) -> tuple[str | None, str
     except Exception as exc:  # Kafka away: the client retries with the same id
         raise ApiError(503, f"the report could not be queued ({type(exc).__name__}); retry",
                        code="unavailable") from None
-    found = await wait_applied(state, detection.detection_id, state.open311_wait_s)
+    found = await wait_applied(state.case_store(), detection.detection_id, state.open311_wait_s)
     return (found[0], found[1]) if found is not None else (None, "pending")

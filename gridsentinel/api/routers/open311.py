@@ -412,7 +412,8 @@ async def applied_as(store: CaseStore, detection_id: str) -> tuple[str, str] | N
     return (str(found["case_id"]), str(found["outcome"])) if found else None
 
 
-async def _wait_applied(store: CaseStore, detection_id: str, wait_s: float) -> tuple[str, str] | None:
+async def wait_applied(store: CaseStore, detection_id: str, wait_s: float) -> tuple[str, str] | None:
+    """(case id, dedup outcome) once the case stage applied the detection, or None after ``wait_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
@@ -587,7 +588,7 @@ async def post_request(
     if found is not None:
         return await _answer(state, token, kept.detection_id, "duplicate", found, report.account_id)
     await send_detection(state, Detection.from_dict(kept.detection))  # again on a retry: the stage dedups by id
-    found = await _wait_applied(store, kept.detection_id, state.open311_wait_s)
+    found = await wait_applied(store, kept.detection_id, state.open311_wait_s)
     outcome = found[1] if found is not None and taken.new else "duplicate" if found is not None else "pending"
     return await _answer(state, token, kept.detection_id, outcome, found, report.account_id)
 
