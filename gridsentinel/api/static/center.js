@@ -207,7 +207,10 @@ function pendingBox(p) {
   return el("div", { class: "pending", id: "pending", "data-action": action },
     el("b", { text: tr("cp.case_pending", { action: label("action", action) }) }),
     el("div", { class: "hint", text: tr("cp.case_pending_by", { actor, at: fmtTime(at) }) }),
-    note ? el("div", { text: note }) : null);
+    note ? el("div", { text: note }) : null,
+    // the machines still find it: evidence observed after the request (the case stage counts it)
+    p.evidence_since ? el("div", { class: "pendingEvidence", id: "pendingEvidence",
+      text: tr("cp.case_pending_evidence", { n: p.evidence_since, at: fmtTime(p.last_evidence_at) }) }) : null);
 }
 function actionsBox(c, d) {
   const box = el("div", { class: "actions", id: "actions" });
