@@ -22,6 +22,7 @@ from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.cases.dedup import Prepared, apply_detection, apply_prepared, prepare
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
+from gridsentinel.cases.incidents import IncidentFamilies, link_cases
 from gridsentinel.cases.retry import CONFLICT_RETRY, ConflictRetry
 from gridsentinel.cases.store_protocol import BatchCaseTx, BatchWrite, CaseStore, StoreConflict
 from gridsentinel.core.records import Detection
@@ -112,8 +113,8 @@ class _BufferTx:
             entries=self.entries, applied=self.recorded, events=self.events)
 
 
-async def _apply_batch(store: CaseStore, prepared: Sequence[Prepared], catalog: Catalog,
-                       now: float) -> list[list[CaseEvent]]:
+async def _apply_batch(store: CaseStore, prepared: Sequence[Prepared], catalog: Catalog, adjacency: Adjacency,
+                       families: IncidentFamilies | None, now: float) -> list[list[CaseEvent]]:
     keys = {p.resolved.policy.key for p in prepared}
     cells = {cell for p in prepared for cell in p.dist}
     windows = [p.detection.observed_at - p.window_s for p in prepared if p.window_s > 0]
@@ -124,17 +125,24 @@ async def _apply_batch(store: CaseStore, prepared: Sequence[Prepared], catalog: 
         buffer = _BufferTx(loaded, applied)
         results = [await apply_prepared(buffer, p, now=now, catalog=catalog) for p in prepared]
         if buffer.recorded:
-            await btx.write_batch(buffer.writes(now))
+            writes = buffer.writes(now)
+            await btx.write_batch(writes)
+            if families:  # the batch's opened and changed cases join their incidents, in this transaction
+                await link_cases(btx, [*writes.created, *(c for c, _ in writes.updated)], families, adjacency,
+                                 now=now)
     return results
 
 
 async def apply_detections(detections: Sequence[Detection], store: CaseStore, catalog: Catalog,
                            adjacency: Adjacency, *, now: float,
-                           retry: ConflictRetry = CONFLICT_RETRY) -> list[Applied]:
+                           retry: ConflictRetry = CONFLICT_RETRY,
+                           families: IncidentFamilies | None = None) -> list[Applied]:
     """Apply ``detections`` in order, in one transaction; one :class:`Applied` per detection, in order.
 
     Equivalent to ``apply_detection`` on each in turn with the same ``now``. A detection that cannot
-    become a case does not stop the others (its ``error`` says why). When a concurrent writer wins, the
+    become a case does not stop the others (its ``error`` says why). With ``families``, the cases the batch
+    opened or changed are linked into incidents (:func:`~gridsentinel.cases.incidents.link_cases`) in the
+    same transaction. When a concurrent writer wins, the
     batch is applied one detection at a time (each with the tries ``retry`` allows); a detection whose tries
     all lose gets ``StoreConflict`` as its error. Database outages (``DBAPIError``, ``OSError``) propagate:
     what committed before them is applied and in the outbox, the rest is not.
@@ -150,13 +158,13 @@ async def apply_detections(detections: Sequence[Detection], store: CaseStore, ca
     results: list[list[CaseEvent] | StoreConflict] = []
     if prepared:
         try:
-            results = list(await _apply_batch(store, prepared, catalog, now))
+            results = list(await _apply_batch(store, prepared, catalog, adjacency, families, now))
         except StoreConflict:
             results = []
             for p in prepared:  # someone else wrote meanwhile: the per-detection path retries each one
                 try:
                     results.append(await apply_detection(p.detection, store, catalog, adjacency, now=now,
-                                                          retry=retry))
+                                                          retry=retry, families=families))
                 except StoreConflict as exc:
                     results.append(exc)
     it = iter(zip(prepared, results, strict=True))

@@ -23,6 +23,7 @@ from gridsentinel.cases.case import Case, CaseChange, apply_action, chain, log
 from gridsentinel.cases.categories import Catalog, Resolved
 from gridsentinel.cases.events import CaseEvent, events_for
 from gridsentinel.cases.gridcode import Adjacency, center_for, parse_grid_code, ring_distances
+from gridsentinel.cases.incidents import IncidentFamilies, link_cases
 from gridsentinel.cases.retry import CONFLICT_RETRY, ConflictRetry
 from gridsentinel.cases.store_protocol import CaseStore, CaseTx
 from gridsentinel.core.records import SEVERITIES, Detection
@@ -204,19 +205,26 @@ async def apply_prepared(tx: CaseTx, prep: Prepared, *, now: float, catalog: Cat
 
 
 async def apply_detection(detection: Detection, store: CaseStore, catalog: Catalog, adjacency: Adjacency,
-                          *, now: float, retry: ConflictRetry = CONFLICT_RETRY) -> list[CaseEvent]:
+                          *, now: float, retry: ConflictRetry = CONFLICT_RETRY,
+                          families: IncidentFamilies | None = None) -> list[CaseEvent]:
     """Apply one detection to the case store; return the case events to publish (empty for a replay).
 
     Raises :class:`~gridsentinel.cases.categories.UnknownCategory` or
     :class:`~gridsentinel.cases.gridcode.GridCodeError` for a detection that cannot become a case (dead-letter
     it), and :class:`StoreConflict` if concurrent writers won every attempt ``retry`` allows.
     For many detections at once, :func:`gridsentinel.cases.batch.apply_detections` gives the same
-    result in one transaction.
+    result in one transaction. With ``families`` the case joins its incident in the same transaction
+    (:func:`~gridsentinel.cases.incidents.link_cases`).
     """
     prep = prepare(detection, catalog, adjacency)
 
     async def attempt() -> list[CaseEvent]:
         async with store.transaction() as tx:
-            return await apply_prepared(tx, prep, now=now, catalog=catalog)
+            events = await apply_prepared(tx, prep, now=now, catalog=catalog)
+            if families and events:
+                case = await tx.get_case(events[0].case_id)
+                if case is not None:
+                    await link_cases(tx, [case], families, adjacency, now=now)
+            return events
 
     return await retry.run(attempt, f"detection {detection.detection_id}")

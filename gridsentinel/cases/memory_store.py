@@ -13,10 +13,11 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from gridsentinel.cases.authority import queues, visible
+from gridsentinel.cases.authority import Actor, queues, visible
 from gridsentinel.cases.case import Case, CaseChange, LogEntry
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
+from gridsentinel.cases.incidents import Incident, IncidentLogEntry, LinkPlan, incident_status
+from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, IncidentQuery, StoreConflict
 from gridsentinel.core.records import Detection
 
 
@@ -27,6 +28,9 @@ class _MemoryTx:
         self.logs: list[LogEntry] = []
         self.detections: dict[str, dict[str, Any]] = {}
         self.events: list[tuple[float, CaseEvent]] = []
+        self.staged_incidents: dict[str, Incident] = {}
+        self.members: dict[str, str] = {}  # case id -> incident id (staged changes)
+        self.incident_log: list[IncidentLogEntry] = []
 
     def _case(self, case_id: str) -> Case | None:
         return self.cases.get(case_id) or self._store._cases.get(case_id)
@@ -127,7 +131,46 @@ class _MemoryTx:
             or (c.status == "open" and c.acknowledged_at is None and c.severity in reminder_severities))),
             key=lambda c: c.case_id)
 
+    async def lock_incident_family(self, family_id: str) -> None:
+        return None  # transactions are serialised by the store's lock
+
+    async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str]) -> list[Case]:
+        keys, cells = set(category_keys), set(grid_codes)
+        return [c for c in self._all_cases() if c.is_active and c.category_key in keys and c.grid_code in cells]
+
+    async def incident_links(self, case_ids: Collection[str]) -> dict[str, str]:
+        merged = {**self._store._members, **self.members}
+        return {c: merged[c] for c in case_ids if c in merged}
+
+    async def incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        merged = {**self._store._incidents, **self.staged_incidents}
+        return {i: merged[i] for i in incident_ids if i in merged}
+
+    async def write_incident_links(self, plan: LinkPlan, at: float) -> None:
+        known = {**self._store._incidents, **self.staged_incidents}
+        for incident in plan.created:
+            if incident.incident_id in known:
+                raise StoreConflict(f"incident {incident.incident_id} already exists")
+            self.staged_incidents[incident.incident_id] = incident
+        members = {**self._store._members, **self.members}
+        for loser, survivor in plan.merged:
+            for case_id, incident_id in members.items():
+                if incident_id == loser:
+                    self.members[case_id] = survivor
+            self.staged_incidents[loser] = replace(known[loser], merged_into=survivor, updated_at=at)
+        for case_id, incident_id in plan.joined:
+            if case_id in members:
+                raise StoreConflict(f"case {case_id} is already in incident {members[case_id]}")
+            self.members[case_id] = incident_id
+        known = {**self._store._incidents, **self.staged_incidents}
+        for incident_id in plan.touched() - {m for m, _ in plan.merged}:
+            self.staged_incidents[incident_id] = replace(known[incident_id], updated_at=at)
+        self.incident_log.extend(plan.log)
+
     def commit(self) -> None:
+        self._store._incidents.update(self.staged_incidents)
+        self._store._members.update(self.members)
+        self._store._incident_log.extend(self.incident_log)
         self._store._cases.update(self.cases)
         for entry in self.logs:
             self._store._logs.setdefault(entry.case_id, []).append(entry)
@@ -146,6 +189,9 @@ class MemoryCaseStore:
         self._cases: dict[str, Case] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._detections: dict[str, dict[str, Any]] = {}
+        self._incidents: dict[str, Incident] = {}
+        self._members: dict[str, str] = {}
+        self._incident_log: list[IncidentLogEntry] = []
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
@@ -191,6 +237,59 @@ class MemoryCaseStore:
     async def mark_published(self, event_ids: Collection[str]) -> None:
         for event_id in event_ids:
             (self.outbox or {}).pop(event_id, None)
+
+    async def incident_of(self, case_id: str) -> str | None:
+        return self._members.get(case_id)
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        seen: set[str] = set()
+        incident = self._incidents.get(incident_id)
+        while incident is not None and incident.merged_into is not None and incident.incident_id not in seen:
+            seen.add(incident.incident_id)
+            incident = self._incidents.get(incident.merged_into)
+        return incident
+
+    async def incident_cases(self, incident_ids: Collection[str],
+                             visible_to: Actor | None = None) -> dict[str, list[Case]]:
+        out: dict[str, list[Case]] = {i: [] for i in incident_ids}
+        for case_id, incident_id in self._members.items():
+            case = self._cases.get(case_id)
+            if incident_id in out and case is not None and (visible_to is None or visible(visible_to, case)):
+                out[incident_id].append(case)
+        for found in out.values():
+            found.sort(key=lambda c: (c.first_seen_at, c.case_id))
+        return out
+
+    async def list_incidents(self, query: IncidentQuery) -> list[Incident]:
+        members = await self.incident_cases(list(self._incidents), query.visible_to)
+
+        def keep(incident: Incident) -> bool:
+            shown = members[incident.incident_id]
+            if incident.merged_into is not None or not shown:
+                return False
+            if query.family is not None and incident.family != query.family:
+                return False
+            return query.status is None or incident_status(shown) == query.status
+
+        found = sorted(filter(keep, self._incidents.values()), key=lambda i: (-i.updated_at, i.incident_id))
+        return found[query.offset:query.offset + query.limit]
+
+    async def incident_log(self, incident_id: str) -> list[IncidentLogEntry]:
+        ids = {incident_id}
+        while True:
+            more = {i.incident_id for i in self._incidents.values() if i.merged_into in ids} - ids
+            if not more:
+                break
+            ids |= more
+        return sorted((e for e in self._incident_log if e.incident_id in ids), key=lambda e: e.at)
+
+    async def add_incident_log(self, entries: Sequence[IncidentLogEntry]) -> None:
+        self._incident_log.extend(entries)
+        for entry in entries:
+            if entry.incident_id in self._incidents:
+                self._incidents[entry.incident_id] = replace(self._incidents[entry.incident_id],
+                                                             updated_at=max(entry.at, self._incidents[
+                                                                 entry.incident_id].updated_at))
 
     def all_cases(self) -> list[Case]:
         """Every case, for backtests and tests."""

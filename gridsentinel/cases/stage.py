@@ -39,6 +39,7 @@ from gridsentinel.cases.batch import Applied, apply_detections
 from gridsentinel.cases.categories import Catalog, LiveCatalog, UnknownCategory, load_catalog
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
+from gridsentinel.cases.incidents import IncidentFamilies, load_families
 from gridsentinel.cases.store import SqlCaseStore, encode_event
 from gridsentinel.cases.store_protocol import CaseStore, Outbox
 from gridsentinel.cases.workflow import sweep
@@ -111,8 +112,10 @@ class CaseProcessor:
         origin: str = "gs.detections",
         clock: Callable[[], float] = time.time,
         retry_delay_s: float = 1.0,
+        families: IncidentFamilies | None = None,
     ) -> None:
         self.store = store
+        self.families = families  # incident families (config/incident_families.yaml); None: no incidents
         # a LiveCatalog is swapped by live config: each batch and sweep takes the current catalogue once
         self.live_catalog = catalog if isinstance(catalog, LiveCatalog) else LiveCatalog(catalog)
         self.adjacency = adjacency
@@ -180,7 +183,7 @@ class CaseProcessor:
         while True:
             try:
                 return await apply_detections(detections, self.store, self.catalog, self.adjacency,
-                                              now=self._clock())
+                                              now=self._clock(), families=self.families)
             except (DBAPIError, OSError) as exc:
                 # The database is away: the batch's transaction did not commit (in the one-by-one
                 # fallback, the detections before the outage did, and their events wait in the outbox;
@@ -406,6 +409,7 @@ class CaseStage:
         ctx.ensure_topics([ctx.names.detections, ctx.names.case_events, ctx.names.deadletter])
         config = CaseStageConfig.from_settings(settings)
         catalog = self.catalog or LiveCatalog(load_catalog(settings.config_dir))
+        families = load_families(settings.config_dir, catalog.current)
         adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
         case_events = ctx.topics["case_events"]
 
@@ -427,7 +431,8 @@ class CaseStage:
                 if self._processor is None:
                     store = self._store = await SqlCaseStore.open(config.database_url)
                     self._processor = CaseProcessor(store, catalog, adjacency, publish=publish,
-                                                    dead_letter=dead_letter, origin=ctx.names.detections)
+                                                    dead_letter=dead_letter, origin=ctx.names.detections,
+                                                    families=families)
                 return self._processor
 
         async def delivery() -> Delivery:

@@ -36,7 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gridsentinel.cases.authority import Actor, Queue, center_prefix
 from gridsentinel.cases.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, StoreConflict
+from gridsentinel.cases.incidents import Incident, IncidentLogEntry, LinkPlan, family_lock_key
+from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, IncidentQuery, StoreConflict
 from gridsentinel.core.records import Detection
 from gridsentinel.errors import ConfigError
 
@@ -129,7 +130,38 @@ case_outbox = sa.Table(
     sa.Column("event", sa.Text, nullable=False),
 )
 
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("family", sa.String(64), nullable=False),
+    sa.Column("opened_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("merged_into", sa.String(64)),
+)
+
+incident_members = sa.Table(
+    "incident_members", metadata,
+    sa.Column("case_id", sa.String(64), sa.ForeignKey("cases.case_id"), primary_key=True),
+    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.incident_id"), nullable=False),
+    sa.Column("linked_at", sa.Double, nullable=False),
+)
+
+incident_log = sa.Table(
+    "incident_log", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
 _CASE_COLUMNS = [c.name for c in cases.columns]
+
+
+def _row_incident(row: sa.Row[Any]) -> Incident:
+    return Incident(**dict(row._mapping))
 
 
 def _case_row(case: Case) -> dict[str, Any]:
@@ -139,7 +171,7 @@ def _case_row(case: Case) -> dict[str, Any]:
     return row
 
 
-def _row_case(row: sa.Row[Any]) -> Case:
+def _row_case(row: sa.Row[Any] | _MappingRow) -> Case:
     data = dict(row._mapping)
     data["kinds"] = tuple(data["kinds"] or ())
     data["sources"] = dict(data["sources"] or {})
@@ -355,6 +387,59 @@ class _SqlTx:
                                                            for d, case_id, outcome in batch.applied])
             if batch.events:
                 await self._conn.execute(_INSERT_OUTBOX, [_outbox_row(e, batch.at) for e in batch.events])
+
+    async def lock_incident_family(self, family_id: str) -> None:
+        # SQLite: this transaction began IMMEDIATE and already excludes every other writer.
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": family_lock_key(family_id)})
+
+    async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str]) -> list[Case]:
+        if not category_keys or not grid_codes:
+            return []
+        category = sa.or_(*(_category_filter(k) for k in sorted(category_keys)))
+        found: list[Case] = []
+        for chunk in _chunks(sorted(set(grid_codes))):
+            rows = await self._conn.execute(sa.select(cases).where(
+                category, cases.c.grid_code.in_(chunk), cases.c.status != "closed"))
+            found += [_row_case(r) for r in rows]
+        return found
+
+    async def incident_links(self, case_ids: Collection[str]) -> dict[str, str]:
+        links: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(case_ids))):
+            rows = await self._conn.execute(sa.select(incident_members.c.case_id, incident_members.c.incident_id)
+                                            .where(incident_members.c.case_id.in_(chunk)))
+            links.update((r.case_id, r.incident_id) for r in rows)
+        return links
+
+    async def incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        found: dict[str, Incident] = {}
+        for chunk in _chunks(sorted(set(incident_ids))):
+            rows = await self._conn.execute(sa.select(incidents).where(incidents.c.incident_id.in_(chunk)))
+            found.update((r.incident_id, _row_incident(r)) for r in rows)
+        return found
+
+    async def write_incident_links(self, plan: LinkPlan, at: float) -> None:
+        async with _conflicts_as_store_conflict("incident links"):
+            if plan.created:
+                await self._conn.execute(sa.insert(incidents), [
+                    {"incident_id": i.incident_id, "family": i.family, "opened_at": i.opened_at,
+                     "updated_at": i.updated_at, "merged_into": None} for i in plan.created])
+            for loser, survivor in plan.merged:
+                await self._conn.execute(sa.update(incident_members).where(
+                    incident_members.c.incident_id == loser).values(incident_id=survivor))
+                await self._conn.execute(sa.update(incidents).where(
+                    incidents.c.incident_id == loser).values(merged_into=survivor, updated_at=at))
+            if plan.joined:
+                await self._conn.execute(sa.insert(incident_members), [
+                    {"case_id": c, "incident_id": i, "linked_at": at} for c, i in plan.joined])
+            touched = sorted(plan.touched() - {m for m, _ in plan.merged})
+            if touched:
+                await self._conn.execute(sa.update(incidents).where(incidents.c.incident_id.in_(touched))
+                                         .values(updated_at=at))
+            if plan.log:
+                await self._conn.execute(sa.insert(incident_log), [e.to_dict() for e in plan.log])
 
     async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
         rows = await self._conn.execute(sa.select(cases).where(
@@ -579,6 +664,95 @@ class SqlCaseStore:
                 .limit(query.limit).offset(query.offset))
         async with self.engine.connect() as conn:
             return [_row_case(r) for r in await conn.execute(stmt)]
+
+    # --- incidents (cases/incidents.py) -----------------------------------------------------------------
+
+    async def incident_of(self, case_id: str) -> str | None:
+        async with self.engine.connect() as conn:
+            found: str | None = await conn.scalar(sa.select(incident_members.c.incident_id).where(
+                incident_members.c.case_id == case_id))
+            return found
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        """The incident, following ``merged_into`` to the one that lives on; None when unknown."""
+        async with self.engine.connect() as conn:
+            for _ in range(64):  # a chain of merges is short; the bound only guards against a cycle
+                row = (await conn.execute(sa.select(incidents).where(
+                    incidents.c.incident_id == incident_id))).first()
+                if row is None:
+                    return None
+                if row.merged_into is None:
+                    return _row_incident(row)
+                incident_id = row.merged_into
+        return None
+
+    async def incident_cases(self, incident_ids: Collection[str],
+                             visible_to: Actor | None = None) -> dict[str, list[Case]]:
+        """Member cases of each incident (only those ``visible_to`` may see), oldest first."""
+        out: dict[str, list[Case]] = {i: [] for i in incident_ids}
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(incident_ids))):
+                stmt = (sa.select(cases, incident_members.c.incident_id.label("_incident"))
+                        .join(incident_members, incident_members.c.case_id == cases.c.case_id)
+                        .where(incident_members.c.incident_id.in_(chunk))
+                        .order_by(cases.c.first_seen_at, cases.c.case_id))
+                if visible_to is not None:
+                    stmt = stmt.where(visible_condition(visible_to))
+                for row in await conn.execute(stmt):
+                    data = dict(row._mapping)
+                    incident = data.pop("_incident")
+                    out[incident].append(_row_case(_MappingRow(data)))
+        return out
+
+    async def list_incidents(self, query: IncidentQuery) -> list[Incident]:
+        """Incidents (not merged away) with at least one member case ``query.visible_to`` may see (and, with
+        ``query.status``, open: one such case not closed; closed: none), last changed first."""
+        member = (sa.select(incident_members.c.case_id)
+                  .join(cases, cases.c.case_id == incident_members.c.case_id)
+                  .where(incident_members.c.incident_id == incidents.c.incident_id))
+        if query.visible_to is not None:
+            member = member.where(visible_condition(query.visible_to))
+        conditions: list[sa.ColumnElement[bool]] = [incidents.c.merged_into.is_(None), member.exists()]
+        if query.status == "open":
+            conditions.append(member.where(cases.c.status != "closed").exists())
+        elif query.status == "closed":
+            conditions.append(sa.not_(member.where(cases.c.status != "closed").exists()))
+        if query.family is not None:
+            conditions.append(incidents.c.family == query.family)
+        stmt = (sa.select(incidents).where(*conditions)
+                .order_by(incidents.c.updated_at.desc(), incidents.c.incident_id)
+                .limit(query.limit).offset(query.offset))
+        async with self.engine.connect() as conn:
+            return [_row_incident(r) for r in await conn.execute(stmt)]
+
+    async def incident_log(self, incident_id: str) -> list[IncidentLogEntry]:
+        """The incident's log with the logs of the incidents merged into it, in time order."""
+        async with self.engine.connect() as conn:
+            ids, frontier = {incident_id}, [incident_id]
+            while frontier:
+                frontier = [r for r in await conn.scalars(sa.select(incidents.c.incident_id).where(
+                    incidents.c.merged_into.in_(frontier))) if r not in ids]
+                ids.update(frontier)
+            rows = await conn.execute(sa.select(incident_log).where(incident_log.c.incident_id.in_(sorted(ids)))
+                                      .order_by(incident_log.c.at, incident_log.c.id))
+            return [IncidentLogEntry(r.incident_id, r.at, r.actor, r.action, r.note, dict(r.data or {}))
+                    for r in rows]
+
+    async def add_incident_log(self, entries: Sequence[IncidentLogEntry]) -> None:
+        if not entries:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(incident_log), [e.to_dict() for e in entries])
+            await conn.execute(sa.update(incidents).where(
+                incidents.c.incident_id.in_(sorted({e.incident_id for e in entries})))
+                .values(updated_at=max(e.at for e in entries)))
+
+
+class _MappingRow:
+    """A row's mapping without one of its columns, for :func:`_row_case`."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._mapping = data
 
 
 class _Opener:

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from gridsentinel.cases.authority import Actor, Queue
 from gridsentinel.cases.case import Case, CaseChange, CaseError, LogEntry
+from gridsentinel.cases.incidents import IncidentTx
 from gridsentinel.core.records import Detection
 
 if TYPE_CHECKING:
     from gridsentinel.cases.events import CaseEvent
+    from gridsentinel.cases.incidents import Incident, IncidentLogEntry
 
 
 class StoreConflict(CaseError):
@@ -50,6 +52,18 @@ class CaseQuery:
     def __post_init__(self) -> None:
         if self.queue is not None and (self.queue_center is None or self.now is None):
             raise ValueError("a queue filter needs queue_center and now")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    """Filters for listing incidents. ``visible_to``: only incidents with a case this actor may see (and
+    ``status`` then counts only those cases)."""
+
+    status: str | None = None  # open | closed
+    family: str | None = None
+    visible_to: Actor | None = None
+    limit: int = 50
+    offset: int = 0
 
 
 class CaseTx(Protocol):
@@ -108,7 +122,11 @@ class BatchWrite:
     events: Sequence[CaseEvent]
 
 
-class BatchCaseTx(CaseTx, Protocol):
+class StoreTx(CaseTx, IncidentTx, Protocol):
+    """A transaction of a real store (SQL, memory): the case rules' reads and writes, and incident linking."""
+
+
+class BatchCaseTx(StoreTx, Protocol):
     """A transaction that can read and write for a whole batch of detections in a few statements."""
 
     async def applied_ids(self, detection_ids: Collection[str]) -> set[str]:
@@ -127,10 +145,35 @@ class BatchCaseTx(CaseTx, Protocol):
         ...
 
 
-class CaseStore(Protocol):
-    """A case store: hands out transactions, answers the API's reads."""
+class IncidentReader(Protocol):
+    """The incidents' read side and audit log (cases/incidents.py; linking itself runs in a CaseTx)."""
 
-    def transaction(self) -> AbstractAsyncContextManager[CaseTx]:
+    async def incident_of(self, case_id: str) -> str | None:
+        """The incident the case belongs to, if any."""
+        ...
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        """The incident, following ``merged_into`` to the one that lives on."""
+        ...
+
+    async def incident_cases(self, incident_ids: Collection[str],
+                             visible_to: Actor | None = None) -> dict[str, list[Case]]:
+        ...
+
+    async def list_incidents(self, query: IncidentQuery) -> list[Incident]:
+        ...
+
+    async def incident_log(self, incident_id: str) -> list[IncidentLogEntry]:
+        ...
+
+    async def add_incident_log(self, entries: Sequence[IncidentLogEntry]) -> None:
+        ...
+
+
+class CaseStore(IncidentReader, Protocol):
+    """A case store: hands out transactions, answers the API's reads (incidents' too)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[StoreTx]:
         ...
 
     async def get_case(self, case_id: str) -> Case | None:
