@@ -36,6 +36,7 @@ from gridsentinel.api.routers import (
     evidence,
     grid,
     hotline,
+    incidents,
     inspector,
     open311,
     ops,
@@ -50,6 +51,7 @@ from gridsentinel.api.users import UserStore
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.centers import center_names, derive_centers
 from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.incidents import load_families
 from gridsentinel.cases.intake import load_channels
 from gridsentinel.cases.quality import QualityConfig
 from gridsentinel.cases.report_store import ReportStore
@@ -204,6 +206,7 @@ def create_app(
         channels=load_channels(settings.config_dir, grid_map, set(catalog.policies)),
         quality=_load_quality(settings),
         pseudonym_key=load_pseudonym_key(settings),
+        families=load_families(settings.config_dir, catalog),
     )
 
     @asynccontextmanager
@@ -273,7 +276,7 @@ def create_app(
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
     for module in (stream, cases, centers, device_health, devices, grid, open311, ops, signals, evidence, dashboard,
-                   configs, reports, patrol, inspector, hotline, verification):
+                   configs, reports, patrol, inspector, hotline, verification, incidents):
         app.include_router(module.router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)

@@ -18,6 +18,7 @@ from gridsentinel.cases.categories import Catalog
 from gridsentinel.cases.centers import CenterInfo
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.hotline_store import HotlineStore
+from gridsentinel.cases.incidents import IncidentFamilies
 from gridsentinel.cases.intake import Channels
 from gridsentinel.cases.quality import QualityConfig
 from gridsentinel.cases.report_store import ReportStore
@@ -61,6 +62,7 @@ class ApiState:
     centers: dict[str, CenterInfo] = field(default_factory=dict)  # the grid's centers (cases/centers.py)
     channels: Channels | None = None  # inspector and hotline config, gazetteer, keyword model (create_app)
     hotline: HotlineStore | None = None  # the hotline's calls in the case DB, set by the lifespan
+    families: IncidentFamilies = field(default_factory=IncidentFamilies.empty)  # incident_families.yaml
 
     def hotline_store(self) -> HotlineStore:
         if self.hotline is None:

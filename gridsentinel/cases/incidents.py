@@ -278,7 +278,7 @@ def plan_links(touched: Sequence[Case], pool: Sequence[Case], links: Mapping[str
                     links[c] = survivor
                 plan.merged.append((loser, survivor))
                 plan.joined = [(c, survivor if i == loser else i) for c, i in plan.joined]
-                why = f"case {case.case_id} is close to cases of both"
+                why = "a case is close to cases of both"  # ids only in data: the API hides those a user may not see
                 plan.log.append(IncidentLogEntry(survivor, now, INCIDENT_ACTOR, "merge", why,
                                                  {"merged": loser, "cases": moved, "by_case": case.case_id}))
                 plan.log.append(IncidentLogEntry(loser, now, INCIDENT_ACTOR, "merged_into", why,
@@ -289,7 +289,7 @@ def plan_links(touched: Sequence[Case], pool: Sequence[Case], links: Mapping[str
                 plan.joined.append((c, survivor))
                 if ids:
                     plan.log.append(IncidentLogEntry(survivor, now, INCIDENT_ACTOR, "link",
-                                                     f"case {c} joined", {"case_id": c, "by_case": case.case_id}))
+                                                     "a case joined", {"case_id": c, "by_case": case.case_id}))
     return plan
 
 

@@ -168,6 +168,7 @@ async def get_case(case_id: CaseId, state: StateDep, token: CaseReader) -> CaseD
     detections = [redact_detection(d, token.role, state.pseudonym_key) for d in await store.case_detections(case_id)]
     return CaseDetailOut(
         case=CaseOut.model_validate(case.to_dict()),
+        incident_id=await store.incident_of(case_id),
         log=[LogEntryOut.model_validate(e.to_dict()) for e in entries],
         detections=detections,
         allowed_actions=available_actions(case),

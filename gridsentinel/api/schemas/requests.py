@@ -104,3 +104,27 @@ class VerificationRejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "no ad at this spot"}]})
 
     reason: str = Field(min_length=1, max_length=2000, description="Why the report is rejected.")
+
+
+class IncidentDispatchIn(BaseModel):
+    """Dispatch an incident: every open member case the user may act on goes to one lead department."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"department": "drainage", "assisting_departments": ["road_maintenance"],
+                      "note": "pump truck 2 and a road crew"}]})
+
+    department: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="The lead department (default: the family's lead_department in "
+                    "config/incident_families.yaml).")
+    assisting_departments: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]] = Field(
+        default_factory=list, max_length=10, description="Departments that assist the lead one.")
+    note: str = Field("", max_length=2000, description="Free text, recorded in the incident's and each case's log.")
+
+
+class IncidentCloseIn(BaseModel):
+    """Close an incident: every verified member case the user may act on is closed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field("", max_length=2000, description="Free text, recorded in the incident's and each case's log.")

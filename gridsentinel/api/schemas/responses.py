@@ -215,6 +215,8 @@ class CaseDetailOut(BaseModel):
     )
 
     case: CaseOut
+    incident_id: str | None = Field(None, description="The incident the case belongs to (GET "
+                                                      "/api/v1/incidents/{id}), if any.")
     log: list[LogEntryOut]
     detections: list[dict[str, Any]] = Field(description="Detection fields plus outcome and applied_at.")
     allowed_actions: list[str] = Field(description="Actions allowed from the current status.")
@@ -514,3 +516,79 @@ class VerificationDecisionOut(BaseModel):
 
     item: VerificationItemOut
     detection_id: str | None = Field(description="confirm: the detection sent to gs.detections.")
+
+
+class IncidentOut(BaseModel):
+    """An incident as the caller sees it: figures from the member cases the caller may see."""
+
+    incident_id: str
+    family: str = Field(description="The family id (config/incident_families.yaml), e.g. flooding.")
+    family_name: str
+    family_name_zh: str
+    status: str = Field(description="open while any (visible) member case is not closed; else closed.")
+    opened_at: float
+    updated_at: float
+    first_seen_at: float = Field(description="Earliest detection of its cases (event time).")
+    last_seen_at: float
+    case_count: int
+    categories: list[str] = Field(description="Category keys of its cases, sorted.")
+    sources: dict[str, int] = Field(description="Detections per source (sensor, camera, inspector, hotline, "
+                                                "citizen) over its cases.")
+    severity: str = Field(description="The highest severity of its cases.")
+    grid_codes: list[str]
+    lead_department: str | None = Field(description="The family's default lead department.")
+    departments: list[str] = Field(description="Departments its cases are dispatched to.")
+
+
+class IncidentListOut(BaseModel):
+    items: list[IncidentOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last page.")
+
+
+class IncidentSourceOut(BaseModel):
+    """One channel's part in an incident."""
+
+    source: str = Field(description="sensor | camera | inspector | hotline | citizen")
+    detections: int
+    cases: list[str] = Field(description="The member cases it reported to.")
+    devices: list[str] = Field(description="Sensor and camera ids (people are never listed here).")
+    first_seen_at: float
+    last_seen_at: float
+
+
+class IncidentLogOut(BaseModel):
+    incident_id: str = Field(description="The incident the entry was written for (a merged one's id too).")
+    at: float
+    actor: str
+    action: str = Field(description="open, link, merge, merged_into, dispatch or close.")
+    note: str
+    data: dict[str, Any]
+
+
+class IncidentDetailOut(BaseModel):
+    """An incident with every member case the caller may see, every source and its audit log."""
+
+    incident: IncidentOut
+    cases: list[CaseOut]
+    sources: list[IncidentSourceOut]
+    detections: list[dict[str, Any]] = Field(
+        description="The member cases' detections, newest first (at most 500; identities as in case detail), "
+                    "each with its case_id.")
+    log: list[IncidentLogOut]
+
+
+class IncidentCaseResultOut(BaseModel):
+    case_id: str
+    category_key: str
+    outcome: str = Field(description="done, or skipped (with the reason).")
+    status: str = Field(description="The case's status after the action.")
+    reason: str = ""
+
+
+class IncidentActionOut(BaseModel):
+    incident_id: str
+    action: str
+    results: list[IncidentCaseResultOut]
+    events: list[CaseEventOut]
