@@ -37,8 +37,7 @@ pytestmark = pytest.mark.unit
 
 CATALOG = load_catalog(CONFIG_DIR)
 FAMILIES = load_families(CONFIG_DIR, CATALOG)
-FLOODING = FAMILIES.get("flooding")
-assert FLOODING is not None
+FLOODING = FAMILIES.file.families["flooding"]
 CELLS = [f"320582110152{i:03d}" for i in range(8)]  # a line: each cell touches the next
 LINE: dict[str, set[str]] = {c: set() for c in CELLS}
 for _a, _b in itertools.pairwise(CELLS):

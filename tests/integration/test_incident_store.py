@@ -1,0 +1,116 @@
+"""Incidents on the real databases (SQLite file, then PostgreSQL): two batches in different partitions (two
+store connections, as two workers have) open two close flood cases at the same moment. Each already has a
+linked-to-be neighbour on its own side; whichever commits second must find the first one's case and incident,
+so the round ends with ONE incident of four cases, never two (or none)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gridsentinel.cases.batch import apply_detections
+from gridsentinel.cases.categories import load_catalog
+from gridsentinel.cases.incidents import load_families
+from gridsentinel.cases.store import SqlCaseStore
+from gridsentinel.cases.store_protocol import IncidentQuery
+from gridsentinel.core.records import Detection
+from gridsentinel.settings import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+CATALOG = load_catalog(REPO_ROOT / "config")
+FAMILIES = load_families(REPO_ROOT / "config", CATALOG)
+T0 = 1749434400.0
+ROUNDS = 12
+
+
+def _row(i: int) -> list[str]:
+    return [f"320582{i:03d}001{k:03d}" for k in range(1, 7)]
+
+
+def _cells(i: int) -> list[str]:
+    """Round ``i``'s cases in a row of six cells, west to east: A1 . C1 | C2 . A2. With the flooding radius (2
+    rings) C1 reaches A1 and C2 but not A2, C2 reaches A2 and C1 but not A1: only C1 + C2 tie the sides."""
+    row = _row(i)
+    return [row[0], row[2], row[3], row[5]]
+
+
+def _adjacency() -> dict[str, set[str]]:
+    adjacency: dict[str, set[str]] = {}
+    for i in range(ROUNDS):
+        row = _row(i)
+        for a, b in zip(row, row[1:], strict=False):
+            adjacency.setdefault(a, set()).add(b)
+            adjacency.setdefault(b, set()).add(a)
+    return adjacency
+
+
+def _drain(detection_id: str, cell: str) -> Detection:
+    return Detection(detection_id=detection_id, source="sensor", detector="drain_level", detector_version="1",
+                     kind="drain_overflow", category_code="0103", category_standard="GB/T 30428.2-2013",
+                     severity="alarm", device_id=f"dev-{detection_id}", grid_code=cell, observed_at=T0)
+
+
+def _blocked(detection_id: str, cell: str) -> Detection:
+    """A blocked sewer (event:0404): not the ponding's category, so dedup keeps it a case of its own."""
+    return Detection(detection_id=detection_id, source="sensor", detector="drain_level", detector_version="1",
+                     kind="drain_blockage_suspected", category_code="0404", category_standard="CJ/T 214-2007",
+                     severity="warning", device_id=f"dev-{detection_id}", grid_code=cell, observed_at=T0 + 30)
+
+
+def _ponding(detection_id: str, cell: str) -> Detection:
+    return Detection(detection_id=detection_id, source="camera", detector="waterlogging", detector_version="1",
+                     kind="waterlogging", category_code="L001", category_standard="", severity="warning",
+                     device_id=f"cam-{detection_id}", grid_code=cell, observed_at=T0 + 60)
+
+
+def test_two_cases_opened_at_once_in_different_partitions_make_one_incident(case_store_url: str) -> None:
+    family = FAMILIES.file.families["flooding"]
+    assert family.radius_rings == 2
+    adjacency = _adjacency()
+
+    async def scenario() -> None:
+        west = await SqlCaseStore.open(case_store_url)
+        east = await SqlCaseStore.open(case_store_url)  # a second engine: another worker's connections
+        try:
+            for i in range(ROUNDS):
+                a1, c1, c2, a2 = _cells(i)
+                # the outer cases first, one at a time (5 rings apart: no incident yet)
+                await apply_detections([_drain(f"r{i}-a1", a1)], west, CATALOG, adjacency, now=T0, families=FAMILIES)
+                await apply_detections([_drain(f"r{i}-a2", a2)], east, CATALOG, adjacency, now=T0, families=FAMILIES)
+                # then two batches at once, one per "partition"
+                done = await asyncio.gather(
+                    apply_detections([_ponding(f"r{i}-c1", c1)], west, CATALOG, adjacency, now=T0 + 60,
+                                     families=FAMILIES),
+                    apply_detections([_blocked(f"r{i}-c2", c2)], east, CATALOG, adjacency, now=T0 + 60,
+                                     families=FAMILIES))
+                assert all(a.error is None for batch in done for a in batch), done
+            incidents = await west.list_incidents(IncidentQuery(limit=100))
+            members = await west.incident_cases([x.incident_id for x in incidents])
+            rows = sorted(sorted(c.grid_code for c in cases) for cases in members.values())
+            assert rows == [_cells(i) for i in range(ROUNDS)], rows  # one incident of four cases per round
+        finally:
+            await west.close()
+            await east.close()
+
+    asyncio.run(scenario())
+
+
+def test_linking_survives_a_restart_of_the_store(tmp_path: Path) -> None:
+    """An incident is in the database, not in a worker's memory: a new store (a restarted worker) extends it."""
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    adjacency = _adjacency()
+    a1, c1, c2, _ = _cells(0)
+
+    async def scenario() -> None:
+        async with SqlCaseStore.open(url) as store:
+            await apply_detections([_drain("s-a1", a1), _ponding("s-c1", c1)], store, CATALOG, adjacency, now=T0,
+                                   families=FAMILIES)
+        async with SqlCaseStore.open(url) as store:
+            await apply_detections([_blocked("s-c2", c2)], store, CATALOG, adjacency, now=T0 + 60, families=FAMILIES)
+            [incident] = await store.list_incidents(IncidentQuery())
+            cases = (await store.incident_cases([incident.incident_id]))[incident.incident_id]
+            assert sorted(c.grid_code for c in cases) == [a1, c1, c2]
+
+    asyncio.run(scenario())
