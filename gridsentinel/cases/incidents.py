@@ -264,8 +264,8 @@ def plan_links(touched: Sequence[Case], pool: Sequence[Case], links: Mapping[str
             incident = Incident(incident_id_for(group[0]), family.family_id, now, now)
             known[incident.incident_id] = incident
             plan.created.append(incident)
-            plan.log.append(IncidentLogEntry(incident.incident_id, now, INCIDENT_ACTOR, "open",
-                                             f"{family.name}: cases close in space and time",
+            # system entries carry no note (the dashboard names the action in its language); data says what
+            plan.log.append(IncidentLogEntry(incident.incident_id, now, INCIDENT_ACTOR, "open", "",
                                              {"family": family.family_id, "cases": group}))
             survivor = incident.incident_id
         else:
@@ -278,18 +278,18 @@ def plan_links(touched: Sequence[Case], pool: Sequence[Case], links: Mapping[str
                     links[c] = survivor
                 plan.merged.append((loser, survivor))
                 plan.joined = [(c, survivor if i == loser else i) for c, i in plan.joined]
-                why = "a case is close to cases of both"  # ids only in data: the API hides those a user may not see
-                plan.log.append(IncidentLogEntry(survivor, now, INCIDENT_ACTOR, "merge", why,
+                # case ids only in data: the API hides those a user may not see
+                plan.log.append(IncidentLogEntry(survivor, now, INCIDENT_ACTOR, "merge", "",
                                                  {"merged": loser, "cases": moved, "by_case": case.case_id}))
-                plan.log.append(IncidentLogEntry(loser, now, INCIDENT_ACTOR, "merged_into", why,
+                plan.log.append(IncidentLogEntry(loser, now, INCIDENT_ACTOR, "merged_into", "",
                                                  {"into": survivor, "cases": moved, "by_case": case.case_id}))
         for c in group:
             if c not in links:
                 links[c] = survivor
                 plan.joined.append((c, survivor))
                 if ids:
-                    plan.log.append(IncidentLogEntry(survivor, now, INCIDENT_ACTOR, "link",
-                                                     "a case joined", {"case_id": c, "by_case": case.case_id}))
+                    plan.log.append(IncidentLogEntry(survivor, now, INCIDENT_ACTOR, "link", "",
+                                                     {"case_id": c, "by_case": case.case_id}))
     return plan
 
 
@@ -350,6 +350,8 @@ async def link_cases(tx: IncidentTx, touched: Sequence[Case], families: Incident
 
 
 INCIDENT_STATUSES = ("open", "closed")
+# What an incident's log says: the linker's open / link / merge / merged_into, the API's dispatch / close.
+INCIDENT_LOG_ACTIONS = ("open", "link", "merge", "merged_into", "dispatch", "close")
 
 
 def incident_status(members: Sequence[Case]) -> str:

@@ -215,3 +215,14 @@ def case_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'cases.db'}"
     make: Callable[[], str] = request.getfixturevalue("postgres_url")
     return make()
+
+
+@pytest.fixture
+def browser_ready() -> Iterator[str]:
+    """Debian's chromium for the page tests under tests/browser (playwright-core from `npm ci` there)."""
+    from gridsentinel.analytics.report import chromium_path
+
+    path = chromium_path()
+    if path is None or not (REPO_ROOT / "tests" / "browser" / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("needs Debian's chromium and `npm ci` in tests/browser (scripts/setup.sh installs both)")
+    yield path

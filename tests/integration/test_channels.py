@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from gridsentinel.analytics.report import chromium_path
 from gridsentinel.api.auth import add_token
 from gridsentinel.core.grid import dedup_region
 from gridsentinel.core.records import Detection
@@ -173,14 +171,6 @@ def test_inspector_and_hotline_reports_of_one_problem_make_one_case(
     hotline = {d.evidence["call_id"]: d for _, d in seen if d.source == "hotline"}
     assert set(hotline) == {*call_ids, vague["call_id"]}
     assert hotline[vague["call_id"]].grid_code == MARKET_CELL
-
-
-@pytest.fixture
-def browser_ready() -> Iterator[str]:
-    path = chromium_path()
-    if path is None or not (REPO_ROOT / "tests" / "browser" / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("needs Debian's chromium and `npm ci` in tests/browser (scripts/setup.sh installs both)")
-    yield path
 
 
 def test_the_phone_page_sends_an_offline_finding_later_with_its_own_time(

@@ -8,6 +8,8 @@ SQLite, then PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +21,7 @@ from gridsentinel.api.auth import add_token
 from gridsentinel.cases.store import upgrade_database
 from gridsentinel.core.grid import dedup_region
 from gridsentinel.core.records import Detection
+from gridsentinel.settings import REPO_ROOT
 
 from ..photos import photo
 from .conftest import Namespace, wait_for
@@ -37,7 +40,7 @@ def _produce(ns: Namespace, *detections: Detection) -> None:
 
 
 def test_one_flood_through_every_channel_is_one_incident_with_every_source(
-        ns: Namespace, case_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        ns: Namespace, case_store_url: str, monkeypatch: pytest.MonkeyPatch, browser_ready: str) -> None:
     upgrade_database(case_store_url)  # before the worker and the API both start on a fresh database
     monkeypatch.setenv("GS_CITIZEN_PSEUDONYM_SECRET", "integration-test-key")
     citizen = {"Authorization": f"Bearer {add_token(ns.workdir / 'tokens.yaml', 't-citizen', 'citizen')}"}
@@ -121,6 +124,22 @@ def test_one_flood_through_every_channel_is_one_incident_with_every_source(
     # the case shows its incident
     one = httpx.get(f"{base}/api/v1/cases/{by_category['event:0404']['case_id']}", headers=taker, timeout=10).json()
     assert one["incident_id"] == incident["incident_id"]
+
+    # the dashboard's incidents view shows it: its three cases and the five sources, in Chinese and English
+    shot = REPO_ROOT / "artifacts" / f"incident-flood-{case_store_url.split(':')[0]}.png"
+    shot.parent.mkdir(exist_ok=True)
+    page = subprocess.run(["node", "incidents_page.mjs", base, taker_token, str(shot)], capture_output=True,
+                          cwd=REPO_ROOT / "tests" / "browser", text=True, timeout=180,
+                          env={"GS_CHROMIUM": browser_ready, "PATH": "/usr/bin:/bin"})
+    assert page.returncode == 0, page.stderr[-3000:] + page.stdout[-2000:]
+    seen = json.loads(page.stdout.strip().splitlines()[-1])
+    assert seen["zh"]["listed"] == 1 and seen["zh"]["members"] == 3
+    assert sorted(seen["zh"]["sources"]) == sorted(SOURCES)
+    assert set(seen["zh"]["sourceNames"]) == {"传感器", "摄像头", "网格员", "热线", "市民"}
+    assert seen["zh"]["title"] == "城市内涝：3 件案件" and seen["en"]["title"] == "flooding: 3 case(s)"
+    assert set(seen["en"]["sourceNames"]) == {"sensor", "camera", "inspector", "hotline", "citizen"}
+    assert seen["en"]["buttons"][:2] == ["Dispatch all", "Close together"] and seen["caseLinksBack"] == 1
+    assert seen["pageErrors"] == []
 
     # dispatched once: every member goes to the family's lead department
     r = httpx.post(f"{base}/api/v1/incidents/{incident['incident_id']}/dispatch", json={"note": "pump truck 2"},

@@ -36,7 +36,7 @@ from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.hotline_store import HotlineCall
 from gridsentinel.cases.report_store import CitizenReport
-from gridsentinel.cases.store_protocol import CaseQuery
+from gridsentinel.cases.store_protocol import CaseQuery, IncidentQuery
 from gridsentinel.core.records import Detection
 from gridsentinel.settings import REPO_ROOT, Settings
 
@@ -139,6 +139,7 @@ class World:
     events: list[CaseEvent]
     calls: dict[str, str] = field(default_factory=dict)  # street key -> a hotline call placed there
     reports: dict[str, str] = field(default_factory=dict)  # street key -> a citizen report held there
+    incidents: dict[str, str] = field(default_factory=dict)  # street key -> the incident of its drains
 
 
 async def build(tmp_path: Path, settings: Settings, url: str) -> World:
@@ -180,13 +181,18 @@ async def seed(world: World) -> None:
                 world.evidence[key] = detection_id
                 (snapshots / f"{detection_id}.jpg").write_bytes(b"\xff\xd8\xff\xd9")
             events += await apply_detection(detection(key, n, kind, detection_id), store, state.catalog,
-                                            state.grid.neighbours(), now=NOW - 3000)
+                                            state.grid.neighbours(), now=NOW - 3000, families=state.families)
         # a citizen's report in the street: its Open311 token resolves to the case it opened
         token = hex_id(f"citizen-{key}")
         report = detection(key, 7, "report", f"citizen:{token}", source="citizen", detector="open311",
                            kind="citizen_report", device_id=None)
-        events += await apply_detection(report, store, state.catalog, state.grid.neighbours(), now=NOW - 2000)
+        events += await apply_detection(report, store, state.catalog, state.grid.neighbours(), now=NOW - 2000,
+                                        families=state.families)
         world.open311[key] = token
+        # the drains in cells 1 and 5 and the report in cell 7 are one flood: an incident of the street
+        [incident] = [i for i in await store.list_incidents(IncidentQuery(limit=100))
+                      if i.incident_id not in world.incidents.values()]
+        world.incidents[key] = incident.incident_id
         # a hotline call placed in the street, and a citizen report held there for verification
         lat, lon = centre(cell(STREETS[key], 1))
         call = HotlineCall(call_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"call-{key}")), text=f"title-{key}-call",
@@ -233,6 +239,7 @@ def fill(path: str, other: str, world: World, cases: list[Case]) -> list[str]:
         "number": ["1"],
         "call_id": [world.calls[other]],
         "report_id": [world.reports[other]],
+        "incident_id": [world.incidents[other]],
         "name": ["0" * 64 + ".jpg"],  # inspectors' photos are named by their content's hash: none here
     }
     names = re.findall(r"{([^}]+)}", path)
@@ -266,6 +273,7 @@ def queries(path: str, params: list[dict[str, Any]], other: str, theirs: list[Ca
 
 BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/cases/{case_id}/transitions"): {"action": "acknowledge"},
+    ("post", "/api/v1/incidents/{incident_id}/dispatch"): {"note": "x"},
 }
 
 

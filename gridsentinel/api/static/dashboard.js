@@ -3,7 +3,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const S = { token: sessionStorage.getItem("gs-token") || "", me: null, cases: new Map(), grid: null,
-  devices: [], selected: null, abort: null, proj: null };
+  devices: [], selected: null, abort: null, proj: null, view: "cases", incidents: [], selectedIncident: null };
 const NS = "http://www.w3.org/2000/svg";
 const ROLES = ["viewer", "dispatcher", "supervisor", "engineer", "admin"];  // the ladder (api/auth.py LADDER)
 const ACTIVE = ["open", "dispatched", "in_progress", "resolved", "verified"];
@@ -205,10 +205,12 @@ function renderStats() {
     stat(all.filter((c) => c.status === "closed").length, tr("stats.closed")));
 }
 function renderFeed(flashId) {
+  if (S.view === "incidents") { renderIncidents(); return; }
   const f = $("statusFilter").value, want = f === "active" ? ACTIVE : f ? f.split(",") : null;
   const list = [...S.cases.values()].filter((c) => (!want || want.includes(c.status)) &&
     (!S.selectedCell || c.grid_code === S.selectedCell)).sort((a, b) => b.updated_at - a.updated_at);
   $("feedEmpty").hidden = list.length > 0;
+  $("feedEmpty").textContent = tr("feed.empty");
   $("feed").replaceChildren(...list.map((c) => {
     const [due, late] = fmtDue(c.status === "resolved" || c.status === "verified" ? null : c.due_at);
     return el("li", { class: `case${c.case_id === S.selected ? " sel" : ""}${c.case_id === flashId ? " new" : ""}`,
@@ -222,7 +224,109 @@ function renderFeed(flashId) {
         tr("feed.detections", { n: c.detection_count }), tr("feed.last_seen", { time: fmtTime(c.last_seen_at) })].join(" · ") }));
   }));
 }
-$("statusFilter").addEventListener("change", () => renderFeed());
+$("statusFilter").addEventListener("change", () => {
+  if (S.view === "incidents") loadIncidents().catch((e) => toast(e.message, true)); else renderFeed();
+});
+$("feedView").addEventListener("change", () => {
+  S.view = $("feedView").value;
+  if (S.view === "incidents") loadIncidents().catch((e) => toast(e.message, true)); else renderFeed();
+});
+
+// ---- incidents: cases of one family close in space and time (docs/cases.md, "Incidents") ----------------
+const familyName = (i) => (gsLang() === "en" ? i.family_name : i.family_name_zh) || i.family;
+async function loadIncidents() {
+  const f = $("statusFilter").value;
+  // the case filter's "active" / "open" / "in hand" all mean incidents still open; "all" shows closed ones too
+  const r = await api(`/api/v1/incidents?limit=200${f ? "&status=open" : ""}`);
+  S.incidents = r.items;
+  renderIncidents();
+}
+function renderIncidents() {
+  const list = S.incidents || [];
+  $("feedEmpty").hidden = list.length > 0;
+  $("feedEmpty").textContent = tr("incident.empty");
+  $("feed").replaceChildren(...list.map((i) => el("li", {
+    class: `case incident${i.incident_id === S.selectedIncident ? " sel" : ""}`, "data-incident": i.incident_id,
+    onclick: () => openIncident(i.incident_id) },
+    el("span", { class: `sev ${i.severity}` }),
+    el("div", { class: "t", text: tr("incident.headline", { family: familyName(i), n: i.case_count }) }),
+    el("div", { class: "r" }, el("span", { class: `badge ${i.status === "open" ? "open" : "closed"}`,
+      text: tr(`incident_status.${i.status}`) })),
+    el("div", { class: "m", text: i.categories.map(catName).join(tr("list.sep")) }),
+    el("div", { class: "m r", text: fmtTime(i.last_seen_at) }),
+    el("div", { class: "m", text: Object.entries(i.sources).map(([k, v]) => `${sourceName(k)} ×${v}`).join(tr("list.sep")) }))));
+}
+async function openIncident(id, quiet = false) {
+  S.selectedIncident = id; S.selected = null;
+  let d;
+  try { d = await api(`/api/v1/incidents/${encodeURIComponent(id)}`); }
+  catch (e) { if (!quiet) toast(e.message, true); return; }
+  if (S.view === "incidents") renderIncidents();
+  const i = d.incident;
+  document.querySelector("main").classList.add("withCase"); $("casePanel").hidden = false;
+  $("caseTitle").textContent = tr("incident.headline", { family: familyName(i), n: i.case_count });
+  const kv = el("dl", { class: "kv" });
+  const add = (k, v) => kv.append(el("dt", { text: k }), el("dd", { text: v }));
+  add(tr("case.status"), tr(`incident_status.${i.status}`));
+  add(tr("incident.family"), `${familyName(i)} — ${i.family}`);
+  add(tr("case.severity"), sevName(i.severity));
+  add(tr("incident.cells"), i.grid_codes.map(cellName).join(tr("list.sep")));
+  add(tr("incident.lead"), deptName(i.lead_department));
+  if (i.departments.length) add(tr("incident.departments"), i.departments.map(deptName).join(tr("list.sep")));
+  add(tr("case.seen"), `${fmtTime(i.first_seen_at)} / ${fmtTime(i.last_seen_at)}`);
+  add(tr("incident.id"), i.incident_id);
+  const cases = el("ol", { class: "feed members" }, ...d.cases.map((c) => {
+    const [due, late] = fmtDue(["resolved", "verified", "closed"].includes(c.status) ? null : c.due_at);
+    return el("li", { class: "case", "data-case": c.case_id, onclick: () => openCase(c.case_id) },
+      el("span", { class: `sev ${c.severity}` }), el("div", { class: "t", text: catName(c.category_key) }),
+      el("div", { class: "r" }, el("span", { class: `badge ${c.status}`, text: statusName(c.status) })),
+      el("div", { class: "m", text: `${cellName(c.grid_code)} · ${deptName(c.department)}` }),
+      el("div", { class: `due r${late ? " late" : ""}`, text: due }),
+      el("div", { class: "m", text: Object.entries(c.sources).map(([k, v]) => `${sourceName(k)} ×${v}`).join(tr("list.sep")) }));
+  }));
+  const sources = el("table", { class: "health sources" },
+    el("thead", {}, el("tr", {}, el("th", { text: tr("incident.source") }), el("th", { text: tr("case.detections") }),
+      el("th", { text: tr("incident.devices") }), el("th", { text: tr("case.seen") }))),
+    el("tbody", {}, ...d.sources.map((s) => el("tr", { "data-source": s.source }, el("td", { text: sourceName(s.source) }),
+      el("td", { text: String(s.detections) }), el("td", { text: s.devices.join(", ") || "—" }),
+      el("td", { text: `${fmtTime(s.first_seen_at)} / ${fmtTime(s.last_seen_at)}` })))));
+  const log = el("ol", { class: "log" }, ...d.log.map((e) => el("li", {},
+    el("div", {}, el("b", { text: tr(`incident_action.${e.action}`) }), el("span", { class: "actor", text: ` · ${e.actor}` })),
+    el("div", { class: "when", text: fmtTime(e.at) }), e.note ? el("div", { text: e.note }) : null)));
+  $("caseBody").replaceChildren(incidentActions(i, d.cases), kv,
+    el("div", {}, el("h3", { text: tr("incident.cases", { n: d.cases.length }) }), cases),
+    el("div", {}, el("h3", { text: tr("incident.sources") }), sources),
+    el("div", {}, el("h3", { text: tr("log.title") }), log));
+}
+function incidentActions(i, cases) {
+  const can = ROLES.indexOf(S.me.role) >= ROLES.indexOf("dispatcher");
+  const box = el("div", { class: "actions" });
+  const note = el("input", { class: "note", placeholder: tr("actions.note"), "aria-label": tr("actions.note") });
+  const dept = el("select", { "aria-label": tr("incident.lead") },
+    ...Object.entries(deptNames()).map(([k, v]) => el("option", { value: k, text: v, selected: k === i.lead_department })));
+  const open = cases.some((c) => c.status === "open"), verified = cases.some((c) => c.status === "verified");
+  box.append(
+    el("button", { "data-action": "dispatch", disabled: !can || !open, title: can ? "" : tr("actions.needs_dispatcher"),
+      onclick: () => incidentAct(i.incident_id, "dispatch", { department: dept.value, note: note.value }),
+      text: tr("incident.dispatch") }),
+    el("button", { class: "secondary", "data-action": "close", disabled: !can || !verified,
+      title: can ? tr("incident.close_hint") : tr("actions.needs_dispatcher"),
+      onclick: () => incidentAct(i.incident_id, "close", { note: note.value }), text: tr("incident.close") }),
+    dept, note);
+  if (!can) box.append(el("div", { class: "role", text: tr("actions.signed_in_as", { role: roleName(S.me.role) }) }));
+  return box;
+}
+async function incidentAct(id, action, body) {
+  if (!body.note) delete body.note;
+  try {
+    const r = await api(`/api/v1/incidents/${encodeURIComponent(id)}/${action}`, { method: "POST", body: JSON.stringify(body) });
+    const done = r.results.filter((x) => x.outcome === "done").length;
+    toast(tr("incident.done", { action: actionName(action), n: done, skipped: r.results.length - done }));
+  } catch (e) { toast(e.message, true); }
+  await loadCases();
+  if (S.view === "incidents") await loadIncidents();
+  openIncident(id, true);
+}
 
 // ---- live stream (fetch + SSE parsing, so the token travels in a header) -------------------------------
 async function stream() {
@@ -272,13 +376,20 @@ function onEvent(ev) {
   if (isNew || ev.notify) toast(tr("toast.event", { event: ev.type === "open" ? tr("toast.new_case") : actionName(ev.type),
     category: catName(c.category_key), cell: cellName(c.grid_code) }), ev.notify && c.severity === "critical");
   if (S.selected === c.case_id) openCase(c.case_id, true);
+  if (S.view === "incidents" || S.selectedIncident) {  // a case event may link, dispatch or close incidents
+    clearTimeout(S.incidentTimer);
+    S.incidentTimer = setTimeout(() => {
+      if (S.view === "incidents") loadIncidents().catch(() => {});
+      if (S.selectedIncident) openIncident(S.selectedIncident, true);
+    }, 1000);
+  }
 }
 
 // ---- case view -------------------------------------------------------------------------------------
-$("closeCase").addEventListener("click", () => { S.selected = null; $("casePanel").hidden = true;
+$("closeCase").addEventListener("click", () => { S.selected = null; S.selectedIncident = null; $("casePanel").hidden = true;
   document.querySelector("main").classList.remove("withCase"); renderFeed(); });
 async function openCase(id, quiet = false) {
-  S.selected = id; renderFeed();
+  S.selected = id; S.selectedIncident = null; renderFeed();
   let d;
   try { d = await api(`/api/v1/cases/${encodeURIComponent(id)}`); }
   catch (e) { if (!quiet) toast(e.message, true); return; }
@@ -298,6 +409,9 @@ async function openCase(id, quiet = false) {
     sources: Object.entries(c.sources || {}).map(([k, v]) => `${sourceName(k)} ×${v}`).join(tr("list.sep")) }));
   add(tr("case.seen"), `${fmtTime(c.first_seen_at)} / ${fmtTime(c.last_seen_at)}`);
   add(tr("case.id"), c.case_id);
+  if (d.incident_id) kv.append(el("dt", { text: tr("case.incident") }), el("dd", {}, el("a", { href: "#",
+    "data-incident": d.incident_id, text: tr("case.incident_open"),
+    onclick: (ev) => { ev.preventDefault(); openIncident(d.incident_id); } })));
   const parts = [actionsBox(c, d.allowed_actions), kv];
   const facts = evidenceOf(d.detections);
   if (facts) parts.push(facts);
@@ -418,6 +532,7 @@ document.addEventListener("gs-lang", () => {
   renderFeed(); renderStats(); renderHealth(); renderPatrolLegend();
   if (S.grid) drawMap();
   if (S.selected) openCase(S.selected, true);
+  if (S.selectedIncident) openIncident(S.selectedIncident, true);
 });
 
 // ---- start -----------------------------------------------------------------------------------------

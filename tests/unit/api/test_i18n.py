@@ -16,6 +16,7 @@ from gridsentinel.cases.authority import QUEUES
 from gridsentinel.cases.case import ACTIONS, CLOSING_REASONS, STATUSES
 from gridsentinel.cases.events import DEFAULT_NOTIFY
 from gridsentinel.cases.gridcode import LEVELS
+from gridsentinel.cases.incidents import INCIDENT_LOG_ACTIONS, INCIDENT_STATUSES
 from gridsentinel.core.device_health import STATES
 from gridsentinel.core.records import SEVERITIES, SOURCES
 
@@ -30,6 +31,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "status": STATUSES, "action": (*ACTIONS, *LOG_ACTIONS, *DEFAULT_NOTIFY), "severity": SEVERITIES,
     "source": SOURCES, "device": STATES, "closing": CLOSING_REASONS, "level": LEVELS, "role": ROLES,
     "queue": QUEUES, "queue_hint": QUEUES,
+    "incident_status": INCIDENT_STATUSES, "incident_action": INCIDENT_LOG_ACTIONS,
 }
 
 
