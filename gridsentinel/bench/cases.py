@@ -36,6 +36,7 @@ from gridsentinel.cases.batch import apply_detections
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.gridcode import dedup_region
+from gridsentinel.cases.incidents import load_families
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.core.records import Detection
 from gridsentinel.core.topics import Topics
@@ -70,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--skip-stage", action="store_true", help="only the store phase (no Kafka, no worker)"
+    )
+    parser.add_argument(
+        "--no-incidents",
+        action="store_true",
+        help="store phase without incident linking (config/incident_families.yaml; the worker always links): "
+        "run both ways to see what linking costs",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -123,6 +130,8 @@ class _Databases:
 
 async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -> dict[str, float]:
     catalog = load_catalog(settings.config_dir)
+    # the drains' category is in the flooding family: each batch takes the family lock and looks for neighbours
+    families = None if args.no_incidents else load_families(settings.config_dir, catalog)
     t0 = time.time()
     dets = [
         _detection(
@@ -142,11 +151,11 @@ async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -
         async def lane(items: list[Detection]) -> None:
             if args.batch_size <= 1:
                 for d in items:
-                    await apply_detection(d, store, catalog, {}, now=time.time())
+                    await apply_detection(d, store, catalog, {}, now=time.time(), families=families)
                 return
             for start in range(0, len(items), args.batch_size):
                 results = await apply_detections(
-                    items[start : start + args.batch_size], store, catalog, {}, now=time.time()
+                    items[start : start + args.batch_size], store, catalog, {}, now=time.time(), families=families
                 )
                 failed = [r for r in results if r.error is not None]
                 if failed:
