@@ -213,8 +213,8 @@ def test_evidence_after_a_false_alarm_request_is_counted_on_the_request(catalog:
     assert only_case(store).pending_action is not None
     run(feed(store, catalog, detection("d2", observed_at=MONDAY_10H + 50), now=MONDAY_10H + 150))
     assert "evidence_since" not in (only_case(store).pending_action or {})
-    run(feed(store, catalog, detection("d3", observed_at=MONDAY_10H + 200), detection("d4", observed_at=MONDAY_10H + 300),
-             now=MONDAY_10H + 310))
+    run(feed(store, catalog, detection("d3", observed_at=MONDAY_10H + 200),
+             detection("d4", observed_at=MONDAY_10H + 300), now=MONDAY_10H + 310))
     pending = only_case(store).pending_action or {}
     assert (pending["by"], pending["evidence_since"], pending["last_evidence_at"]) == ("user:li", 2, MONDAY_10H + 300)
     run(transition_case(store, catalog, case.case_id, "false_alarm", actor="user:wang", now=MONDAY_10H + 400))
