@@ -215,6 +215,7 @@ class Case:
     refused_at: float | None = None  # the last refusal (the case is back in its center's queue)
     pending_action: dict[str, Any] | None = None  # a request waiting for a second user (four eyes)
     headline: str = ""  # the case's current state in words: the latest detection at its severity
+    headlines: dict[str, str] = field(default_factory=dict)  # the headline in other languages: {"zh-CN": ...}
     version: int = 0  # bumped by the store on every write; an optimistic lock
     log_count: int = 0  # number of log entries written so far
 

@@ -78,6 +78,7 @@ def attach(case: Case, detection: Detection, severity: str, *, now: float, catal
         first_seen_at=min(case.first_seen_at, detection.observed_at),
         last_seen_at=max(case.last_seen_at, detection.observed_at),
         headline=detection.message if current else case.headline,
+        headlines=dict(detection.messages) if current else case.headlines,
         **_pending_with(case, detection),
     )
     # Late evidence for a closed case is kept, but does not re-alert anyone.
@@ -118,6 +119,7 @@ def open_case(detection: Detection, resolved: Resolved, *, now: float, catalog: 
         title=detection.message or spec.name, lat=detection.lat, lon=detection.lon,
         department=catalog.department_for(spec.key, detection.grid_code),
         center=home, home_center=home, headline=detection.message or spec.name,
+        headlines=dict(detection.messages) if detection.message else {"zh-CN": spec.name_zh},
         due_at=deadline(now, policy.dispatch_limit, catalog.calendar),
     )
     change = log(case, at=now, actor=actor, action="open", to_status="open",

@@ -83,6 +83,7 @@ cases = sa.Table(
     sa.Column("refused_at", sa.Double),
     sa.Column("pending_action", sa.JSON),
     sa.Column("headline", sa.Text, nullable=False),
+    sa.Column("headlines", sa.JSON, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("log_count", sa.Integer, nullable=False),
     sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="ck_cases_status"),
@@ -176,6 +177,7 @@ def _row_case(row: sa.Row[Any] | _MappingRow) -> Case:
     data["kinds"] = tuple(data["kinds"] or ())
     data["sources"] = dict(data["sources"] or {})
     data["assisting_departments"] = tuple(data["assisting_departments"] or ())
+    data["headlines"] = dict(data["headlines"] or {})
     return Case(**data)
 
 

@@ -155,7 +155,8 @@ class Detection(_Record):
     value: float | None = None
     score: float | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
+    message: str = ""  # English
+    messages: dict[str, str] = field(default_factory=dict)  # the message in other languages: {"zh-CN": ...}
 
     _required: ClassVar[tuple[str, ...]] = (
         "detection_id", "source", "detector", "detector_version", "kind", "category_code",

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import ClassVar, Literal
 
 from gridsentinel.core.records import Reading
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
 
@@ -107,10 +108,13 @@ class AirQualityDetector(Detector):
                     "iaqi": indices, "table": self.table, "averaging_s": self.averaging_s}
         return self._emit(aqi / 100.0, self.policy.step(t, aqi, reading.value, evidence))
 
-    def describe(self, finding: Finding) -> str:
+    def describe(self, finding: Finding) -> Words:
         ev = finding.evidence
         hours = ev["averaging_s"] / 3600.0
-        window = f"{hours:g}h mean"
+        window, window_zh = f"{hours:g}h mean", f"{hours:g} 小时均值"
         if finding.phase == "clear":
-            return f"IAQI back to {ev['aqi']:.0f} ({window})"
-        return (f"IAQI {ev['aqi']:.0f} ({ev['primary']} {ev['mean']:.0f} ug/m3, {window}, {ev['table']})")
+            return Words(f"IAQI back to {ev['aqi']:.0f} ({window})",
+                         f"空气质量分指数回落至 {ev['aqi']:.0f}（{window_zh}）")
+        return Words(f"IAQI {ev['aqi']:.0f} ({ev['primary']} {ev['mean']:.0f} ug/m3, {window}, {ev['table']})",
+                     f"空气质量分指数 {ev['aqi']:.0f}（{ev['primary']} {ev['mean']:.0f} 微克/立方米，{window_zh}，"
+                     f"{ev['table']}）")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from gridsentinel.core.records import Reading
+from gridsentinel.core.words import Words
 
 Phase = Literal["open", "escalate", "clear"]
 
@@ -39,9 +40,10 @@ class Finding:
     observed_at: float
     value: float
     score: float
-    message: str = ""
+    message: str = ""  # English
     evidence: dict[str, Any] = field(default_factory=dict)
     metric: str | None = None
+    messages: dict[str, str] = field(default_factory=dict)  # other languages: {"zh-CN": ...}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,14 +145,22 @@ class Detector(Stateful):
         """Let time pass to ``now`` (event time or the worker's wall clock, passed in). Default: nothing."""
         return []
 
-    def describe(self, finding: Finding) -> str:
-        """A one-line human message for a finding; detectors override it with domain wording."""
+    def describe(self, finding: Finding) -> str | Words:
+        """A one-line human message for a finding (English, or :class:`Words` with its Chinese);
+        detectors override it with domain wording."""
         verb = {"open": "started", "escalate": "escalated", "clear": "cleared"}[finding.phase]
-        return (f"{finding.kind} {verb} ({finding.severity}): value {finding.value:g}, "
-                f"score {finding.score:.2f}")
+        verb_zh = {"open": "开始", "escalate": "升级", "clear": "解除"}[finding.phase]
+        return Words(f"{finding.kind} {verb} ({finding.severity}): value {finding.value:g}, "
+                     f"score {finding.score:.2f}",
+                     f"{finding.kind} 异常{verb_zh}（{finding.severity}）：数值 {finding.value:g}，"
+                     f"评分 {finding.score:.2f}")
 
     def _emit(self, score: float, findings: list[Finding]) -> Outcome:
-        return Outcome(finite(score), tuple(replace(f, message=self.describe(f)) for f in findings))
+        return Outcome(finite(score), tuple(self._worded(f) for f in findings))
+
+    def _worded(self, finding: Finding) -> Finding:
+        words = Words.of(self.describe(finding))
+        return replace(finding, message=words.en, messages=words.messages())
 
 
 T = TypeVar("T", bound=Stateful)

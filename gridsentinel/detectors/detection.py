@@ -72,4 +72,5 @@ def to_detection(finding: Finding, *, device_id: str, detector: str, detector_ve
         source=source, detector=detector, detector_version=detector_version, kind=finding.kind,
         category_code=category_code, category_standard=category_standard, severity=finding.severity,
         grid_code=grid_code, observed_at=finding.observed_at, device_id=device_id, lat=lat, lon=lon,
-        value=finding.value, score=finding.score, evidence=evidence, message=finding.message)
+        value=finding.value, score=finding.score, evidence=evidence, message=finding.message,
+        messages=dict(finding.messages))

@@ -15,6 +15,7 @@ import math
 from typing import ClassVar
 
 from gridsentinel.core.records import Reading
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
 from gridsentinel.detectors.scorers import TimeToThreshold
@@ -95,21 +96,25 @@ class DrainageLevelDetector(Detector):
         findings += self.blockage.step(t, dry_fill, level, evidence)
         return self._emit(risk, findings)
 
-    def describe(self, finding: Finding) -> str:
+    def describe(self, finding: Finding) -> Words:
         ev = finding.evidence
+        fill = f"{ev['fill']:.0%}"
         if finding.kind == "drain_blockage_suspected":
             if finding.phase == "clear":
-                return "dry-weather level back to normal"
-            return f"drain {ev['fill']:.0%} full without rain: blockage suspected"
+                return Words("dry-weather level back to normal", "旱天水位恢复正常")
+            return Words(f"drain {fill} full without rain: blockage suspected", f"无雨时井内水位达 {fill}：疑似堵塞")
         if finding.phase == "clear":
-            return f"drain back to {ev['fill']:.0%} full"
-        parts = [f"drain {ev['fill']:.0%} full (freeboard {ev['freeboard_m']:.2f} m)"]
+            return Words(f"drain back to {fill} full", f"井内水位回落至 {fill}")
+        parts = [Words(f"drain {fill} full (freeboard {ev['freeboard_m']:.2f} m)",
+                       f"井内水位 {fill}（距井口 {ev['freeboard_m']:.2f} 米）")]
         if ev["rise_m_per_min"] > 0.001:
-            parts.append(f"rising {ev['rise_m_per_min'] * 100:.1f} cm/min")
+            rise = f"{ev['rise_m_per_min'] * 100:.1f}"
+            parts.append(Words(f"rising {rise} cm/min", f"每分钟上涨 {rise} 厘米"))
         if ev["eta_overflow_s"] is not None and ev["eta_overflow_s"] > 0:
-            parts.append(f"overflows in ~{ev['eta_overflow_s'] / 60:.0f} min")
+            eta = f"{ev['eta_overflow_s'] / 60:.0f}"
+            parts.append(Words(f"overflows in ~{eta} min", f"约 {eta} 分钟后溢出"))
         if ev["fill"] >= 1.0:
-            parts.append("surcharging")
+            parts.append(Words("surcharging", "已满溢"))
         if ev["raining"]:
-            parts.append("raining")
-        return ", ".join(parts)
+            parts.append(Words("raining", "正在降雨"))
+        return Words.join(parts)

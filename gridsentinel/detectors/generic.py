@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from gridsentinel.core.records import Reading
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.base import Detector, Finding, Outcome, PerMetric, Stateful
 from gridsentinel.detectors.policy import Level, Policy
 from gridsentinel.detectors.scorers import (
@@ -198,11 +199,13 @@ class FlatlineDetector(PerMetric[_FlatlineTrack]):
             tr.policy.started_at = findings[0].started_at
         return self._emit(score, self._named(reading.metric, findings))
 
-    def describe(self, finding: Finding) -> str:
-        what = finding.metric or "sensor"
+    def describe(self, finding: Finding) -> Words:
+        what, what_zh = finding.metric or "sensor", finding.metric or "传感器"
         if finding.phase == "clear":
-            return f"{what} moving again at {finding.value:g}"
-        return f"{what} stuck at {finding.value:g} for {finding.evidence['flat_for_s'] / 3600:.1f} h"
+            return Words(f"{what} moving again at {finding.value:g}", f"{what_zh} 读数恢复变化（{finding.value:g}）")
+        hours = finding.evidence["flat_for_s"] / 3600
+        return Words(f"{what} stuck at {finding.value:g} for {hours:.1f} h",
+                     f"{what_zh} 读数停在 {finding.value:g} 已 {hours:.1f} 小时")
 
 
 def _restart(f: Finding, started_at: float | None) -> Finding:
@@ -303,11 +306,14 @@ class DropoutDetector(Detector):
             ev["metric"] = silent[0]
         return ev
 
-    def describe(self, finding: Finding) -> str:
+    def describe(self, finding: Finding) -> Words:
         if finding.phase == "clear":
-            return "device reporting again"
-        what = " or ".join(finding.evidence.get("silent_metrics") or []) or "reading"
-        return f"no {what} reading for {finding.evidence.get('silent_intervals', 0):.1f} expected intervals"
+            return Words("device reporting again", "设备恢复上报")
+        silent = finding.evidence.get("silent_metrics") or []
+        what, what_zh = " or ".join(silent) or "reading", "、".join(silent) or "读数"
+        gap = finding.evidence.get("silent_intervals", 0)
+        return Words(f"no {what} reading for {gap:.1f} expected intervals",
+                     f"已有 {gap:.1f} 个上报周期未收到{what_zh}")
 
 
 class ForecastDetector(Detector):
@@ -340,8 +346,9 @@ class ForecastDetector(Detector):
         ev = {"eta_s": eta if math.isfinite(eta) else None}
         return self._emit(score, self.policy.step(reading.observed_at, score, reading.value, ev))
 
-    def describe(self, finding: Finding) -> str:
+    def describe(self, finding: Finding) -> Words:
         eta = finding.evidence.get("eta_s")
+        level = self.forecast.level
         if finding.phase == "clear" or eta is None:
-            return f"no longer heading for {self.forecast.level:g}"
-        return f"reaches {self.forecast.level:g} in ~{eta / 60:.0f} min"
+            return Words(f"no longer heading for {level:g}", f"不再趋向 {level:g}")
+        return Words(f"reaches {level:g} in ~{eta / 60:.0f} min", f"约 {eta / 60:.0f} 分钟后达到 {level:g}")

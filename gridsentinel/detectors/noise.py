@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import ClassVar, Literal
 
 from gridsentinel.core.records import Reading
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
 
@@ -72,10 +73,13 @@ class NoiseDetector(Detector):
         return self._emit(max(0.0, reading.value / limit),
                           self.policy.step(t, excess, reading.value, evidence))
 
-    def describe(self, finding: Finding) -> str:
+    def describe(self, finding: Finding) -> Words:
         ev = finding.evidence
-        when = "at night" if ev["night"] else "by day"
+        when, when_zh = ("at night", "夜间") if ev["night"] else ("by day", "昼间")
         if finding.phase == "clear":
-            return f"noise back under the limit ({finding.value:.1f} dB(A))"
-        return (f"noise {finding.value:.1f} dB(A) {when}, limit {ev['limit_db']:g} dB(A) "
-                f"(class {ev['zone_class']}, GB 3096-2008)")
+            return Words(f"noise back under the limit ({finding.value:.1f} dB(A))",
+                         f"噪声回落到限值以下（{finding.value:.1f} dB(A)）")
+        return Words(f"noise {finding.value:.1f} dB(A) {when}, limit {ev['limit_db']:g} dB(A) "
+                     f"(class {ev['zone_class']}, GB 3096-2008)",
+                     f"{when_zh}噪声 {finding.value:.1f} dB(A)，限值 {ev['limit_db']:g} dB(A)"
+                     f"（{ev['zone_class']} 类声环境功能区，GB 3096-2008）")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from gridsentinel.core.records import Reading
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.base import Detector, Finding, Outcome
 from gridsentinel.detectors.policy import Level, Policy
 
@@ -54,7 +55,8 @@ class CoverTiltDetector(Detector):
             return []
         return list(self._emit(0.0, self.policy.step(now, self.last_deg, self.last_deg)).findings)
 
-    def describe(self, finding: Finding) -> str:
+    def describe(self, finding: Finding) -> Words:
         if finding.phase == "clear":
-            return f"cover level again ({finding.value:.0f}°)"
-        return f"cover tilted {finding.value:.0f}° (limit {self.alarm_deg:g}°)"
+            return Words(f"cover level again ({finding.value:.0f}°)", f"井盖已复位（{finding.value:.0f}°）")
+        return Words(f"cover tilted {finding.value:.0f}° (limit {self.alarm_deg:g}°)",
+                     f"井盖倾斜 {finding.value:.0f}°（限值 {self.alarm_deg:g}°）")

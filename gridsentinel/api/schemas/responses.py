@@ -76,6 +76,7 @@ _CASE_EXAMPLE: dict[str, Any] = {
     "refused_at": None,
     "pending_action": None,
     "headline": "water level 2.9 m of 3.0 m",
+    "headlines": {"zh-CN": "水位 2.9 米（上限 3.0 米）"},
     "version": 1,
     "log_count": 1,
 }
@@ -127,6 +128,11 @@ class CaseOut(BaseModel):
         description="A false alarm waiting for a second user: {action, by, at, note}.",
     )
     headline: str = Field("", description="The case's current state: the latest detection at its severity.")
+    headlines: dict[str, str] = Field(
+        default_factory=dict,
+        description='The headline in other languages, e.g. {"zh-CN": "井内水位 100%，已满溢"}; pages fall back to '
+                    "`headline` (English) for a language missing here.",
+    )
     version: int
     log_count: int
 

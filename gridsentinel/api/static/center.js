@@ -71,6 +71,8 @@ function centerName(id) {
 const catName = (key) => (LANG === "zh-CN" ? S.names?.categories_zh?.[key] : null) || S.names?.categories?.[key] || key;
 const deptName = (key) => key ? ((LANG === "zh-CN" ? S.names?.departments_zh?.[key] : null)
   || S.names?.departments?.[key] || key) : tr("cp.none");
+// The case's current state in the page's language (the detectors write zh-CN and English), else English.
+const headlineOf = (c) => c.headlines?.[LANG] || c.headline || c.title || catName(c.category_key);
 const prefixOf = (center) => (center || "").split(":")[1] || "";
 // A case the user's center handed up: shown, but only the center above may act on it.
 const isEscalatedOut = (c) => !!S.me?.center && !prefixOf(c.center).startsWith(S.me.center.prefix);
@@ -142,7 +144,7 @@ function renderQueue() {
     class: `case${S.selected === c.case_id ? " sel" : ""}${isEscalatedOut(c) ? " readonly" : ""}`,
     "data-case": c.case_id, "data-status": c.status, onclick: () => openCase(c.case_id) },
   el("div", { class: `sev ${c.severity}` }),
-  el("div", { class: "t", text: c.headline || c.title || catName(c.category_key) }),
+  el("div", { class: "t", text: headlineOf(c) }),
   el("div", { class: "r" }, el("span", { class: `badge ${c.status}`, text: label("status", c.status) })),
   el("div", { class: "m", text: `${catName(c.category_key)} · ${c.grid_code}` }),
   el("div", { class: "r" }, fmtDue(c)),
@@ -179,7 +181,7 @@ async function openCase(id, after = null) {
 }
 function renderCase(d) {
   const c = d.case;
-  $("caseTitle").textContent = c.headline || c.title || catName(c.category_key);
+  $("caseTitle").textContent = headlineOf(c);
   const kv = el("dl", { class: "kv" });
   const add = (k, v) => { kv.append(el("dt", { text: tr(k) }), el("dd", { "data-k": k }, v)); };
   add("cp.case_status", el("span", { class: `badge ${c.status}`, text: label("status", c.status) }));

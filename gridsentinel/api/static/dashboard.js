@@ -47,9 +47,9 @@ function centerName(c) {
   const [level, code] = String(c || "").split(":");
   return code ? tr("center.name", { level: tr(`level.${level}`, {}, level), code }) : c || "—";
 }
-// The headline says the case's current state: Case.headline (the latest detection at the current severity,
-// once the domain side has it), else the title, else the category.
-const headline = (c) => c.headline || c.title || catName(c.category_key);
+// The headline says the case's current state in the UI language: Case.headlines[lang] / Case.headline (the
+// latest detection at the current severity), else the title, else the category.
+const headline = (c) => c.headlines?.[gsLang()] || c.headline || c.title || catName(c.category_key);
 const cellName = (code) => S.grid?.features.find((f) => f.properties.code === code)?.properties.name || code;
 function toast(msg, bad = false) {
   const t = el("div", { class: `toast${bad ? " bad" : ""}`, text: msg });

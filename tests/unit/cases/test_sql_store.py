@@ -45,7 +45,7 @@ def test_open_migrates_to_head_and_is_idempotent(tmp_path: Path) -> None:
     assert {"cases", "case_log", "applied_detections", "case_outbox", "api_users", "api_tokens",
             "alert_subscribers", "hotline_calls", "citizen_reports", "incidents", "incident_members", "incident_log",
             "alembic_version"} <= tables
-    assert version == "0009"
+    assert version == "0010"
     assert "WHERE status <> 'closed'" in index_sql
 
 
