@@ -322,6 +322,9 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
     from .cases.export_command import register_cli as register_export
 
     register_export(sub)  # export cases
+    from .cases.photos_command import register_cli as register_photos
+
+    register_photos(sub)  # photos sweep
 
     # Commands whose modules pull in scipy, scikit-learn or numpy are registered in full only when the command
     # line names them; otherwise they are listed with their one-line help (every other command starts fast).
