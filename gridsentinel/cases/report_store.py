@@ -160,7 +160,7 @@ class ReportStore:
             return [_record(r) for r in await conn.execute(stmt)]
 
     async def received(self, since: float, *, grid_prefix: str | None = None,
-                       limit: int = 20_000) -> list[CitizenReport]:
+                       limit: int = 20_000) -> Sequence[CitizenReport]:
         """Reports received at or after ``since`` in any state, oldest first (the report-quality view)."""
         c = citizen_reports.c
         where: list[sa.ColumnElement[bool]] = [c.received_at >= since]

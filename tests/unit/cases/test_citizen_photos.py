@@ -23,7 +23,8 @@ DAY = 86400.0
 
 def _face_box() -> tuple[int, int, int, int]:
     [box] = json.loads((VISION / "faces.json").read_text())["images"]["messi5.jpg"]
-    return tuple(box)  # type: ignore[return-value]
+    x, y, w, h = box
+    return int(x), int(y), int(w), int(h)
 
 
 def test_the_face_in_a_real_photo_is_blurred_and_the_rest_kept() -> None:
@@ -32,6 +33,7 @@ def test_the_face_in_a_real_photo_is_blurred_and_the_rest_kept() -> None:
     assert regions >= 1
     before = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     after = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert before is not None and after is not None
     assert before.shape == after.shape  # full size: an inspector needs the detail
     x, y, w, h = _face_box()
     face_before, face_after = before[y:y + h, x:x + w], after[y:y + h, x:x + w]
