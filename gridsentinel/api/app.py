@@ -277,6 +277,7 @@ def create_app(
     for module in (stream, cases, centers, device_health, devices, grid, open311, ops, signals, evidence, dashboard,
                    configs, reports, patrol, inspector, hotline, verification, export):
         app.include_router(module.router)
+    app.include_router(hotline.page_router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)
     return app
