@@ -4,7 +4,8 @@
 // The token is the dashboard's (sessionStorage), or signed in here.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const S = { token: sessionStorage.getItem("gs-token") || "", me: null, call: null, queue: [], outcome: null };
+const S = { token: sessionStorage.getItem("gs-token") || "", me: null, call: null, queue: [], outcome: null,
+  drafts: new Map() };  // call id -> what was chosen or typed in the queue (kept across the 30 s refresh)
 
 function node(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
@@ -110,12 +111,17 @@ function renderQueue() {
     const pick = node("select", { "aria-label": tr("hotline.pick") }, node("option", { value: "", text: tr("hotline.pick") }),
       ...call.candidates.map((c) => node("option", { value: c.name, text: `${c.name} · ${c.score.toFixed(2)}` })));
     const cell = node("input", { placeholder: tr("hotline.cell_hint"), pattern: "[0-9]{15}", maxlength: "15" });
+    const draft = S.drafts.get(call.call_id) || {};
+    pick.value = draft.pick || ""; cell.value = draft.cell || "";
+    const keep = () => S.drafts.set(call.call_id, { pick: pick.value, cell: cell.value });
+    pick.addEventListener("change", keep); cell.addEventListener("input", keep);
     const err = node("div", { class: "err" });
     const go = node("button", { type: "button", text: tr("hotline.resolve"), onclick: async () => {
       const body = pick.value ? { place: pick.value } : cell.value.trim() ? { grid_code: cell.value.trim() } : null;
       if (!body) { err.textContent = tr("hotline.need_place"); return; }
       const r = await api(`/api/v1/hotline/queue/${call.call_id}/resolve`, { method: "POST", body: JSON.stringify(body) });
       if (!r.ok) { err.textContent = r.body?.error?.message || `HTTP ${r.status}`; return; }
+      S.drafts.delete(call.call_id);
       loadQueue();
     } });
     return node("li", { class: "item", "data-call": call.call_id },
