@@ -58,6 +58,10 @@ def attach(case: Case, detection: Detection, severity: str, *, now: float, catal
     The headline follows the case's current state: an active case takes the message of a detection at
     least as severe as the case and not older than its latest one ("drain overflowing" replaces "60 %
     full, overflows in ~16 min"); the title stays the first detection's.
+
+    A false alarm requested and waiting for its second user (four eyes) counts the evidence observed after
+    the request (``evidence_since``, ``last_evidence_at``): whoever confirms sees that the machines still
+    find the problem. The request stays: a faulty sensor that keeps firing must still be closable.
     """
     sources = dict(case.sources)
     sources[detection.source] = sources.get(detection.source, 0) + 1
@@ -73,6 +77,7 @@ def attach(case: Case, detection: Detection, severity: str, *, now: float, catal
         first_seen_at=min(case.first_seen_at, detection.observed_at),
         last_seen_at=max(case.last_seen_at, detection.observed_at),
         headline=detection.message if current else case.headline,
+        **_pending_with(case, detection),
     )
     # Late evidence for a closed case is kept, but does not re-alert anyone.
     if case.is_active and SEVERITIES.index(severity) > SEVERITIES.index(case.severity):
@@ -85,6 +90,16 @@ def attach(case: Case, detection: Detection, severity: str, *, now: float, catal
                      **updates)
         change = chain(change, raised)
     return change
+
+
+def _pending_with(case: Case, detection: Detection) -> dict[str, Any]:
+    """``pending_action`` with ``detection`` counted when it was observed after the request was made."""
+    pending = case.pending_action
+    if pending is None or detection.observed_at <= float(pending.get("at", 0.0)):
+        return {}
+    return {"pending_action": {**pending, "evidence_since": int(pending.get("evidence_since", 0)) + 1,
+                               "last_evidence_at": max(detection.observed_at,
+                                                       float(pending.get("last_evidence_at", 0.0)))}}
 
 
 def open_case(detection: Detection, resolved: Resolved, *, now: float, catalog: Catalog,

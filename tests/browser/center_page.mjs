@@ -46,9 +46,9 @@ async function buttons(page) {
 async function caseView(page) {
   return {
     title: (await page.locator("#caseTitle").innerText()).trim(),
-    status: (await page.locator('[data-k="case.status"]').innerText()).trim(),
-    due: (await page.locator('[data-k="case.due"]').innerText()).trim(),
-    center: (await page.locator('[data-k="case.center"]').innerText()).trim(),
+    status: (await page.locator('[data-k="cp.case_status"]').innerText()).trim(),
+    due: (await page.locator('[data-k="cp.case_due"]').innerText()).trim(),
+    center: (await page.locator('[data-k="cp.case_center"]').innerText()).trim(),
     readonly: await page.locator("#readonlyNote").count() ? (await page.locator("#readonlyNote").innerText()).trim() : null,
     pending: await page.locator("#pending").count() ? (await page.locator("#pending").innerText()).trim() : null,
     buttons: await buttons(page),

@@ -224,8 +224,8 @@ def test_center_page_scope_escalation_refusal_and_four_eyes(world: World) -> Non
     street = seen["streetCase"]
     assert seen["street"]["escalated_out"]["ids"] == ["case-overdue"]
     assert "case-overdue" not in seen["street"]["overdue"]["ids"] + seen["street"]["new"]["ids"]
-    assert "now with District 320582" in seen["streetRow"] and "open" in seen["streetRow"].lower()
-    assert street["readonly"] == "This case is with District 320582: read-only here."
+    assert "now with district 320582" in seen["streetRow"] and "open" in seen["streetRow"].lower()
+    assert street["readonly"] == "This case is with district 320582: read-only here."
     assert street["buttons"], "the street sees which actions exist"
     for button in street["buttons"]:  # none usable, each says why, each looks disabled
         assert not button["enabled"] and button["opacity"] < 0.5, button

@@ -4,30 +4,7 @@
 // inspector.max_age_hours). A re-send after a lost answer has the same report id: the API applies it once.
 "use strict";
 
-// All the page's words, zh-CN first (to move into the shared i18n.js later).
-const STRINGS = {
-  "zh-CN": {
-    title: "巡查上报", token: "访问令牌", signIn: "登录", category: "问题类别", photos: "现场照片",
-    locate: "获取位置", note: "说明", send: "上报", lang: "English",
-    online: "在线", offline: "离线", locating: "正在定位…", noGeo: "无法获取位置：", positionAt: "位置",
-    needPosition: "请先获取位置", needCategory: "请选择类别", queued: "已保存，待发送", sending: "正在发送…",
-    sent: "已上报", duplicate: "已收到（重复发送）", pending: "已上报，案件稍后生成", refused: "被拒绝",
-    outboxEmpty: "没有待发送的上报", waiting: "待发送", badToken: "令牌无效，请重新登录",
-    accuracy: "精度", metres: "米", caseLabel: "案件",
-  },
-  en: {
-    title: "Patrol report", token: "API token", signIn: "Sign in", category: "Category", photos: "Photos",
-    locate: "Get position", note: "Note", send: "Report", lang: "中文",
-    online: "online", offline: "offline", locating: "locating…", noGeo: "no position: ", positionAt: "Position",
-    needPosition: "Get the position first", needCategory: "Choose a category", queued: "saved, waiting to send",
-    sending: "sending…", sent: "reported", duplicate: "already received (re-sent)",
-    pending: "reported; the case follows", refused: "refused", outboxEmpty: "nothing waiting to be sent",
-    waiting: "waiting", badToken: "token not accepted: sign in again", accuracy: "accuracy", metres: "m",
-    caseLabel: "case",
-  },
-};
-let lang = localStorage.getItem("gs-lang") === "en" ? "en" : "zh-CN";
-const t = (key) => STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
+// The words: i18n.js's dictionaries (loaded first; this page's keys are insp.*).
 
 const $ = (id) => document.getElementById(id);
 const MAX_SIDE = 1600; // photos are shrunk on the phone: a report stays well under the upload limit
@@ -35,9 +12,8 @@ let position = null;
 let photos = [];
 
 function applyStrings() {
-  document.documentElement.lang = lang;
-  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
-  $("lang").textContent = t("lang");
+  document.title = tr("insp.title");  // the static words: gsApply() (data-i18n attributes)
+  $("lang").textContent = GS_LANG_NAMES[gsLang() === "en" ? "zh-CN" : "en"];
   showNet();
   renderOutbox();
 }
@@ -69,10 +45,10 @@ async function renderOutbox() {
   $("outbox").replaceChildren(...(items.length ? items.map((it) => {
     const li = document.createElement("li");
     li.className = it.refused ? "refused" : "";
-    const when = new Date(it.report.observed_at).toLocaleString(lang);
-    li.textContent = `${when} · ${it.label} · ${it.refused ? `${t("refused")}: ${it.refused}` : t("waiting")}`;
+    const when = new Date(it.report.observed_at).toLocaleString(gsLang());
+    li.textContent = `${when} · ${it.label} · ${it.refused ? `${tr("insp.refused")}: ${it.refused}` : tr("insp.waiting")}`;
     return li;
-  }) : [Object.assign(document.createElement("li"), { textContent: t("outboxEmpty") })]));
+  }) : [Object.assign(document.createElement("li"), { textContent: tr("insp.outbox_empty") })]));
 }
 
 // --- sending ------------------------------------------------------------------------------------------
@@ -86,22 +62,22 @@ async function flush() {
       if (item.refused) continue;
       let r;
       try {
-        $("status").textContent = t("sending");
+        $("status").textContent = tr("insp.sending");
         r = await fetch("/api/v1/inspector/reports", {
           method: "POST", body: JSON.stringify(item.report),
           headers: { "Content-Type": "application/json", Authorization: `Bearer ${token()}` },
         });
-      } catch { $("status").textContent = t("queued"); break; } // no connection: keep it, try later
+      } catch { $("status").textContent = tr("insp.queued"); break; } // no connection: keep it, try later
       const body = await r.json().catch(() => null);
       if (r.status === 201) {
         await dropItem(item.report.report_id);
-        const c = body.case_id ? ` · ${t("caseLabel")} ${body.case_id.slice(0, 8)}` : "";
-        $("status").textContent = `${t(body.outcome === "duplicate" ? "duplicate" : body.case_id ? "sent" : "pending")}${c}`;
-      } else if (r.status === 401) { $("status").textContent = t("badToken"); showSignIn(); break; }
+        const c = body.case_id ? ` · ${tr("insp.case_label")} ${body.case_id.slice(0, 8)}` : "";
+        $("status").textContent = `${tr(body.outcome === "duplicate" ? "insp.duplicate" : body.case_id ? "insp.sent" : "insp.pending")}${c}`;
+      } else if (r.status === 401) { $("status").textContent = tr("insp.bad_token"); showSignIn(); break; }
       else if (r.status >= 400 && r.status < 500) { // refused for good (too old, outside the grid): keep it visible
         item.refused = body?.error?.message || `HTTP ${r.status}`;
         await putItem(item);
-      } else { $("status").textContent = t("queued"); break; } // 5xx: the case stage is away; retry later
+      } else { $("status").textContent = tr("insp.queued"); break; } // 5xx: the case stage is away; retry later
     }
   } finally { flushing = false; renderOutbox(); }
 }
@@ -127,23 +103,23 @@ $("photos").addEventListener("change", async (ev) => {
   $("photoPreview").replaceChildren(...photos.map((src) => Object.assign(document.createElement("img"), { src })));
 });
 $("locate").addEventListener("click", () => {
-  $("position").textContent = t("locating");
+  $("position").textContent = tr("insp.locating");
   navigator.geolocation.getCurrentPosition((p) => {
     position = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: Math.round(p.coords.accuracy) };
-    $("position").textContent = `${t("positionAt")} ${position.lat.toFixed(6)}, ${position.lon.toFixed(6)} · ${t("accuracy")} ${position.accuracy_m} ${t("metres")}`;
-  }, (err) => { $("position").textContent = t("noGeo") + err.message; }, { enableHighAccuracy: true, timeout: 20000 });
+    $("position").textContent = `${tr("insp.position_at")} ${position.lat.toFixed(6)}, ${position.lon.toFixed(6)} · ${tr("insp.accuracy")} ${position.accuracy_m} ${tr("insp.metres")}`;
+  }, (err) => { $("position").textContent = tr("insp.no_geo") + err.message; }, { enableHighAccuracy: true, timeout: 20000 });
 });
 $("report").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  if (!position) { $("status").textContent = t("needPosition"); return; }
-  if (!$("category").value) { $("status").textContent = t("needCategory"); return; }
+  if (!position) { $("status").textContent = tr("insp.need_position"); return; }
+  if (!$("category").value) { $("status").textContent = tr("insp.need_category"); return; }
   const report = {
     report_id: crypto.randomUUID(), category: $("category").value, ...position,
     observed_at: new Date().toISOString(), note: $("note").value.trim(), photos: photos.map((data) => ({ data })),
   };
   await putItem({ report, label: $("category").selectedOptions[0].textContent });
   $("note").value = ""; $("photos").value = ""; photos = []; $("photoPreview").replaceChildren();
-  $("status").textContent = t("queued");
+  $("status").textContent = tr("insp.queued");
   await renderOutbox();
   flush();
 });
@@ -154,7 +130,7 @@ async function loadCategories() {
   let cats = JSON.parse(localStorage.getItem("gs-inspector-categories") || "null");
   try {
     const r = await fetch("/api/v1/inspector/me", { headers: { Authorization: `Bearer ${token()}` } });
-    if (r.status === 401 || r.status === 403) { $("status").textContent = t("badToken"); showSignIn(); return; }
+    if (r.status === 401 || r.status === 403) { $("status").textContent = tr("insp.bad_token"); showSignIn(); return; }
     if (r.ok) { cats = (await r.json()).categories; localStorage.setItem("gs-inspector-categories", JSON.stringify(cats)); }
   } catch { /* offline: the cached list */ }
   $("category").replaceChildren(new Option("—", ""), ...Object.entries(cats || {}).map(([k, name]) => new Option(`${name} (${k})`, k)));
@@ -165,8 +141,9 @@ $("signIn").addEventListener("submit", (ev) => {
   localStorage.setItem("gs-inspector-token", $("token").value.trim());
   loadCategories().then(flush);
 });
-$("lang").addEventListener("click", () => { lang = lang === "en" ? "zh-CN" : "en"; localStorage.setItem("gs-lang", lang); applyStrings(); });
-function showNet() { $("net").textContent = t(navigator.onLine ? "online" : "offline"); $("net").classList.toggle("off", !navigator.onLine); }
+$("lang").addEventListener("click", () => gsSetLang(gsLang() === "en" ? "zh-CN" : "en"));
+document.addEventListener("gs-lang", applyStrings);
+function showNet() { $("net").textContent = tr(navigator.onLine ? "insp.online" : "insp.offline"); $("net").classList.toggle("off", !navigator.onLine); }
 window.addEventListener("online", () => { showNet(); flush(); });
 window.addEventListener("offline", showNet);
 setInterval(flush, 30000); // "online" is not always fired (captive portals, flaky signal)

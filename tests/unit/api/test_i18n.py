@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gridsentinel.api.auth import ROLES
+from gridsentinel.cases.authority import QUEUES
 from gridsentinel.cases.case import ACTIONS, CLOSING_REASONS, STATUSES
 from gridsentinel.cases.events import DEFAULT_NOTIFY
 from gridsentinel.cases.gridcode import LEVELS
@@ -28,12 +29,8 @@ LOG_ACTIONS = ("open", "evidence", "raise_severity", "escalate", "remind")
 DYNAMIC: dict[str, tuple[str, ...]] = {
     "status": STATUSES, "action": (*ACTIONS, *LOG_ACTIONS, *DEFAULT_NOTIFY), "severity": SEVERITIES,
     "source": SOURCES, "device": STATES, "closing": CLOSING_REASONS, "level": LEVELS, "role": ROLES,
+    "queue": QUEUES, "queue_hint": QUEUES,
 }
-
-
-# Pages that carry their own zh-CN / en dictionary at the top of their script (the center page and the
-# inspectors' phone page, which works offline): their keys are not i18n.js's.
-OWN_DICTIONARIES = frozenset({"center.js", "inspector.js"})
 
 
 def dictionaries() -> dict[str, dict[str, str]]:
@@ -69,8 +66,6 @@ def test_every_key_the_pages_name_exists() -> None:
     groups = {k.split(".")[0] for k in keys}
     used: dict[str, set[str]] = {}
     for name, src in page_sources().items():
-        if name in OWN_DICTIONARIES:
-            continue
         if name.endswith(".html"):
             found = set(re.findall(r'data-i18n(?:-placeholder|-title|-aria-label)?="([^"]+)"', src))
         else:
@@ -81,7 +76,8 @@ def test_every_key_the_pages_name_exists() -> None:
     missing = {name: sorted(found - keys) for name, found in used.items() if found - keys}
     assert missing == {}
     # every page is translated: each names some keys, and each HTML text is replaced by its data-i18n key
-    for name in ("dashboard.html", "dashboard.js", "patrol.html", "patrol.js", "report.html", "report.js"):
+    for name in ("dashboard.html", "dashboard.js", "patrol.html", "patrol.js", "report.html", "report.js",
+                 "center.html", "center.js", "inspector.html", "inspector.js"):
         assert used[name], name
     for name, src in page_sources().items():
         if name.endswith(".html"):
@@ -122,16 +118,15 @@ def untranslated_text(html: str) -> list[str]:
 def test_dynamic_keys_cover_what_the_back_end_sends() -> None:
     keys = set(dictionaries()["en"])
     prefixes = set()
-    for name, src in page_sources().items():
-        if name not in OWN_DICTIONARIES:
-            prefixes |= set(re.findall(r"\btr\(`([a-z_]+)\.\$\{", src))
+    for src in page_sources().values():
+        prefixes |= set(re.findall(r"\btr\(`([a-z_]+)\.\$\{", src))
     assert prefixes and prefixes <= set(DYNAMIC), f"add the values of {sorted(prefixes - set(DYNAMIC))} to DYNAMIC"
     missing = sorted(f"{p}.{v}" for p in prefixes for v in DYNAMIC[p] if f"{p}.{v}" not in keys)
     assert missing == []
 
 
 def test_html_pages_load_the_dictionaries_first_and_default_to_chinese() -> None:
-    for name in ("dashboard.html", "patrol.html", "report.html"):
+    for name in ("dashboard.html", "patrol.html", "report.html", "center.html", "inspector.html"):
         src = (STATIC / name).read_text(encoding="utf-8")
         assert '<html lang="zh-CN">' in src, name
         scripts = re.findall(r'<script src="/dashboard/static/([a-z0-9_-]+\.js)"', src)

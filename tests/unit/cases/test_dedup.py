@@ -200,3 +200,22 @@ def test_concurrent_feeds_of_one_incident_open_one_case(catalog: Catalog) -> Non
 
 def test_cell_constant_is_a_valid_code() -> None:
     assert len(CELL) == 15
+
+
+def test_evidence_after_a_false_alarm_request_is_counted_on_the_request(catalog: Catalog) -> None:
+    # Four eyes: the machines still finding the problem after "false alarm" was asked is shown to whoever
+    # confirms; evidence observed before the request is not counted, and the request itself stays.
+    store = MemoryCaseStore()
+    run(feed(store, catalog, detection("d1")))
+    case = only_case(store)
+    run(transition_case(store, catalog, case.case_id, "false_alarm", actor="user:li", now=MONDAY_10H + 100,
+                        note="test of the gauge"))
+    assert only_case(store).pending_action is not None
+    run(feed(store, catalog, detection("d2", observed_at=MONDAY_10H + 50), now=MONDAY_10H + 150))
+    assert "evidence_since" not in (only_case(store).pending_action or {})
+    run(feed(store, catalog, detection("d3", observed_at=MONDAY_10H + 200), detection("d4", observed_at=MONDAY_10H + 300),
+             now=MONDAY_10H + 310))
+    pending = only_case(store).pending_action or {}
+    assert (pending["by"], pending["evidence_since"], pending["last_evidence_at"]) == ("user:li", 2, MONDAY_10H + 300)
+    run(transition_case(store, catalog, case.case_id, "false_alarm", actor="user:wang", now=MONDAY_10H + 400))
+    assert (only_case(store).status, only_case(store).pending_action) == ("closed", None)
