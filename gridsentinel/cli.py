@@ -319,6 +319,12 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
     from .api.user_commands import register_cli as register_users
 
     register_users(sub)  # users create|list|token|revoke
+    from .cases.export_command import register_cli as register_export
+
+    register_export(sub)  # export cases
+    from .cases.photos_command import register_cli as register_photos
+
+    register_photos(sub)  # photos sweep
 
     # Commands whose modules pull in scipy, scikit-learn or numpy are registered in full only when the command
     # line names them; otherwise they are listed with their one-line help (every other command starts fast).

@@ -34,6 +34,7 @@ from gridsentinel.api.routers import (
     device_health,
     devices,
     evidence,
+    export,
     grid,
     hotline,
     incidents,
@@ -270,14 +271,16 @@ def create_app(
             {"name": "grid", "description": "Unit grid cells with open-case counts."},
             {"name": "open311", "description": "Open311 GeoReport v2 (JSON)."},
             {"name": "ops", "description": "Health and Prometheus metrics."},
+            {"name": "export", "description": "Desensitised case exports (CSV, GeoJSON) for other departments."},
         ],
     )
     app.state.gs = state
     install_error_handlers(app)
     # The stream router first: /api/v1/cases/stream must not be taken for a case id.
     for module in (stream, cases, centers, device_health, devices, grid, open311, ops, signals, evidence, dashboard,
-                   configs, reports, patrol, inspector, hotline, verification, incidents):
+                    configs, reports, patrol, inspector, hotline, verification, incidents, export):
         app.include_router(module.router)
+    app.include_router(hotline.page_router)
     app.add_middleware(_Edge, state=state)
     _add_open311_body_schema(app)
     return app

@@ -17,12 +17,13 @@ from starlette.concurrency import run_in_threadpool
 
 from gridsentinel.api.errors import ApiError
 from gridsentinel.api.state import ApiState
+from gridsentinel.cases.photos_command import PHOTO_DIR  # <run dir>/citizen-photos/<report id>.photo
 from gridsentinel.cases.quality import Assessment, NewReport, assess, rate_limit
 from gridsentinel.cases.report_store import CitizenReport, ReportState, ReportStore
 from gridsentinel.core.records import Detection
 
 REPORT_ID = re.compile(r"[0-9a-f]{32}")
-PHOTO_DIR = "citizen-photos"  # under the run directory: <report id>.photo, as the citizen sent it
+
 PHOTO_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"RIFF", "image/webp"))
 
 

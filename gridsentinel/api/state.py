@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ class ApiState:
     channels: Channels | None = None  # inspector and hotline config, gazetteer, keyword model (create_app)
     hotline: HotlineStore | None = None  # the hotline's calls in the case DB, set by the lifespan
     families: IncidentFamilies = field(default_factory=IncidentFamilies.empty)  # incident_families.yaml
+    # the de-identifier for citizens' photos shown to roles without identity rights (made on first use: it loads
+    # OpenCV models) and the lock that runs one blur at a time
+    photo_deidentifier: Any = None
+    photo_blur_lock: asyncio.Lock | None = None
 
     def hotline_store(self) -> HotlineStore:
         if self.hotline is None:

@@ -221,6 +221,7 @@ class MemoryCaseStore:
             return ((query.grid_prefix is None or c.grid_code.startswith(query.grid_prefix))
                     and (query.statuses is None or c.status in query.statuses)
                     and (query.category_key is None or c.category_key == query.category_key)
+                    and (query.category_keys is None or c.category_key in query.category_keys)
                     and (query.opened_from is None or c.opened_at >= query.opened_from)
                     and (query.opened_to is None or c.opened_at < query.opened_to)
                     and (query.visible_to is None or visible(query.visible_to, c))

@@ -118,6 +118,11 @@ class QualityConfig(StrictModel):
     rate_max_per_device: int = Field(
         30, ge=1, description="Reports one device may file within rate_window_s; more are refused (429)."
     )
+    photo_retention_days: float = Field(
+        30.0, gt=0, le=3650,
+        description="Days a citizen's photo (and its blurred copy) is kept; `gridsentinel photos sweep` deletes "
+        "older ones. The report and its reasons stay.",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -159,6 +159,17 @@ class ReportStore:
         async with self.engine.connect() as conn:
             return [_record(r) for r in await conn.execute(stmt)]
 
+    async def received(self, since: float, *, grid_prefix: str | None = None,
+                       limit: int = 20_000) -> Sequence[CitizenReport]:
+        """Reports received at or after ``since`` in any state, oldest first (the report-quality view)."""
+        c = citizen_reports.c
+        where: list[sa.ColumnElement[bool]] = [c.received_at >= since]
+        if grid_prefix is not None:
+            where.append(c.grid_code.startswith(grid_prefix, autoescape=True))
+        stmt = sa.select(citizen_reports).where(*where).order_by(c.received_at, c.report_id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_record(r) for r in await conn.execute(stmt)]
+
     async def count(self, states: Sequence[ReportState], *, grid_prefix: str | None = None) -> int:
         c = citizen_reports.c
         where: list[sa.ColumnElement[bool]] = [c.state.in_(list(states))]

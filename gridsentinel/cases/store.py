@@ -653,6 +653,8 @@ class SqlCaseStore:
             conditions.append(cases.c.status.in_(list(query.statuses)))
         if query.category_key is not None:
             conditions.append(_category_filter(query.category_key))
+        if query.category_keys is not None:
+            conditions.append(sa.or_(sa.false(), *(_category_filter(k) for k in query.category_keys)))
         if query.opened_from is not None:
             conditions.append(cases.c.opened_at >= query.opened_from)
         if query.opened_to is not None:

@@ -40,6 +40,7 @@ class CaseQuery:
     grid_prefix: str | None = None
     statuses: tuple[str, ...] | None = None
     category_key: str | None = None
+    category_keys: tuple[str, ...] | None = None  # any of these (with category_key: both must hold)
     opened_from: float | None = None
     opened_to: float | None = None
     limit: int = 100

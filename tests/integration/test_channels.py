@@ -209,3 +209,76 @@ def test_the_phone_page_sends_an_offline_finding_later_with_its_own_time(
     assert d["source"] == "inspector" and d["observed_at"] == pytest.approx(made, abs=1e-3) and made < online
     assert d["evidence"]["report_id"] == filed["report_id"] and d["evidence"]["accuracy_m"] == 6
     assert detail["case"]["category_key"] == "component:0103" and d["message"] == "雨水井盖缺失（离线上报）"
+
+
+def test_the_call_takers_page_places_confirms_and_queues(
+        ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser_ready: str) -> None:
+    base, _, taker_token = _start(ns, f"sqlite:///{tmp_path / 'cases.db'}", monkeypatch)
+    shots = [REPO_ROOT / "artifacts" / "hotline-page.png", REPO_ROOT / "artifacts" / "hotline-page-phone.png"]
+    shots[0].parent.mkdir(exist_ok=True)
+    done = subprocess.run(["node", "hotline_page.mjs", base, taker_token, *map(str, shots)],
+                          cwd=REPO_ROOT / "tests" / "browser", capture_output=True, text=True, timeout=240,
+                          env={"GS_CHROMIUM": browser_ready, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:] + ns.log("api")
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["title"] == "12345 热线受理" and seen["englishTitle"] == "12345 hotline intake"
+    assert seen["errors"] == [] and seen["phoneWidth"] <= 390
+    # the vague address: no place, a suggestion from the text (污水 -> sewage), queued on confirm, never dropped
+    assert "未能" in seen["vagueResolution"] and seen["vagueCategory"] == "event:0404"
+    assert "待定位队列" in seen["vagueOutcome"] and "我家楼下" in seen["queued"][0]
+    # the placed one: the gazetteer's place and cell, the storm-water cover first with its confidence
+    assert "暨阳中路2号" in seen["resolution"] and CELL in seen["resolution"]
+    assert seen["category"] == "component:0103" and seen["checkedPlace"] == "暨阳中路2号"
+    assert "置信度" in seen["suggestions"][0] and "雨水井盖" in seen["suggestions"][0]
+    assert seen["outcome"].startswith("已派送") and "新立案件" in seen["outcome"]
+    assert "暨阳中路2号" in seen["resolutionAfter"] and "null" not in seen["resolutionAfter"]
+    assert seen["englishOutcome"].startswith("Sent to the case stage") and "没有待定位" in seen["queueAfter"]
+    assert all(s.stat().st_size > 10_000 for s in shots)
+
+    taker = {"Authorization": f"Bearer {taker_token}"}
+
+    def cases() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = httpx.get(f"{base}/api/v1/cases", params={"grid_prefix": "3205820040010"},
+                                                headers=taker, timeout=10).json()["items"]
+        return items if len(items) == 2 else None
+
+    found = wait_for(cases, 60, "the two calls' cases", ns=ns, on_timeout=lambda: ns.log("cases") + ns.log("api"))
+    assert found is not None
+    assert {(c["grid_code"], c["category_key"]) for c in found} == {(CELL, "component:0103"),
+                                                                     ("320582004001004", "event:0404")}
+    assert all(c["sources"] == {"hotline": 1} for c in found)
+
+
+def test_the_quality_page_shows_inspectors_pseudonyms_and_lets_them_confirm(
+        ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser_ready: str) -> None:
+    from tests.photos import photo
+
+    citizen = add_token(ns.workdir / "tokens.yaml", "t-citizen", "citizen")
+    base, inspector_token, taker_token = _start(ns, f"sqlite:///{tmp_path / 'cases.db'}", monkeypatch)
+    lat, lon = 31.8722, 120.5505  # in CELL
+    now = time.time()
+    held = photo("messi5.jpg", gps=(lat + 0.009, lon), taken_at=now - 600)  # taken 1 km away: held
+    for account, jpeg in (("acct-li", held), ("acct-wu", held)):  # the second repeats the first's photo
+        r = httpx.post(f"{base}/open311/v2/requests.json", headers={"Authorization": f"Bearer {citizen}"},
+                       files={"media": ("p.jpg", jpeg, "image/jpeg")}, timeout=30,
+                       data={"service_code": "event:0103", "lat": str(lat), "long": str(lon), "account_id": account,
+                             "phone": "13912345678", "description": "路面积水，回电13912345678"})
+        assert r.status_code == 201, r.text
+    shot = REPO_ROOT / "artifacts" / "quality-page.png"
+    shot.parent.mkdir(exist_ok=True)
+    done = subprocess.run(["node", "quality_page.mjs", base, inspector_token, taker_token, str(shot)],
+                          cwd=REPO_ROOT / "tests" / "browser", capture_output=True, text=True, timeout=240,
+                          env={"GS_CHROMIUM": browser_ready, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:] + ns.log("api")
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["errors"] == [] and seen["title"] == "市民上报质量" and seen["englishTitle"] == "Citizen report quality"
+    # the dispatcher sees who; the inspector pseudonyms, a scrubbed description and a blurred photo
+    assert "acct-li" in seen["dispatcherItem"] and set(seen["dispatcherAccounts"]) == {"acct-li", "acct-wu"}
+    assert "acct-li" not in seen["item"] and "13912345678" not in seen["item"] and "[phone]" in seen["item"]
+    assert "拍摄点太远" in seen["item"] and "化名" in seen["note"]
+    assert all(a.startswith("p-") for a in seen["accounts"]) and len(seen["accounts"]) == 2
+    assert any("使用他人照片" in row for row in seen["accountRows"])  # the second account reused the photo
+    assert seen["photo"]["w"] > 0 and "没有待核实" in seen["after"]
+    queue = httpx.get(f"{base}/api/v1/verification", params={"state": "confirmed"},
+                      headers={"Authorization": f"Bearer {taker_token}"}, timeout=10).json()
+    assert [i["decided_by"] for i in queue["items"]] == ["user:t-inspector"]

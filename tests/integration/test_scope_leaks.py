@@ -1,8 +1,9 @@
 """Scope, route by route (issue 16 "Done when"): users of several centers - two streets of one district, the
 district, a department, all made in the real case database (SQLite and PostgreSQL) - call EVERY operation of
-the API's OpenAPI document, with the path parameters filled with the OTHER street's case ids, cells, device,
-evidence snapshot and Open311 token. No response may carry the id, grid code or title of a case outside the
-caller's scope, and a direct fetch of another center's case is 404. The same calls with a city-wide token do
+the API's OpenAPI document (the desensitised export and the report-quality view included), with the path
+parameters filled with the OTHER street's case ids, cells, device, evidence snapshot and Open311 token. No
+response may carry the id, grid code or title of a case outside the caller's scope, a direct fetch of another
+center's case is 404, and the export lists exactly the caller's cases. The same calls with a city-wide token do
 show those ids: the check can fail.
 
 The app runs in-process (its real lifespan: the SQL store, the users store, the device registry) on a copy
@@ -13,6 +14,8 @@ of config/ whose grid gains a second street of the district (320582005) and a st
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import re
 import shutil
@@ -373,6 +376,10 @@ def test_no_route_leaks_across_centers(case_store_url: str, ns: Namespace, tmp_p
                     # and its own cases are there (the scope is not simply empty)
                     listed = (await client.get("/api/v1/cases", params={"limit": 500}, headers=headers)).json()
                     assert {i["case_id"] for i in listed["items"]} == {c.case_id for c in own}
+                    # the desensitised export lists the same cases, no more
+                    exported = (await client.get("/api/v1/export/cases.csv", headers=headers)).text
+                    rows = list(csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"))))
+                    assert {r["case_id"] for r in rows} == {c.case_id for c in own}, caller.name
                 # the check can fail: a city-wide token's answers to the same calls carry those ids
                 city = await call_everything(world, client, "city", "s5", reads_only=True)
                 shown = "".join(body for _, _, body in city)

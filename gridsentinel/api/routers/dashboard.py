@@ -1,4 +1,5 @@
-"""The dispatch dashboard: its pages (``/dashboard``, ``/dashboard/center``: a center's queues and cases) with
+"""The dispatch dashboard: its pages (``/dashboard``, ``/dashboard/center``: a center's queues and cases,
+``/dashboard/quality``: citizen reports' verification queue and quality per account) with
 their static files, and ``/dashboard/me``.
 
 The page is public (it holds no data); it asks for an API token, keeps it in the tab's sessionStorage
@@ -10,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import FileResponse, RedirectResponse
 
-from gridsentinel.api.deps import CaseReader, StateDep
+from gridsentinel.api.auth import TokenEntry
+from gridsentinel.api.deps import StateDep, require
 from gridsentinel.api.errors import ApiError, responses
 
 router = APIRouter(tags=["dashboard"])
@@ -40,6 +42,17 @@ async def center_page() -> FileResponse:
                         headers={"Cache-Control": "no-cache"})
 
 
+# The pages' "who am I" (names and time zone only, no case data): inspectors too (the report-quality page).
+PageUser = Annotated[TokenEntry, Depends(require("viewer", department=True, inspector=True))]
+
+
+@router.get("/dashboard/quality", include_in_schema=False)
+async def quality_page() -> FileResponse:
+    """Citizen reports: the verification queue and report quality per account (pseudonymised by role)."""
+    return FileResponse(STATIC / "quality.html", media_type=_TYPES[".html"],
+                        headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/dashboard/static/{name}", include_in_schema=False)
 async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,40}\.(js|css|svg)$")]) -> FileResponse:
     path = STATIC / name
@@ -51,7 +64,7 @@ async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,40}\.(js|css|
 @router.get("/dashboard/me", summary="Who the token belongs to, its role, center and department, and the names "
             "and time zone the dashboard shows; /api/v1/me has the center's details",
             responses=responses(401, 403))
-async def me(state: StateDep, token: CaseReader) -> dict[str, Any]:
+async def me(state: StateDep, token: PageUser) -> dict[str, Any]:
     catalog = state.catalog
     departments = catalog.routing.departments
     specs = catalog.categories_file.categories

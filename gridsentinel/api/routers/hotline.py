@@ -10,9 +10,11 @@ time, go to ``gs.detections``. See docs/channels.md.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse
 
 from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import Dispatcher, StateDep
@@ -35,6 +37,7 @@ from gridsentinel.core.records import Detection
 router = APIRouter(prefix="/api/v1/hotline", tags=["hotline"])
 CallId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The call id the intake answered.")]
 QUEUE_STATUSES = ("pending", "queued")
+PAGE = FilePath(__file__).resolve().parent.parent / "static" / "hotline.html"
 
 
 def _channels(state: ApiState) -> Channels:
@@ -87,6 +90,24 @@ def _locate(state: ApiState, where: HotlineLocateIn) -> tuple[str, float, float,
         lat, lon = state.grid.centroid(where.grid_code)
         return where.grid_code, lat, lon, None, "cell"
     return None
+
+
+page_router = APIRouter()
+
+
+@page_router.get("/hotline", include_in_schema=False)
+async def page() -> FileResponse:
+    """The call-takers' page (public like the dashboard: it holds no data; it calls the API with a token)."""
+    return FileResponse(PAGE, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/me", summary="Who the token belongs to, the categories to choose from and whether a gazetteer is "
+            "loaded (the call-takers' page)", responses=responses(401, 403))
+async def me(state: StateDep, token: Dispatcher) -> dict[str, Any]:
+    channels = _channels(state)
+    categories = {c.key: {"name": c.name, "name_zh": c.name_zh} for c in state.catalog.categories_file.categories}
+    return {"id": token.id, "role": token.role, "center": token.center, "categories": categories,
+            "gazetteer": channels.gazetteer is not None, "timezone": state.catalog.calendar.timezone}
 
 
 @router.post(

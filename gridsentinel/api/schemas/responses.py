@@ -481,8 +481,8 @@ class QualityReasonOut(BaseModel):
 
 
 class VerificationItemOut(BaseModel):
-    """A citizen report in the verification queue (or decided from it), with the citizen's identity:
-    only dispatchers and up read the queue."""
+    """A citizen report in the verification queue (or decided from it). Dispatchers and up see the citizen's
+    identity; an inspector sees pseudonyms, a scrubbed description and a blurred photo (api/privacy.py)."""
 
     id: str = Field(description="The report id (the token its POST answered; also its Open311 request id).")
     state: str = Field(description="held, confirmed, rejected (or accepted, duplicate).")
@@ -492,15 +492,18 @@ class VerificationItemOut(BaseModel):
     lat: float
     lon: float
     description: str
-    account_id: str | None
+    account_id: str | None = Field(description="The account, or its pseudonym (p-...) for a role without "
+                                   "identity rights.")
     device_id: str | None
     phone: str | None
+    identity_shown: bool = Field(True, description="False: identifiers are pseudonyms, the description is "
+                                 "scrubbed of phone and ID numbers, and the photo is blurred.")
     reasons: list[QualityReasonOut] = Field(description="Every reason of the quality decision.")
     location: str | None = Field(description="consistent, flagged, unverifiable or no_photo.")
     photo_distance_m: float | None
     gaming_score: float = Field(description="0..1, noisy-or of the account's gaming signals.")
     gaming_signals: list[QualityReasonOut] = Field(description="The gaming reasons among `reasons`.")
-    photo_url: str | None = Field(description="The uploaded photo (dispatcher or higher).")
+    photo_url: str | None = Field(description="The uploaded photo (blurred for a role without identity rights).")
     media_url: str | None = Field(description="The photo link the citizen's app gave, if any.")
     duplicate_of: str | None
     decided_at: float | None
@@ -598,3 +601,31 @@ class IncidentActionOut(BaseModel):
     action: str
     results: list[IncidentCaseResultOut]
     events: list[CaseEventOut]
+
+
+class AccountQualityOut(BaseModel):
+    """One reporting account's record over the period: counts per outcome, its gaming score with the signals
+    behind it, location/EXIF flags and near-duplicate photos."""
+
+    account: str = Field(description="The account id, or its pseudonym for a role without identity rights "
+                         "(`device:`/`anonymous` when the report named no account).")
+    reports: int
+    states: dict[str, int] = Field(description="Reports per state: accepted, held, confirmed, rejected, duplicate.")
+    gaming_score_max: float
+    gaming_score_last: float
+    gaming_signals: dict[str, int] = Field(description="Reports that carried each gaming signal.")
+    location_flags: dict[str, int] = Field(
+        description="Reports per location/EXIF reason (photo_far, photo_old, photo_after_report, exif_missing, ...).")
+    duplicate_photos: list[dict[str, str]] = Field(
+        description="Reports whose photo repeats an earlier one: {report, duplicate_of}.")
+    last_report_at: float
+    held_ids: list[str] = Field(description="Its reports waiting in the verification queue.")
+
+
+class AccountQualityListOut(BaseModel):
+    """Accounts of the period, highest gaming score first."""
+
+    accounts: list[AccountQualityOut]
+    since: float
+    reports: int = Field(description="Reports in the period (in the caller's scope).")
+    identity_shown: bool

@@ -45,7 +45,9 @@ def test_a_straight_report_with_its_photo_becomes_a_detection(api: Harness) -> N
         got = await c.get(url, headers=auth("dispatcher"))
         assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
         assert got.content == near_photo()
-        assert_error(await c.get(url, headers=auth("viewer")), 403)
+        blurred = await c.get(url, headers=auth("viewer"))  # a viewer: faces and plates blurred, never the original
+        assert blurred.status_code == 200 and blurred.content != got.content
+        assert_error(await c.get(url, headers=auth("citizen")), 403)
         # a viewer sees the same detection with pseudonyms, stable across reads
         seen = (await c.get(f"/api/v1/cases/{answer['service_request_id']}", headers=auth("viewer"))).json()
         ev = seen["detections"][0]["evidence"]
