@@ -232,7 +232,10 @@ def _wire(frame: np.ndarray, quality: int = 75, size: tuple[int, int] = (640, 48
     ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    out = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    if out is None:
+        raise RuntimeError("JPEG decoding failed")
+    return np.asarray(out)
 
 
 def crowd_mae(frames: list[np.ndarray]) -> dict[str, Any]:

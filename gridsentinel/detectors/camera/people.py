@@ -60,10 +60,10 @@ def _pruned_text_graph(model: Path) -> str:
         text = full.read_text()
     nodes: dict[str, tuple[str, str]] = {}
     for block in re.split(r"(?m)^node \{\n", text)[1:]:
-        name = re.search(r'name: "([^"]+)"', block)
-        op = re.search(r'op: "([^"]+)"', block)
-        if name and op:
-            nodes[name.group(1)] = (op.group(1), block)
+        found_name = re.search(r'name: "([^"]+)"', block)
+        found_op = re.search(r'op: "([^"]+)"', block)
+        if found_name and found_op:
+            nodes[found_name.group(1)] = (found_op.group(1), block)
     if not all(f"{o}/BiasAdd" in nodes for o in _outputs()):
         raise ValueError(f"{model} is not the expected SSD graph (box predictor outputs missing)")
 
