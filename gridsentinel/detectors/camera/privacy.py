@@ -118,19 +118,34 @@ def find_centerface_model() -> Path | None:
 
 
 class CenterFace:
-    """CenterFace (anchor-free face detector, stride-4 heatmap) run with ``cv2.dnn``."""
+    """CenterFace (anchor-free face detector, stride-4 heatmap) run with ``cv2.dnn``.
+
+    One network per input size: OpenCV 4.14's ONNX networks give wrong outputs (hundreds of false faces)
+    for a smaller input after a larger one, so a frame size change never reuses a reshaped network.
+    """
 
     def __init__(self, path: str | Path, score: float = 0.3) -> None:
-        self.net = cv2.dnn.readNetFromONNX(str(path))
+        self.path = str(path)
+        self._spare: cv2.dnn.Net | None = cv2.dnn.readNetFromONNX(self.path)  # loaded now: a bad file fails early
+        self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
         self.score = score
+
+    def _net(self, size: tuple[int, int]) -> cv2.dnn.Net:
+        if size not in self._nets:
+            if len(self._nets) >= 4:  # a worker sees a few stream sizes; keep memory bounded
+                self._nets.pop(next(iter(self._nets)))
+            net, self._spare = self._spare, None
+            self._nets[size] = net if net is not None else cv2.dnn.readNetFromONNX(self.path)
+        return self._nets[size]
 
     def detect(self, bgr: np.ndarray) -> np.ndarray:
         """Face boxes (x, y, w, h) in image pixels."""
         h, w = bgr.shape[:2]
         iw, ih = (w + 31) // 32 * 32, (h + 31) // 32 * 32
         blob = cv2.dnn.blobFromImage(bgr, 1.0, (iw, ih), (0, 0, 0), swapRB=True, crop=False)
-        self.net.setInput(blob)
-        heat, scale, offset, _ = self.net.forward(["537", "538", "539", "540"])
+        net = self._net((iw, ih))
+        net.setInput(blob)
+        heat, scale, offset, _ = net.forward(["537", "538", "539", "540"])
         ys, xs = np.nonzero(heat[0, 0] > self.score)
         if len(ys) == 0:
             return np.zeros((0, 4), np.int32)
@@ -170,9 +185,8 @@ class Deidentifier:
                 raise RuntimeError("an OpenCV Haar cascade is missing from the opencv wheel")
         # Person boxes for the head safety net: the crowd detector's pedestrian model, at a larger input
         # (a person tall enough to show a 24 px face is >= ~150 px tall: easy for the model at 448).
-        self.people = (
-            PedestrianDetector(input_width=448, input_height=448, score=0.5) if self.config.blur_people_heads else None
-        )
+        cfg = self.config
+        self.people = PedestrianDetector(input_width=448, input_height=448) if cfg.blur_people_heads else None
         model: Path | None
         if self.config.face_model_path is None:
             model = find_centerface_model()
@@ -217,35 +231,39 @@ class Deidentifier:
         dw = self.config.detect_width
         s = dw / w if 0 < w < dw else 1.0
         big = resize_to_width(bgr, dw) if s > 1.0 else bgr
-        face_boxes: list[Region] = []
+        persons = self.people.detect(bgr, score=0.2) if self.people is not None else np.zeros((0, 5))
         if self.centerface is not None:
-            for x, y, rw, rh in self.centerface.detect(big):
-                face_boxes.append(Region(int(x / s), int(y / s), int(rw / s), int(rh / s), "centerface"))
-        out += face_boxes
-        out += [r for r in self.faces_missed(bgr, out) if r.source == "head"]
+            faces = [
+                Region(int(x / s), int(y / s), int(rw / s), int(rh / s), "centerface")
+                for x, y, rw, rh in self.centerface.detect(big)
+            ]
+            out += faces
+        if self.config.blur_people_heads:
+            out += self.faces_missed(out, persons[persons[:, 4] >= 0.5])
         return out
 
-    def faces_missed(self, bgr: np.ndarray, found: Sequence[Region]) -> list[Region]:
-        """Head zones of persons tall enough to show a >= 24 px face, where no face region was found."""
-        if self.people is None:
-            return []
+    @staticmethod
+    def _head_zones(persons: np.ndarray) -> np.ndarray:
+        """Where a person's face can be: the top 30% of the box, widened by 10% each way (boxes are loose)."""
+        x, y, w, h = persons[:, 0], persons[:, 1], persons[:, 2], persons[:, 3]
+        return np.stack([x - 0.1 * w, y - 0.1 * h, x + 1.1 * w, y + 0.3 * h], axis=1)
+
+    def faces_missed(self, found: Sequence[Region], persons: np.ndarray) -> list[Region]:
+        """Head zones of ``persons`` (x, y, w, h, score rows) tall enough to show a >= 24 px face, in whose
+        head zone no face region was found."""
         out: list[Region] = []
         centres = np.array([(r.x + r.w / 2, r.y + r.h / 2) for r in found if r.source != "haar_plate"])
-        for x, y, w, h, _ in self.people.detect(bgr):
+        for (x, y, w, h, _), (zx0, zy0, zx1, zy1) in zip(persons, self._head_zones(persons), strict=True):
             if h < self.config.head_min_person_px or h < 1.5 * w:
                 continue  # too small to show a 24 px face, or not an upright person (a group, a car)
-            # The head: the top quarter of the box, its middle 60% (the model's boxes are loose).
-            hx, hy, hw, hh = x + 0.2 * w, y, 0.6 * w, 0.25 * h
             if len(centres) and bool(
                 np.any(
-                    (centres[:, 0] >= hx)
-                    & (centres[:, 0] <= hx + hw)
-                    & (centres[:, 1] >= hy)
-                    & (centres[:, 1] <= hy + hh)
+                    (centres[:, 0] >= zx0) & (centres[:, 0] <= zx1) & (centres[:, 1] >= zy0) & (centres[:, 1] <= zy1)
                 )
             ):
                 continue
-            out.append(Region(int(hx), int(hy), int(hw), int(hh), "head"))
+            # Blurred: the top quarter of the box, its middle 60% (the head, without the shoulders).
+            out.append(Region(int(x + 0.2 * w), int(y), int(0.6 * w), int(0.25 * h), "head"))
         return out
 
     def deidentify(self, frame: np.ndarray) -> tuple[np.ndarray, list[Region]]:
