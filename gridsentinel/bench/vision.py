@@ -264,7 +264,7 @@ def empty_scenes(data: Path, vtest: list[np.ndarray], tree: list[np.ndarray]) ->
     scenes = {"vtest median (frames >= 400)": np.median(np.stack(late), axis=0).astype(np.uint8)}
     for i in range(0, len(tree), max(1, len(tree) // 4)):
         scenes[f"tree.avi frame {i}"] = tree[i]
-    for name in ("text_defocus.jpg", "text_motion.jpg", "licenseplate_motion.jpg", "basketball1.png"):
+    for name in ("text_defocus.jpg", "text_motion.jpg", "licenseplate_motion.jpg"):
         img = cv2.imread(str(data / name))
         if img is not None:
             scenes[name] = img
