@@ -27,6 +27,8 @@ from gridsentinel.detectors.camera.people import PedestrianDetector
 
 _FACE_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
 _PROFILE_CASCADE = "haarcascade_profileface.xml"
+_MIN_FACE_PX = 24
+_FACE_SOURCES = frozenset({"centerface", "haar_face", "haar_profile"})
 _PLATE_CASCADES = ("haarcascade_russian_plate_number.xml", "haarcascade_license_plate_rus_16stages.xml")
 
 
@@ -274,7 +276,10 @@ class Deidentifier:
         pad = self.config.padding
         blurred: list[Region] = []
         for r in self.find(bgr):
-            px, py = int(r.w * pad) + 2, int(r.h * pad) + 2
+            # A face detector's box for a small face is often half the face (CenterFace: 13 px boxes on
+            # 28 px faces): pad as if it were at least the smallest face we promise to cover (24 px).
+            base = _MIN_FACE_PX if r.source in _FACE_SOURCES else 0
+            px, py = int(max(r.w, base) * pad) + 2, int(max(r.h, base) * pad) + 2
             x0, y0 = max(0, r.x - px), max(0, r.y - py)
             x1, y1 = min(w, r.x + r.w + px), min(h, r.y + r.h + py)
             if x1 <= x0 or y1 <= y0:
