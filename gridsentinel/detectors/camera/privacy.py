@@ -188,7 +188,9 @@ class Deidentifier:
         # Person boxes for the head safety net: the crowd detector's pedestrian model, at a larger input
         # (a person tall enough to show a 24 px face is >= ~150 px tall: easy for the model at 448).
         cfg = self.config
-        self.people = PedestrianDetector(input_width=448, input_height=448) if cfg.blur_people_heads else None
+        self.people = (
+            PedestrianDetector(input_width=448, input_height=448, score=0.5) if cfg.blur_people_heads else None
+        )
         model: Path | None
         if self.config.face_model_path is None:
             model = find_centerface_model()
@@ -233,15 +235,11 @@ class Deidentifier:
         dw = self.config.detect_width
         s = dw / w if 0 < w < dw else 1.0
         big = resize_to_width(bgr, dw) if s > 1.0 else bgr
-        persons = self.people.detect(bgr, score=0.2) if self.people is not None else np.zeros((0, 5))
         if self.centerface is not None:
-            faces = [
-                Region(int(x / s), int(y / s), int(rw / s), int(rh / s), "centerface")
-                for x, y, rw, rh in self.centerface.detect(big)
-            ]
-            out += faces
-        if self.config.blur_people_heads:
-            out += self.faces_missed(out, persons[persons[:, 4] >= 0.5])
+            for x, y, rw, rh in self.centerface.detect(big):
+                out.append(Region(int(x / s), int(y / s), int(rw / s), int(rh / s), "centerface"))
+        if self.people is not None:
+            out += self.faces_missed(out, self.people.detect(bgr))
         return out
 
     @staticmethod
