@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 from gridsentinel.core.records import Reading
@@ -81,11 +81,13 @@ class LikelihoodDetector(Detector):
 
     name: ClassVar[str] = "likelihood"
     _state_fields: ClassVar[tuple[str, ...]] = (
-        "lo", "hi", "recent", "shifted", "counts", "n", "prev", "short", "mean", "var", "quiet")
+        "lo", "hi", "recent", "shifted", "counts", "n", "prev", "short", "mean", "var", "quiet", "since", "level",
+        "slots")
     _children: ClassVar[tuple[str, ...]] = ("policy",)
 
     def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 8,
-                 change: bool = False, short_alpha: float = 0.5, long_alpha: float = 0.001,
+                 daily: bool = True, daily_r2: float = 0.5, slot_s: float = 3600.0, utc_offset_s: float = 0.0,
+                 short_alpha: float = 0.5, long_alpha: float = 0.001,
                  p_fire: float = 1e-4, refractory: int = 100, warmup: int = 150) -> None:
         if bins < 2:
             raise ValueError(f"bins must be >= 2, got {bins}")
@@ -97,7 +99,10 @@ class LikelihoodDetector(Detector):
             raise ValueError("refractory and warmup must be >= 0 rows")
         self.lo, self.hi = lo, hi
         self.bins = bins
-        self.change = change
+        self.daily = daily
+        self.daily_r2 = daily_r2
+        self.slot_s = slot_s
+        self.utc_offset_s = utc_offset_s
         self.short_alpha = short_alpha
         self.long_alpha = long_alpha
         self.p_fire = p_fire
@@ -109,11 +114,16 @@ class LikelihoodDetector(Detector):
         self.counts: dict[str, int] = {}
         self.n = 0
         self.prev: float | None = None
-        # per component (context novelty, step size): short EWMA of the raw score, and the long-run
-        # mean and variance of that short average
+        # per component (context novelty, time-of-day novelty): short EWMA of the raw score, and the
+        # long-run mean and variance of that short average
         self.short = [0.0, 0.0]
         self.mean = [0.0, 0.0]
         self.var = [0.0, 0.0]
+        # how much of the value's variance the time of day explains: EW mean and variance of the value,
+        # EW mean of the squared residual from its slot's EW mean, the slots' means
+        self.since: float | None = None
+        self.level = [0.0, 0.0, 0.0]  # mean, variance, residual mean square
+        self.slots: dict[str, float] = {}
         self.quiet = 0
         self.policy = Policy("anomaly", [Level("advisory", 0.5, 0.5)])
 
@@ -153,20 +163,50 @@ class LikelihoodDetector(Detector):
             return 0.0
         return tail_decades(d / (sd if sd > _SD_FLOOR else _SD_FLOOR))
 
-    def step(self, value: float) -> float:
+    def _time_of_day(self, u: float, t: float) -> float:
+        """Raw time-of-day novelty (share of two offset grids on which this (slot, level) is new), 0 while
+        the series has not shown that the time of day explains at least ``daily_r2`` of its variance."""
+        slot = str(int(((t + self.utc_offset_s) % 86400.0) // self.slot_s))
+        a = self.long_alpha if self.n * self.long_alpha > 1.0 else 1.0 / self.n
+        level = self.level
+        d = u - level[0]
+        level[0] += a * d
+        level[1] = (1.0 - a) * (level[1] + a * d * d)
+        expected = self.slots.get(slot)
+        if expected is None:
+            self.slots[slot] = u
+            return 0.0
+        r = u - expected
+        level[2] += a * (r * r - level[2])
+        self.slots[slot] = expected + 0.1 * r  # a slot is seen once a day: it follows the last ~10 days
+        v = u * self.bins
+        counts = self.counts
+        novel = 0.0
+        for key in (f"d{slot}.{min(int(v), self.bins - 1)}", f"e{slot}.{int(v + 0.5)}"):
+            c = counts.get(key, 0)
+            counts[key] = c + 1
+            if c == 0:
+                novel += 0.5
+        if self.since is None or t - self.since < 86400.0 or level[2] > (1.0 - self.daily_r2) * level[1]:
+            return 0.0
+        return novel
+
+    def step(self, value: float, t: float) -> float:
         """Learn one value and return its score (the detector's whole per-row work, without a policy)."""
         u = self._scaled(value)
         self.n += 1
-        v = u * self.bins
+        prev = self.prev
+        v = (u if prev is None else 0.5 * (u + prev)) * self.bins
         q = int(v)
         self.recent.append(q if q < self.bins else self.bins - 1)
         q = int(v + 0.5)  # a second grid offset by half a level: jitter across one edge is half as novel
         self.shifted.append(q)
         raw = 0.5 * (self._novelty(self.recent, "a") + self._novelty(self.shifted, "b"))
         decades = self._decades(0, raw)
-        if self.change:
-            prev = self.prev
-            decades = max(decades, self._decades(1, 0.0 if prev is None else abs(u - prev)))
+        if self.daily:
+            if self.since is None:
+                self.since = t
+            decades = max(decades, self._decades(1, self._time_of_day(u, t)))
         self.prev = u
         score = decades / (decades + self._l_fire)
         if self.quiet > 0:
@@ -176,14 +216,13 @@ class LikelihoodDetector(Detector):
             self.quiet = self.refractory
         return score
 
-    def score_series(self, values: Sequence[float], times: Iterable[float] | None = None) -> list[float]:
+    def score_series(self, values: Sequence[float], times: Sequence[float]) -> list[float]:
         """Scores of a whole series, row by row (the batch form of ``update``; same numbers, no findings)."""
-        del times  # the method reads values only; times are accepted so callers can pass a series as is
         step = self.step
-        return [step(v) for v in values]
+        return [step(v, t) for v, t in zip(values, times, strict=True)]
 
     def update(self, reading: Reading) -> Outcome:
-        score = self.step(reading.value)
+        score = self.step(reading.value, reading.observed_at)
         if score < 0.5 and not self.policy.active:
             return Outcome(score)  # the policy would neither change state nor find anything
         return self._emit(score, self.policy.step(reading.observed_at, score, reading.value))
