@@ -156,12 +156,12 @@ class LikelihoodDetector(Detector):
         mean = self.mean[i]
         sd = math.sqrt(self.var[i])
         a = self.long_alpha if self.n * self.long_alpha > 1.0 else 1.0 / self.n
-        d = short - mean
+        d = raw - mean
         self.mean[i] = mean + a * d
         self.var[i] = (1.0 - a) * (self.var[i] + a * d * d)
-        if raw <= mean or self.n <= self.warmup:
+        if d <= 0.0 or self.n <= self.warmup:
             return 0.0
-        return tail_decades(d / (sd if sd > _SD_FLOOR else _SD_FLOOR))
+        return tail_decades((short - mean) / (sd if sd > _SD_FLOOR else _SD_FLOOR))
 
     def _time_of_day(self, u: float, t: float) -> float:
         """Raw time-of-day novelty (share of two offset grids on which this (slot, level) is new), 0 while
