@@ -43,7 +43,7 @@ _LN10 = math.log(10.0)
 _HALF_LN_2PI = 0.5 * math.log(2.0 * math.pi)
 # spread floors (in raw-score units): a series that has been perfectly regular has no spread, and any
 # novelty then is a many-sigma event; the floor keeps that finite and comparable between series
-_SD_FLOOR = 0.01
+_SD_FLOOR = 0.001
 
 
 def tail_decades(z: float) -> float:
@@ -88,7 +88,7 @@ class LikelihoodDetector(Detector):
     def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 8,
                  daily: bool = True, daily_r2: float = 0.5, slot_s: float = 3600.0, utc_offset_s: float = 0.0,
                  short_alpha: float = 0.5, long_alpha: float = 0.001,
-                 p_fire: float = 1e-4, refractory: int = 100, warmup: int = 150) -> None:
+                 p_fire: float = 1e-4, refractory: int = 100, warmup: int = 30) -> None:
         if bins < 2:
             raise ValueError(f"bins must be >= 2, got {bins}")
         if not 0.0 < short_alpha <= 1.0 or not 0.0 < long_alpha <= 1.0:
@@ -159,9 +159,9 @@ class LikelihoodDetector(Detector):
         d = raw - mean
         self.mean[i] = mean + a * d
         self.var[i] = (1.0 - a) * (self.var[i] + a * d * d)
-        if d <= 0.0 or self.n <= self.warmup:
+        if raw <= 0.0 or self.n <= self.warmup:
             return 0.0
-        return tail_decades((short - mean) / (sd if sd > _SD_FLOOR else _SD_FLOOR))
+        return tail_decades((short - mean) / (sd + _SD_FLOOR))
 
     def _time_of_day(self, u: float, t: float) -> float:
         """Raw time-of-day novelty (share of two offset grids on which this (slot, level) is new), 0 while
@@ -195,8 +195,7 @@ class LikelihoodDetector(Detector):
         """Learn one value and return its score (the detector's whole per-row work, without a policy)."""
         u = self._scaled(value)
         self.n += 1
-        prev = self.prev
-        v = (u if prev is None else 0.5 * (u + prev)) * self.bins
+        v = u * self.bins
         q = int(v)
         self.recent.append(q if q < self.bins else self.bins - 1)
         q = int(v + 0.5)  # a second grid offset by half a level: jitter across one edge is half as novel
