@@ -30,7 +30,6 @@ O(1) per row: a few dictionary look-ups and EWMAs, pure Python.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -81,16 +80,20 @@ class LikelihoodDetector(Detector):
 
     name: ClassVar[str] = "likelihood"
     _state_fields: ClassVar[tuple[str, ...]] = (
-        "lo", "hi", "recent", "shifted", "counts", "n", "prev", "short", "mean", "var", "quiet", "since", "level",
-        "slots")
+        "lo", "hi", "n", "since", "last", "ctx", "tod", "slot_mean", "slot_seen", "level", "short", "mean",
+        "var", "quiet")
     _children: ClassVar[tuple[str, ...]] = ("policy",)
 
-    def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 8,
-                 daily: bool = True, daily_r2: float = 0.5, slot_s: float = 3600.0, utc_offset_s: float = 0.0,
-                 short_alpha: float = 0.5, long_alpha: float = 0.001,
-                 p_fire: float = 1e-4, refractory: int = 100, warmup: int = 30) -> None:
-        if bins < 2:
-            raise ValueError(f"bins must be >= 2, got {bins}")
+    def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 8, daily: bool = True,
+                 daily_r2: float = 0.5, slot_s: float = 3600.0, utc_offset_s: float = 0.0,
+                 short_alpha: float = 0.5, long_alpha: float = 0.001, p_fire: float = 1e-4,
+                 refractory: int = 100, warmup: int = 30) -> None:
+        if not 2 <= bins <= 64:
+            raise ValueError(f"bins must be in 2..64, got {bins}")
+        if not 0.0 <= daily_r2 <= 1.0:
+            raise ValueError(f"daily_r2 must be a share of variance in [0, 1], got {daily_r2}")
+        if not 60.0 <= slot_s <= 86400.0:
+            raise ValueError(f"slot_s must be 60..86400 seconds, got {slot_s}")
         if not 0.0 < short_alpha <= 1.0 or not 0.0 < long_alpha <= 1.0:
             raise ValueError("short_alpha and long_alpha must be in (0, 1]")
         if not 0.0 < p_fire < 1.0:
@@ -109,21 +112,25 @@ class LikelihoodDetector(Detector):
         self.refractory = refractory
         self.warmup = warmup
         self._l_fire = -math.log10(p_fire)
-        self.recent: deque[int] = deque(maxlen=2)
-        self.shifted: deque[int] = deque(maxlen=2)
-        self.counts: dict[str, int] = {}
+        levels = bins + 1  # the offset grid has one level more
+        slots = math.ceil(86400.0 / slot_s)
         self.n = 0
-        self.prev: float | None = None
-        # per component (context novelty, time-of-day novelty): short EWMA of the raw score, and the
-        # long-run mean and variance of that short average
+        self.since: float | None = None  # event time of the first reading
+        self.last = [-1, -1]  # previous level on each grid
+        # counts, flat: order-1 contexts of both grids, then order-2 contexts of both grids
+        self.ctx = [0] * (2 * levels + 2 * levels * levels)
+        # (slot, level) counts of both grids; each slot's EW mean of the scaled value, and whether seen
+        self.tod = [0] * (2 * slots * levels)
+        self.slot_mean = [0.0] * slots
+        self.slot_seen = [0] * slots
+        # EW mean and variance of the scaled value, and EW mean square of its residual from the slot mean:
+        # the share of variance the time of day explains is 1 - level[2] / level[1]
+        self.level = [0.0, 0.0, 0.0]
+        # per component (context novelty, time-of-day novelty): short EWMA of the raw score, long-run
+        # mean and variance of the raw score
         self.short = [0.0, 0.0]
         self.mean = [0.0, 0.0]
         self.var = [0.0, 0.0]
-        # how much of the value's variance the time of day explains: EW mean and variance of the value,
-        # EW mean of the squared residual from its slot's EW mean, the slots' means
-        self.since: float | None = None
-        self.level = [0.0, 0.0, 0.0]  # mean, variance, residual mean square
-        self.slots: dict[str, float] = {}
         self.quiet = 0
         self.policy = Policy("anomaly", [Level("advisory", 0.5, 0.5)])
 
@@ -135,78 +142,92 @@ class LikelihoodDetector(Detector):
         span = hi - lo
         return (x - lo) / span if span > 0 else 0.5
 
-    def _novelty(self, recent: deque[int], tag: str) -> float:
-        counts = self.counts
-        key = f"{tag}.{recent[-1]}"
-        c = counts.get(key, 0)
-        counts[key] = c + 1
-        novel = 1.0 if c == 0 else 0.0
-        if len(recent) == 2:
-            key = f"{key}.{recent[0]}"
-            c = counts.get(key, 0)
-            counts[key] = c + 1
-            if c == 0:
-                novel += 0.5
-            return novel / 1.5
-        return novel
-
-    def _decades(self, i: int, raw: float) -> float:
-        """Surprise of component ``i`` in decades of tail probability (0 unless raw is above the mean)."""
+    def _decades(self, i: int, raw: float, a: float, live: bool) -> float:
+        """Surprise of component ``i`` in decades of tail probability: the short mean of its raw score
+        against the raw score's long-run mean and spread; 0 unless this row is itself novel and ``live``."""
         short = self.short[i] = self.short[i] + self.short_alpha * (raw - self.short[i])
         mean = self.mean[i]
-        sd = math.sqrt(self.var[i])
-        a = self.long_alpha if self.n * self.long_alpha > 1.0 else 1.0 / self.n
+        var = self.var[i]
         d = raw - mean
         self.mean[i] = mean + a * d
-        self.var[i] = (1.0 - a) * (self.var[i] + a * d * d)
-        if raw <= 0.0 or self.n <= self.warmup:
+        self.var[i] = (1.0 - a) * (var + a * d * d)
+        if raw <= 0.0 or not live:
             return 0.0
-        return tail_decades((short - mean) / (sd + _SD_FLOOR))
+        return tail_decades((short - mean) / (math.sqrt(var) + _SD_FLOOR))
 
-    def _time_of_day(self, u: float, t: float) -> float:
-        """Raw time-of-day novelty (share of two offset grids on which this (slot, level) is new), 0 while
-        the series has not shown that the time of day explains at least ``daily_r2`` of its variance."""
-        slot = str(int(((t + self.utc_offset_s) % 86400.0) // self.slot_s))
-        a = self.long_alpha if self.n * self.long_alpha > 1.0 else 1.0 / self.n
+    def _context_novelty(self, u: float) -> float:
+        """Weighted share of never-seen contexts (order 1 weighs 1, order 2 weighs 1/2) over two grids."""
+        bins = self.bins
+        levels = bins + 1
+        ctx = self.ctx
+        v = u * bins
+        qa = int(v)
+        if qa >= bins:
+            qa = bins - 1
+        qb = int(v + 0.5)  # the grid offset by half a level: jitter across one edge is half as novel
+        pa, pb = self.last
+        self.last = [qa, qb]
+        novel = 0.0
+        for i in (qa, levels + qb):
+            if ctx[i] == 0:
+                novel += 1.0
+            ctx[i] += 1
+        if pa < 0:
+            return 0.5 * novel
+        base = 2 * levels
+        for i in (base + pa * levels + qa, base + levels * levels + pb * levels + qb):
+            if ctx[i] == 0:
+                novel += 0.5
+            ctx[i] += 1
+        return novel / 3.0
+
+    def _time_of_day(self, u: float, t: float, a: float) -> tuple[float, bool]:
+        """Raw time-of-day novelty (share of the two grids on which this (slot, level) pair is new), and
+        whether it may score: after the first day, and once the time of day explains ``daily_r2`` of the
+        value's variance (a series without a daily shape never scores on it)."""
+        slot = int(((t + self.utc_offset_s) % 86400.0) // self.slot_s)
         level = self.level
         d = u - level[0]
         level[0] += a * d
         level[1] = (1.0 - a) * (level[1] + a * d * d)
-        expected = self.slots.get(slot)
-        if expected is None:
-            self.slots[slot] = u
-            return 0.0
-        r = u - expected
-        level[2] += a * (r * r - level[2])
-        self.slots[slot] = expected + 0.1 * r  # a slot is seen once a day: it follows the last ~10 days
-        v = u * self.bins
-        counts = self.counts
+        if self.slot_seen[slot]:
+            r = u - self.slot_mean[slot]
+            level[2] += a * (r * r - level[2])
+            self.slot_mean[slot] += 0.1 * r  # a slot comes once a day: its mean follows the last ~10 days
+        else:
+            self.slot_seen[slot] = 1
+            self.slot_mean[slot] = u
+        bins = self.bins
+        levels = bins + 1
+        v = u * bins
+        qa = int(v)
+        if qa >= bins:
+            qa = bins - 1
+        tod = self.tod
         novel = 0.0
-        for key in (f"d{slot}.{min(int(v), self.bins - 1)}", f"e{slot}.{int(v + 0.5)}"):
-            c = counts.get(key, 0)
-            counts[key] = c + 1
-            if c == 0:
+        for i in (2 * slot * levels + qa, (2 * slot + 1) * levels + int(v + 0.5)):
+            if tod[i] == 0:
                 novel += 0.5
-        if self.since is None or t - self.since < 86400.0 or level[2] > (1.0 - self.daily_r2) * level[1]:
-            return 0.0
-        return novel
+            tod[i] += 1
+        since = self.since
+        live = (since is not None and t - since >= 86400.0 and level[1] > 0.0
+                and level[2] <= (1.0 - self.daily_r2) * level[1])
+        return novel, live
 
     def step(self, value: float, t: float) -> float:
         """Learn one value and return its score (the detector's whole per-row work, without a policy)."""
         u = self._scaled(value)
         self.n += 1
-        v = u * self.bins
-        q = int(v)
-        self.recent.append(q if q < self.bins else self.bins - 1)
-        q = int(v + 0.5)  # a second grid offset by half a level: jitter across one edge is half as novel
-        self.shifted.append(q)
-        raw = 0.5 * (self._novelty(self.recent, "a") + self._novelty(self.shifted, "b"))
-        decades = self._decades(0, raw)
+        if self.since is None:
+            self.since = t
+        a = self.long_alpha if self.n * self.long_alpha > 1.0 else 1.0 / self.n
+        live = self.n > self.warmup
+        decades = self._decades(0, self._context_novelty(u), a, live)
         if self.daily:
-            if self.since is None:
-                self.since = t
-            decades = max(decades, self._decades(1, self._time_of_day(u, t)))
-        self.prev = u
+            raw, daily_live = self._time_of_day(u, t, a)
+            day = self._decades(1, raw, a, live and daily_live)
+            if day > decades:
+                decades = day
         score = decades / (decades + self._l_fire)
         if self.quiet > 0:
             self.quiet -= 1
