@@ -1,30 +1,32 @@
 """A general-purpose streaming anomaly scorer whose output is a tail probability, not a raw score.
 
-Method (our own code; the ideas are from published descriptions, see docs/detectors.md):
+Method (our own code; the ideas come from published descriptions, see docs/detectors.md):
 
 1. **Scale** the value to [0, 1] with the series range (known in advance when available, else learnt
    online).
-2. **Raw surprise per row**, from one or two components:
-   - *context novelty* (the idea of CAD OSE's context operator, and of an adaptive-resonance category
-     being created): the value is quantised into ``bins`` levels on two grids offset by half a level;
-     contexts of order 1 and 2 (the last one or two levels) are counted, and the raw score is the
-     weighted share of contexts never seen before (order k weighs 1/k), averaged over the two grids;
-   - *step size* (``change=True``): the absolute one-row change of the scaled value, the error of a
-     "same as last time" prediction.
-3. **Likelihood** (the idea of HTM's anomaly likelihood on its prediction error): a short EWMA of each
-   raw score (``short_alpha``) is compared with the long-run mean and spread of that same short average
-   (EW, ``long_alpha``; a plain running mean until ``1/long_alpha`` rows), giving a z; its Gaussian tail
-   probability p is turned into L = -log10(p), a number of "decimal surprises" whose scale is the same
-   on every series, however noisy. A row only scores when its own raw score is above the long-run mean
-   (the average of a novel burst fades; its tail should not keep firing).
-4. **Output** ``L / (L + L_fire)`` with ``L_fire = -log10(p_fire)``: 0.5 at the firing probability,
-   strictly below 1 for any finite surprise, so scores never pile up at 1.0 and one threshold means the
-   same tail probability on every file. No output during the first ``warmup`` rows (it only learns).
-5. **One incident, one peak**: after a row reaches 0.5, the output is held at 0 for ``refractory`` rows
-   (the mask of adaptive-resonance detectors; NAB rewards the earliest detection and charges every
-   false positive).
+2. **Raw surprise per row**, two components:
+   - *context novelty* (CAD OSE's context operator; an adaptive-resonance category being created): the
+     value is quantised into ``bins`` levels on two grids offset by half a level; contexts of order 1 and
+     2 (the last one or two levels) are counted, and the raw score is the weighted share of contexts never
+     seen before (order 2 weighs half);
+   - *time-of-day novelty* (``daily``): the share of the two grids on which this (``slot_s`` slot of the
+     day, level) pair is new. It may only score after the first day, and only while the time of day
+     explains at least ``daily_r2`` of the value's variance (one minus the EW mean square of the
+     residual from each slot's own EW mean, over the EW variance): a series without a daily shape, a
+     noisy irregular one, never fires on it.
+3. **Likelihood** (HTM's anomaly likelihood on its prediction error): a short EWMA of each raw score
+   (``short_alpha``) against the raw score's long-run mean and spread (EW, ``long_alpha``; a plain running
+   mean until ``1/long_alpha`` rows) gives a z, and its Gaussian tail probability p gives
+   L = -log10(p), "decades of surprise". Only a row that is itself novel can score (the tail of an
+   average must not keep firing). The two components are fused by the larger L.
+4. **Output** ``L / (L + L_fire)`` with ``L_fire = -log10(p_fire)``: 0.5 at the firing probability and
+   strictly below 1 for any finite surprise, so scores never pile up at 1.0 (the flaw of ``robust`` and
+   ``seasonal`` on NAB) and a threshold is a tail probability whatever the series' scale or noise. No
+   output during the first ``warmup`` rows (it only learns).
+5. **One incident, one peak** (the mask of adaptive-resonance detectors): after a row reaches 0.5 the
+   output is held at 0 for ``refractory`` rows.
 
-O(1) per row: a few dictionary look-ups and EWMAs, pure Python.
+O(1) per row, pure Python: counts in flat lists (JSON-safe state of ints) and a few EWMAs.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def tail_decades(z: float) -> float:
 
 
 class LikelihoodDetector(Detector):
-    """Scores in [0, 1) the tail probability of recent surprise (context novelty, optionally step size).
+    """Scores in [0, 1) the tail probability of recent surprise (context and time-of-day novelty).
 
     A noisy wave, then a level the series has never shown: the wave's own novelty is expected, the new
     level is not.
@@ -84,10 +86,10 @@ class LikelihoodDetector(Detector):
         "var", "quiet")
     _children: ClassVar[tuple[str, ...]] = ("policy",)
 
-    def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 8, daily: bool = True,
+    def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 6, daily: bool = True,
                  daily_r2: float = 0.5, slot_s: float = 3600.0, utc_offset_s: float = 0.0,
                  short_alpha: float = 0.5, long_alpha: float = 0.001, p_fire: float = 1e-4,
-                 refractory: int = 100, warmup: int = 30) -> None:
+                 refractory: int = 150, warmup: int = 30) -> None:
         if not 2 <= bins <= 64:
             raise ValueError(f"bins must be in 2..64, got {bins}")
         if not 0.0 <= daily_r2 <= 1.0:
