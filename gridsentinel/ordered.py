@@ -1,5 +1,5 @@
-"""One task behind a bounded queue: what the ingest and cases stages use to overlap a batch's slow
-completion (an InfluxDB write, Kafka produce acks) with taking the next batch, while finishing batches
+"""One task behind a bounded queue: what the cases stage uses to overlap a batch's slow
+completion (Kafka produce acks) with taking the next batch, while finishing batches
 strictly in submission order."""
 
 from __future__ import annotations

@@ -23,28 +23,14 @@ from influxdb_client.rest import ApiException
 
 from gridsentinel.core.records import Reading
 
+from .lines import reading_line
+
 log = logging.getLogger(__name__)
-MEASUREMENT = "reading"
-
-
-def _escape_tag(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
 def to_line(r: Reading) -> str:
-    """One reading as InfluxDB line protocol (µs precision)."""
-    tags = [f"device={_escape_tag(r.device_id)}", f"metric={_escape_tag(r.metric)}",
-            f"unit={_escape_tag(r.unit)}"]
-    if r.kind:
-        tags.append(f"kind={_escape_tag(r.kind)}")
-    if r.grid_code:
-        g = r.grid_code
-        tags += [f"grid={g}", f"district={g[:6]}", f"street={g[:9]}", f"community={g[:12]}"]
-    tags.sort()  # InfluxDB recommends sorted tags for write performance
-    fields = f"value={float(r.value)!r}"
-    if r.seq is not None:
-        fields += f",seq={int(r.seq)}i"
-    return f"{MEASUREMENT},{','.join(tags)} {fields} {round(r.observed_at * 1_000_000)}"
+    """One reading as InfluxDB line protocol (µs precision): ``lines.reading_line``."""
+    return reading_line(r)
 
 
 class LatencyHistogram:
@@ -107,8 +93,23 @@ class InfluxSink:
         Returns the readings InfluxDB refused for good, each with its reason (empty when all were
         written), or None when told to stop before everything was answered.
         """
-        lines = [to_line(r) for r in readings]
-        refused: list[Refused] = []
+        refused = self.write_lines([to_line(r) for r in readings], should_stop)
+        if refused is None:
+            return None
+        bad = {i for i, _ in refused}
+        self.written([r.observed_at for i, r in enumerate(readings) if i not in bad],
+                     [r.received_at for i, r in enumerate(readings) if i not in bad])
+        return [Refused(readings[i], reason) for i, reason in refused]
+
+    def write_lines(self, lines: Sequence[str],
+                    should_stop: Callable[[], bool] = lambda: False) -> list[tuple[int, str]] | None:
+        """Write points given as line protocol; blocks (retrying) until InfluxDB has answered for each.
+
+        Returns the points InfluxDB refused for good as (index in ``lines``, InfluxDB's reason), in order
+        (empty when all were written), or None when told to stop before everything was answered. Counts
+        ``points_written`` and ``points_refused``; the caller adds the latencies (``written``).
+        """
+        refused: list[tuple[int, str]] = []
         todo = [(0, len(lines))] if lines else []
         while todo:
             lo, hi = todo.pop()
@@ -116,13 +117,11 @@ class InfluxSink:
             if answer is _STOPPED:
                 return None
             if answer is None:
-                self._written(readings[lo:hi])
+                self.points_written += hi - lo
             elif hi - lo == 1:
-                refused.append(Refused(readings[lo], str(answer)))
+                refused.append((lo, str(answer)))
                 self.points_refused += 1
-                log.warning("InfluxDB refused the reading of %s/%s at %s: %s", readings[lo].device_id,
-                            readings[lo].metric, readings[lo].observed_at, answer,
-                            extra={"stage": "ingest", "device_id": readings[lo].device_id})
+                log.warning("InfluxDB refused the point %.200s: %s", lines[lo], answer, extra={"stage": "ingest"})
             else:
                 # InfluxDB's verdict is for the whole request (a partial write may have stored some of
                 # it: points are idempotent, so writing them again is harmless): split it until the
@@ -131,15 +130,17 @@ class InfluxSink:
                 todo += [(mid, hi), (lo, mid)]
         return refused
 
-    def _written(self, readings: Sequence[Reading]) -> None:
-        self.points_written += len(readings)
+    def written(self, observed_at: Sequence[float], received_at: Sequence[float]) -> None:
+        """Add written points to the latency histograms: event time and gateway time -> now."""
         done = time.time()
-        for r in readings:
-            self.latency.add(done - r.observed_at)
-            if r.received_at:
-                self.latency_since_gateway.add(done - r.received_at)
+        add, add_gw = self.latency.add, self.latency_since_gateway.add
+        for t in observed_at:
+            add(done - t)
+        for t in received_at:
+            if t:
+                add_gw(done - t)
 
-    def _write_lines(self, lines: list[str], should_stop: Callable[[], bool]) -> str | _Stopped | None:
+    def _write_lines(self, lines: Sequence[str], should_stop: Callable[[], bool]) -> str | _Stopped | None:
         """One request, retried while the failure is transient: None when written, InfluxDB's reason
         when it refused the request for good, ``_STOPPED`` when told to stop."""
         attempt = 0
