@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -42,6 +43,8 @@ from ..settings import Settings
 from ..stack.services import InfluxDB, Kafka, Mosquitto, mosquitto_tool
 from .common import CpuMeter, drop_topics, emit, percentile
 
+PARTITIONS = 4  # of the readings topic (core.topics.ensure_topics' default): more workers would sit idle
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=100_000, help="messages per throughput phase (default 100000)")
@@ -49,9 +52,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-rate", type=float, default=1000.0,
                         help="readings/s for the latency phase (default 1000)")
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="latency phase length (default 20)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="worker processes in the end-to-end and latency phases (one consumer group; default 1)")
+    parser.add_argument("--workers", type=worker_counts, default=[1], metavar="N[,N...]",
+                        help="worker processes: the ingest-stage phase runs once per count (a scaling table, e.g. "
+                             "1,2,4; at most the topic's 4 partitions); the end-to-end and latency phases use the "
+                             "first count (default 1)")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="only the ingest phases (raw Kafka -> InfluxDB limit, then the ingest stage), no MQTT")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def worker_counts(text: str) -> list[int]:
+    """``--workers``: one count or a comma-separated list, each 1..4.
+
+    >>> worker_counts("1,2,4")
+    [1, 2, 4]
+    """
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected worker counts like 1 or 1,2,4, got {text!r}") from None
+    if not counts or any(not 1 <= c <= PARTITIONS for c in counts):
+        raise argparse.ArgumentTypeError(f"worker counts must be 1..{PARTITIONS} (the readings topic's partitions), "
+                                         f"got {text!r}")
+    return counts
 
 
 class Bench:
@@ -78,11 +101,12 @@ class Bench:
             "GS_GATEWAY_METRICS_PORT": "0", "GS_WORKER_METRICS_PORT": "0",
             "GS_INFLUX_BUCKET": self.tag, "GS_MQTT_SHARE_GROUP": self.tag, "GS_MQTT_SESSION_EXPIRY": "600"})
         self.gateway_id = f"{self.tag}-gw"
-        self.worker_names = ["worker" if i == 0 else f"worker{i + 1}" for i in range(max(1, args.workers))]
+        self.worker_names = ["worker" if i == 0 else f"worker{i + 1}" for i in range(args.workers[0])]
         self.stats_files = [self.tmp / f"{name}-stats.json" for name in self.worker_names]
         self.gateway_stats_file = self.tmp / "gateway-stats.json"
         self.to_gateway = 0  # messages published for the (second) gateway process to take
         self.probe = BrokerProbe(self.settings, f"{self.tag}-probe", f"{self.tag}/probe")
+        self.buckets: list[str] = []  # made by the ingest phases, dropped by cleanup()
 
     # -- helpers ----------------------------------------------------------------------------------
     def _payload_lines(self, device: str, count: int, start_seq: int) -> bytes:
@@ -228,7 +252,11 @@ class Bench:
         t1 = time.monotonic()
         elapsed = t1 - t0
         stalls = self.probe.stalls(t0, t1)
-        return {"end_to_end_per_s": round(n / elapsed), "usage": meter.stop(),
+        usage = meter.stop()
+        return {"end_to_end_per_s": round(n / elapsed), "usage": usage,
+                # the pipeline's processes' CPU per reading (the services' too: Kafka, InfluxDB, Mosquitto)
+                "end_to_end_cpu_us_per_reading": {name: round(u["cpu_cores"] * elapsed / n * 1e6, 1)
+                                                  for name, u in usage.items()},
                 "end_to_end_publish_per_s": round(n / publish_s),
                 "end_to_end_broker_stalls": len(stalls),
                 "end_to_end_broker_stall_s": round(sum(b - a for a, b in stalls), 2),
@@ -322,17 +350,115 @@ class Bench:
             out.update({"gateway_to_influx_p50_ms": percentile(gw, 50), "gateway_to_influx_p99_ms": percentile(gw, 99)})
         return out
 
-    def cleanup(self) -> None:
-        self.children.stop_all()
-        drop_session(self.settings, self.gateway_id)
-        drop_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix, f"{self.tag}-w")
+    # -- ingest stage vs raw limit ------------------------------------------------------------------
+    def preload_readings(self, n: int) -> str:
+        """``n`` readings as the gateway writes them, in a readings topic of their own (4 partitions)."""
+        from gridsentinel.core.records import Reading
+        from gridsentinel.core.topics import ensure_topics
+
+        topic = Topics(f"{self.tag}.ingest.").readings
+        ensure_topics(self.settings.kafka_bootstrap, [topic], PARTITIONS)
+        producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all",
+                             "linger.ms": 5, "batch.num.messages": 10000, "compression.type": "lz4",
+                             "queue.buffering.max.messages": 200000})
+        base = time.time() - 3600
+        for i in range(n):
+            device = self.devices[i % len(self.devices)]
+            value = Reading(device_id=device, metric="water_level", unit="m", value=round(0.5 + (i % 1000) / 1000, 3),
+                            observed_at=round(base + i / 1000, 3), seq=i, received_at=round(base + i / 1000 + 0.01, 3),
+                            kind="drain_level", grid_code="320582004001001").to_json()
+            while True:
+                try:
+                    producer.produce(topic, key=device.encode(), value=value)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+        producer.flush(120)
+        return topic
+
+    def _bucket(self, name: str) -> str:
         from influxdb_client import InfluxDBClient
 
         with InfluxDBClient(url=self.settings.influx_url, token=self.settings.influx_token,
                             org=self.settings.influx_org) as c:
-            bucket = c.buckets_api().find_bucket_by_name(self.tag)
-            if bucket:
-                c.buckets_api().delete_bucket(bucket)
+            c.buckets_api().create_bucket(bucket_name=name, org=self.settings.influx_org)
+        self.buckets.append(name)
+        return name
+
+    def raw_ingest(self, topic: str, n: int) -> dict[str, Any]:
+        """The raw limit: ``bench/ingest_raw.py`` in a process of its own, into a fresh bucket."""
+        bucket = self._bucket(f"{self.tag}-raw{len(self.buckets)}")
+        out = subprocess.run(
+            [sys.executable, "-m", "gridsentinel.bench.ingest_raw", "--bootstrap", self.settings.kafka_bootstrap,
+             "--topic", topic, "--count", str(n), "--url", self.settings.influx_url, "--org", self.settings.influx_org,
+             "--bucket", bucket], capture_output=True, text=True, timeout=600,
+            env={**os.environ, "GS_BENCH_INFLUX_TOKEN": self.settings.influx_token})
+        if out.returncode:
+            raise RuntimeError(f"the raw ingest loop failed: {out.stderr[-1000:]}")
+        raw: dict[str, Any] = json.loads(out.stdout)
+        raw["cpu_us_per_reading"] = round(raw["cpu_s"] / max(1, raw["records"]) * 1e6, 1)
+        return raw
+
+    def ingest_stage(self, n: int, workers: int) -> dict[str, Any]:
+        """The ingest stage alone (``gridsentinel worker --stages ingest``, ``workers`` processes of one consumer
+        group) on the preloaded readings, into a fresh bucket: first record taken -> last batch stored."""
+        run = len([b for b in self.buckets if b.startswith(f"{self.tag}-w")])
+        bucket = self._bucket(f"{self.tag}-w{run}")
+        names = [f"ingest{run}-{i}" for i in range(workers)]
+        files = [self.tmp / f"{name}-stats.json" for name in names]
+        env = {"GS_TOPIC_PREFIX": f"{self.tag}.ingest.", "GS_INFLUX_BUCKET": bucket}
+        for name, stats_file in zip(names, files, strict=True):
+            self.children.start(name, "worker", "--app-id", f"{self.tag}-i{run}", "--bucket", bucket,
+                                "--stages", "ingest", "--stats-file", str(stats_file), env=env)
+        pids: dict[str, int] = {}
+        deadline = time.monotonic() + 120
+        while len(pids) < workers:  # the app runs in the supervised child: meter that one
+            for name in names:
+                child = _first_child(self.children.procs[name].pid)
+                if child:
+                    pids[name] = child
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the ingest workers did not start; see {self.children.log_dir}")
+            time.sleep(0.05)
+        meter = CpuMeter(pids)
+        meter.start()
+        deadline = time.monotonic() + 600
+        while True:
+            stats = [_read_json(f) for f in files]
+            written = sum(int(s.get("points_written", 0)) for s in stats)
+            if written >= n:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the ingest stage wrote only {written} of {n}; see {self.children.log_dir}")
+            self.children.check()
+            time.sleep(0.05)
+        time.sleep(1.1)  # the stats files are rewritten every second: the last batch's times
+        stats = [_read_json(f) for f in files]
+        usage = meter.stop()
+        for name in names:
+            proc = self.children.procs.pop(name)
+            proc.terminate()
+            proc.wait(30)
+        first = min(s["ingest_first_taken_at"] for s in stats if s.get("ingest_first_taken_at"))
+        last = max(s.get("ingest_last_stored_at", 0.0) for s in stats)
+        seconds = max(1e-9, last - first)
+        # the workers' own CPU from their first batch taken to their last stored (start-up not counted)
+        cpu_s = sum(float(s.get("ingest_cpu_s_taken_to_stored", 0.0)) for s in stats)
+        return {"workers": workers, "per_s": round(n / seconds), "seconds": round(seconds, 3),
+                "cpu_us_per_reading": round(cpu_s / n * 1e6, 1), "usage": usage}
+
+    def cleanup(self) -> None:
+        self.children.stop_all()
+        drop_session(self.settings, self.gateway_id)
+        drop_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix, self.tag)
+        from influxdb_client import InfluxDBClient
+
+        with InfluxDBClient(url=self.settings.influx_url, token=self.settings.influx_token,
+                            org=self.settings.influx_org) as c:
+            for name in [self.tag, *self.buckets]:
+                bucket = c.buckets_api().find_bucket_by_name(name)
+                if bucket:
+                    c.buckets_api().delete_bucket(bucket)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -444,38 +570,83 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         c.buckets_api().create_bucket(bucket_name=bench.tag, org=settings.influx_org)
     n = args.messages
     result: dict[str, Any] = {"messages": n, "devices": args.devices, "workers": len(bench.worker_names),
-                              "cores": os.cpu_count()}
+                              "worker_counts": args.workers, "cores": os.cpu_count()}
+    total = 2 if args.ingest_only else 7
     bench.probe.start()
     try:
-        say(f"1/5 broker limit: {n} messages through an offline mosquitto_sub session")
-        result.update(bench.broker_limit(n))
-        say(f"    publishers {result['publish_per_s']}/s, mosquitto_sub {result['mosquitto_sub_per_s']}/s")
-        say(f"2/5 Kafka limit: {n} raw records")
-        result.update(bench.kafka_limit(n))
-        say(f"    {result['kafka_produce_per_s']}/s")
-        say(f"3/5 gateway alone: {n} queued messages drained into Kafka")
-        gw = bench.gateway_alone(n)
-        result["gateway_per_s"] = gw["gateway_per_s"]
-        result["gateway_vs_mosquitto_sub"] = round(gw["gateway_per_s"] / result["mosquitto_sub_per_s"], 2)
-        result["usage_gateway_phase"] = gw["usage"]
-        say(f"    {gw['gateway_per_s']}/s ({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)")
-        say(f"4/5 end to end: {n} messages published live, until all are in InfluxDB")
-        e2e = bench.end_to_end(n, gw["gateway_delivered"])
-        result.update({k: v for k, v in e2e.items() if k != "usage"})
-        result["usage_end_to_end_phase"] = e2e["usage"]
-        say(f"    {e2e['end_to_end_per_s']}/s (broker paused {e2e['end_to_end_broker_stall_s']} s; "
-            f"{e2e['end_to_end_per_s_outside_stalls']}/s outside the pauses)")
-        say(f"5/5 latency at {args.latency_rate:.0f} readings/s for {args.latency_seconds:.0f}s")
-        result.update(bench.latency(args.latency_rate, args.latency_seconds))
+        say(f"1/{total} raw ingest limit: {n} readings preloaded in Kafka, consumed in batches and written as "
+            "line protocol by a tight loop")
+        topic = bench.preload_readings(n)
+        raws = [bench.raw_ingest(topic, n)]
+        say(f"    {raws[0]['per_s']}/s ({raws[0]['cpu_us_per_reading']} us CPU per reading, "
+            f"{raws[0]['peak_rss_mb']} MB)")
+        stages = []
+        for workers in args.workers:
+            say(f"2/{total} ingest stage, {workers} worker(s): the same {n} readings into a fresh bucket")
+            stages.append(bench.ingest_stage(n, workers))
+            say(f"    {stages[-1]['per_s']}/s ({stages[-1]['cpu_us_per_reading']} us CPU per reading)")
+        # InfluxDB is still digesting the last write when the next phase starts (the stage's first run came
+        # right after the raw loop): the raw loop runs again after the stage, and the better run is the limit
+        say(f"2/{total} raw ingest limit again, after the stage")
+        raws.append(bench.raw_ingest(topic, n))
+        say(f"    {raws[1]['per_s']}/s")
+        raw = max(raws, key=lambda r: r["per_s"])
+        result["ingest_raw"] = {**raw, "runs_per_s": [r["per_s"] for r in raws]}
+        for stage in stages:
+            stage["vs_raw"] = round(stage["per_s"] / max(1, raw["per_s"]), 2)
+            say(f"    stage, {stage['workers']} worker(s): {stage['vs_raw']:.0%} of the raw limit")
+        result["ingest_stage"] = stages
+        result["ingest_vs_raw"] = stages[0]["vs_raw"]
+        if not args.ingest_only:
+            say(f"3/{total} broker limit: {n} messages through an offline mosquitto_sub session")
+            result.update(bench.broker_limit(n))
+            say(f"    publishers {result['publish_per_s']}/s, mosquitto_sub {result['mosquitto_sub_per_s']}/s")
+            say(f"4/{total} Kafka limit: {n} raw records")
+            result.update(bench.kafka_limit(n))
+            say(f"    {result['kafka_produce_per_s']}/s")
+            say(f"5/{total} gateway alone: {n} queued messages drained into Kafka")
+            gw = bench.gateway_alone(n)
+            result["gateway_per_s"] = gw["gateway_per_s"]
+            result["gateway_vs_mosquitto_sub"] = round(gw["gateway_per_s"] / result["mosquitto_sub_per_s"], 2)
+            result["usage_gateway_phase"] = gw["usage"]
+            say(f"    {gw['gateway_per_s']}/s ({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)")
+            say(f"6/{total} end to end: {n} messages published live, until all are in InfluxDB")
+            e2e = bench.end_to_end(n, gw["gateway_delivered"])
+            result.update({k: v for k, v in e2e.items() if k != "usage"})
+            result["usage_end_to_end_phase"] = e2e["usage"]
+            say(f"    {e2e['end_to_end_per_s']}/s (broker paused {e2e['end_to_end_broker_stall_s']} s; "
+                f"{e2e['end_to_end_per_s_outside_stalls']}/s outside the pauses)")
+            say(f"7/{total} latency at {args.latency_rate:.0f} readings/s for {args.latency_seconds:.0f}s")
+            result.update(bench.latency(args.latency_rate, args.latency_seconds))
     finally:
         bench.probe.stop()
         bench.cleanup()
-    render = [f"{'figure':<36} value", f"{'publishers (mosquitto_pub) /s':<36} {result['publish_per_s']}",
+    emit(result, args.json, "\n".join(render(result)))
+    return 0
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    """The text report: the ingest table, then (unless ``--ingest-only``) the MQTT phases' figures."""
+    raw = result["ingest_raw"]
+    lines = [f"{'ingest (Kafka -> InfluxDB)':<28} {'readings/s':>10} {'vs raw':>7} {'CPU us/reading':>15} "
+             f"{'cores':>6} {'peak RSS MB per process':>24}",
+             f"{'raw limit (1 process, best)':<28} {raw['per_s']:>10} {'100%':>7} {raw['cpu_us_per_reading']:>15} "
+             f"{'':>6} {raw['peak_rss_mb']:>24}"]
+    for stage in result["ingest_stage"]:
+        cores = sum(u["cpu_cores"] for u in stage["usage"].values())
+        rss = " ".join(f"{u['peak_rss_mb']:.0f}" for u in stage["usage"].values())
+        lines.append(f"{'stage, ' + str(stage['workers']) + ' worker(s)':<28} {stage['per_s']:>10} "
+                     f"{stage['vs_raw']:>7.0%} {stage['cpu_us_per_reading']:>15} {cores:>6.2f} {rss:>24}")
+    if "gateway_per_s" not in result:
+        return lines
+    lines += ["", f"{'figure':<36} value", f"{'publishers (mosquitto_pub) /s':<36} {result['publish_per_s']}",
               f"{'limit: mosquitto_sub receive /s':<36} {result['mosquitto_sub_per_s']}",
               f"{'limit: raw Kafka produce /s':<36} {result['kafka_produce_per_s']}",
               f"{'gateway MQTT->Kafka /s':<36} {result['gateway_per_s']} "
               f"({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)",
               f"{'end to end MQTT->InfluxDB /s':<36} {result['end_to_end_per_s']}",
+              f"{'  CPU us per reading':<36} "
+              + ", ".join(f"{k} {v}" for k, v in result["end_to_end_cpu_us_per_reading"].items()),
               f"{'  broker paused (s) / rate outside':<36} {result['end_to_end_broker_stall_s']} / "
               f"{result['end_to_end_per_s_outside_stalls']}",
               f"{'latency p50 / p99 (ms)':<36} {result['latency_p50_ms']:.0f} / {result['latency_p99_ms']:.0f} "
@@ -486,7 +657,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               "", "CPU (cores busy) and peak RSS per process:"]
     for phase in ("usage_gateway_phase", "usage_end_to_end_phase"):
         for name, u in result[phase].items():
-            render.append(f"  {phase.removeprefix('usage_'):<22} {name:<10} {u['cpu_cores']:>5} cores "
-                          f"{u['peak_rss_mb']:>8} MB")
-    emit(result, args.json, "\n".join(render))
-    return 0
+            lines.append(f"  {phase.removeprefix('usage_'):<22} {name:<10} {u['cpu_cores']:>5} cores "
+                         f"{u['peak_rss_mb']:>8} MB")
+    return lines

@@ -90,6 +90,10 @@ class BatchIngest:
         self.records = 0  # records taken from Kafka
         self.dead_lettered = 0  # bad records and refused points sent to the dead letter topic
         self.kafka_errors = 0  # transient consumer errors (a broker away, a rebalance) logged and ridden out
+        # wall time and this process's CPU time when the first batch was taken and the last one stored:
+        # what `gridsentinel bench ingest` times the stage with
+        self.first_taken_at = self.last_stored_at = 0.0
+        self.cpu_at_first_taken = self.cpu_at_last_stored = 0.0
         self._stop = threading.Event()
         self._failed: list[BaseException] = []
 
@@ -130,6 +134,8 @@ class BatchIngest:
                 log.warning("Kafka consumer: %s (retried by the client)", err, extra={"stage": "ingest"})
         if not taken:
             return True
+        if not self.first_taken_at:
+            self.first_taken_at, self.cpu_at_first_taken = time.time(), time.process_time()
         self.records += len(taken)
         values = [m.value() for m in taken]
         batch = self.converter.convert(values)
@@ -147,6 +153,7 @@ class BatchIngest:
         if letters and not self._send(producer, letters):
             return False
         self._store(consumer, taken)
+        self.last_stored_at, self.cpu_at_last_stored = time.time(), time.process_time()
         self.on_batch(len(taken), len(batch.lines) - len(refused), time.monotonic() - started)
         return True
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
@@ -34,15 +35,36 @@ def to_line(r: Reading) -> str:
 
 
 class LatencyHistogram:
-    """Event time -> written-to-InfluxDB latency, in 1 ms buckets up to 10 s (plus overflow)."""
+    """Event time -> written-to-InfluxDB latency, in 1 ms buckets up to 10 s (plus overflow).
+
+    A batch is added at once (numpy: one bincount per batch instead of a Python call per point).
+
+    >>> h = LatencyHistogram()
+    >>> h.add(0.0034); h.add_batch(10.0, [9.9985, 9.9985, -5.0])
+    >>> [(ms, n) for ms, n in enumerate(h.counts) if n]
+    [(1, 2), (3, 1), (10000, 1)]
+    """
 
     BUCKETS = 10_000
 
     def __init__(self) -> None:
-        self.counts = [0] * (self.BUCKETS + 1)
+        self._counts = np.zeros(self.BUCKETS + 1, dtype=np.int64)
+
+    @property
+    def counts(self) -> list[int]:
+        return [int(n) for n in self._counts]
 
     def add(self, latency_s: float) -> None:
-        self.counts[min(self.BUCKETS, max(0, int(latency_s * 1000)))] += 1
+        self._counts[min(self.BUCKETS, max(0, int(latency_s * 1000)))] += 1
+
+    def add_batch(self, now: float, times: Sequence[float]) -> None:
+        """Add ``now - t`` for every ``t`` in ``times`` (a later ``t`` than now counts as 0 ms; a later
+        than 10 s as the overflow)."""
+        if not len(times):
+            return
+        ms = ((now - np.asarray(times, dtype=np.float64)) * 1000).astype(np.int64)
+        np.clip(ms, 0, self.BUCKETS, out=ms)
+        self._counts += np.bincount(ms, minlength=self.BUCKETS + 1)
 
 
 # What InfluxDB answers for points it will never take, however often they are sent: line protocol it
@@ -133,12 +155,8 @@ class InfluxSink:
     def written(self, observed_at: Sequence[float], received_at: Sequence[float]) -> None:
         """Add written points to the latency histograms: event time and gateway time -> now."""
         done = time.time()
-        add, add_gw = self.latency.add, self.latency_since_gateway.add
-        for t in observed_at:
-            add(done - t)
-        for t in received_at:
-            if t:
-                add_gw(done - t)
+        self.latency.add_batch(done, observed_at)
+        self.latency_since_gateway.add_batch(done, [t for t in received_at if t])
 
     def _write_lines(self, lines: Sequence[str], should_stop: Callable[[], bool]) -> str | _Stopped | None:
         """One request, retried while the failure is transient: None when written, InfluxDB's reason

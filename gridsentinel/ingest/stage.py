@@ -88,6 +88,9 @@ class IngestStage:
         ctx.stats["points_refused"] = lambda: sink.points_refused
         ctx.stats["ingest_records"] = lambda: ingest.records
         ctx.stats["ingest_dead_lettered"] = lambda: ingest.dead_lettered
+        ctx.stats["ingest_first_taken_at"] = lambda: ingest.first_taken_at
+        ctx.stats["ingest_last_stored_at"] = lambda: ingest.last_stored_at
+        ctx.stats["ingest_cpu_s_taken_to_stored"] = lambda: ingest.cpu_at_last_stored - ingest.cpu_at_first_taken
         ctx.stats["latency_ms_hist"] = lambda: sink.latency.counts
         ctx.stats["gateway_to_influx_ms_hist"] = lambda: sink.latency_since_gateway.counts
 
