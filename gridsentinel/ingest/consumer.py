@@ -1,10 +1,13 @@
 """The ingest consumer: ``gs.readings`` -> InfluxDB in batches, in a thread of its own, with no stream
 framework per record.
 
-One loop: take up to ``batch_size`` records (librdkafka fetches ahead in its own threads), turn them into
-line protocol (``lines.LineConverter``), write them in one request (``InfluxSink``, which retries transient
-failures forever and singles out what InfluxDB refuses for good), dead-letter what is no reading or what
-InfluxDB refused, wait until those dead letters are on Kafka, and only then store the batch's offsets.
+Two threads and a short queue between them. The consuming thread takes up to ``batch_size`` records
+(librdkafka fetches ahead in its own threads) and turns them into line protocol (``lines.LineConverter``);
+the writer thread writes each batch in one request (``InfluxSink``, which retries transient failures forever
+and singles out what InfluxDB refuses for good), dead-letters what is no reading or what InfluxDB refused,
+waits until those dead letters are on Kafka, and only then stores the batch's offsets, batch after batch
+in the order they were taken. Taking batch N+1 overlaps writing batch N; a slow or absent InfluxDB fills the
+queue and the consuming thread waits (Kafka keeps the backlog).
 librdkafka commits stored offsets every second, on a rebalance and on close: a reading's offset is
 committed only after its point is in InfluxDB (or its dead letter in Kafka), so a crash, a kill -9 or an
 outage re-reads at most what was not committed, and the points being idempotent (same series and time
@@ -17,7 +20,10 @@ import base64
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from queue import Empty, Full, Queue
 from typing import Any
 
 from confluent_kafka import (
@@ -34,7 +40,7 @@ from confluent_kafka.admin import AdminClient
 from gridsentinel.core.records import DeadLetter
 
 from .influx import InfluxSink
-from .lines import LineConverter, WireReading, decode_reading
+from .lines import Converted, LineConverter, WireReading, decode_reading
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +75,22 @@ def dead_letter_producer(bootstrap: str, client_id: str) -> Producer:
     })
 
 
+@dataclass
+class Batch:
+    """A fetched batch: its records, their points, the offsets to store once written, when it was taken."""
+
+    messages: list[Message]
+    points: Converted
+    offsets: list[TopicPartition]
+    taken_at: float
+
+
 class BatchIngest:
     """``gs.readings`` -> InfluxDB; :meth:`run` in its own thread until :meth:`stop`."""
 
     def __init__(self, *, bootstrap: str, group_id: str, topic: str, deadletter_topic: str, sink: InfluxSink,
-                 batch_size: int = 5000, within_s: float = 0.05, client_id: str = "gridsentinel-ingest",
+                 batch_size: int = 5000, within_s: float = 0.05, pending: int = 2,
+                 client_id: str = "gridsentinel-ingest",
                  legacy_group: str | None = None,
                  on_batch: Callable[[int, int, float], None] = lambda took, written, seconds: None) -> None:
         self.bootstrap = bootstrap
@@ -83,6 +100,7 @@ class BatchIngest:
         self.sink = sink
         self.batch_size = batch_size
         self.within_s = within_s
+        self.pending = pending
         self.client_id = client_id
         self.legacy_group = legacy_group
         self.on_batch = on_batch
@@ -96,6 +114,7 @@ class BatchIngest:
         self.cpu_at_first_taken = self.cpu_at_last_stored = 0.0
         self._stop = threading.Event()
         self._failed: list[BaseException] = []
+        self._written: deque[list[TopicPartition]] = deque()  # offsets of written batches, to be stored
 
     def stop(self) -> None:
         self._stop.set()
@@ -106,23 +125,71 @@ class BatchIngest:
 
     def run(self) -> None:
         """Consume, write, dead-letter and store offsets until told to stop; raises :class:`IngestError`
-        (or what else went wrong) when it cannot go on."""
+        (or what else went wrong) when it cannot go on.
+
+        Two threads: this one takes and converts batches, a writer thread writes them in order (a queue of
+        ``pending`` batches between them), so batch N+1 is taken while batch N is written."""
         consumer = Consumer(consumer_config(self.bootstrap, self.group_id, self.client_id))
         producer = dead_letter_producer(self.bootstrap, f"{self.client_id}-dl")
+        queue: Queue[Batch] = Queue(self.pending)
+        writer = threading.Thread(target=self._writer, args=(producer, queue), name="ingest-writer",
+                                  daemon=True)
         consumer.subscribe([self.topic], on_assign=self._on_assign)
+        writer.start()
         try:
             while not self._stop.is_set():
+                self._check_writer()
                 messages = consumer.consume(self.batch_size, self.within_s)
-                if messages:
-                    self.handle(consumer, producer, messages)
+                self._store_written(consumer)
+                batch = self.prepare(messages) if messages else None
+                while batch is not None and not self._stop.is_set():
+                    self._check_writer()
+                    try:
+                        queue.put(batch, timeout=0.1)  # waits while the writer is behind (InfluxDB slow or down)
+                        break
+                    except Full:
+                        self._store_written(consumer)
         finally:
+            self._stop.set()
+            writer.join()
+            self._store_written(consumer)
             consumer.close()  # commits the offsets stored so far (written batches only)
 
+    def _store_written(self, consumer: Consumer) -> None:
+        """Store the offsets of the batches written since the last call (committed within a second).
+
+        Here, in the consuming thread: confluent-kafka's ``store_offsets`` called from the writer thread
+        blocked for good while this thread was in ``consume``."""
+        while self._written:
+            offsets = self._written.popleft()
+            try:
+                consumer.store_offsets(offsets=offsets)
+            except KafkaException as exc:
+                # a partition revoked while its batch was written: its new owner reads it again (idempotent)
+                log.info("offsets not stored (%s); the partition's new owner reads those readings again", exc,
+                         extra={"stage": "ingest"})
+
+    def _check_writer(self) -> None:
+        if self._failed:
+            raise self._failed[0]
+
+    def _writer(self, producer: Producer, queue: Queue[Batch]) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    batch = queue.get(timeout=0.1)
+                except Empty:
+                    continue
+                if not self.write(producer, batch):
+                    return
+        except BaseException as exc:  # raised by the consuming thread (and from there, the worker crashes)
+            self._failed.append(exc)
+
     # -- one batch ----------------------------------------------------------------------------------
-    def handle(self, consumer: Consumer, producer: Producer, messages: Sequence[Message]) -> bool:
-        """Write one batch and store its offsets; False when told to stop before it was all written."""
-        started = time.monotonic()
+    def prepare(self, messages: Sequence[Message]) -> Batch | None:
+        """The records of a fetched batch as points (None when it held only consumer errors)."""
         taken: list[Message] = []
+        last: dict[tuple[str, int], int] = {}
         for m in messages:
             err = m.error()
             if err is None:
@@ -133,42 +200,36 @@ class BatchIngest:
                 self.kafka_errors += 1
                 log.warning("Kafka consumer: %s (retried by the client)", err, extra={"stage": "ingest"})
         if not taken:
-            return True
+            return None
         if not self.first_taken_at:
             self.first_taken_at, self.cpu_at_first_taken = time.time(), time.process_time()
         self.records += len(taken)
-        values = [m.value() for m in taken]
-        batch = self.converter.convert(values)
-        letters = [self._bad_record(taken[i], reason) for i, reason in batch.bad]
-        refused = self.sink.write_lines(batch.lines, self._stop.is_set)
+        for m in taken:  # messages of a partition come in offset order: the last one's is the highest
+            last[(m.topic(), m.partition())] = m.offset()  # type: ignore[index,assignment]  # set when fetched
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        return Batch(taken, self.converter.convert([m.value() for m in taken]), offsets, time.monotonic())
+
+    def write(self, producer: Producer, batch: Batch) -> bool:
+        """Write one batch, send its dead letters, hand its offsets over to be stored; False when told to
+        stop first."""
+        taken, points = batch.messages, batch.points
+        letters = [self._bad_record(taken[i], reason) for i, reason in points.bad]
+        refused = self.sink.write_lines(points.lines, self._stop.is_set)
         if refused is None:
             return False  # stopping: nothing of this batch is stored; read again by the next owner
         if refused:
             gone = {j for j, _ in refused}
-            letters += [self._refused(taken[batch.index[j]], reason) for j, reason in refused]
-            self.sink.written([t for j, t in enumerate(batch.observed_at) if j not in gone],
-                              [t for j, t in enumerate(batch.received_at) if j not in gone])
+            letters += [self._refused(taken[points.index[j]], reason) for j, reason in refused]
+            self.sink.written([t for j, t in enumerate(points.observed_at) if j not in gone],
+                              [t for j, t in enumerate(points.received_at) if j not in gone])
         else:
-            self.sink.written(batch.observed_at, batch.received_at)
+            self.sink.written(points.observed_at, points.received_at)
         if letters and not self._send(producer, letters):
             return False
-        self._store(consumer, taken)
+        self._written.append(batch.offsets)  # stored by the consuming thread, at its next turn
         self.last_stored_at, self.cpu_at_last_stored = time.time(), time.process_time()
-        self.on_batch(len(taken), len(batch.lines) - len(refused), time.monotonic() - started)
+        self.on_batch(len(taken), len(points.lines) - len(refused), time.monotonic() - batch.taken_at)
         return True
-
-    def _store(self, consumer: Consumer, taken: Sequence[Message]) -> None:
-        """Store the next offset of each partition in the batch (committed within a second)."""
-        last: dict[tuple[str, int], int] = {}
-        for m in taken:
-            last[(str(m.topic()), int(m.partition() or 0))] = int(m.offset() or 0)  # set on fetched messages
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-        try:
-            consumer.store_offsets(offsets=offsets)
-        except KafkaException as exc:
-            # a partition revoked while its batch was written: its new owner reads it again (idempotent)
-            log.info("offsets not stored (%s); the partition's new owner reads those readings again", exc,
-                     extra={"stage": "ingest"})
 
     def _send(self, producer: Producer, letters: list[tuple[bytes | None, DeadLetter]]) -> bool:
         """Produce the dead letters and wait until Kafka has them all; False when told to stop first."""

@@ -81,6 +81,7 @@ class IngestStage:
         ingest = BatchIngest(bootstrap=settings.kafka_bootstrap, group_id=f"{options.app_id}-ingest",
                              topic=ctx.names.readings, deadletter_topic=ctx.names.deadletter, sink=sink,
                              batch_size=options.batch_size, within_s=options.batch_within_s,
+                             pending=options.pending_batches,
                              client_id=f"{options.app_id}-ingest", legacy_group=options.app_id, on_batch=on_batch)
         ctx.ensure_topics([ctx.names.readings])  # subscribed to before it exists, it is seen 5 min later
         ctx.stats["points_written"] = lambda: sink.points_written

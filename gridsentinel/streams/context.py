@@ -22,7 +22,7 @@ class WorkerOptions:
     influx_bucket: str | None = None  # default: settings.influx_bucket
     batch_size: int = 5000
     batch_within_s: float = 0.05
-    pending_batches: int = 8  # batches taken but not yet written (the ingest stage writes while taking)
+    pending_batches: int = 2  # batches taken but not yet written (the ingest stage writes while taking)
     fetch_max_wait_ms: int = 50  # Kafka fetch long-poll; Faust hard-codes 1500 (see faust_compat)
     partitions: int = 4
     stats_file: str | None = None  # when set, each stage's counters are written here each second
