@@ -45,6 +45,9 @@ from .lines import Converted, LineConverter, WireReading, decode_reading
 log = logging.getLogger(__name__)
 
 
+LAG_EVERY_S = 5.0  # consumer lag sampling interval (for /metrics)
+
+
 class IngestError(RuntimeError):
     """The consumer cannot go on (a fatal Kafka error, a dead letter Kafka refused): the worker exits
     non-zero and its supervisor restarts it; what was not committed is read again."""
@@ -115,6 +118,8 @@ class BatchIngest:
         self._stop = threading.Event()
         self._failed: list[BaseException] = []
         self._written: deque[list[TopicPartition]] = deque()  # offsets of written batches, to be stored
+        self.lag: dict[tuple[str, int], int] = {}  # records not committed yet per assigned partition (sampled)
+        self._lag_at = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -141,6 +146,8 @@ class BatchIngest:
                 self._check_writer()
                 messages = consumer.consume(self.batch_size, self.within_s)
                 self._store_written(consumer)
+                if time.monotonic() - self._lag_at > LAG_EVERY_S:
+                    self._sample_lag(consumer)
                 batch = self.prepare(messages) if messages else None
                 while batch is not None and not self._stop.is_set():
                     self._check_writer()
@@ -168,6 +175,21 @@ class BatchIngest:
                 # a partition revoked while its batch was written: its new owner reads it again (idempotent)
                 log.info("offsets not stored (%s); the partition's new owner reads those readings again", exc,
                          extra={"stage": "ingest"})
+
+    def _sample_lag(self, consumer: Consumer) -> None:
+        """The group's lag on this consumer's partitions: high watermark (as last fetched) less committed."""
+        self._lag_at = time.monotonic()
+        try:
+            committed = consumer.committed(consumer.assignment(), timeout=5)
+        except KafkaException:
+            return  # Kafka away: keep the last sample
+        lag: dict[tuple[str, int], int] = {}
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
+            if high < 0:
+                continue  # not fetched yet
+            lag[(tp.topic, tp.partition)] = max(0, high - (tp.offset if tp.offset >= 0 else max(low, 0)))
+        self.lag = lag
 
     def _check_writer(self) -> None:
         if self._failed:

@@ -92,6 +92,7 @@ class IngestStage:
         ctx.stats["ingest_first_taken_at"] = lambda: ingest.first_taken_at
         ctx.stats["ingest_last_stored_at"] = lambda: ingest.last_stored_at
         ctx.stats["ingest_cpu_s_taken_to_stored"] = lambda: ingest.cpu_at_last_stored - ingest.cpu_at_first_taken
+        ctx.lag_sources.append(lambda: dict(ingest.lag))
         ctx.stats["latency_ms_hist"] = lambda: sink.latency.counts
         ctx.stats["gateway_to_influx_ms_hist"] = lambda: sink.latency_since_gateway.counts
 

@@ -5,6 +5,7 @@ builds the app and imports them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +40,8 @@ class StageContext:
     stats: dict[str, Any] = field(default_factory=dict)
     # records in, batch sizes and times per stage, for /metrics (counted, not served, without a registry)
     metrics: StageMetrics = field(default_factory=lambda: StageMetrics(None))
+    # consumer lag of stages that consume outside Faust (the ingest stage): {(topic, partition): records}
+    lag_sources: list[Callable[[], dict[tuple[str, int], int]]] = field(default_factory=list)
 
     async def dead_letter(self, letter: DeadLetter, key: bytes | None = None) -> None:
         await self.topics["deadletter"].send(key=key, value=letter.to_json())

@@ -71,6 +71,8 @@ def create_app(settings: Settings, options: WorkerOptions, stages: Sequence[Stag
         @app.timer(LAG_EVERY_S)
         async def sample_lag() -> None:
             lag.lag = faust_compat.consumer_lag(app)
+            for source in ctx.lag_sources:  # stages with a consumer of their own (ingest)
+                lag.lag.update(source())
 
     if options.stats_file:
         stats_path = options.stats_file
