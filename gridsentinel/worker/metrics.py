@@ -85,7 +85,8 @@ def read_stages(stats: Stats, lag: LagSnapshot) -> Iterator[Metric]:
     yield counter("gs_worker_case_conflict_giveups", "Detections whose transaction lost every attempt "
                   "(dead-lettered as store_conflict).", ConflictCounts.gave_up)
     gauge = GaugeMetricFamily("gs_worker_consumer_lag", "Records not yet committed by this worker's consumer "
-                              "groups (Faust's, the ingest stage's), per assigned topic and partition.", labels=["topic", "partition"])
+                              "groups (Faust's, the ingest stage's), per assigned topic and partition.",
+                              labels=["topic", "partition"])
     for (topic, partition), n in sorted(dict(lag.lag).items()):
         gauge.add_metric([topic, str(partition)], n)
     yield gauge
