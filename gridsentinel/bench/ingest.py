@@ -435,10 +435,17 @@ class Bench:
         time.sleep(1.1)  # the stats files are rewritten every second: the last batch's times
         stats = [_read_json(f) for f in files]
         usage = meter.stop()
-        for name in names:
-            proc = self.children.procs.pop(name)
+        procs = [self.children.procs.pop(name) for name in names]
+        for proc in procs:
             proc.terminate()
-            proc.wait(30)
+        deadline = time.monotonic() + 60
+        for name, proc in zip(names, procs, strict=True):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:  # measured already: do not let a slow shutdown sink the run
+                print(f"warning: {name} did not stop within 60 s of SIGTERM; killed", file=sys.stderr, flush=True)
+                proc.kill()
+                proc.wait()
         first = min(s["ingest_first_taken_at"] for s in stats if s.get("ingest_first_taken_at"))
         last = max(s.get("ingest_last_stored_at", 0.0) for s in stats)
         seconds = max(1e-9, last - first)

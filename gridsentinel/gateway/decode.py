@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -335,20 +336,31 @@ def decode_status(payload: bytes) -> str | Rejection:
 
 
 class SeqWindow:
-    """Remembers recent (device, seq) pairs to spot re-sent messages; bounded per device."""
+    """Remembers recent (device, seq) pairs to spot re-sent messages; bounded per device.
+
+    An ``OrderedDict`` per device: dropping the oldest is O(1) (``popitem(last=False)``). A plain dict
+    cost ~2 us a message here: deleting its first key again and again leaves deleted slots at the front,
+    which ``next(iter(...))`` walked past every time (12 % of the gateway's CPU under load, py-spy).
+
+    >>> w = SeqWindow(size=2)
+    >>> [w.seen("d", s) for s in (1, 2, 1, 3, 1)]
+    [False, False, True, False, False]
+    """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._seen: dict[str, dict[int, None]] = {}
+        self._seen: dict[str, OrderedDict[int, None]] = {}
 
     def seen(self, device_id: str, seq: int) -> bool:
         """True when this (device, seq) was already accepted; records it otherwise."""
-        window = self._seen.setdefault(device_id, {})
+        window = self._seen.get(device_id)
+        if window is None:
+            window = self._seen[device_id] = OrderedDict()
         if seq in window:
             return True
         window[seq] = None
         if len(window) > self.size:
-            del window[next(iter(window))]
+            window.popitem(last=False)
         return False
 
     def forget(self, device_id: str, seq: int) -> None:
