@@ -233,7 +233,7 @@ def wait_stored(ns: Namespace, device: str, count: int, worker: UnsupervisedWork
 
     def stuck() -> str:
         gw = gateway_stats(gw_stats)
-        lag = consumer_lag(ns, ns.app_id, f"{ns.prefix}gs.readings")
+        lag = consumer_lag(ns, f"{ns.app_id}-ingest", f"{ns.prefix}gs.readings")  # the ingest stage's group
         who = ("the gateway" if gw.get("acked", 0) < count else
                f"the worker, alive (pid {worker.proc.pid}) but wedged" if sum(lag.values()) else "InfluxDB writes")
         return (f"{what}: not everything stored {time.monotonic() - since:.0f} s after Kafka came back; stuck: "
