@@ -364,4 +364,6 @@ class SeqWindow:
         return False
 
     def forget(self, device_id: str, seq: int) -> None:
-        self._seen.get(device_id, {}).pop(seq, None)
+        window = self._seen.get(device_id)
+        if window is not None:
+            window.pop(seq, None)
