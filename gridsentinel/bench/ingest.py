@@ -1,8 +1,13 @@
-"""`gridsentinel bench ingest`: readings/s from MQTT into Kafka (gateway alone) and into InfluxDB (end
-to end), with the limits measured in the same run, plus publish->InfluxDB latency at a steady rate.
+"""`gridsentinel bench ingest`: readings/s from Kafka into InfluxDB (the ingest stage against a raw loop),
+from MQTT into Kafka (gateway alone) and into InfluxDB (end to end), with the limits measured in the same
+run, plus publish->InfluxDB latency at a steady rate.
 
 Phases (each on its own topics, bucket and MQTT session, all against the real local stack):
 
+0. ingest: N readings preloaded in a topic of their own; the raw limit (``bench/ingest_raw.py``, a tight
+   loop in its own process, run before and after the stage: the better run counts), then the ingest
+   stage (``worker --stages ingest``) once per ``--workers`` count, each into a fresh bucket; with
+   ``--ingest-only`` the run ends here;
 1. broker limit: N messages queued for an offline ``mosquitto_sub`` session, then drained by it;
 2. Kafka limit: N reading-sized records produced raw with the gateway's producer settings;
 3. gateway alone: N messages queued for the offline gateway, then drained into Kafka;
