@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -95,3 +97,29 @@ def test_unwritten_batches_are_read_again_and_every_reading_is_stored_once(ns: N
         ingest.stop()
         thread.join(30)
     assert count(ns, device) == N
+
+
+CRASHING_WORKER = """
+import sys
+from gridsentinel.ingest import consumer
+from gridsentinel.ingest.stage import IngestStage
+from gridsentinel.settings import Settings
+from gridsentinel.streams.context import WorkerOptions
+from gridsentinel.worker.app import create_app
+
+def fail(self):
+    raise consumer.IngestError("Kafka consumer: fatal error (planted by the test)")
+
+consumer.BatchIngest.run = fail  # the loop fails as on a fatal Kafka error
+app = create_app(Settings(), WorkerOptions(app_id=sys.argv[1]), [IngestStage()])
+app.Worker(loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+"""
+
+
+def test_a_failing_ingest_loop_ends_the_worker_with_a_non_zero_status(ns: Namespace) -> None:
+    """The supervisor (and test_reliability's unsupervised worker) restart a worker that exits non-zero; an
+    ingest loop that cannot go on must end the worker so, not leave it alive and idle."""
+    proc = subprocess.run([sys.executable, "-c", CRASHING_WORKER, ns.app_id], env=ns.env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    assert "planted by the test" in proc.stderr
