@@ -124,10 +124,6 @@ class BatchIngest:
     def stop(self) -> None:
         self._stop.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def run(self) -> None:
         """Consume, write, dead-letter and store offsets until told to stop; raises :class:`IngestError`
         (or what else went wrong) when it cannot go on.

@@ -34,6 +34,7 @@ class IngestService(mode.Service):
         super().__init__(**kwargs)  # type: ignore[arg-type]  # loop and beacon, from Faust
         self._thread: threading.Thread | None = None
         self._error: list[BaseException] = []
+        self._stopping = False  # this service asked the loop to stop (the app is shutting down)
 
     def _run(self) -> None:
         try:
@@ -49,13 +50,14 @@ class IngestService(mode.Service):
     async def _watch(self) -> None:
         while not self.should_stop:
             thread = self._thread
-            if thread is not None and not thread.is_alive() and not self.ingest.stopping:
+            if thread is not None and not thread.is_alive() and not self._stopping:
                 if self._error:
                     raise self._error[0]
                 raise IngestError("the ingest consumer stopped by itself")
             await self.sleep(0.5)
 
     async def on_stop(self) -> None:
+        self._stopping = True
         self.ingest.stop()
         thread = self._thread
         if thread is not None:

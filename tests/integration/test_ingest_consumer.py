@@ -101,16 +101,16 @@ def test_unwritten_batches_are_read_again_and_every_reading_is_stored_once(ns: N
 
 CRASHING_WORKER = """
 import sys
-from gridsentinel.ingest import consumer
+from gridsentinel.ingest import consumer as consumer_module
 from gridsentinel.ingest.stage import IngestStage
 from gridsentinel.settings import Settings
 from gridsentinel.streams.context import WorkerOptions
 from gridsentinel.worker.app import create_app
 
-def fail(self):
-    raise consumer.IngestError("Kafka consumer: fatal error (planted by the test)")
+def fail(self, consumer):
+    raise consumer_module.IngestError("Kafka consumer: fatal error (planted by the test)")
 
-consumer.BatchIngest.run = fail  # the loop fails as on a fatal Kafka error
+consumer_module.BatchIngest._store_written = fail  # called in every turn of the loop: it fails at the first
 app = create_app(Settings(), WorkerOptions(app_id=sys.argv[1]), [IngestStage()])
 app.Worker(loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 """
