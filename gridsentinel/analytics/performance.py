@@ -11,7 +11,8 @@ closed times only). The figures, per group (a department or a center) over ``[st
   without ``resolve`` events, the closing) minus opening, for cases resolved by ``as_of`` (median, p90);
 - **overdue share**: of the cohort's cases with a deadline, those that missed one: a handling deadline
   (set by ``dispatch``/``rework``, or a source's single due time) passed before the case was resolved
-  (or still open at ``as_of``), or the case was escalated (escalation happens only when overdue);
+  (or still open at ``as_of``), or the case was escalated for being overdue (an escalation after a
+  refusal, ``reason`` ``repeated_refusal``/``multi_department_refusal``, says nothing about time);
 - **rework, escalations sent/received, refusals**: events in ``[start, end)`` (of any case given). A
   center *sends* an escalation when a case leaves it (``from_center``) and *receives* one when the case
   arrives (``center``); a department is charged an escalation sent when its case escalates while with it,
@@ -115,8 +116,8 @@ def resolved_at(record: CaseRecord, as_of: float) -> float | None:
 def was_overdue(record: CaseRecord, as_of: float) -> bool | None:
     """Whether the case missed a deadline by ``as_of``; None when it never had one."""
     events = record.events_until(as_of)
-    if any(e.action == "escalate" for e in events):
-        return True
+    if any(e.action == "escalate" and e.data.get("reason", "overdue") == "overdue" for e in events):
+        return True  # an escalation without a reason is from before refusals escalated: overdue
     segments: list[tuple[float, float]] = []  # (due, end of the segment)
     handling_due: float | None = None
     for e in events:

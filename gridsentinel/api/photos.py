@@ -2,10 +2,15 @@
 or WebP, decoded by Pillow), stored once by content under ``<run dir>/photos/<sha256>.<ext>`` and served
 by ``GET /api/v1/photos/{name}``. The name is the content's SHA-256, so a re-sent photo is stored once and
 no request can name another file.
+
+Roles without identity rights (:func:`gridsentinel.api.privacy.sees_identity`: inspectors, viewers) get any
+photo, an inspector's or a citizen's, as a copy with faces and plates blurred (:func:`deidentified`): an
+inspector photographs a street, and so the strangers on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -14,8 +19,10 @@ import re
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
 
 from gridsentinel.api.errors import ApiError
+from gridsentinel.api.state import ApiState
 
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -57,3 +64,18 @@ def store(run_dir: Path, raw: bytes, ext: str) -> str:
         tmp.write_bytes(raw)
         tmp.replace(path)
     return URL_PREFIX + name
+
+
+async def deidentified(state: ApiState, path: Path) -> Path:
+    """The blurred copy of the photo at ``path`` (made on first request, kept beside it). One
+    de-identification runs at a time: each takes a CPU core for a second or so. Raises FileNotFoundError
+    when the photo is gone, :class:`~gridsentinel.cases.citizen_photos.UnreadablePhoto` when it cannot be
+    decoded (then it is not shown at all)."""
+    from gridsentinel.cases.citizen_photos import blurred_copy, deidentifier
+
+    if state.photo_blur_lock is None:
+        state.photo_blur_lock = asyncio.Lock()
+    async with state.photo_blur_lock:
+        if state.photo_deidentifier is None:
+            state.photo_deidentifier = await run_in_threadpool(deidentifier)
+        return await run_in_threadpool(blurred_copy, path, state.photo_deidentifier)

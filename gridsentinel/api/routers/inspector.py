@@ -20,6 +20,7 @@ from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import InspectorDep, StateDep, require
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.intake import submit
+from gridsentinel.api.privacy import sees_identity
 from gridsentinel.api.routers.cases import CaseId, unix
 from gridsentinel.api.schemas.channels import InspectorCheckIn, InspectorReportIn, InspectorReportOut, PhotoIn
 from gridsentinel.api.schemas.responses import CaseEventOut, CaseOut, TransitionOut
@@ -154,15 +155,25 @@ async def rework(case_id: CaseId, body: InspectorCheckIn, state: StateDep, token
 
 @router.get(
     "/api/v1/photos/{name}",
-    summary="A photo sent with an inspector's report or check",
+    summary="A photo sent with an inspector's report or check (blurred for roles without identity rights)",
+    description="Dispatchers and up get the photo as sent; an inspector or a viewer gets a JPEG copy with faces "
+    "and plates blurred (made on first request), as for citizens' photos.",
     response_class=FileResponse,
     responses={**responses(400, 401, 403, 404), 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
-async def photo(name: Annotated[str, PathParam(max_length=80)], state: StateDep, _: PhotoReader) -> FileResponse:
+async def photo(name: Annotated[str, PathParam(max_length=80)], state: StateDep, token: PhotoReader) -> FileResponse:
     if not photos.NAME.fullmatch(name):
         raise ApiError(400, "a photo name is 64 lowercase hex digits and .jpg, .png or .webp")
     path = state.settings.run_dir / "photos" / name
     if not path.is_file():
         raise ApiError(404, f"no photo {name}")
-    return FileResponse(path, media_type=photos.MEDIA_TYPES[name.rsplit(".", 1)[1]],
-                        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
+    headers = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    if sees_identity(token.role):
+        return FileResponse(path, media_type=photos.MEDIA_TYPES[name.rsplit(".", 1)[1]], headers=headers)
+    from gridsentinel.cases.citizen_photos import UnreadablePhoto
+
+    try:
+        blurred = await photos.deidentified(state, path)
+    except UnreadablePhoto as why:
+        raise ApiError(404, f"photo {name} cannot be shown: {why}") from None
+    return FileResponse(blurred, media_type="image/jpeg", headers=headers)

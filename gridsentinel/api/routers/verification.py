@@ -6,14 +6,13 @@ citizen's Open311 request says so). Dispatchers and up: the queue shows the citi
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import FileResponse
-from starlette.concurrency import run_in_threadpool
 
 from gridsentinel.api import citizen_intake as intake
+from gridsentinel.api import photos
 from gridsentinel.api.auth import TokenEntry
 from gridsentinel.api.deps import InspectorDep, StateDep, require
 from gridsentinel.api.errors import ApiError, responses
@@ -201,21 +200,12 @@ async def photo(report_id: ReportId, state: StateDep, token: QualityReader) -> F
         raise ApiError(404, f"no photo for report {report_id} (photos are kept {days:g} days)") from None
     if sees_identity(token.role):
         return FileResponse(path, media_type=intake.photo_type(head), headers=headers)
-    from gridsentinel.cases.citizen_photos import UnreadablePhoto, blurred_copy, deidentifier
+    from gridsentinel.cases.citizen_photos import UnreadablePhoto
 
-    async with _blur_lock(state):  # one de-identification at a time: each takes a CPU core for a second or so
-        if state.photo_deidentifier is None:
-            state.photo_deidentifier = await run_in_threadpool(deidentifier)
-        try:
-            blurred = await run_in_threadpool(blurred_copy, path, state.photo_deidentifier)
-        except FileNotFoundError:
-            raise ApiError(404, f"no photo for report {report_id}") from None
-        except UnreadablePhoto as why:
-            raise ApiError(404, f"the photo of report {report_id} cannot be shown: {why}") from None
+    try:
+        blurred = await photos.deidentified(state, path)
+    except FileNotFoundError:
+        raise ApiError(404, f"no photo for report {report_id}") from None
+    except UnreadablePhoto as why:
+        raise ApiError(404, f"the photo of report {report_id} cannot be shown: {why}") from None
     return FileResponse(blurred, media_type="image/jpeg", headers=headers)
-
-
-def _blur_lock(state: ApiState) -> asyncio.Lock:
-    if state.photo_blur_lock is None:
-        state.photo_blur_lock = asyncio.Lock()
-    return state.photo_blur_lock

@@ -412,7 +412,7 @@ async function openCase(id, quiet = false) {
   if (d.incident_id) kv.append(el("dt", { text: tr("case.incident") }), el("dd", {}, el("a", { href: "#",
     "data-incident": d.incident_id, text: tr("case.incident_open"),
     onclick: (ev) => { ev.preventDefault(); openIncident(d.incident_id); } })));
-  const parts = [actionsBox(c, d.allowed_actions), kv];
+  const parts = [actionsBox(c, d.allowed_actions, d.choices), kv];
   const facts = evidenceOf(d.detections);
   if (facts) parts.push(facts);
   const snap = snapshotOf(d.detections);
@@ -474,21 +474,31 @@ async function showSnapshot(img, snap) {
     if (fig.isConnected) img.src = S.snapUrl;
   } catch (e) { gone(tr("snapshot.unavailable", { message: e.message })); }
 }
-function actionsBox(c, allowed) {
+function actionsBox(c, allowed, choices) {
+  // `choices` (issue 16) say, for this user and this case, which actions the case's state offers and
+  // whether this user may take each (with the reason why not, e.g. another center holds the case, or a
+  // second user confirms a false alarm); without them (an older API) the role alone decides
   const can = ROLES.indexOf(S.me.role) >= ROLES.indexOf("dispatcher");
+  const mine = new Map((choices || []).map((ch) => [ch.action, ch]));
   const box = el("div", { class: "actions" });
   const note = el("input", { class: "note", placeholder: tr("actions.note"), "aria-label": tr("actions.note") });
   const dept = el("select", { "aria-label": tr("case.department") }, el("option", { value: "", text: tr("actions.routed_department") }),
     ...Object.entries(deptNames()).map(([k, v]) => el("option", { value: k, text: v })));
-  for (const a of ["acknowledge", "dispatch", "resolve", "false_alarm", ...allowed.filter((x) => !["acknowledge", "dispatch", "resolve", "false_alarm", "duplicate"].includes(x))]) {
-    const ok = can && allowed.includes(a);
+  const main = ["acknowledge", "dispatch", "resolve", "false_alarm"];
+  const extra = (choices ? choices.map((ch) => ch.action) : allowed).filter((x) => !main.includes(x) && x !== "duplicate");
+  let any = false;
+  for (const a of [...main, ...extra]) {
+    const ch = mine.get(a);
+    const ok = choices ? Boolean(ch && ch.allowed) : can && allowed.includes(a);
+    any = any || ok;
+    const why = ok ? (ch?.reason || "") : ch?.reason || (can || choices ? tr("actions.not_allowed", { status: statusName(c.status) }) : tr("actions.needs_dispatcher"));
     box.append(el("button", { class: a === "false_alarm" ? "danger" : a === "dispatch" ? null : "secondary",
-      disabled: !ok, "data-action": a, title: ok ? "" : can ? tr("actions.not_allowed", { status: statusName(c.status) }) : tr("actions.needs_dispatcher"),
+      disabled: !ok, "aria-disabled": String(!ok), "data-action": a, title: why,
       onclick: () => act(c.case_id, a, note.value, a === "dispatch" ? dept.value : ""), text: actionName(a) }));
   }
-  if (allowed.includes("dispatch") && can) box.append(dept);
+  if ((choices ? mine.get("dispatch")?.allowed : allowed.includes("dispatch") && can)) box.append(dept);
   box.append(note);
-  if (!can) box.append(el("div", { class: "role", text: tr("actions.signed_in_as", { role: roleName(S.me.role) }) }));
+  if (!any && !can) box.append(el("div", { class: "role", text: tr("actions.signed_in_as", { role: roleName(S.me.role) }) }));
   return box;
 }
 async function act(id, action, note, department) {

@@ -3,25 +3,9 @@
 // place the calls whose address could not be resolved (the queue: never dropped). Words: i18n.js.
 // The token is the dashboard's (sessionStorage), or signed in here.
 "use strict";
-const $ = (id) => document.getElementById(id);
-const S = { token: sessionStorage.getItem("gs-token") || "", me: null, call: null, queue: [], outcome: null,
+const S = { call: null, queue: [], outcome: null,
   drafts: new Map() };  // call id -> what was chosen or typed in the queue (kept across the 30 s refresh)
-
-function node(tag, attrs = {}, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") e.textContent = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (v === true) e.setAttribute(k, ""); else if (v !== false && v != null) e.setAttribute(k, v);
-  }
-  e.append(...kids.filter((k) => k != null));
-  return e;
-}
-async function api(path, opts = {}) {
-  const r = await fetch(path, { ...opts, headers: { "Content-Type": "application/json", Authorization: `Bearer ${S.token}` } });
-  const body = await r.json().catch(() => null);
-  if (r.status === 401) { signIn(tr("login.unknown")); throw new Error("401"); }
-  return { ok: r.ok, status: r.status, body };
-}
+const { api, start } = gsPage(S, "/api/v1/hotline/me", () => { loadQueue(); });
 const catName = (key) => {
   const c = S.me?.categories?.[key];
   return c ? `${gsLang() === "en" ? c.name : c.name_zh} (${key})` : key;
@@ -132,31 +116,7 @@ function renderQueue() {
   }));
 }
 
-// --- sign-in ----------------------------------------------------------------------------------------------
-function signIn(message) {
-  $("signIn").hidden = false; $("work").hidden = true;
-  $("signInErr").textContent = message || "";
-}
-$("signIn").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  S.token = $("token").value.trim();
-  sessionStorage.setItem("gs-token", S.token);
-  start();
-});
-async function start() {
-  if (!S.token) { signIn(); return; }
-  let r;
-  try { r = await api("/api/v1/hotline/me"); } catch { return; }
-  if (!r.ok) { signIn(r.body?.error?.message || `HTTP ${r.status}`); return; }
-  S.me = r.body;
-  gsSetZone(S.me.timezone);
-  $("whoami").textContent = tr("hotline.whoami", { id: S.me.id, role: tr(`role.${S.me.role}`) });
-  $("signIn").hidden = true; $("work").hidden = false;
-  loadQueue();
-}
-document.addEventListener("gs-lang", () => {
-  if (S.me) $("whoami").textContent = tr("hotline.whoami", { id: S.me.id, role: tr(`role.${S.me.role}`) });
-  renderCall(); renderQueue();
-});
+// --- language and refresh -------------------------------------------------------------------------------
+document.addEventListener("gs-lang", () => { renderCall(); renderQueue(); });
 setInterval(() => { if (S.me && !document.hidden) loadQueue(); }, 30000);
 start();

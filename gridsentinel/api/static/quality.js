@@ -4,25 +4,8 @@
 // dispatchers and up the citizen's identity and the photo as sent; inspectors and viewers pseudonyms (p-...) and
 // the photo with faces and plates blurred. Words: i18n.js. Token: the dashboard's (sessionStorage) or signed in.
 "use strict";
-const $ = (id) => document.getElementById(id);
-const S = { token: sessionStorage.getItem("gs-token") || "", me: null, queue: null, queueError: null, accounts: null,
-  photos: new Map() };
-
-function node(tag, attrs = {}, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") e.textContent = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (v != null && v !== false) e.setAttribute(k, v);
-  }
-  e.append(...kids.filter((k) => k != null));
-  return e;
-}
-async function api(path, opts = {}) {
-  const r = await fetch(path, { ...opts, headers: { "Content-Type": "application/json", Authorization: `Bearer ${S.token}` } });
-  const body = await r.json().catch(() => null);
-  if (r.status === 401) { signIn(tr("login.unknown")); throw new Error("401"); }
-  return { ok: r.ok, status: r.status, body };
-}
+const S = { queue: null, queueError: null, accounts: null, photos: new Map() };
+const { api, start } = gsPage(S, "/dashboard/me", () => { loadQueue(); loadAccounts(); });
 const reasonName = (code) => tr(`quality.reason_${code}`, {}, code);
 const stateName = (s) => tr(`quality.state_${s}`, {}, s);
 const scoreClass = (x) => (x >= 0.5 ? "score hi" : x > 0 ? "score mid" : "score");
@@ -113,26 +96,7 @@ function renderAccounts() {
 }
 $("days").addEventListener("change", loadAccounts);
 
-// --- sign-in ----------------------------------------------------------------------------------------------
-function signIn(message) { $("signIn").hidden = false; $("work").hidden = true; $("signInErr").textContent = message || ""; }
-$("signIn").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  S.token = $("token").value.trim();
-  sessionStorage.setItem("gs-token", S.token);
-  start();
-});
-async function start() {
-  if (!S.token) { signIn(); return; }
-  let r;
-  try { r = await api("/dashboard/me"); } catch { return; }
-  if (!r.ok) { signIn(r.body?.error?.message || `HTTP ${r.status}`); return; }
-  S.me = r.body;
-  gsSetZone(S.me.timezone);
-  showWho();
-  $("signIn").hidden = true; $("work").hidden = false;
-  loadQueue(); loadAccounts();
-}
-function showWho() { if (S.me) $("whoami").textContent = tr("hotline.whoami", { id: S.me.id, role: tr(`role.${S.me.role}`) }); }
-document.addEventListener("gs-lang", () => { showWho(); renderQueue(); renderAccounts(); });
+// --- language and refresh -------------------------------------------------------------------------------
+document.addEventListener("gs-lang", () => { renderQueue(); renderAccounts(); });
 setInterval(() => { if (S.me && !document.hidden) { loadQueue(); loadAccounts(); } }, 30000);
 start();

@@ -111,3 +111,17 @@ def test_late_closing_is_judged_open_at_as_of() -> None:
 def test_unknown_grouping_is_refused() -> None:
     with pytest.raises(ValueError, match="department"):
         figures([], "queue", start=0, end=1)
+
+
+def test_an_escalation_after_a_refusal_is_not_overdue() -> None:
+    """A second refusal escalates at once (issue 16): the case is not late for it; an overdue escalation is."""
+    refused_twice = CaseRecord("r1", 0, "water", A, due_at=WEEK, events=(
+        Event(0.5 * H, "dispatch", {"department": "water", "due_at": 48 * H}),
+        Event(1 * H, "refuse", {"department": "water"}),
+        Event(1.5 * H, "dispatch", {"department": "water", "due_at": 48 * H}),
+        Event(2 * H, "refuse", {"department": "water"}),
+        Event(2 * H, "escalate", {"reason": "repeated_refusal", "from_center": A, "center": B})))
+    overdue = CaseRecord("r2", 0, "water", A, due_at=WEEK, events=(
+        Event(0.5 * H, "escalate", {"reason": "overdue", "from_center": A, "center": B}),))
+    assert was_overdue(refused_twice, 3 * H) is False
+    assert was_overdue(overdue, 3 * H) is True

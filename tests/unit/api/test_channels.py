@@ -50,9 +50,11 @@ def test_an_offline_report_keeps_its_time_and_a_retry_is_not_doubled(api: Harnes
         assert d["observed_at"] == MONDAY_10H - 5 * 3600 and d["source"] == "inspector"
         assert d["evidence"]["reported_by"] == "t-inspector" and d["evidence"]["report_id"] == "phone-0001"
         [url] = d["evidence"]["photos"]
-        got = await c.get(url, headers=auth("viewer"))
+        got = await c.get(url, headers=auth("dispatcher"))
         assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
         assert got.content == base64.b64decode(late["photos"][0]["data"])
+        shown = await c.get(url, headers=auth("viewer"))  # a de-identified copy below dispatcher
+        assert shown.status_code == 200 and shown.content != got.content and shown.content[:3] == b"\xff\xd8\xff"
 
     api.run(scenario)
 

@@ -91,3 +91,36 @@ def test_report_quality_per_account_is_pseudonymised_below_dispatcher(api: Harne
         assert_error(await c.get("/api/v1/verification/accounts", headers=auth("citizen")), 403)
 
     api.run(scenario)
+
+
+def test_an_inspectors_photo_of_a_street_is_blurred_below_dispatcher(api: Harness) -> None:
+    """Inspectors photograph streets and so strangers: their photos are de-identified as citizens' are."""
+    import base64
+    from datetime import UTC, datetime
+
+    import cv2
+    import numpy as np
+
+    from gridsentinel.cases.citizen_photos import deidentifier
+
+    def face_regions(jpeg: bytes) -> int:
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return len(deidentifier().find(img))
+
+    async def scenario(c: httpx.AsyncClient) -> None:
+        street = photo("messi5.jpg")
+        r = await c.post("/api/v1/inspector/reports", headers=auth("inspector"), json={
+            "report_id": "phone-0042", "category": "component:0102", "lat": LAT, "lon": LON,
+            "observed_at": datetime.fromtimestamp(MONDAY_10H - 600, UTC).isoformat(), "note": "井盖缺失",
+            "photos": [{"data": base64.b64encode(street).decode()}]})
+        assert r.status_code == 201, r.text
+        case = (await c.get(f"/api/v1/cases/{r.json()['case_id']}", headers=auth("dispatcher"))).json()
+        [url] = case["detections"][0]["evidence"]["photos"]
+        as_sent = (await c.get(url, headers=auth("dispatcher"))).content
+        assert as_sent == street and face_regions(as_sent) > 0
+        for role in ("viewer", "inspector"):
+            shown = await c.get(url, headers=auth(role))
+            assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+            assert face_regions(shown.content) == 0, f"a {role} sees a face"
+
+    api.run(scenario)
