@@ -83,7 +83,7 @@ class Namespace:
             args = (*args, "--client-id", f"gw-{self.prefix.strip('.')}-{name}")
         self.gateway_ids.add(args[args.index("--client-id") + 1])
         proc = self.spawn(name, "gateway", *args)
-        wait_for(lambda: " ready: " in self.log(name), 60, f"{name} to subscribe", ns=self,
+        wait_for(lambda: " ready: " in self.log(name, tail=None), 60, f"{name} to subscribe", ns=self,
                  on_timeout=lambda: self.log(name))
         return proc
 
@@ -112,9 +112,15 @@ class Namespace:
                 name = proc.args[3] if isinstance(proc.args, list) else "?"
                 raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(str(name))}")
 
-    def log(self, name: str) -> str:
+    def log(self, name: str, tail: int | None = 4000) -> str:
+        """The process's log: its last ``tail`` characters (for messages), or all of it (``tail=None``, for
+        a line that must be found however much came after it: another test's devices on the shared broker
+        make a gateway log a rejection for each of their messages)."""
         path = self.workdir / f"{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        if not path.exists():
+            return ""
+        text = path.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def influx(self) -> InfluxDBClient:
         return InfluxDBClient(url=self.settings.influx_url, token=self.settings.influx_token,

@@ -290,7 +290,7 @@ def test_shadow_config_records_cases_and_never_dispatches(ns: Namespace, bus: Bu
     candidate = _with_override(ns, "candidate", quiet, alarm_deg=5.0)
     out = _gs(_tool_env(ns), "config", "shadow", "start", str(candidate), "--author", "test:engineer").stdout
     assert "shadow config shadow:candidate started" in out
-    wait_for(lambda: "shadow:candidate" in ns.log("worker") and
+    wait_for(lambda: "shadow:candidate" in ns.log("worker", tail=None) and
              (_stats(ns, "worker").get("shadow") or {}).get("run_id"), 60, "the shadow run to start",
              ns=ns, on_timeout=lambda: ns.log("worker"))
 

@@ -188,5 +188,5 @@ def test_a_taken_port_is_a_clear_error(ns: Namespace) -> None:
         assert proc.wait(60) == 2
         worker = ns.spawn("worker", "worker", "--app-id", ns.app_id, "--metrics-port", str(port))
         assert worker.wait(60) == 2  # the supervisor refuses at once: no child restarted in a loop
-    assert f"port {port} for the gateway's /metrics is already in use" in ns.log("gateway")
-    assert f"port {port} for the worker's /metrics is already in use" in ns.log("worker")
+    assert f"port {port} for the gateway's /metrics is already in use" in ns.log("gateway", tail=None)
+    assert f"port {port} for the worker's /metrics is already in use" in ns.log("worker", tail=None)
