@@ -68,6 +68,8 @@ class Settings(BaseSettings):
 
     kafka_version: str = Field("3.9.1", validation_alias="GS_KAFKA_VERSION")
     influxdb_version: str = Field("v2.9.1", validation_alias="GS_INFLUXDB_VERSION")
+    # `bench ingest --peer telegraf`: a telegraf binary; "" = <cache dir>/bin/telegraf-<version> (scripts/telegraf.sh)
+    telegraf: str = Field("", validation_alias="GS_TELEGRAF")
 
     topic_prefix: str = Field("", validation_alias="GS_TOPIC_PREFIX")
     mqtt_share_group: str = Field("gateways", validation_alias="GS_MQTT_SHARE_GROUP")

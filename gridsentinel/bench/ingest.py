@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "first count (default 1)")
     parser.add_argument("--ingest-only", action="store_true",
                         help="only the ingest phases (raw Kafka -> InfluxDB limit, then the ingest stage), no MQTT")
+    parser.add_argument("--peer", choices=["telegraf"], default=None,
+                        help="also run the same MQTT load through Telegraf into Kafka and into InfluxDB, after the "
+                             "other phases, and print our figures against it (needs a telegraf binary: "
+                             "scripts/telegraf.sh, or GS_TELEGRAF)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -114,13 +118,16 @@ class Bench:
         self.buckets: list[str] = []  # made by the ingest phases, dropped by cleanup()
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _payload_lines(self, device: str, count: int, start_seq: int) -> bytes:
+    def _payload_lines(self, device: str, count: int, start_seq: int, distinct_ts: bool = False) -> bytes:
+        """``count`` JSON readings; with ``distinct_ts`` each has its own time (1 ms apart, ending now), so a
+        store keyed by time (InfluxDB, for the Telegraf peer) keeps every one."""
         now = time.time()
-        return "".join(json.dumps({"ts": round(now, 3), "seq": start_seq + i,
+        step = 0.001 if distinct_ts else 0.0
+        return "".join(json.dumps({"ts": round(now - (count - i) * step, 3), "seq": start_seq + i,
                                    "metrics": {"water_level_m": round(0.5 + (i % 100) / 1000, 3)}},
                                   separators=(",", ":")) + "\n" for i in range(count)).encode()
 
-    def publish_all(self, total: int, start_seq: int) -> float:
+    def publish_all(self, total: int, start_seq: int, distinct_ts: bool = False) -> float:
         """Publish ``total`` QoS 1 messages split over the devices with mosquitto_pub; returns seconds."""
         per = total // len(self.devices)
         procs = []
@@ -131,7 +138,7 @@ class Bench:
                                   "-u", d, "-P", self.settings.device_password(d), "-i", f"{d}-pub",
                                   "-V", "mqttv5", "-q", "1", "-M", "1000", "-t", f"gs/v1/{d}/telemetry", "-l"],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            procs.append((p, self._payload_lines(d, per, start_seq)))
+            procs.append((p, self._payload_lines(d, per, start_seq, distinct_ts)))
         threads = [threading.Thread(target=p.communicate, args=(lines,)) for p, lines in procs]
         for t in threads:
             t.start()
@@ -583,7 +590,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     n = args.messages
     result: dict[str, Any] = {"messages": n, "devices": args.devices, "workers": len(bench.worker_names),
                               "worker_counts": args.workers, "cores": os.cpu_count()}
-    total = 2 if args.ingest_only else 7
+    total = 2 if args.ingest_only else 9 if args.peer else 7
+    peer = None
+    if args.peer and not args.ingest_only:
+        from .telegraf_peer import TelegrafPeer
+
+        peer = TelegrafPeer(bench)  # before any phase: a missing binary stops the run at once
+        result["peer"] = {"name": "telegraf", "version": peer.version()}
     bench.probe.start()
     try:
         say(f"1/{total} raw ingest limit: {n} readings preloaded in Kafka, consumed in batches and written as "
@@ -630,6 +643,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"{e2e['end_to_end_per_s_outside_stalls']}/s outside the pauses)")
             say(f"7/{total} latency at {args.latency_rate:.0f} readings/s for {args.latency_seconds:.0f}s")
             result.update(bench.latency(args.latency_rate, args.latency_seconds))
+            if peer is not None:
+                # our processes stop first: Telegraf gets the machine to itself, as the gateway did
+                bench.children.stop_all()
+                drop_session(bench.settings, bench.gateway_id)
+                say(f"8/{total} peer: Telegraf, {n} queued messages drained into Kafka")
+                tk = peer.to_kafka(n)
+                say(f"    {tk['per_s']}/s; our gateway {result['gateway_per_s']}/s")
+                say(f"9/{total} peer: Telegraf, {n} queued messages drained into InfluxDB")
+                ti = peer.to_influxdb(n)
+                say(f"    {ti['per_s']}/s; our end to end {result['end_to_end_per_s']}/s")
+                result["peer"].update({
+                    "kafka": tk, "influxdb": ti,
+                    "gateway_vs_telegraf_kafka": round(result["gateway_per_s"] / max(1, tk["per_s"]), 2),
+                    "end_to_end_vs_telegraf_influxdb": round(result["end_to_end_per_s"] / max(1, ti["per_s"]), 2)})
     finally:
         bench.probe.stop()
         bench.cleanup()
@@ -671,4 +698,16 @@ def render(result: dict[str, Any]) -> list[str]:
         for name, u in result[phase].items():
             lines.append(f"  {phase.removeprefix('usage_'):<22} {name:<10} {u['cpu_cores']:>5} cores "
                          f"{u['peak_rss_mb']:>8} MB")
+    peer = result.get("peer")
+    if peer and "kafka" in peer:
+        lines += ["", f"peer: {peer['version']} (same broker, data and machine, same run)",
+                  f"{'Telegraf MQTT->Kafka /s':<36} {peer['kafka']['per_s']} "
+                  f"({peer['kafka']['cpu_us_per_reading']} us CPU per reading); our gateway "
+                  f"{peer['gateway_vs_telegraf_kafka']:.2f} x (goal >= 2)",
+                  f"{'Telegraf MQTT->InfluxDB /s':<36} {peer['influxdb']['per_s']} "
+                  f"({peer['influxdb']['cpu_us_per_reading']} us CPU per reading); our end to end "
+                  f"{peer['end_to_end_vs_telegraf_influxdb']:.2f} x (goal >= 0.5)"]
+        for phase in ("kafka", "influxdb"):
+            for name, u in peer[phase]["usage"].items():
+                lines.append(f"  telegraf_{phase:<13} {name:<10} {u['cpu_cores']:>5} cores {u['peak_rss_mb']:>8} MB")
     return lines
