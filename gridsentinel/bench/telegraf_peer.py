@@ -87,7 +87,9 @@ class TelegrafPeer:
 
     def version(self) -> str:
         out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True, timeout=60)
-        return out.stdout.strip() or out.stderr.strip()
+        said = out.stdout.strip() or out.stderr.strip()
+        # a `go install` build does not know its version ("Telegraf unknown"): the module version it was built from
+        return f"Telegraf v{TELEGRAF_VERSION} (go install)" if not said or "unknown" in said else said
 
     def _session(self) -> None:
         """Make Telegraf's persistent session (and subscription) exist before the messages are published,
