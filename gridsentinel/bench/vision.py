@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         default=None,
-        help="folder with vtest.avi, tree.avi, Megamind_bugy.avi, messi5.jpg, basketball1.png, city.jpg (default: $GS_VIDEO_DIR "
-        "or ../shared/datasets/video)",
+        help="folder with vtest.avi, tree.avi, Megamind_bugy.avi, messi5.jpg, basketball1.png, city.jpg "
+        "(default: $GS_VIDEO_DIR or ../shared/datasets/video)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument(

@@ -207,10 +207,14 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         c_both = cv2.resize(both, cs, interpolation=cv2.INTER_AREA)
         c_flame = cv2.resize(flame.astype(np.float32), cs, interpolation=cv2.INTER_AREA)
         c_change = cv2.resize(change * both, cs, interpolation=cv2.INTER_AREA) / np.maximum(c_both, 1e-6)
-        c_change[c_both < 0.05] = 0.0
         if self._flicker is None or self._flicker.shape != c_change.shape:
             self._flicker = np.zeros_like(c_change)
-        self._flicker += ema_alpha(dt, 1.0) * (c_change - self._flicker)
+        # Cells with flame pixels in both frames update; the others (the flames hidden for a frame, or
+        # gone) keep their flicker a while, fading over 3 s, so one frame without flames costs that frame
+        # only and not the next ones too.
+        seen = c_both >= 0.05
+        self._flicker[seen] += ema_alpha(dt, 1.0) * (c_change[seen] - self._flicker[seen])
+        self._flicker[~seen] *= 1.0 - ema_alpha(dt, 3.0)
         flicker = (self._flicker >= cfg.flicker_min) & (c_flame >= 0.05)
         fire_area = float((c_flame * flicker).sum()) * c * c / watched
         ok = fire_area >= cfg.min_flame_area
