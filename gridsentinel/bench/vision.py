@@ -213,9 +213,7 @@ def fire_events(clips: dict[str, tuple[list[np.ndarray], float]]) -> dict[str, A
         rows: dict[str, Any] = {}
         for scene in chosen:
             rows[scene.name] = scenes.run_fire_scene(scene, clips, FireSmokeConfig())
-            rows[f"{scene.name}, 25% frames without flames"] = scenes.run_fire_scene(
-                scene, clips, FireSmokeConfig(), miss_share=0.25
-            )
+            rows[scene.name + scenes.MISSING] = scenes.run_fire_scene(scene, clips, FireSmokeConfig(), miss_share=0.25)
         out[part] = scenes.fire_summary(rows)
     return out
 
@@ -392,8 +390,9 @@ def measure(data: Path, face_model: str | None, category_of: CategoryOf) -> dict
 def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
     """Every figure against its goal: [{"figure", "value", "goal", "met", "data"}]."""
     fa = r["false_alarms"]
-    fire, left = r["fire"]["scoring"], r["left_object"]["scoring"]
-    fire_in, left_in = r["fire"]["tuning (in-sample)"], r["left_object"]["tuning (in-sample)"]
+    fire, left = r["fire"]["scoring"]["plain"], r["left_object"]["scoring"]
+    gappy = r["fire"]["scoring"]["missing_frames"]
+    fire_in, left_in = r["fire"]["tuning (in-sample)"]["plain"], r["left_object"]["tuning (in-sample)"]
     held = r["fire_false_alarms_held_out"]
     rows: list[tuple[str, Any, str, bool, str]] = [
         (
@@ -415,14 +414,22 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
             fire["max_first_alarm_s"],
             "<= 5",
             fire["alarmed"] == fire["scenes"] and fire["within_5_s"] == fire["scenes"],
-            "scoring scenes",
+            f"{fire['scenes']} scoring scenes",
         ),
         (
             "fire: frame recall from first flame + 5 s, worst scene",
             fire["min_frame_recall"],
             ">= 0.9",
             fire["min_frame_recall"] >= 0.9,
-            "scoring scenes",
+            f"{fire['scenes']} scoring scenes",
+        ),
+        (
+            "fire with 25% of frames without flames: worst first alarm (s) / worst recall",
+            f"{gappy['max_first_alarm_s']} / {gappy['min_frame_recall']} ({gappy['recall_ok']}/{gappy['scenes']} "
+            "scenes >= 0.9)",
+            "<= 5 / >= 0.9",
+            gappy["all_ok"],
+            "scoring scenes, stress variant",
         ),
         (
             "fire: same, tuning scenes",
@@ -510,7 +517,7 @@ def _table(r: dict[str, Any]) -> str:
         lines.append(ev(f"tamper {k}", s))
     lines.append(ev("smoke plume", r["fire_smoke"]["smoke"]))
     for part, f in r["fire"].items():
-        lines.append(f"  fire scenes, {part}: first alarm (s) / frame recall")
+        lines.append(f"  fire scenes, {part}: first alarm after the first flame frame (s) / frame recall")
         for name, row in f["per_scene"].items():
             lines.append(f"    {name:<58} {row['first_alarm_s']!s:>6} / {row['frame_recall']:.3f}")
     for part, lo in r["left_object"].items():
