@@ -1,10 +1,17 @@
-"""Fire and smoke: colour + motion + persistence, on a grid of cells. Advisory: a person confirms.
+"""Fire and smoke: colour + motion + persistence. Advisory: a person confirms.
 
-* smoke cell: greyish (low saturation), changed from the background, veiling it (less edge energy)
-  and restless (its brightness keeps changing);
-* fire cell: enough flame-coloured pixels (red-orange-yellow, bright, saturated) that flicker.
+Per analysed frame, evidence of
 
-An alarm needs ``min_cells`` such cells (or ``min_fire_cells`` fire cells) for ``persist_s`` seconds.
+* fire: flame-coloured pixels (red-orange-yellow body or warm white core) covering at least
+  ``min_flame_area`` of the view, counted only in cells where the pixels flame-coloured in two frames
+  running flicker in brightness (smoothed over ~1 s). Needs no background, so it counts from the second
+  frame: a scene that opens on fire is not held up by the warm-up;
+* smoke (after ``warmup_s``): ``min_cells`` cells that are greyish, lighter than the learnt background,
+  veiling its texture and restless.
+
+The alarm rises when there was evidence in ``min_share`` of the last ``persist_s`` seconds (frames
+weighted by their interval): frames without evidence, or missing, lower the share; they do not restart
+a timer.
 """
 
 from __future__ import annotations
