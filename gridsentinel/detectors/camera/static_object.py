@@ -345,7 +345,7 @@ class StaticObjectDetector(CameraDetector[StaticObjectConfig]):
             "short": self._short,
             "age": self._age,
             "reported": self._reported,
-            "prev": self._prev,
+            "prev": self._prev.astype(np.uint8),  # a blurred uint8 frame: whole numbers, no loss
             "restless": self._restless,
             "samples": np.stack(self._samples) if self._samples else np.zeros((0, 1, 1), np.uint8),
             "sampled_at": self._sampled_at if np.isfinite(self._sampled_at) else None,
@@ -356,6 +356,6 @@ class StaticObjectDetector(CameraDetector[StaticObjectConfig]):
         if not state["empty"]:
             self._long, self._short = state["long"], state["short"]
             self._age, self._reported = state["age"], state["reported"].astype(bool)
-            self._prev, self._restless = state["prev"], state["restless"]
+            self._prev, self._restless = state["prev"].astype(np.float32), state["restless"]
             self._samples = list(state["samples"])
             self._sampled_at = -np.inf if state["sampled_at"] is None else state["sampled_at"]
