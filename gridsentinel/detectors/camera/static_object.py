@@ -200,7 +200,7 @@ class StaticObjectDetector(CameraDetector[StaticObjectConfig]):
         self._restless += ema_alpha(dt, cfg.restless_tau_s) * (moved - self._restless)
         a_short = ema_alpha(dt, cfg.short_tau_s)
         if warming:
-            # Learn the empty scene as the median of up to 10 frames spread over the warm-up: someone
+            # Learn the empty scene as the median of about ten frames spread over the warm-up: someone
             # walking through covers a pixel in one or two of them, and an average would keep their
             # trace (a "ghost" reported later as an object where they passed).
             if ts - self._sampled_at >= cfg.warmup_s / WARMUP_SAMPLES:
