@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # Benchmarks live in modules exposing add_arguments(parser) and run(args) -> int.
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "ingest": ("gridsentinel.bench.ingest", "readings/s MQTT -> Kafka -> InfluxDB, latency, CPU and memory"),
-    "nab": ("gridsentinel.bench.nab", "NAB anomaly benchmark score and rows/s of a sensor detector"),
+    "nab": ("gridsentinel.bench.nab", "NAB out-of-fold and in-sample scores and rows/s of the sensor detectors"),
     "vision": ("gridsentinel.bench.vision", "camera detectors: detection rate, delay, false alarms, fps"),
     "cases": ("gridsentinel.bench.cases",
               "detections/s through dedup + case store (SQLite, PostgreSQL, Faust stage), detection -> webhook p99"),

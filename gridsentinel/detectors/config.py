@@ -112,6 +112,22 @@ class NoveltySettings(_DetectorSettings):
     hi: float | None = Field(None, ge=-1e12, le=1e12, description="Expected maximum (else learnt online).")
 
 
+class LikelihoodSettings(_DetectorSettings):
+    lo: float | None = Field(None, ge=-1e12, le=1e12, description="Expected minimum (else learnt online).")
+    hi: float | None = Field(None, ge=-1e12, le=1e12, description="Expected maximum (else learnt online).")
+    bins: int = Field(6, ge=2, le=64, description="Levels the scaled value is quantised into.")
+    daily: bool = Field(True, description="Also score a level that is new for its time of day.")
+    daily_r2: float = Field(0.5, ge=0, le=1, description="Share of the value's variance the time of day must "
+                                                         "explain before the time-of-day part may score.")
+    slot_s: float = Field(3600.0, ge=60, le=86400, description="Width of a time-of-day slot, in seconds.")
+    utc_offset_s: float = Field(0.0, ge=-50400, le=50400, description="Local time offset for the time of day.")
+    short_alpha: float = Field(0.5, gt=0, le=1, description="EWMA weight of the recent raw surprise.")
+    long_alpha: float = Field(0.001, gt=0, le=1, description="EW weight of the long-run surprise statistics.")
+    p_fire: float = Field(1e-4, gt=0, lt=1, description="Tail probability at which an incident opens.")
+    refractory: int = Field(150, ge=0, le=100000, description="Readings held quiet after an incident opens.")
+    warmup: int = Field(30, ge=0, le=100000, description="Readings learnt before anything can score.")
+
+
 class DrainageLevelSettings(_DetectorSettings):
     depth_m: float = Field(3.0, gt=0.1, le=30, description="Manhole depth, invert to rim, in metres.")
     warn_fill: float = Field(0.8, gt=0, le=1, description="Fill ratio (level/depth) for a warning.")
@@ -170,6 +186,8 @@ class DetectorSet(StrictModel):
     dropout: DropoutSettings | None = Field(None, description="Device offline / never reported.")
     forecast: ForecastSettings | None = Field(None, description="Time-to-threshold forecast.")
     novelty: NoveltySettings | None = Field(None, description="General-purpose novelty scorer (NAB).")
+    likelihood: LikelihoodSettings | None = Field(
+        None, description="General-purpose anomaly scorer, the NAB default: tail probability of novelty.")
     drainage_level: DrainageLevelSettings | None = Field(None, description="Drain fill, rain-aware.")
     cover_tilt: CoverTiltSettings | None = Field(None, description="Manhole-cover tilt.")
     air_quality: AirQualitySettings | None = Field(None, description="IAQI from PM2.5/PM10.")

@@ -1,6 +1,6 @@
 """A general-purpose streaming anomaly scorer: two cheap novelty detectors, fused, then spike-then-suppress.
 
-Method (our own; used as the NAB default, see docs/detectors.md):
+Method (our own; the NAB default before issue 14, see docs/detectors.md):
 
 1. The value is scaled to [0, 1] with the series range (known in advance when available, else learnt
    online).

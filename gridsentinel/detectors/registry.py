@@ -18,6 +18,7 @@ from gridsentinel.detectors.generic import (
     SeasonalDetector,
     ThresholdDetector,
 )
+from gridsentinel.detectors.likelihood import LikelihoodDetector
 from gridsentinel.detectors.noise import NoiseDetector
 from gridsentinel.detectors.novelty import NoveltyDetector
 from gridsentinel.detectors.tilt import CoverTiltDetector
@@ -25,7 +26,7 @@ from gridsentinel.detectors.tilt import CoverTiltDetector
 DETECTORS: MappingProxyType[str, type[Detector]] = MappingProxyType({
     cls.name: cls for cls in (
         ThresholdDetector, RateOfChangeDetector, RobustDetector, SeasonalDetector, FlatlineDetector,
-        DropoutDetector, ForecastDetector, NoveltyDetector, EnsembleDetector, DrainageLevelDetector,
+        DropoutDetector, ForecastDetector, NoveltyDetector, EnsembleDetector, LikelihoodDetector, DrainageLevelDetector,
         CoverTiltDetector,
         AirQualityDetector, NoiseDetector,
     )

@@ -22,13 +22,16 @@ def test_calibration_times_the_loop_as_a_sum_range_1e8_equivalent() -> None:
 
 
 def _tiny_nab(tmp_path: Path) -> Path:
+    # two categories: the bench holds each out in turn (leave one category out)
     data = tmp_path / "nab"
-    (data / "data" / "synthetic").mkdir(parents=True)
-    (data / "labels").mkdir()
+    (data / "labels").mkdir(parents=True)
     rows = ["timestamp,value"] + [f"2020-01-01 {i // 60:02d}:{i % 60:02d}:00,{10.0 + (40.0 if i == 150 else 0.0)}"
                                   for i in range(200)]
-    (data / "data" / "synthetic" / "spike.csv").write_text("\n".join(rows) + "\n")
-    windows = {"synthetic/spike.csv": [["2020-01-01 02:20:00.000000", "2020-01-01 02:40:00.000000"]]}
+    windows = {}
+    for category in ("synthetic", "other"):
+        (data / "data" / category).mkdir(parents=True)
+        (data / "data" / category / "spike.csv").write_text("\n".join(rows) + "\n")
+        windows[f"{category}/spike.csv"] = [["2020-01-01 02:20:00.000000", "2020-01-01 02:40:00.000000"]]
     (data / "labels" / "combined_windows.json").write_text(json.dumps(windows))
     return data
 
@@ -44,7 +47,7 @@ def test_bench_nab_output_carries_the_calibration(tmp_path: Path, capsys: pytest
     if as_json:
         report = json.loads(out)
         assert report["calibration"]["sum_range_1e8_s"] > 0
-        assert "profiles" in report
+        assert "out_of_fold" in report["detectors"][report["default"]]
     else:
         calibration_lines = [ln for ln in out.splitlines() if ln.startswith("CPU calibration:")]
         assert len(calibration_lines) == 1 and "sum(range(10**8)) equivalent" in calibration_lines[0]

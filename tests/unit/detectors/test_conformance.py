@@ -73,6 +73,8 @@ SCENARIOS: dict[str, Scenario] = {
                         start=250, end=252),
     "ensemble": Scenario({"lo": 0.0, "hi": 40.0}, "value", "", _noisy(10.0, 2.0), lambda i, v: 30.0,
                          start=250, end=252),
+    "likelihood": Scenario({"lo": 0.0, "hi": 40.0}, "value", "", _noisy(10.0, 2.0), lambda i, v: 30.0,
+                           start=250, end=252),
     "drainage_level": Scenario({"depth_m": 3.0}, "water_level", "m", _noisy(0.8, 0.05),
                                lambda i, v: 2.9),
     "cover_tilt": Scenario({}, "tilt", "deg", _noisy(1.0, 0.5), lambda i, v: 45.0, dt=1.0),

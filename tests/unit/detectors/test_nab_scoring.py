@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from gridsentinel.bench import nab
-from gridsentinel.detectors.nab_scoring import PROFILES, FileData, probation, score_all, score_corpus, sigma
+from gridsentinel.bench.nab import out_of_fold
+from gridsentinel.detectors.nab_scoring import (
+    PROFILES,
+    FileData,
+    FileResult,
+    probation,
+    score_all,
+    score_corpus,
+    sigma,
+)
+from gridsentinel.errors import GridSentinelError
 
 pytestmark = pytest.mark.unit
 
@@ -78,23 +88,100 @@ def test_perfect_and_null_detectors() -> None:
     assert score_all([FileData("a", [0.0] * 20, [])])["standard"].threshold == 1.1
 
 
-def test_bench_runs_on_a_tiny_synthetic_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = tmp_path / "nab"
-    (data / "data" / "synthetic").mkdir(parents=True)
-    (data / "labels").mkdir()
-    rows = ["timestamp,value"]
-    for i in range(600):
-        v = 10.0 + (i % 12) * 0.5 + (40.0 if 500 <= i < 505 else 0.0)
-        rows.append(f"2020-01-01 {i // 60:02d}:{i % 60:02d}:00,{v}")
-    (data / "data" / "synthetic" / "spike.csv").write_text("\n".join(rows) + "\n")
-    windows = {"synthetic/spike.csv": [["2020-01-01 08:10:00.000000", "2020-01-01 08:40:00.000000"]]}
+def _tiny_corpus(root: Path) -> Path:
+    """Two categories of two files each: a spike in a sawtooth, labelled with a window around it."""
+    data = root / "nab"
+    (data / "labels").mkdir(parents=True)
+    windows = {}
+    for category, height in (("catA", 40.0), ("catB", -30.0)):
+        (data / "data" / category).mkdir(parents=True)
+        for k, at in enumerate((500, 450)):
+            rows = ["timestamp,value"]
+            for i in range(600):
+                v = 10.0 + (i % 12) * 0.5 + (height if at <= i < at + 5 else 0.0)
+                rows.append(f"2020-01-01 {i // 60:02d}:{i % 60:02d}:00,{v}")
+            (data / "data" / category / f"f{k}.csv").write_text("\n".join(rows) + "\n")
+            lo, hi = at - 10, at + 20
+            windows[f"{category}/f{k}.csv"] = [[f"2020-01-01 {lo // 60:02d}:{lo % 60:02d}:00.000000",
+                                                f"2020-01-01 {hi // 60:02d}:{hi % 60:02d}:00.000000"]]
     (data / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    return data
+
+
+def test_bench_runs_on_a_tiny_synthetic_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _tiny_corpus(tmp_path)
     parser = argparse.ArgumentParser()
     nab.add_arguments(parser)
     args = parser.parse_args(["--data", str(data), "--out", str(tmp_path / "out"), "--json"])
     assert nab.run(args) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["profiles"]) == {p.name for p in PROFILES}
-    assert report["profiles"]["standard"]["score"] > 50
-    scores = (tmp_path / "out" / "synthetic" / f"{nab.DEFAULT_DETECTOR}_spike.csv").read_text().splitlines()
+    assert report["protocol"] == "leave-one-category-out" and report["categories"] == ["catA", "catB"]
+    assert set(report["detectors"]) == set(nab.GRIDS) and report["default"] in nab.GRIDS
+    assert "sum_range_1e8_s" in report["calibration"]
+    det = report["detectors"][nab.DEFAULT_DETECTOR]
+    assert set(det["out_of_fold"]) == set(det["in_sample"]) == {p.name for p in PROFILES}
+    assert det["in_sample"]["standard"]["score"] > 50 and det["rows_per_s"] > 0
+    folds = det["out_of_fold"]["standard"]["folds"]
+    assert [f["category"] for f in folds] == ["catA", "catB"]
+    assert all(set(f["files"]) == {f"{f['category']}/f0.csv", f"{f['category']}/f1.csv"} for f in folds)
+    scores = (tmp_path / "out" / "catA" / f"{nab.DEFAULT_DETECTOR}_f0.csv").read_text().splitlines()
     assert scores[0] == "timestamp,value,anomaly_score,label" and len(scores) == 601
+
+
+def test_bench_text_labels_out_of_fold_and_in_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    nab.add_arguments(parser)
+    assert nab.run(parser.parse_args(["--data", str(_tiny_corpus(tmp_path)), "--detector", "likelihood"])) == 0
+    out = capsys.readouterr().out
+    assert "out of fold" in out and "in-sample" in out and "CPU calibration: sum(range(10**8))" in out
+    assert "default (best out-of-fold standard score): likelihood" in out
+
+
+def test_bench_refuses_a_single_category(tmp_path: Path) -> None:
+    data = _tiny_corpus(tmp_path)
+    windows = json.loads((data / "labels" / "combined_windows.json").read_text())
+    (data / "labels" / "combined_windows.json").write_text(
+        json.dumps({k: v for k, v in windows.items() if k.startswith("catA/")}))
+    parser = argparse.ArgumentParser()
+    nab.add_arguments(parser)
+    with pytest.raises(GridSentinelError, match="needs two or more"):
+        nab.run(parser.parse_args(["--data", str(data), "--detector", "likelihood"]))
+
+
+def _file(name: str, hit: bool, fp: bool) -> FileData:
+    scores = [0.0] * 100
+    if hit:
+        scores[60] = 0.9
+    if fp:
+        scores[30] = 0.95
+    return FileData(name, scores, [(58, 62)])
+
+
+def test_out_of_fold_never_reads_the_held_out_category() -> None:
+    categories = ["a", "a", "b", "b", "c"]
+    # setting 0 is good everywhere; setting 1 is perfect on category c alone and poor elsewhere
+    good = [_file(f"f{i}", True, i == 1) for i in range(5)]
+    only_c = [_file(f"f{i}", i == 4, i != 4) for i in range(5)]
+    oof = out_of_fold([good, only_c], categories, STANDARD)
+    assert [(f.category, f.setting) for f in oof.folds] == [("a", 0), ("b", 0), ("c", 0)]
+    # whatever the held-out files score under any setting, the choice for their fold does not move
+    for fold in oof.folds:
+        held = [i for i, c in enumerate(categories) if c == fold.category]
+        scrambled = [[FileData(f.name, [1.0 - s for s in f.scores], f.windows) if i in held else f
+                      for i, f in enumerate(run)] for run in (good, only_c)]
+        again = next(f for f in out_of_fold(scrambled, categories, STANDARD).folds if f.category == fold.category)
+        assert (again.setting, again.threshold) == (fold.setting, fold.threshold)
+    # pooled: the held-out results of all folds, against the whole corpus's null and perfect detectors
+    assert oof.counts() == (5, 1, 0)
+    in_sample = score_corpus(good, STANDARD)
+    assert oof.normalized == pytest.approx(in_sample.normalized)
+
+
+def test_default_is_chosen_among_candidates_not_tuned_on_the_corpus() -> None:
+    def ev(name: str, score: float) -> nab.Evaluation:
+        oof = nab.OutOfFold(STANDARD, [nab.Fold("a", 0, 0.5, 0.0, [
+            FileResult("x", 10, 1, raw=score / 50 - 1, null=-1.0, perfect=1.0)])])
+        return nab.Evaluation(name, ({},), 10, 1.0, {"standard": oof}, {}, [])
+    assert next(iter(nab.TUNED_ON_SHARED_FILES)) in {"ensemble", "novelty"}
+    assert nab.choose_default([ev("ensemble", 66.0), ev("likelihood", 63.0)]) == "likelihood"
+    assert nab.choose_default([ev("ensemble", 66.0), ev("novelty", 70.0)]) == "novelty"
