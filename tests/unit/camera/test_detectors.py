@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -74,10 +76,7 @@ def test_crowd_hysteresis_does_not_flap():
     frame = np.zeros((96, 128, 3), np.uint8)
     levels, found = [], []
     for t, n in enumerate(seq):
-        def detect(image: np.ndarray, n: int = n) -> np.ndarray:
-            return np.array([[10, 10, 20, 40]] * n)
-
-        det.counter.detect = detect  # type: ignore[method-assign]  # n people, whatever the image
+        det.counter.detect = _boxes(n)  # type: ignore[method-assign,assignment]  # n people, whatever the image
         found += det.update(frame, float(t))
         levels.append(det.level)
     assert levels == ["medium", "medium", "medium", "medium", "medium", "low", "medium"]
@@ -101,3 +100,11 @@ def test_stack_state_round_trip(long_vtest):
     b = CameraStack(cfg, category_of=CATEGORY_OF)
     b.set_state(a.get_state())
     assert b.get_state() == a.get_state()
+
+
+def _boxes(n: int) -> Callable[[np.ndarray, float | None], np.ndarray]:
+    """A people detector that finds ``n`` people in any image."""
+    def detect(image: np.ndarray, score: float | None = None) -> np.ndarray:
+        return np.array([[10, 10, 20, 40]] * n)
+
+    return detect
