@@ -107,6 +107,14 @@ class FireSmokeConfig(DetectorConfig):
         "flame-coloured in both frames, per cell, smoothed over 1 s (grey levels). Static orange things "
         "(brick, cones, coats) stay near JPEG noise, 1-3.",
     )
+    max_flicker_gap_s: float = Field(
+        0.5,
+        gt=0.0,
+        le=10.0,
+        description="Flicker is judged only between frames at most this far apart: flames flicker at 1-10 Hz, "
+        "so between frames a second apart a brightness change is motion (people, traffic), not flicker, "
+        "and a camera sending fewer than 2 frames/s gets no flame evidence (smoke still counts).",
+    )
     fire_cell_px: int = Field(
         16, ge=4, le=128, description="Side of the cells in which flicker is judged (fire_width pixels)."
     )
@@ -202,6 +210,11 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         area = float(flame.sum()) / watched
         if prev_flame is None or prev_gray is None:
             return False, {"flame_area": 0.0, "flame_colour_area": round(area, 5)}, flame
+        if dt > cfg.max_flicker_gap_s:  # too far apart to tell flicker from motion: the evidence fades
+            if self._flicker is not None:
+                self._flicker *= 1.0 - ema_alpha(dt, 3.0)
+            self.last_cells = None
+            return False, {"flame_area": 0.0, "flame_colour_area": round(area, 5), "flicker_gap_s": round(dt, 2)}, flame
         # Per cell: do the pixels flame-coloured in both frames change brightness? A flame's body
         # flickers; a brick wall, a cone or an orange coat does not (and a person walking in front of
         # them changes pixels that are flame-coloured in one frame only). Smoothed over about a second,
