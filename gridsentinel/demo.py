@@ -98,7 +98,11 @@ def _run(settings: Settings, *, say: stack.Progress, pid_file: Path, port: int, 
 
         truth_path.write_text(json.dumps(ground_truth(scenario, clock, speed), indent=1) + "\n")
         devices = {d.id: d for d in scenario.devices}
-        Mosquitto(settings).ensure_devices(sorted(devices))
+        reclaimed = Mosquitto(settings).ensure_simulated(sorted(devices))
+        if reclaimed:
+            say(f"the device registry had issued {len(reclaimed)} of the simulated devices their own credentials "
+                f"({', '.join(reclaimed[:5])}{' ...' if len(reclaimed) > 5 else ''}): they have the stack's derived "
+                f"passwords again, so the simulator can publish as them")
         print(f"\n  Dashboard:         {url}  (sign in with a token below)\n"
               f"  Viewer token:      {tokens['viewer']}\n"
               f"  Dispatcher token:  {tokens['dispatcher']}\n"

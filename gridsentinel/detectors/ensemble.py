@@ -31,6 +31,7 @@ from typing import ClassVar
 from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Outcome
 from gridsentinel.detectors.policy import Level, Policy
+from gridsentinel.detectors.scorers import widen_and_scale
 
 _DAY_S = 86400.0
 _SQRT2 = math.sqrt(2.0)
@@ -92,12 +93,7 @@ class EnsembleDetector(Detector):
         self.policy = Policy("anomaly", [Level("advisory", 0.5, 0.5)])
 
     def _scaled(self, x: float) -> float:
-        lo, hi = self.lo, self.hi
-        if lo is None or hi is None or x < lo or x > hi:
-            self.lo = lo = x if lo is None else min(lo, x)
-            self.hi = hi = x if hi is None else max(hi, x)
-        span = hi - lo
-        return (x - lo) / span if span > 0 else 0.5
+        return widen_and_scale(self, x)
 
     def _sequence(self, recent: deque[int], tag: str) -> float:
         counts = self.counts

@@ -38,6 +38,7 @@ from typing import ClassVar
 from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Outcome
 from gridsentinel.detectors.policy import Level, Policy
+from gridsentinel.detectors.scorers import widen_and_scale
 
 _SQRT2 = math.sqrt(2.0)
 _LN10 = math.log(10.0)
@@ -137,12 +138,7 @@ class LikelihoodDetector(Detector):
         self.policy = Policy("anomaly", [Level("advisory", 0.5, 0.5)])
 
     def _scaled(self, x: float) -> float:
-        lo, hi = self.lo, self.hi
-        if lo is None or hi is None or x < lo or x > hi:
-            self.lo = lo = x if lo is None else min(lo, x)
-            self.hi = hi = x if hi is None else max(hi, x)
-        span = hi - lo
-        return (x - lo) / span if span > 0 else 0.5
+        return widen_and_scale(self, x)
 
     def _decades(self, i: int, raw: float, a: float, live: bool) -> float:
         """Surprise of component ``i`` in decades of tail probability: the short mean of its raw score

@@ -7,9 +7,32 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from gridsentinel.detectors.base import Stateful
+
+
+class _Range(Protocol):
+    lo: float | None
+    hi: float | None
+
+
+def widen_and_scale(r: _Range, x: float) -> float:
+    """``x`` scaled to [0, 1] by the range seen so far (``r.lo``/``r.hi``), widened to take ``x`` first;
+    0.5 while the range is a single value. The value-context detectors (novelty, ensemble, likelihood)
+    quantise their inputs this way.
+
+    >>> class R: lo = hi = None
+    >>> r = R()
+    >>> widen_and_scale(r, 2.0), widen_and_scale(r, 4.0), widen_and_scale(r, 3.0), (r.lo, r.hi)
+    (0.5, 1.0, 0.5, (2.0, 4.0))
+    """
+    lo, hi = r.lo, r.hi
+    if lo is None or hi is None or x < lo or x > hi:
+        r.lo = lo = x if lo is None else min(lo, x)
+        r.hi = hi = x if hi is None else max(hi, x)
+    span = hi - lo
+    return (x - lo) / span if span > 0 else 0.5
 
 
 class RateOfChange(Stateful):

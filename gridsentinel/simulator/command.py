@@ -82,7 +82,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         return 0
     devices = {d.id: d for d in scenario.devices}
-    Mosquitto(settings).ensure_devices(sorted(devices))
+    reclaimed = Mosquitto(settings).ensure_simulated(sorted(devices))
+    if reclaimed:
+        print(f"the device registry had issued {len(reclaimed)} of the simulated devices their own credentials "
+            f"({', '.join(reclaimed[:5])}{' ...' if len(reclaimed) > 5 else ''}): they have the stack's derived "
+            f"passwords again, so the simulator can publish as them")
     counts = play(list(scenario.by_time()), devices, clock, settings)
     print(f"done: {counts['telemetry']} readings, {counts['frame']} frames, "
           f"{counts['status']} status messages")

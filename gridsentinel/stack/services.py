@@ -354,6 +354,18 @@ class Mosquitto(Service):
         if reload:
             self._reload_after(written)
 
+    def ensure_simulated(self, device_ids: list[str]) -> list[str]:
+        """Credentials the simulator (and so the demo) can use for ``device_ids``: each device's derived
+        password. A device whose credentials the registry issued (rotated, or revoked and provisioned
+        again) has a password nobody can read back, so it gets the derived one again, and stays managed
+        (``up`` leaves it alone). Returns those devices, for the caller to say so. Only for a stack the
+        simulator may play: on a city's stack, run the simulator with its own ``--id-prefix`` devices."""
+        reclaimed = sorted(set(device_ids) & self.managed_devices())
+        if reclaimed:
+            self.set_credentials({d: self.settings.device_password(d) for d in reclaimed})
+        self.ensure_devices(device_ids)
+        return reclaimed
+
     def set_credentials(self, issue: dict[str, str], revoke: list[str] | tuple[str, ...] = (),
                         reload: bool = True, grants: dict[str, list[str]] | None = None) -> None:
         """Replace the password of each device in ``issue`` (id -> plain password, stored only hashed) and

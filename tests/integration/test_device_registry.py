@@ -185,3 +185,20 @@ def test_a_change_committed_while_kafka_is_down_is_published_by_sync(stack: Sett
     assert synced.published == 1 and synced.pending == 0 and removed == []
     [change] = feed(stack, 1)
     assert (change.device_id, change.revision) == ("late-1", 1)
+
+
+def test_the_simulator_takes_back_a_device_the_registry_rotated(stack: Settings) -> None:
+    """A rotated device's password cannot be read back: the simulator (and the demo) gives it the derived one
+    again instead of publishing into a refusal, and the device stays managed (``up`` leaves it alone)."""
+    broker = Mosquitto(stack)
+    device = Device(id="pipe-2", kind="drain_level", location=Location(lat=31.87225, lon=120.55053))
+    issued = registry_run(stack, lambda r: r.create(device, "test")).passwords["pipe-2"]
+    derived = stack.device_password("pipe-2")
+    assert connects(stack, "pipe-2", issued) and not connects(stack, "pipe-2", derived)
+
+    assert broker.ensure_simulated(["pipe-2"]) == ["pipe-2"]
+    assert connects(stack, "pipe-2", derived), "the simulator can publish as the device again"
+    assert not connects(stack, "pipe-2", issued)
+    assert "pipe-2" in broker.managed_devices()
+    assert broker.ensure_simulated(["pipe-2"]) == ["pipe-2"]  # idempotent: same password, still accepted
+    assert connects(stack, "pipe-2", derived)
