@@ -25,6 +25,9 @@ from pydantic import Field
 from gridsentinel.core.records import Detection
 from gridsentinel.detectors.camera.base import CameraDetector, DetectorConfig, ema_alpha, resize_to_width, to_bgr
 
+MAX_FRAME_WEIGHT_S = 1.0  # a frame stands for the time since the previous one, at most this: a gap is not seen
+WARMUP_SAMPLES = 10  # frames spread over the warm-up whose median is the smoke test's first brightness background
+
 
 def flame_mask(bgr: np.ndarray) -> np.ndarray:
     """Flame-coloured pixels: red..yellow, bright, red above green above blue.
@@ -175,6 +178,9 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         self._fire_mask: np.ndarray | None = None
         self._window: list[tuple[float, float, int]] = []  # (ts, weight s, evidence 0/1/2: none/fire/smoke)
         self._window_start: float | None = None
+        self._seen_s = 0.0  # seconds of frames seen (gaps count at most MAX_FRAME_WEIGHT_S): the smoke warm-up
+        self._samples: list[np.ndarray] = []  # cell brightness of frames spread over the warm-up
+        self._sample_at = 0.0  # seen seconds at which the next one is taken
         self._quiet_since: float | None = None
         self._alarm = False
         self.firing = False
@@ -227,6 +233,18 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         c_both = cv2.resize(both, cs, interpolation=cv2.INTER_AREA)
         c_flame = cv2.resize(flame.astype(np.float32), cs, interpolation=cv2.INTER_AREA)
         c_change = cv2.resize(change * both, cs, interpolation=cv2.INTER_AREA) / np.maximum(c_both, 1e-6)
+        # Flames flicker in place, in front of a still background; something moving past a warm-coloured
+        # thing (a person walking by a yellow sign) changes the pixels around it as much as the flame-
+        # coloured ones it half covers. So a cell's flicker is what its flame-coloured pixels change
+        # beyond the change of the watched, non-flame pixels of its 3x3 neighbourhood of cells.
+        calm = ((~flame & ~prev_flame) & self._fire_mask).astype(np.float32)
+        box = np.ones((3, 3), np.float32)
+        c_calm = cv2.filter2D(cv2.resize(calm, cs, interpolation=cv2.INTER_AREA), -1, box,
+                              borderType=cv2.BORDER_CONSTANT)
+        c_calm_change = cv2.filter2D(cv2.resize(change * calm, cs, interpolation=cv2.INTER_AREA), -1, box,
+                                     borderType=cv2.BORDER_CONSTANT)
+        around = c_calm_change / np.maximum(c_calm, 1e-6)
+        c_change = np.maximum(c_change - around, 0.0)
         if self._flicker is None or self._flicker.shape != c_change.shape:
             self._flicker = np.zeros_like(c_change)
         # Cells with flame pixels in both frames update; the others (the flames hidden for a frame, or
@@ -269,6 +287,19 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
             self._bg_gray, self._bg_tex = c_gray, c_tex
             return None
         assert self._bg_tex is not None
+        if warming:
+            if self._seen_s >= self._sample_at:
+                self._samples = [x for x in self._samples if x.shape == c_gray.shape] + [c_gray.copy()]
+                self._sample_at = self._seen_s + cfg.warmup_s / WARMUP_SAMPLES
+        elif self._samples:
+            # The brightness background the warm-up leaves is the per-cell median of frames spread over it,
+            # so people who walked through leave no ghost: a running estimate quick enough for a 10 s
+            # warm-up follows them, and where they stood the empty ground then looks lighter than the
+            # background (and, people moving nearby, restless): smoke.
+            same = [x for x in self._samples if x.shape == c_gray.shape]
+            if same:
+                self._bg_gray = np.median(np.stack(same), axis=0).astype(np.float32)
+            self._samples = []
         c_change = self._cells(np.abs(gray - prev))
         if self._activity is None or self._activity.shape != c_change.shape:
             self._activity = c_change
@@ -301,10 +332,10 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
     def _share(self, ts: float, dt: float, evidence: int) -> float | None:
         """Time-weighted share of the last ``persist_s`` with evidence; None until the window is full."""
         cfg = self.config
-        if self._window_start is None:
-            self._window_start = ts
+        if self._window_start is None or dt >= cfg.persist_s:
+            self._window_start = ts  # the gap emptied the window: it must fill again
         # A frame stands for the interval since the previous one (capped: a long gap is not evidence).
-        weight = min(dt, 1.0) if dt > 0 else 1.0 / cfg.analysis_fps
+        weight = min(dt, MAX_FRAME_WEIGHT_S) if dt > 0 else 1.0 / cfg.analysis_fps
         self._window.append((ts, weight, evidence))
         horizon = ts - cfg.persist_s
         self._window = [w for w in self._window if w[0] > horizon]
@@ -316,6 +347,10 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
     def _analyse(self, frame: np.ndarray, ts: float, dt: float, warming: bool) -> list[Detection]:
         cfg = self.config
         fire_ok, fire_ev, flame = self._fire_evidence(frame, dt)
+        # The smoke background is learnt from warmup_s of frames, not of clock time: a lone frame before a
+        # gap (shorter than max_gap_s, so no reset) must not count as the whole gap's worth of background.
+        self._seen_s += min(dt, MAX_FRAME_WEIGHT_S)
+        warming = warming or self._seen_s < cfg.warmup_s
         smoke = self._smoke_evidence(frame, dt, warming)
         n_smoke = 0 if smoke is None or warming else int(smoke.sum())
         smoke_ok = n_smoke >= cfg.min_cells
@@ -376,7 +411,11 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
             "alarm": self._alarm,
             "window": [list(w) for w in self._window],
             "window_start": self._window_start,
+            "seen_s": self._seen_s,
+            "sample_at": self._sample_at,
         }
+        if self._samples:
+            st["samples"] = np.stack(self._samples)
         if self._bg_gray is not None and self._bg_tex is not None and self._prev_gray is not None:
             st.update(bg_gray=self._bg_gray, bg_tex=self._bg_tex, prev_gray=self._prev_gray)
         if self._activity is not None:
@@ -392,6 +431,10 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         self._quiet_since, self._alarm = state["quiet_since"], state["alarm"]
         self._window = [(float(t), float(w), int(e)) for t, w, e in state["window"]]
         self._window_start = state["window_start"]
+        self._seen_s = float(state.get("seen_s", 0.0))  # a state saved before it was kept: warm up again
+        self._sample_at = float(state.get("sample_at", 0.0))
+        samples = state.get("samples")
+        self._samples = [] if samples is None else [np.asarray(x, np.float32) for x in samples]
         self._bg_gray, self._bg_tex = state.get("bg_gray"), state.get("bg_tex")
         self._prev_gray = state.get("prev_gray")
         self._activity = state.get("activity")
