@@ -4,14 +4,17 @@ Per analysed frame, evidence of
 
 * fire: flame-coloured pixels (red-orange-yellow body or warm white core) covering at least
   ``min_flame_area`` of the view, counted only in cells where the pixels flame-coloured in two frames
-  running flicker in brightness (smoothed over ~1 s). Needs no background, so it counts from the second
-  frame: a scene that opens on fire is not held up by the warm-up;
-* smoke (after ``warmup_s``): ``min_cells`` cells that are greyish, lighter than the learnt background,
-  veiling its texture and restless.
+  running flicker in brightness beyond the change of the non-flame pixels around them (smoothed over
+  ~1 s): flames flicker in front of a still background, while a person walking past a yellow sign moves
+  the ground around it too. Needs no background, so it counts from the second frame: a scene that opens
+  on fire is not held up by the warm-up;
+* smoke (after ``warmup_s`` of frames; a gap counts as at most 1 s): ``min_cells`` cells that are
+  greyish, lighter than the learnt background (first the median of ten frames spread over the warm-up,
+  so people who walked through leave no ghost), veiling its texture and restless.
 
 The alarm rises when there was evidence in ``min_share`` of the last ``persist_s`` seconds (frames
 weighted by their interval): frames without evidence, or missing, lower the share; they do not restart
-a timer.
+a timer. A gap of ``persist_s`` or more empties the window, which must fill again.
 """
 
 from __future__ import annotations
@@ -107,8 +110,9 @@ class FireSmokeConfig(DetectorConfig):
         ge=0.0,
         le=255.0,
         description="Flames flicker: mean absolute frame-to-frame brightness change of the pixels that are "
-        "flame-coloured in both frames, per cell, smoothed over 1 s (grey levels). Static orange things "
-        "(brick, cones, coats) stay near JPEG noise, 1-3.",
+        "flame-coloured in both frames, per cell, beyond that of the non-flame pixels of its 3x3 cells (so "
+        "people passing a warm-coloured sign do not count), smoothed over 1 s (grey levels). Static orange "
+        "things (brick, cones, coats) stay near JPEG noise, 1-3.",
     )
     max_flicker_gap_s: float = Field(
         0.5,

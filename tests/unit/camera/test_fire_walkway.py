@@ -10,6 +10,8 @@ the scene (``gridsentinel/simulator/scenario.py``: ``_camera``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -34,7 +36,7 @@ def _frame(at: float) -> np.ndarray:
     return image
 
 
-def _scene(det: FireSmokeDetector, seconds: float, *, lone_frame_before_s: float | None = None) -> list[dict]:
+def _scene(det: FireSmokeDetector, seconds: float, *, lone_frame_before_s: float | None = None) -> list[dict[str, Any]]:
     """Feed a scene (and, before it, one idle frame); return the detector's evidence per scene frame."""
     if lone_frame_before_s is not None:
         assert not det.update(_frame(SCENE_AT - lone_frame_before_s), SCENE_AT - lone_frame_before_s)
