@@ -110,9 +110,18 @@ class FireSmokeConfig(DetectorConfig):
         ge=0.0,
         le=255.0,
         description="Flames flicker: mean absolute frame-to-frame brightness change of the pixels that are "
-        "flame-coloured in both frames, per cell, beyond that of the non-flame pixels of its 3x3 cells (so "
-        "people passing a warm-coloured sign do not count), smoothed over 1 s (grey levels). Static orange "
-        "things (brick, cones, coats) stay near JPEG noise, 1-3.",
+        "flame-coloured in both frames, per cell, beyond flicker_surround x that of the non-flame pixels of "
+        "its 3x3 cells (so people passing a warm-coloured sign do not count), smoothed over 1 s (grey "
+        "levels). Static orange things (brick, cones, coats) stay near JPEG noise, 1-3.",
+    )
+    flicker_surround: float = Field(
+        0.5,
+        ge=0.0,
+        le=2.0,
+        description="Flicker counts beyond this share of the mean change of the non-flame pixels around the "
+        "cell (its 3x3 cells): a person walking past a small yellow sign half covers it, changing its still "
+        "flame-coloured pixels as much as flames do, but moves the ground around it too. 0 turns it off; "
+        "higher also discounts real flames with people moving near them.",
     )
     max_flicker_gap_s: float = Field(
         0.5,
@@ -240,7 +249,8 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         # Flames flicker in place, in front of a still background; something moving past a warm-coloured
         # thing (a person walking by a yellow sign) changes the pixels around it as much as the flame-
         # coloured ones it half covers. So a cell's flicker is what its flame-coloured pixels change
-        # beyond the change of the watched, non-flame pixels of its 3x3 neighbourhood of cells.
+        # beyond (a share, flicker_surround, of) the change of the watched, non-flame pixels of its 3x3
+        # neighbourhood of cells.
         calm = ((~flame & ~prev_flame) & self._fire_mask).astype(np.float32)
         box = np.ones((3, 3), np.float32)
         c_calm = cv2.filter2D(cv2.resize(calm, cs, interpolation=cv2.INTER_AREA), -1, box,
@@ -248,7 +258,7 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         c_calm_change = cv2.filter2D(cv2.resize(change * calm, cs, interpolation=cv2.INTER_AREA), -1, box,
                                      borderType=cv2.BORDER_CONSTANT)
         around = c_calm_change / np.maximum(c_calm, 1e-6)
-        c_change = np.maximum(c_change - around, 0.0)
+        c_change = np.maximum(c_change - cfg.flicker_surround * around, 0.0)
         if self._flicker is None or self._flicker.shape != c_change.shape:
             self._flicker = np.zeros_like(c_change)
         # Cells with flame pixels in both frames update; the others (the flames hidden for a frame, or
