@@ -67,6 +67,36 @@ class DetectorConfig(StrictModel):
         return data
 
 
+class GroundGeometry(StrictModel):
+    """Where the ground is in the image, so sizes can be judged in metres (flat ground, a camera without
+    roll): the scale at an image row is proportional to its distance below the horizon.
+
+    >>> g = GroundGeometry(horizon_y=0.0, bottom_width_m=8.0)
+    >>> g.px_per_m(1.0, 320), g.px_per_m(0.5, 320)
+    (40.0, 20.0)
+    """
+
+    horizon_y: float = Field(
+        ...,
+        ge=-5.0,
+        lt=1.0,
+        description="Image row of the horizon (0 = top, 1 = bottom; negative: above the picture, as for a "
+        "camera looking steeply down). Measure it where the ground's parallel lines meet.",
+    )
+    bottom_width_m: float = Field(
+        ...,
+        gt=0.1,
+        le=1000.0,
+        description="Width of ground, in metres, spanned by the bottom row of the picture (pace it out, or "
+        "read it off a road marking of known length).",
+    )
+
+    def px_per_m(self, y: float, width_px: int) -> float:
+        """Pixels per metre, at an image ``width_px`` pixels wide, on the ground at normalised row ``y``."""
+        depth = (y - self.horizon_y) / (1.0 - self.horizon_y)
+        return max(0.0, depth) * width_px / self.bottom_width_m
+
+
 C = TypeVar("C", bound=DetectorConfig)
 
 
@@ -209,6 +239,11 @@ class CameraDetector(ABC, Generic[C]):
         self._last_ts = None
         self._start_ts = None
         self._reset()
+
+    @property
+    def last_analysed(self) -> float | None:
+        """Event time of the last frame analysed (not skipped), or None before the first."""
+        return self._last_ts
 
     @property
     def warmed_up(self) -> bool:

@@ -31,9 +31,7 @@ def defocus(frame: np.ndarray, sigma_frac: float = 1 / 150) -> np.ndarray:
     return cv2.GaussianBlur(frame, (0, 0), sigma)
 
 
-def shift(
-    frame: np.ndarray, dx_frac: float = 0.2, dy_frac: float = 0.08, angle_deg: float = 4.0
-) -> np.ndarray:
+def shift(frame: np.ndarray, dx_frac: float = 0.2, dy_frac: float = 0.08, angle_deg: float = 4.0) -> np.ndarray:
     """Camera pushed to a new view: translation plus a small rotation (borders mirrored)."""
     h, w = frame.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
@@ -111,10 +109,62 @@ def flames(
         dx, dy = rng.integers(-r // 2, r // 2 + 1, 2)
         rad = int(r * rng.uniform(0.4, 0.9))
         colour = (int(rng.integers(0, 60)), int(rng.integers(120, 230)), 255)
-        cv2.ellipse(
-            out, (cx + int(dx), cy + int(dy) - rad // 2), (max(2, rad // 2), rad), 0, 0, 360, colour, -1
-        )
+        cv2.ellipse(out, (cx + int(dx), cy + int(dy) - rad // 2), (max(2, rad // 2), rad), 0, 0, 360, colour, -1)
     return out
+
+
+def fire(
+    frame: np.ndarray,
+    t: float,
+    *,
+    base: tuple[float, float] = (0.5, 0.85),
+    size: float = 0.1,
+    seed: int = 0,
+) -> np.ndarray:
+    """Flames rendered at time ``t`` (s): a tongue of turbulent, upward-moving noise mapped through a
+    flame palette (dark red, orange, yellow, a warm white core), with its height flickering at a few
+    hertz. ``base`` is where the fire sits (normalised), ``size`` its width as a fraction of the frame's.
+
+    Continuous in ``t`` (the same ``t`` and ``seed`` give the same picture), so it can be sampled at any
+    frame rate. Not a physical simulation: a stand-in for footage we do not have (docs/cameras.md).
+    """
+    h, w = frame.shape[:2]
+    rng = np.random.default_rng(seed)
+    fw = max(6, int(size * w))
+    fh = max(8, int(fw * 1.7))
+    v, u = np.mgrid[0:fh, 0:fw].astype(np.float32)
+    v = 1.0 - v / (fh - 1)  # 0 at the base, 1 at the top
+    u = 2.0 * u / (fw - 1) - 1.0  # -1..1 across
+    # Turbulence: a few sine waves travelling upward, each with its own speed, slant and phase.
+    noise = np.zeros_like(u)
+    for k in range(5):
+        fu, fv = rng.uniform(1.5, 5.0) * (k + 1) ** 0.5, rng.uniform(2.0, 6.0) * (k + 1) ** 0.5
+        speed, phase = rng.uniform(1.5, 4.0), rng.uniform(0, 2 * np.pi)
+        noise += np.sin(fu * u * np.pi + fv * (v - speed * t) * np.pi + phase) / (k + 1)
+    noise = noise / 2.3
+    f1, f2, p1, p2 = rng.uniform(1.5, 4.0), rng.uniform(5.0, 9.0), rng.uniform(0, 6.3), rng.uniform(0, 6.3)
+    height = 0.75 + 0.15 * np.sin(2 * np.pi * f1 * t + p1) + 0.1 * np.sin(2 * np.pi * f2 * t + p2)
+    sway = 0.15 * np.sin(2 * np.pi * 0.7 * t + p2) * v
+    vv = v / max(height, 0.3)
+    half = 0.9 * np.clip(1.0 - vv, 0.0, 1.0) ** 0.6 + 0.05
+    shape = np.exp(-(((u - sway) / half) ** 2) * 2.5) * np.clip(1.0 - vv, 0.0, 1.0)
+    heat = np.clip(shape * (1.15 + 0.55 * noise) - 0.1, 0.0, 1.0)
+    # Palette: heat 0..1 -> BGR from dark red through orange and yellow to a warm white core.
+    stops = np.array([0.0, 0.3, 0.55, 0.8, 1.0], np.float32)
+    colours = np.array([[0, 0, 90], [0, 40, 200], [0, 130, 255], [40, 215, 255], [190, 245, 255]], np.float32)
+    col = np.stack([np.interp(heat, stops, colours[:, c]) for c in range(3)], axis=-1)
+    alpha = np.clip(heat * 3.0, 0.0, 1.0)[:, :, None]
+    x0 = int(base[0] * w) - fw // 2
+    y0 = int(base[1] * h) - fh
+    xs, ys = max(0, x0), max(0, y0)
+    xe, ye = min(w, x0 + fw), min(h, y0 + fh)
+    out = frame.astype(np.float32)
+    if xe <= xs or ye <= ys:
+        return frame.copy()
+    cut = (slice(ys - y0, ye - y0), slice(xs - x0, xe - x0))
+    roi = out[ys:ye, xs:xe]
+    out[ys:ye, xs:xe] = alpha[cut] * col[cut] + (1.0 - alpha[cut]) * roi
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def puddle(frame: np.ndarray, polygon: list[tuple[float, float]], *, seed: int = 0) -> np.ndarray:
