@@ -45,6 +45,22 @@ PROBE_USER = "_reload-probe"
 MOSQUITTO_HASH_ITERATIONS = 101
 
 
+def password_matches(line: str, password: str) -> bool:
+    """Whether a password-file line (``user:$7$iterations$salt$hash``) holds ``password``.
+
+    >>> password_matches("d1:" + mosquitto_hash("pw"), "pw"), password_matches("d1:" + mosquitto_hash("pw"), "px")
+    (True, False)
+    """
+    import base64
+
+    try:
+        _, _, iterations, salt, _ = line.split(":", 1)[1].split("$")
+        expected = mosquitto_hash(password, base64.b64decode(salt), int(iterations))
+    except (IndexError, ValueError):
+        return False
+    return secrets.compare_digest(line.split(":", 1)[1], expected)
+
+
 def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = MOSQUITTO_HASH_ITERATIONS) -> str:
     """A password-file hash in Mosquitto 2's ``$7$`` format, as ``mosquitto_passwd`` writes it.
 
@@ -360,7 +376,10 @@ class Mosquitto(Service):
         again) has a password nobody can read back, so it gets the derived one again, and stays managed
         (``up`` leaves it alone). Returns those devices, for the caller to say so. Only for a stack the
         simulator may play: on a city's stack, run the simulator with its own ``--id-prefix`` devices."""
-        reclaimed = sorted(set(device_ids) & self.managed_devices())
+        managed = set(device_ids) & self.managed_devices()
+        lines = self._read_lines() if managed else {}
+        reclaimed = sorted(d for d in managed
+                           if not password_matches(lines.get(d, ""), self.settings.device_password(d)))
         if reclaimed:
             self.set_credentials({d: self.settings.device_password(d) for d in reclaimed})
         self.ensure_devices(device_ids)
