@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 
 from gridsentinel.core.config import StrictModel
 from gridsentinel.core.records import Detection
+from gridsentinel.core.words import Words
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
 Polygon = Annotated[list[Point], Field(min_length=3, description="Polygon vertices as [x, y] in 0..1.")]
@@ -304,7 +305,7 @@ class CameraDetector(ABC, Generic[C]):
         score: float | None = None,
         value: float | None = None,
         evidence: dict[str, Any] | None = None,
-        message: str = "",
+        message: str | Words = "",
     ) -> Detection:
         cam = self.camera
         digest = hashlib.sha256(
@@ -328,5 +329,6 @@ class CameraDetector(ABC, Generic[C]):
             value=None if value is None else float(value),
             score=None if score is None else float(score),
             evidence=evidence or {},
-            message=message,
+            message=Words.of(message).en,
+            messages=Words.of(message).messages(),
         )

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from gridsentinel.core.records import Detection
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.camera.base import (
     FULL_FRAME,
     CameraDetector,
@@ -21,6 +22,7 @@ from gridsentinel.detectors.camera.people import PedestrianDetector
 Level = Literal["low", "medium", "high"]
 _LEVELS: tuple[Level, ...] = ("low", "medium", "high")
 _SEVERITY = {"medium": "advisory", "high": "warning"}
+LEVEL_ZH: dict[Level, str] = {"low": "低", "medium": "中", "high": "高"}
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, overlap: float) -> np.ndarray:
@@ -216,7 +218,9 @@ class CrowdDetector(CameraDetector[CrowdConfig]):
                             "count": round(smoothed, 1),
                             "held_s": round(ts - since, 1),
                         },
-                        message=f"camera {self.camera.camera_id}: crowd {self._level} (~{smoothed:.0f})",
+                        message=Words(f"camera {self.camera.camera_id}: crowd {self._level} (~{smoothed:.0f})",
+                                      f"摄像头 {self.camera.camera_id}："
+                                      f"人群密度{LEVEL_ZH[self._level]}（约 {smoothed:.0f} 人）"),
                     )
                 )
         return out

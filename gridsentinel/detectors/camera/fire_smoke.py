@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from gridsentinel.core.records import Detection
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.camera.base import CameraDetector, DetectorConfig, ema_alpha, resize_to_width, to_bgr
 
 MAX_FRAME_WEIGHT_S = 1.0  # a frame stands for the time since the previous one, at most this: a gap is not seen
@@ -408,7 +409,9 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
                             "smoke_cells": n_smoke,
                             "bbox": box,
                         },
-                        message=f"camera {self.camera.camera_id}: possible {what} (advisory)",
+                        message=Words(f"camera {self.camera.camera_id}: possible {what} (advisory)",
+                                      f"摄像头 {self.camera.camera_id}："
+                                      f"疑似{'火情' if what == 'fire' else '烟雾'}（提示）"),
                     )
                 )
         elif self._alarm:

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from gridsentinel.core.config import StrictModel
 from gridsentinel.core.records import Detection
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.camera.base import (
     FULL_FRAME,
     CameraDetector,
@@ -291,7 +292,8 @@ class StaticObjectDetector(CameraDetector[StaticObjectConfig]):
                             "dwell_s": round(dwell, 1),
                             "restless": round(restless, 3),
                         },
-                        message=f"camera {self.camera.camera_id}: object in {region.name} for {dwell:.0f} s",
+                        message=Words(f"camera {self.camera.camera_id}: object in {region.name} for {dwell:.0f} s",
+                                      f"摄像头 {self.camera.camera_id}：{region.name} 有物品滞留 {dwell:.0f} 秒"),
                     )
                 )
         return out

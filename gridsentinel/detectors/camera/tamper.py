@@ -9,8 +9,11 @@ import numpy as np
 from pydantic import Field
 
 from gridsentinel.core.records import Detection
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.camera.base import CameraDetector, DetectorConfig, ema_alpha, resize_to_width, to_gray
 
+# the dispatch centers' words for each reason (zh-CN)
+TAMPER_ZH = {"blackout": "画面全黑", "covered": "镜头被遮挡", "defocus": "画面失焦", "shift": "视角被移动"}
 _COARSE_W = 80  # scene-shift comparison width: coarse enough to ignore people and leaves
 
 
@@ -195,7 +198,9 @@ class TamperDetector(CameraDetector[TamperConfig]):
                             "similarity": round(similarity, 3),
                             "held_s": round(held, 2),
                         },
-                        message=f"camera {self.camera.camera_id}: {reason} for {held:.1f} s",
+                        message=Words(f"camera {self.camera.camera_id}: {reason} for {held:.1f} s",
+                                      f"摄像头 {self.camera.camera_id}："
+                                      f"{TAMPER_ZH.get(reason, reason)}，已持续 {held:.1f} 秒"),
                     )
                 )
             elif self._alarm_since is not None and ts - self._alarm_since >= cfg.relearn_s:

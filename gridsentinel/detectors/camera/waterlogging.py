@@ -16,6 +16,7 @@ from pydantic import Field
 
 from gridsentinel.core.config import StrictModel
 from gridsentinel.core.records import Detection
+from gridsentinel.core.words import Words
 from gridsentinel.detectors.camera.base import (
     CameraDetector,
     DetectorConfig,
@@ -164,8 +165,10 @@ class WaterloggingDetector(CameraDetector[WaterloggingConfig]):
                                 "flooded_fraction": round(frac, 3),
                                 "held_s": round(ts - since, 1),
                             },
-                            message=f"camera {self.camera.camera_id}: standing water on {region.name} "
-                            f"({frac:.0%} of it) for {ts - since:.0f} s",
+                            message=Words(f"camera {self.camera.camera_id}: standing water on {region.name} "
+                                          f"({frac:.0%} of it) for {ts - since:.0f} s",
+                                          f"摄像头 {self.camera.camera_id}：{region.name} 积水（占 {frac:.0%}），"
+                                          f"已持续 {ts - since:.0f} 秒"),
                         )
                     )
             else:

@@ -38,6 +38,9 @@ def test_tamper_detected_within_5_s(event, clip, request):
     assert t - onset <= 5.0
     assert d.evidence["reason"] == ("covered" if event == "cover" else event)
     assert len(hits) == 1  # one alarm per incident
+    # described in both languages the centers read (core/words.py): "摄像头 …：镜头被遮挡，已持续 2.0 秒"
+    zh = {"blackout": "画面全黑", "cover": "镜头被遮挡", "defocus": "画面失焦", "shift": "视角被移动"}[event]
+    assert d.message.endswith(" s") and zh in d.messages["zh-CN"]
 
 
 def test_tamper_clears_and_can_alarm_again(long_vtest):
