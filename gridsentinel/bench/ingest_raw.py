@@ -1,7 +1,8 @@
 """The raw ingest limit of `gridsentinel bench ingest`: Kafka -> InfluxDB with no framework in between.
 
-A tight loop, written here on purpose without the stage's code: consume up to 5,000 records at a time
-(confluent-kafka), decode each value with msgspec, format its line protocol, POST the batch to InfluxDB's
+A tight loop, written here on purpose without the stage's code but for the wire schema it decodes
+(``ingest.lines.WireReading``, so both decode the same struct the same way): consume up to 5,000 records at a
+time (confluent-kafka), decode each value with msgspec, format its line protocol, POST the batch to InfluxDB's
 ``/api/v2/write`` with ``http.client``, until ``--count`` records are written. No retries, no dead letters, no
 offsets committed, no latency bookkeeping: what the hardware and the libraries allow, for the stage's
 share to be measured against, in the same run. Runs as a process of its own (``python -m
@@ -23,19 +24,10 @@ import uuid
 import msgspec
 from confluent_kafka import Consumer
 
-
-class _Reading(msgspec.Struct):
-    device_id: str
-    metric: str
-    unit: str
-    value: float
-    observed_at: float
-    seq: int | None = None
-    kind: str = ""
-    grid_code: str = ""
+from gridsentinel.ingest.lines import WireReading  # the wire schema (untracked by the GC, as in the stage)
 
 
-def _line(r: _Reading) -> str:
+def _line(r: WireReading) -> str:
     g = r.grid_code
     tags = (f"community={g[:12]},device={r.device_id},district={g[:6]},grid={g},kind={r.kind},"
             f"metric={r.metric},street={g[:9]},unit={r.unit}")
@@ -44,7 +36,7 @@ def _line(r: _Reading) -> str:
 
 
 def run(bootstrap: str, topic: str, count: int, url: str, token: str, org: str, bucket: str) -> dict[str, float]:
-    decode = msgspec.json.Decoder(_Reading).decode
+    decode = msgspec.json.Decoder(WireReading).decode
     target = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port or 8086, timeout=60)
     path = f"/api/v2/write?{urllib.parse.urlencode({'org': org, 'bucket': bucket, 'precision': 'us'})}"
