@@ -60,6 +60,11 @@ try {
   await item.click();
   await page.waitForSelector("#casePanel:not([hidden]) button[data-action=dispatch]:not([disabled])", { timeout: 20000 });
   seen.dispatchLabel = await text("button[data-action=dispatch]");
+  const buttons = () => page.locator("#casePanel .actions button[data-action]").evaluateAll((bs) =>
+    bs.map((b) => ({ action: b.dataset.action, disabled: b.disabled, title: b.title })));
+  const choicesNow = async () => (await (await fetch(`${base}/api/v1/cases/${caseId}`,
+    { headers: { Authorization: `Bearer ${token}` } })).json()).choices;
+  seen.open = { choices: await choicesNow(), buttons: await buttons() };  // the new case, before dispatching
   await page.click("button[data-action=dispatch]");
   await page.locator(`#feed li.case[data-case="${caseId}"] .badge.dispatched`).waitFor({ timeout: 20000 });
   const check = await fetch(`${base}/api/v1/cases/${caseId}`, { headers: { Authorization: `Bearer ${token}` } });
@@ -68,6 +73,8 @@ try {
   seen.statusAfter = detail.case.status;
   seen.logActions = detail.log.map((e) => e.action);
   await page.locator("#caseBody .log li").nth(detail.log.length - 1).waitFor({ timeout: 20000 });
+  // the buttons follow the API's choices for this user (issue 16): enabled exactly where allowed
+  seen.dispatched = { choices: detail.choices, buttons: await buttons() };
   seen.zh = { facts: await caseFacts(), badge: await item.locator(".badge").textContent(),
     title: await text("#caseTitle"), log: await page.locator("#caseBody .log li b").allTextContents() };
   await page.waitForTimeout(300);

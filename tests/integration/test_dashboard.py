@@ -112,6 +112,17 @@ def test_dashboard_live_update_and_dispatch(api_url: str, dispatcher: str) -> No
     assert "1" in seen["cellCount"]                 # its cell now shows one open case
     assert seen["statusAfter"] == "dispatched"      # the dispatcher's click changed the case
     assert "dispatch" in seen["logActions"]
+    # the case's buttons are the API's choices for this dispatcher (issue 16), before and after dispatching:
+    # enabled exactly where allowed, with the reason (why not, or what follows) as the title
+    for when in ("open", "dispatched"):
+        buttons = {b["action"]: b for b in seen[when]["buttons"]}
+        assert seen[when]["choices"], f"the {when} case offers choices"
+        for choice in seen[when]["choices"]:
+            if choice["action"] == "duplicate":
+                continue  # needs the other case's id: the dashboard has no button for it (the center page does)
+            assert buttons[choice["action"]]["disabled"] is (not choice["allowed"]), (when, choice)
+            assert buttons[choice["action"]]["title"] == choice["reason"] or not choice["reason"], (when, choice)
+    assert {b["action"]: b["disabled"] for b in seen["dispatched"]["buttons"]}["dispatch"]  # not twice
     assert seen["healthRows"] == len(Registry.load(REPO_ROOT / "config").devices)  # one row per device
     assert seen["healthHead"] == "最后上报"
     assert seen["healthDrain"][1] == "在线" and seen["healthDrain"][5] == "3.61 V"
