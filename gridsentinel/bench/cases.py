@@ -1,14 +1,25 @@
-"""`gridsentinel bench cases`: detections/s through dedup + the case store, and detection → webhook latency.
+"""`gridsentinel bench cases`: detections/s through dedup + the case store, its raw PostgreSQL limit, and
+detection → webhook latency.
 
-Three phases, each on SQLite (a file) and on the stack's PostgreSQL (a fresh database):
+Phases (the default ``--per-case 1`` is the worst case the issue names: every detection opens a case):
 
 1. **store**: ``apply_detections`` directly, ``--concurrency`` writers (one per simulated partition, each
    with its own region's cells), one transaction per ``--batch-size`` detections (as the stage takes
    them; case changes + applied ids + outbox); ``--batch-size 1`` is ``apply_detection`` one by one.
-2. **stage**: the Faust path: detections pre-produced to Kafka, a real ``gridsentinel worker --stages
-   cases`` applies them and publishes their events; rate = detections / (last applied − first applied).
-3. **latency** (PostgreSQL): detections at ``--rate`` per second, each opening a case whose ``open`` event
-   is pushed to a local webhook receiver; latency = arrival at the receiver − produce time.
+   SQLite (a file) and the stack's PostgreSQL (a fresh database).
+2. **raw** (PostgreSQL, ``--per-case 1``): the limit. The very rows the store phase wrote (cases, case log,
+   applied ids, outbox) read back and inserted into a fresh database of the same schema by asyncpg, one
+   transaction per ``--batch-size`` cases, one ``executemany`` per table: no dedup rules, no ORM, no Kafka.
+3. **stage**: the Faust path: detections pre-produced to Kafka, ``gridsentinel worker --stages cases``
+   (``--workers`` processes of one consumer group over 4 partitions) applies them and publishes their
+   events and webhooks; rate = detections / (last applied − first applied). The workers' CPU, resident
+   memory at a quarter and at the end of the run, and peak memory are printed.
+4. **latency** (PostgreSQL, one worker): detections each opening a case whose ``open`` event is pushed to a
+   local webhook receiver, first at 1/s (the no-queueing baseline), then at ``--rate`` (default: half the
+   stage's measured capacity); latency = arrival at the receiver − produce time.
+
+Goals (issue 15, ratios within one run): stage ≥ 25 % of the raw limit; p99 at half the capacity ≤ 10 × the
+p50 at 1/s.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,7 +43,16 @@ from typing import Any
 import yaml
 
 from gridsentinel import stack
-from gridsentinel.bench.common import drop_topics, emit, percentile
+from gridsentinel.bench.common import (
+    PARTITIONS,
+    CpuMeter,
+    drop_topics,
+    emit,
+    first_child,
+    percentile,
+    rss_mb,
+    worker_counts,
+)
 from gridsentinel.cases.batch import apply_detections
 from gridsentinel.cases.categories import load_catalog
 from gridsentinel.cases.dedup import apply_detection
@@ -39,7 +60,7 @@ from gridsentinel.cases.gridcode import dedup_region
 from gridsentinel.cases.incidents import load_families
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.core.records import Detection
-from gridsentinel.core.topics import Topics
+from gridsentinel.core.topics import Topics, ensure_topics
 from gridsentinel.settings import REPO_ROOT, Settings
 
 SECRET = "bench-webhook-secret-0123456789"
@@ -49,7 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detections", type=int, default=5000, help="detections per throughput run (default 5000)"
     )
-    parser.add_argument("--per-case", type=int, default=10, help="detections per incident (default 10)")
+    parser.add_argument(
+        "--per-case",
+        type=int,
+        default=1,
+        help="detections per case (default 1: every detection opens a case, the worst case; the raw "
+        "PostgreSQL limit is measured only then)",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=4, help="concurrent writers in the store phase (default 4)"
     )
@@ -61,10 +88,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "1 = apply_detection one by one)",
     )
     parser.add_argument(
-        "--rate", type=float, default=100.0, help="detections/s in the latency phase (default 100)"
+        "--workers",
+        type=worker_counts,
+        default=[1],
+        metavar="N[,N...]",
+        help="stage phase on PostgreSQL with each of these worker counts, e.g. 1,2,4 for the scaling table "
+        "(default 1; SQLite always runs one)",
     )
     parser.add_argument(
-        "--latency-seconds", type=float, default=10.0, help="latency phase length (default 10)"
+        "--rate",
+        type=float,
+        default=None,
+        help="detections/s in the loaded latency run (default: half the stage's measured capacity on "
+        "PostgreSQL with one worker)",
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, default=10.0, help="loaded latency run length (default 10)"
+    )
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=30.0,
+        help="latency baseline at 1 detection/s, its length (default 30: 30 samples)",
     )
     parser.add_argument(
         "--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
@@ -167,6 +212,64 @@ async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -
     return {"detections_per_s": round(len(dets) / elapsed, 1), "seconds": round(elapsed, 2)}
 
 
+# The rows a batch of new cases writes, in the order the store writes them (parents before children).
+RAW_TABLES = ("cases", "case_log", "applied_detections", "case_outbox")
+
+
+async def _raw_phase(source_url: str, url: str, batch_size: int) -> dict[str, Any]:
+    """The raw PostgreSQL limit: the rows the store phase wrote into ``source_url`` (one new case per
+    detection) inserted again into a fresh database ``url`` of the same schema, ``batch_size`` cases per
+    transaction, one asyncpg ``executemany`` per table."""
+    import asyncpg
+
+    async with SqlCaseStore.open(url):  # the schema, through the same migrations as the stage's
+        pass
+    source = await asyncpg.connect(source_url)
+    try:
+        linked = await source.fetchval("SELECT count(*) FROM incident_members")
+        if linked:
+            raise RuntimeError(f"the store phase linked {linked} cases into incidents; the raw limit copies "
+                               "the case tables only (the bench's cells must have no neighbours)")
+        columns: dict[str, list[str]] = {}
+        by_case: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+        order = [r["case_id"] for r in await source.fetch("SELECT case_id FROM cases ORDER BY opened_at, case_id")]
+        for table in RAW_TABLES:
+            records = await source.fetch(f"SELECT * FROM {table}")
+            columns[table] = list(records[0].keys()) if records else []
+            for rec in records:
+                by_case.setdefault(rec["case_id"], {}).setdefault(table, []).append(tuple(rec.values()))
+    finally:
+        await source.close()
+    statements = {
+        t: f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})"
+        for t, cols in columns.items()
+        if cols
+    }
+    batches = []
+    for start in range(0, len(order), batch_size):
+        ids = order[start : start + batch_size]
+        batches.append({t: [row for c in ids for row in by_case[c].get(t, [])] for t in statements})
+    rows = sum(len(v) for b in batches for v in b.values())
+    conn = await asyncpg.connect(url)
+    try:
+        began = time.perf_counter()
+        for batch in batches:
+            async with conn.transaction():
+                for table, statement in statements.items():
+                    if batch[table]:
+                        await conn.executemany(statement, batch[table])
+        elapsed = max(1e-9, time.perf_counter() - began)
+    finally:
+        await conn.close()
+    return {
+        "cases": len(order),
+        "rows": rows,
+        "rows_per_case": round(rows / max(1, len(order)), 2),
+        "detections_per_s": round(len(order) / elapsed, 1),
+        "seconds": round(elapsed, 3),
+    }
+
+
 class _Receiver:
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
@@ -192,10 +295,12 @@ class _Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-async def _watch_applied(url: str, total: int, timeout_s: float) -> tuple[int, float, float]:
+async def _watch_applied(
+    url: str, total: int, timeout_s: float, look: Callable[[int], None] | None = None
+) -> tuple[int, float, float]:
     """Count applied detections every 50 ms on one connection (a new engine per look would take CPU from
-    the worker on a small machine) until all ``total`` are; returns (count at the first look that saw
-    any, perf_counter then, perf_counter at the end)."""
+    the worker on a small machine) until all ``total`` are, calling ``look`` with each count; returns
+    (count at the first look that saw any, perf_counter then, perf_counter at the end)."""
     import sqlalchemy as sa
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -217,6 +322,8 @@ async def _watch_applied(url: str, total: int, timeout_s: float) -> tuple[int, f
                     await conn.rollback()
                     n = 0
                 now = time.perf_counter()
+                if look is not None:
+                    look(n)
                 if n and first is None:
                     first = (n, now)
                 if n >= total and first is not None:
@@ -260,34 +367,43 @@ class _Worker:
             "GS_CASES_SWEEP_INTERVAL": "3600",
         }
         self.log = open(tmp / f"{tag}.log", "ab")
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gridsentinel.cli",
-                "worker",
-                "--app-id",
-                self.app_id,
-                "--stages",
-                "cases",
-            ],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-        )
+    def start(self, count: int = 1) -> None:
+        """``count`` worker processes of one consumer group (the topic's partitions are shared out)."""
+        for _ in range(count):
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "gridsentinel.cli", "worker", "--app-id", self.app_id, "--stages", "cases"],
+                    env=self.env,
+                    stdout=self.log,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO_ROOT,
+                )
+            )
+
+    def app_pids(self, timeout_s: float = 60.0) -> dict[str, int]:
+        """The processes that run the app (each worker command's supervised child), by worker name."""
+        pids: dict[str, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(pids) < len(self.procs) and time.monotonic() < deadline:
+            for i, proc in enumerate(self.procs):
+                child = first_child(proc.pid)
+                if child:
+                    pids[f"worker{i + 1}"] = child
+            time.sleep(0.05)
+        return pids
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
             try:
-                self.proc.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
         self.log.close()
         drop_topics(self.bootstrap, self.topics.prefix, self.app_id)
 
@@ -299,10 +415,11 @@ def _producer(settings: Settings) -> Any:
 
 
 def _stage_phase(
-    settings: Settings, tmp: Path, url: str, args: argparse.Namespace, say: Any
-) -> dict[str, float]:
+    settings: Settings, tmp: Path, url: str, args: argparse.Namespace, workers: int = 1
+) -> dict[str, Any]:
     receiver = _Receiver()
     worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}")
+    ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
     t0 = time.time()
     for i in range(args.detections):
@@ -311,62 +428,96 @@ def _stage_phase(
         producer.poll(0)
     producer.flush(60)
     try:
-        worker.start()
-        first_n, first, last = asyncio.run(_watch_applied(url, args.detections, 600))
+        worker.start(workers)
+        pids = worker.app_pids()
+        meter = CpuMeter(pids)
+        rss_quarter: dict[str, float | None] = {}
+        metering: list[bool] = []
+
+        def look(n: int) -> None:
+            if n and not metering:
+                meter.start()  # from the first applied detection: start-up is not the stage's cost
+                metering.append(True)
+            if n >= args.detections // 4 and not rss_quarter:
+                rss_quarter.update({name: rss_mb(pid) for name, pid in pids.items()})
+
+        first_n, first, last = asyncio.run(_watch_applied(url, args.detections, 600, look))
+        rss_end = {name: rss_mb(pid) for name, pid in pids.items()}
+        usage = meter.stop()
         elapsed = max(1e-6, last - first)
         return {
+            "workers": workers,
             "detections_per_s": round((args.detections - first_n) / elapsed, 1),
             "seconds": round(elapsed, 2),
+            "webhooks_received": len(receiver.arrivals),
+            "processes": {
+                name: {**usage.get(name, {}), "rss_mb_at_quarter": rss_quarter.get(name),
+                       "rss_mb_at_end": rss_end[name]}
+                for name in pids
+            },
         }
     finally:
         worker.stop()
         receiver.server.shutdown()
 
 
+def _paced(
+    producer: Any, worker: _Worker, receiver: _Receiver, rate: float, seconds: float, tag: str, cell_base: int
+) -> dict[str, Any]:
+    """``rate`` detections/s for ``seconds``, each opening a case in a cell of its own; the latency of each
+    one's ``open`` webhook."""
+    n = max(1, int(rate * seconds))
+    sent: dict[str, float] = {}
+    start = time.perf_counter()
+    for k in range(n):
+        delay = start + k / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        d = _detection(k, 1, time.time(), tag, cell_base=cell_base)
+        sent[d.detection_id] = time.time()
+        producer.produce(worker.topics.detections, key=dedup_region(d.grid_code), value=d.to_json())
+        producer.poll(0)
+    producer.flush(30)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sum(1 for k in sent if k in receiver.arrivals) < n:
+        time.sleep(0.2)
+    lat = [(receiver.arrivals[k] - t) * 1000 for k, t in sent.items() if k in receiver.arrivals]
+    return {
+        "rate": rate,
+        "sent": n,
+        "delivered": len(lat),
+        "p50_ms": round(percentile(lat, 50), 1),
+        "p99_ms": round(percentile(lat, 99), 1),
+        "max_ms": round(max(lat), 1) if lat else None,
+    }
+
+
 def _latency_phase(
-    settings: Settings, tmp: Path, url: str, args: argparse.Namespace, say: Any
+    settings: Settings, tmp: Path, url: str, rate: float, seconds: float, baseline_seconds: float
 ) -> dict[str, Any]:
     receiver = _Receiver()
     worker = _Worker(settings, tmp, url, receiver, f"benchlat{uuid.uuid4().hex[:8]}")
+    ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
     worker.start()
     try:
         # Warm up until the worker answers (partitions assigned, store open, receiver reached).
-        sent: dict[str, float] = {}
-        base = 500_000
         i = 0
         deadline = time.monotonic() + 120
         while not receiver.arrivals and time.monotonic() < deadline:
-            d = _detection(i, 1, time.time(), "warm", cell_base=base)
+            d = _detection(i, 1, time.time(), "warm", cell_base=500_000)
             producer.produce(worker.topics.detections, key=dedup_region(d.grid_code), value=d.to_json())
             producer.flush(10)
             i += 1
             time.sleep(0.5)
         if not receiver.arrivals:
             raise RuntimeError(f"no webhook arrived; see {worker.log.name}")
-        n = int(args.rate * args.latency_seconds)
-        start = time.perf_counter()
-        for k in range(n):
-            target = start + k / args.rate
-            delay = target - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            d = _detection(k, 1, time.time(), "lat")
-            sent[d.detection_id] = time.time()
-            producer.produce(worker.topics.detections, key=dedup_region(d.grid_code), value=d.to_json())
-            producer.poll(0)
-        producer.flush(30)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and sum(1 for k in sent if k in receiver.arrivals) < n:
-            time.sleep(0.2)
-        lat = [(receiver.arrivals[k] - t) * 1000 for k, t in sent.items() if k in receiver.arrivals]
+        baseline = _paced(producer, worker, receiver, 1.0, baseline_seconds, "base", 600_000)
+        loaded = _paced(producer, worker, receiver, rate, seconds, "lat", 0)
         return {
-            "rate": args.rate,
-            "sent": n,
-            "delivered": len(lat),
-            "p50_ms": round(percentile(lat, 50), 1),
-            "p99_ms": round(percentile(lat, 99), 1),
-            "max_ms": round(max(lat), 1) if lat else None,
+            "baseline": baseline,
+            "loaded": loaded,
+            "p99_vs_baseline_p50": round(loaded["p99_ms"] / max(1e-9, baseline["p50_ms"]), 2),
         }
     finally:
         worker.stop()
@@ -386,32 +537,89 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "per_case": args.per_case,
         "concurrency": args.concurrency,
         "batch_size": args.batch_size,
+        "cores": os.cpu_count(),
         "store": {},
         "stage": {},
+        "scaling": [],
     }
     try:
         for backend in args.backends:
             say(f"store phase on {backend}: {args.detections} detections, {args.concurrency} writers")
-            result["store"][backend] = asyncio.run(_store_phase(dbs.url(backend), settings, args))
-            if not args.skip_stage:
-                say(f"stage phase on {backend} (Faust worker)")
-                result["stage"][backend] = _stage_phase(settings, tmp, dbs.url(backend), args, say)
+            store_url = dbs.url(backend)
+            result["store"][backend] = asyncio.run(_store_phase(store_url, settings, args))
+            if backend == "postgresql" and args.per_case == 1 and args.batch_size > 1:
+                say("raw limit on postgresql: the same rows inserted by asyncpg in batches")
+                result["raw"] = asyncio.run(_raw_phase(store_url, dbs.url(backend), args.batch_size))
+            if args.skip_stage:
+                continue
+            for workers in args.workers if backend == "postgresql" else [1]:
+                say(f"stage phase on {backend} (Faust worker), {workers} worker(s)")
+                stage = _stage_phase(settings, tmp, dbs.url(backend), args, workers)
+                if backend == "postgresql":
+                    result["scaling"].append(stage)
+                result["stage"].setdefault(backend, stage)
         if not args.skip_stage and "postgresql" in args.backends:
-            say(f"latency phase on postgresql: {args.rate}/s for {args.latency_seconds}s")
-            result["latency"] = _latency_phase(settings, tmp, dbs.url("postgresql"), args, say)
+            rate = args.rate or max(1.0, round(result["stage"]["postgresql"]["detections_per_s"] / 2))
+            say(f"latency phase on postgresql: 1/s for {args.baseline_seconds:g} s, then {rate:g}/s for "
+                f"{args.latency_seconds:g} s")
+            result["latency"] = _latency_phase(
+                settings, tmp, dbs.url("postgresql"), rate, args.latency_seconds, args.baseline_seconds
+            )
     finally:
         dbs.drop()
         shutil.rmtree(tmp, ignore_errors=True)
-    lines = [
-        f"{phase} {backend}: {r['detections_per_s']} detections/s"
-        for phase in ("store", "stage")
-        for backend, r in result[phase].items()
-    ]
+    result["goals"] = _goals(result)
+    emit(result, args.json, _render(result))
+    return 0
+
+
+def _goals(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 15's case-stage goals, judged on this run's own figures (absent phases are not judged)."""
+    goals = []
+    stage = result["stage"].get("postgresql")
+    if stage and "raw" in result:
+        share = stage["detections_per_s"] / max(1e-9, result["raw"]["detections_per_s"])
+        goals.append({"goal": "stage (1 worker) / raw PostgreSQL limit, every detection a new case",
+                      "value": round(share, 3), "target": ">= 0.25", "met": share >= 0.25})
+    if "latency" in result:
+        ratio = result["latency"]["p99_vs_baseline_p50"]
+        goals.append({"goal": "p99 detection -> webhook at half the capacity / p50 at 1/s",
+                      "value": ratio, "target": "<= 10", "met": ratio <= 10})
+    return goals
+
+
+def _render(result: dict[str, Any]) -> str:
+    lines = [f"bench cases: {result['detections']} detections, {result['per_case']} per case, "
+             f"{result['cores']} cores"]
+    lines += [f"store {backend} ({result['concurrency']} writers): {r['detections_per_s']} detections/s"
+              for backend, r in result["store"].items()]
+    if "raw" in result:
+        raw = result["raw"]
+        lines.append(f"raw PostgreSQL limit (asyncpg, same {raw['rows']} rows, {raw['rows_per_case']} per case): "
+                     f"{raw['detections_per_s']} new cases/s")
+    for backend, r in result["stage"].items():
+        share = (f" = {r['detections_per_s'] / result['raw']['detections_per_s']:.0%} of the raw limit"
+                 if backend == "postgresql" and "raw" in result else "")
+        lines.append(f"stage {backend} (Faust worker): {r['detections_per_s']} detections/s{share}")
+    if result["scaling"]:
+        lines += ["", "scaling on PostgreSQL (4 partitions)",
+                  f"{'workers':>8} {'detections/s':>13} {'vs 1 worker':>12} {'cores busy':>11} "
+                  f"{'RSS MB at 1/4 -> end (peak) per process':>42}"]
+        one = result["scaling"][0]["detections_per_s"]
+        for r in result["scaling"]:
+            procs = r["processes"].values()
+            cores = sum(p.get("cpu_cores", 0.0) for p in procs)
+            rss = ", ".join(f"{p['rss_mb_at_quarter']}->{p['rss_mb_at_end']} ({p.get('peak_rss_mb')})" for p in procs)
+            lines.append(f"{r['workers']:>8} {r['detections_per_s']:>13} {r['detections_per_s'] / one:>11.2f}x "
+                         f"{cores:>11.2f} {rss:>42}")
     if "latency" in result:
         lat = result["latency"]
-        lines.append(
-            f"detection -> webhook at {lat['rate']}/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
-            f"({lat['delivered']}/{lat['sent']} delivered)"
-        )
-    emit(result, args.json, "\n".join(lines))
-    return 0
+        for name in ("baseline", "loaded"):
+            run = lat[name]
+            lines.append(f"detection -> webhook at {run['rate']:g}/s: p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms "
+                         f"({run['delivered']}/{run['sent']} delivered)")
+    if result["goals"]:
+        lines += ["", "goals (issue 15)"]
+        lines += [f"  {'met    ' if g['met'] else 'NOT met'} {g['goal']}: {g['value']} (goal {g['target']})"
+                  for g in result["goals"]]
+    return "\n".join(lines)

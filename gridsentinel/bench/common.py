@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -65,6 +66,47 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+# Partitions of the benchmarks' topics (core.topics.ensure_topics' default): more workers would sit idle.
+PARTITIONS = 4
+
+
+def worker_counts(text: str) -> list[int]:
+    """``--workers``: one count or a comma-separated list, each 1..4.
+
+    >>> worker_counts("1,2,4")
+    [1, 2, 4]
+    """
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected worker counts like 1 or 1,2,4, got {text!r}") from None
+    if not counts or any(not 1 <= c <= PARTITIONS for c in counts):
+        raise argparse.ArgumentTypeError(f"worker counts must be 1..{PARTITIONS} (the topic's partitions), "
+                                         f"got {text!r}")
+    return counts
+
+
+def first_child(pid: int) -> int | None:
+    """The first child process of ``pid`` (the worker command runs its app in a supervised child)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            kids = fh.read().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a live process now, in MB."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return round(float(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
 
 
 # A fixed pure-Python loop timed beside every benchmark's figures, so figures from different machines (or

@@ -46,9 +46,7 @@ from ..children import Children
 from ..gateway.service import drop_session
 from ..settings import Settings
 from ..stack.services import InfluxDB, Kafka, Mosquitto, mosquitto_tool
-from .common import CpuMeter, drop_topics, emit, percentile
-
-PARTITIONS = 4  # of the readings topic (core.topics.ensure_topics' default): more workers would sit idle
+from .common import PARTITIONS, CpuMeter, drop_topics, emit, first_child, percentile, worker_counts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,22 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "other phases, and print our figures against it (needs a telegraf binary: "
                              "scripts/telegraf.sh, or GS_TELEGRAF)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def worker_counts(text: str) -> list[int]:
-    """``--workers``: one count or a comma-separated list, each 1..4.
-
-    >>> worker_counts("1,2,4")
-    [1, 2, 4]
-    """
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected worker counts like 1 or 1,2,4, got {text!r}") from None
-    if not counts or any(not 1 <= c <= PARTITIONS for c in counts):
-        raise argparse.ArgumentTypeError(f"worker counts must be 1..{PARTITIONS} (the readings topic's partitions), "
-                                         f"got {text!r}")
-    return counts
 
 
 class Bench:
@@ -173,7 +155,7 @@ class Bench:
     def pids(self) -> dict[str, int]:
         out = {name: proc.pid for name, proc in self.children.procs.items()}
         for name in self.worker_names:  # `gridsentinel worker` supervises: the Faust app runs in its child
-            child = _first_child(out[name]) if name in out else None
+            child = first_child(out[name]) if name in out else None
             if child:
                 out[name] = child
         for svc in (Mosquitto(self.settings), Kafka(self.settings), InfluxDB(self.settings)):
@@ -426,7 +408,7 @@ class Bench:
         deadline = time.monotonic() + 120
         while len(pids) < workers:  # the app runs in the supervised child: meter that one
             for name in names:
-                child = _first_child(self.children.procs[name].pid)
+                child = first_child(self.children.procs[name].pid)
                 if child:
                     pids[name] = child
             if time.monotonic() > deadline:
@@ -559,15 +541,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return dict(json.loads(path.read_text()))
     except (FileNotFoundError, ValueError):
         return {}
-
-
-def _first_child(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            kids = fh.read().split()
-    except OSError:
-        return None
-    return int(kids[0]) if kids else None
 
 
 def _hist_samples(before: list[int], after: list[int]) -> list[float]:

@@ -46,7 +46,12 @@ class _BufferTx:
     """
 
     def __init__(self, loaded: Sequence[Case], applied: set[str]) -> None:
-        self.cases: dict[str, Case] = {c.case_id: c for c in loaded}
+        self.cases: dict[str, Case] = {}
+        # case ids by (category key, cell): a detection looks only at its own cells, not at the whole batch's
+        self._by_cell: dict[tuple[str, str], set[str]] = {}
+        self._order: dict[str, int] = {}  # the order of self.cases, which the rules see candidates in
+        for case in loaded:
+            self._put(case)
         self.read_version: dict[str, int] = {c.case_id: c.version for c in loaded}
         self.created: set[str] = set()
         self.applied = applied
@@ -57,17 +62,26 @@ class _BufferTx:
     async def is_applied(self, detection_id: str) -> bool:
         return detection_id in self.applied
 
+    def _put(self, case: Case) -> None:
+        old = self.cases.get(case.case_id)
+        if old is not None:
+            self._by_cell[(old.category_key, old.grid_code)].discard(case.case_id)
+        self._order.setdefault(case.case_id, len(self._order))
+        self.cases[case.case_id] = case
+        self._by_cell.setdefault((case.category_key, case.grid_code), set()).add(case.case_id)
+
+    def _in_cells(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
+        """The cases of ``category_key`` in ``grid_codes``, in the order they were loaded or created."""
+        ids = set().union(*(self._by_cell.get((category_key, cell), ()) for cell in set(grid_codes)))
+        return [self.cases[i] for i in sorted(ids, key=self._order.__getitem__)]
+
     async def active_cases(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
-        cells = set(grid_codes)
-        return [c for c in self.cases.values()
-                if c.is_active and c.category_key == category_key and c.grid_code in cells]
+        return [c for c in self._in_cells(category_key, grid_codes) if c.is_active]
 
     async def closed_cases(self, category_key: str, grid_codes: Collection[str],
                            closed_since: float) -> list[Case]:
-        cells = set(grid_codes)
-        return [c for c in self.cases.values()
-                if not c.is_active and c.category_key == category_key and c.grid_code in cells
-                and c.closed_at is not None and c.closed_at >= closed_since]
+        return [c for c in self._in_cells(category_key, grid_codes)
+                if not c.is_active and c.closed_at is not None and c.closed_at >= closed_since]
 
     async def get_case(self, case_id: str) -> Case | None:
         return self.cases.get(case_id)
@@ -85,10 +99,10 @@ class _BufferTx:
                 raise StoreConflict(f"case {case.case_id} changed since it was read")
             saved = replace(case, version=current.version + 1)
         if saved.is_active and any(
-                c.is_active and c.case_id != saved.case_id and c.grid_code == saved.grid_code
-                and c.category_key == saved.category_key for c in self.cases.values()):
+                c.is_active and c.case_id != saved.case_id
+                for c in self._in_cells(saved.category_key, (saved.grid_code,))):
             raise StoreConflict(f"cell {saved.grid_code} already has an active {saved.category_key} case")
-        self.cases[saved.case_id] = saved
+        self._put(saved)
         self.entries.extend(change.entries)
         return saved
 

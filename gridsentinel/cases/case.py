@@ -45,10 +45,12 @@ gridsentinel.cases.case.InvalidTransition: case c1 is dispatched: cannot close; 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from gridsentinel.core.records import plain_fields
 from gridsentinel.errors import GridSentinelError
 
 Status = Literal["open", "dispatched", "in_progress", "resolved", "verified", "closed"]
@@ -173,7 +175,7 @@ class LogEntry:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +230,35 @@ class Case:
     def is_active(self) -> bool:
         return self.status != "closed"
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+    def row(self) -> dict[str, Any]:
+        """The case's fields as a new dict, as ``asdict`` gives it but without its deep copy of every value
+        (the cases stage's hot path: a snapshot per event, a row per write): only the containers are
+        copied, and the tuples are lists.
+
+        >>> from dataclasses import asdict
+        >>> c = Case("c1", "320582110152101", "component", "0103", "GB/T", "open", "alarm", 1.0, 1.0, 1.0, 1.0,
+        ...          sources={"sensor": 1}, kinds=("drain_overflow",), pending_action={"by": {"u": 1}})
+        >>> r = c.row(); r == {**asdict(c), "kinds": ["drain_overflow"], "assisting_departments": []}
+        True
+        >>> r["sources"] is c.sources, r["pending_action"]["by"] is c.pending_action["by"]
+        (False, False)
+        """
+        data = {name: getattr(self, name) for name in _CASE_FIELDS}
+        data["sources"] = dict(self.sources)
         data["kinds"] = list(self.kinds)
         data["assisting_departments"] = list(self.assisting_departments)
+        data["headlines"] = dict(self.headlines)
+        if self.pending_action is not None:
+            data["pending_action"] = copy.deepcopy(self.pending_action)
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.row()
         data["category_key"] = self.category_key
         return data
+
+
+_CASE_FIELDS = tuple(f.name for f in fields(Case))
 
 
 @dataclass(frozen=True, slots=True)

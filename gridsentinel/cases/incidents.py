@@ -249,16 +249,19 @@ def plan_links(touched: Sequence[Case], pool: Sequence[Case], links: Mapping[str
     known = dict(incidents)
     plan = LinkPlan()
     members = set(family.categories)
-    candidates = [c for c in pool if c.is_active and c.category_key in members]
+    by_cell: dict[str, list[Case]] = {}  # the candidates by cell: a case looks only at its own rings
+    for other in pool:
+        if other.is_active and other.category_key in members:
+            by_cell.setdefault(other.grid_code, []).append(other)
     for case in sorted(touched, key=lambda c: c.case_id):
         if not case.is_active or case.category_key not in members:
             continue
         cells = ring_distances(case.grid_code, family.radius_rings, adjacency)
-        near = [c for c in candidates if c.case_id != case.case_id and c.grid_code in cells
-                and time_gap(case, c) <= family.window_s]
+        near = [other for cell in cells for other in by_cell.get(cell, ()) if other.case_id != case.case_id
+                and time_gap(case, other) <= family.window_s]
         if not near:
             continue
-        group = sorted({c.case_id for c in near} | {case.case_id})
+        group = sorted({other.case_id for other in near} | {case.case_id})
         ids = sorted({links[c] for c in group if c in links})
         if not ids:
             incident = Incident(incident_id_for(group[0]), family.family_id, now, now)

@@ -23,7 +23,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Collection, Generator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,13 +163,6 @@ _CASE_COLUMNS = [c.name for c in cases.columns]
 
 def _row_incident(row: sa.Row[Any]) -> Incident:
     return Incident(**dict(row._mapping))
-
-
-def _case_row(case: Case) -> dict[str, Any]:
-    row = asdict(case)
-    row["kinds"] = list(case.kinds)
-    row["assisting_departments"] = list(case.assisting_departments)
-    return row
 
 
 def _row_case(row: sa.Row[Any] | _MappingRow) -> Case:
@@ -318,12 +311,12 @@ class _SqlTx:
         async with _conflicts_as_store_conflict(f"case {case.case_id}"):
             if change.created:
                 saved = replace(case, version=1)
-                await self._conn.execute(sa.insert(cases).values(_case_row(saved)))
+                await self._conn.execute(sa.insert(cases).values(saved.row()))
             else:
                 if expected_version is None:
                     raise StoreConflict(f"case {case.case_id}: update without the version it was read at")
                 saved = replace(case, version=expected_version + 1)
-                values = _case_row(saved)
+                values = saved.row()
                 del values["case_id"]
                 result = await self._conn.execute(sa.update(cases).where(
                     cases.c.case_id == case.case_id, cases.c.version == expected_version).values(values))
@@ -369,11 +362,11 @@ class _SqlTx:
     async def write_batch(self, batch: BatchWrite) -> None:
         async with _conflicts_as_store_conflict("batch"):
             if batch.created:
-                await self._conn.execute(_INSERT_CASE, [_case_row(c) for c in batch.created])
+                await self._conn.execute(_INSERT_CASE, [c.row() for c in batch.created])
             if batch.updated:
                 rows = []
                 for case, expected in batch.updated:
-                    row = _case_row(case)
+                    row = case.row()
                     row["b_case_id"] = row.pop("case_id")
                     row["b_expected"] = expected
                     rows.append(row)

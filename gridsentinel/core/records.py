@@ -6,9 +6,10 @@ Kafka. Times are Unix seconds (float, UTC); event time always comes from the dev
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import Field, asdict, dataclass, field, fields
+from dataclasses import Field, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Literal, Self
 
 Source = Literal["sensor", "camera", "citizen", "inspector", "hotline"]
@@ -34,6 +35,43 @@ def _field_names(cls: type) -> frozenset[str]:
     return names
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def plain(value: Any) -> Any:
+    """``asdict``'s copy of a field value, without its per-value ``deepcopy`` for the strings, numbers,
+    dicts, lists and tuples records hold (the hot path: a detection is copied into every row it touches).
+
+    >>> evidence = {"fill": [0.5, {"n": 1}], "at": (1, 2), "ok": None}
+    >>> copied = plain(evidence); copied == evidence, copied["fill"][1] is evidence["fill"][1]
+    (True, False)
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {plain(k): plain(v) for k, v in value.items()}
+    if kind is list:
+        return [plain(v) for v in value]
+    if kind is tuple:
+        return tuple(plain(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return copy.deepcopy(value)
+
+
+_FIELD_ORDER: dict[type, tuple[str, ...]] = {}
+
+
+def plain_fields(record: Any) -> dict[str, Any]:
+    """A dataclass instance as ``asdict`` gives it (fields in order, values copied), faster: see :func:`plain`."""
+    cls = type(record)
+    names = _FIELD_ORDER.get(cls)
+    if names is None:
+        names = _FIELD_ORDER[cls] = tuple(f.name for f in fields(cls))
+    return {name: plain(getattr(record, name)) for name in names}
+
+
 class _Record:
     """JSON round trip shared by the records below."""
 
@@ -42,7 +80,7 @@ class _Record:
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain_fields(self)
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
