@@ -422,7 +422,7 @@ def _tables(evaluations: list[Evaluation], chosen: str, files: int, rows: int, c
             lines.append(f"  in-sample - out of fold = {r.normalized - oof.normalized:.1f}: "
                          f"{threshold_part:.1f} from choosing the threshold without the held-out category, "
                          f"{setting_part:.1f} from choosing the setting without it")
-            lines.append(f"  {'per category (analysis)':<24} {'windows':>7} {'own best':>8} {'at thresh':>9} "
+            lines.append(f"  {'per category (analysis)':<24} {'windows':>7} {'own best':>8} {'own thr':>9} "
                          f"{'in-sample':>9} {'out of fold':>11}")
             for v in category_views(ev, p):
                 lines.append(f"  {v.category:<24} {v.windows:>7} {_fmt(v.own):>8} {v.own_threshold:>9.4f} "
