@@ -245,6 +245,53 @@ def evaluate(name: str, corpus: Sequence[CorpusFile]) -> Evaluation:
                       {p.name: best_setting(runs, everything, p) for p in PROFILES}, runs)
 
 
+@dataclass(frozen=True, slots=True)
+class CategoryView:
+    """One category's score three ways, to see where the in-sample and out-of-fold figures part."""
+
+    category: str
+    windows: int
+    own_threshold: float  # the best threshold for this category alone (at the in-sample setting)
+    own: float | None  # its score there: what no single corpus threshold can beat at this setting
+    in_sample: float | None  # at the in-sample setting and threshold
+    out_of_fold: float | None  # at the setting and threshold chosen without it
+
+
+def _category_score(results: Sequence[FileResult]) -> float | None:
+    null = sum(f.null for f in results)
+    perfect = sum(f.perfect for f in results)
+    return None if perfect == null else 100.0 * (sum(f.raw for f in results) - null) / (perfect - null)
+
+
+def _category(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def category_views(ev: Evaluation, profile: Profile) -> list[CategoryView]:
+    """Per category: its own best threshold and score, its score in-sample, and out of fold (analysis only:
+    the first two look at the category itself, which the protocol's choice never does)."""
+    s, in_sample = ev.in_sample[profile.name]
+    held = {fold.category: fold.held_out for fold in ev.oof[profile.name].folds}
+    views = []
+    for category in sorted(held):
+        own = score_corpus([f for f in ev.runs[s] if _category(f.name) == category], profile)
+        views.append(CategoryView(
+            category, sum(f.windows for f in held[category]), own.threshold, _category_score(own.files),
+            _category_score([f for f in in_sample.files if _category(f.name) == category]),
+            _category_score(held[category])))
+    return views
+
+
+def gap_parts(ev: Evaluation, profile: Profile) -> tuple[float, float]:
+    """In-sample minus out of fold, split in two: (threshold part, setting part). The threshold part is
+    the loss when only the threshold is chosen without the held-out category (the setting fixed at the
+    in-sample one); the setting part is the rest."""
+    s, in_sample = ev.in_sample[profile.name]
+    categories = [_category(f.name) for f in ev.runs[s]]
+    threshold_only = out_of_fold([ev.runs[s]], categories, profile).normalized
+    return in_sample.normalized - threshold_only, threshold_only - ev.oof[profile.name].normalized
+
+
 def choose_default(evaluations: Sequence[Evaluation]) -> str:
     """The candidate with the best out-of-fold standard score, among those not tuned on the corpus outside
     the protocol (all of them when none is left)."""
@@ -295,6 +342,10 @@ def _fold_json(ev: Evaluation, fold: Fold) -> dict[str, Any]:
             "files": {f.name: {"raw": round(f.raw, 4), "tp": f.tp, "fp": f.fp, "fn": f.fn} for f in fold.held_out}}
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
 def _as_json(evaluations: list[Evaluation], chosen: str, files: int, rows: int,
              categories: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"protocol": "leave-one-category-out", "files": files, "rows": rows,
@@ -303,10 +354,18 @@ def _as_json(evaluations: list[Evaluation], chosen: str, files: int, rows: int,
         det: dict[str, Any] = {"rows_per_s": round(ev.rows_per_s), "grid": list(ev.grid),
                                "tuned_on_shared_files": ev.detector in TUNED_ON_SHARED_FILES,
                                "out_of_fold": {}, "in_sample": {}}
-        for name, oof in ev.oof.items():
+        for p in PROFILES:
+            oof = ev.oof[p.name]
             tp, fp, fn = oof.counts()
-            det["out_of_fold"][name] = {"score": round(oof.normalized, 2), "tp": tp, "fp": fp, "fn": fn,
-                                        "folds": [_fold_json(ev, fold) for fold in oof.folds]}
+            threshold_part, setting_part = gap_parts(ev, p)
+            det["out_of_fold"][p.name] = {
+                "score": round(oof.normalized, 2), "tp": tp, "fp": fp, "fn": fn,
+                "folds": [_fold_json(ev, fold) for fold in oof.folds],
+                "gap": {"threshold": round(threshold_part, 2), "setting": round(setting_part, 2)},
+                "categories": [{"category": v.category, "windows": v.windows,
+                                "own_threshold": v.own_threshold, "own": _round(v.own),
+                                "in_sample": _round(v.in_sample), "out_of_fold": _round(v.out_of_fold)}
+                               for v in category_views(ev, p)]}
         for name, (s, r) in ev.in_sample.items():
             det["in_sample"][name] = {
                 "score": round(r.normalized, 2), "setting": ev.grid[s], "threshold": r.threshold,
@@ -314,6 +373,10 @@ def _as_json(evaluations: list[Evaluation], chosen: str, files: int, rows: int,
                 "fn": sum(f.fn for f in r.files)}
         out["detectors"][ev.detector] = det
     return out
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
 
 
 def _tables(evaluations: list[Evaluation], chosen: str, files: int, rows: int, categories: list[str]) -> str:
@@ -355,4 +418,13 @@ def _tables(evaluations: list[Evaluation], chosen: str, files: int, rows: int, c
             s, r = ev.in_sample[p.name]
             lines.append(f"  in-sample: {r.normalized:.1f} at threshold {r.threshold:.4f}, "
                          f"setting {ev.grid[s] or 'defaults'}")
+            threshold_part, setting_part = gap_parts(ev, p)
+            lines.append(f"  in-sample - out of fold = {r.normalized - oof.normalized:.1f}: "
+                         f"{threshold_part:.1f} from choosing the threshold without the held-out category, "
+                         f"{setting_part:.1f} from choosing the setting without it")
+            lines.append(f"  {'per category (analysis)':<24} {'windows':>7} {'own best':>8} {'own thr':>9} "
+                         f"{'in-sample':>9} {'out of fold':>11}")
+            for v in category_views(ev, p):
+                lines.append(f"  {v.category:<24} {v.windows:>7} {_fmt(v.own):>8} {v.own_threshold:>9.4f} "
+                             f"{_fmt(v.in_sample):>9} {_fmt(v.out_of_fold):>11}")
     return "\n".join(lines)

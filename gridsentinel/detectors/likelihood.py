@@ -24,7 +24,10 @@ Method (our own code; the ideas come from published descriptions, see docs/detec
    ``seasonal`` on NAB) and a threshold is a tail probability whatever the series' scale or noise. No
    output during the first ``warmup`` rows (it only learns).
 5. **One incident, one peak** (the mask of adaptive-resonance detectors): after a row reaches 0.5 the
-   output is held at 0 for ``refractory`` rows.
+   output is held at 0 for ``refractory`` rows. After a row that scores below 0.5, for ``refractory``
+   rows only a row that beats the incident's highest score so far passes (a new record), so whatever
+   threshold the caller applies later, an incident crosses it once (plus any higher peaks), not once per
+   row of a cluster.
 
 O(1) per row, pure Python: counts in flat lists (JSON-safe state of ints) and a few EWMAs.
 """
@@ -84,7 +87,7 @@ class LikelihoodDetector(Detector):
     name: ClassVar[str] = "likelihood"
     _state_fields: ClassVar[tuple[str, ...]] = (
         "lo", "hi", "n", "since", "last", "ctx", "tod", "slot_mean", "slot_seen", "level", "short", "mean",
-        "var", "quiet")
+        "var", "quiet", "record")
     _children: ClassVar[tuple[str, ...]] = ("policy",)
 
     def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 6, daily: bool = True,
@@ -135,6 +138,7 @@ class LikelihoodDetector(Detector):
         self.mean = [0.0, 0.0]
         self.var = [0.0, 0.0]
         self.quiet = 0
+        self.record = 0.0  # the highest score of the incident being held (1.0: it fired, hold everything)
         self.policy = Policy("anomaly", [Level("advisory", 0.5, 0.5)])
 
     def _scaled(self, x: float) -> float:
@@ -228,10 +232,18 @@ class LikelihoodDetector(Detector):
                 decades = day
         score = decades / (decades + self._l_fire)
         if self.quiet > 0:
+            # inside an incident only a new record passes: at any threshold, the incident's rows above it
+            # after its first one are held, whatever level that threshold is (the bench chooses it later)
             self.quiet -= 1
-            return 0.0
-        if score >= 0.5:
+            if score <= self.record:
+                return 0.0
+            if score >= 0.5:
+                self.quiet = self.refractory
+            self.record = 1.0 if score >= 0.5 else score
+            return score
+        if score > 0.0:
             self.quiet = self.refractory
+            self.record = 1.0 if score >= 0.5 else score  # scores are < 1: a firing row holds everything
         return score
 
     def score_series(self, values: Sequence[float], times: Sequence[float]) -> list[float]:

@@ -105,6 +105,35 @@ def test_missing_daily_peak_is_flagged_only_with_the_time_of_day_part() -> None:
     assert max(day[24 * 3:24 * 25]) < 0.5  # the normal days before it do not fire
 
 
+def _masked(decades: list[float], refractory: int) -> list[float]:
+    """The output for a scripted surprise per row (decades of tail probability; p_fire 1e-4 = 4 decades)."""
+    det = LikelihoodDetector(daily=False, warmup=0, refractory=refractory)
+    script = iter(decades)
+    det._decades = lambda *_: next(script)  # type: ignore[method-assign]
+    return det.score_series([0.0] * len(decades), _times(len(decades)))
+
+
+def test_an_incident_crosses_any_threshold_once_unless_it_peaks_higher() -> None:
+    out = _masked([0.0, 1.0, 0.5, 1.0, 2.0, 0.3, 0.0, 0.0, 0.0, 0.0, 1.0], refractory=6)
+    # rows 2, 3 and 5 are no higher than the incident's record: held; row 4 is a new record and passes;
+    # row 10 comes after the incident's 6 rows, a new incident
+    assert out == [0.0, 0.2, 0.0, 0.0, pytest.approx(1 / 3), 0.0, 0.0, 0.0, 0.0, 0.0, 0.2]
+    for threshold in (0.1, 0.25, 0.3):  # whatever threshold is applied later: one crossing per peak
+        assert sum(s >= threshold for s in out[:10]) == 1 + (threshold <= 0.2)
+
+
+def test_a_firing_row_holds_everything_for_the_refractory_rows() -> None:
+    out = _masked([1.0, 4.0, 9.0, 2.0, 0.0, 9.0, 1.0], refractory=3)
+    assert out[1] == pytest.approx(0.5)
+    assert out[2:5] == [0.0, 0.0, 0.0]  # held, even the higher surprise at row 2
+    assert out[5] == pytest.approx(9 / 13) and out[6] == 0.0
+
+
+def test_without_refractory_nothing_is_held() -> None:
+    decades = [1.0, 0.5, 1.0, 6.0, 6.0, 0.2]
+    assert _masked(decades, refractory=0) == pytest.approx([d / (d + 4.0) for d in decades])
+
+
 def test_tail_decades() -> None:
     assert tail_decades(0.0) == 0.0
     assert tail_decades(1.0) == pytest.approx(-math.log10(0.158655), rel=1e-4)

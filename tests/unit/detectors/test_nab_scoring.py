@@ -124,6 +124,9 @@ def test_bench_runs_on_a_tiny_synthetic_corpus(tmp_path: Path, capsys: pytest.Ca
     folds = det["out_of_fold"]["standard"]["folds"]
     assert [f["category"] for f in folds] == ["catA", "catB"]
     assert all(set(f["files"]) == {f"{f['category']}/f0.csv", f"{f['category']}/f1.csv"} for f in folds)
+    oof = det["out_of_fold"]["standard"]
+    assert [c["category"] for c in oof["categories"]] == ["catA", "catB"] and set(oof["gap"]) == {"threshold",
+                                                                                                "setting"}
     scores = (tmp_path / "out" / "catA" / f"{nab.DEFAULT_DETECTOR}_f0.csv").read_text().splitlines()
     assert scores[0] == "timestamp,value,anomaly_score,label" and len(scores) == 601
 
@@ -135,6 +138,7 @@ def test_bench_text_labels_out_of_fold_and_in_sample(tmp_path: Path, capsys: pyt
     out = capsys.readouterr().out
     assert "out of fold" in out and "in-sample" in out and "CPU calibration: sum(range(10**8))" in out
     assert "default (best out-of-fold standard score): likelihood" in out
+    assert "from choosing the threshold without the held-out category" in out and "per category" in out
 
 
 def test_bench_refuses_a_single_category(tmp_path: Path) -> None:
@@ -185,3 +189,46 @@ def test_default_is_chosen_among_candidates_not_tuned_on_the_corpus() -> None:
     assert next(iter(nab.TUNED_ON_SHARED_FILES)) in {"ensemble", "novelty"}
     assert nab.choose_default([ev("ensemble", 66.0), ev("likelihood", 63.0)]) == "likelihood"
     assert nab.choose_default([ev("ensemble", 66.0), ev("novelty", 70.0)]) == "novelty"
+
+
+def _scored(name: str, hit: float, fp: float | None) -> FileData:
+    scores = [0.0] * 100
+    scores[60] = hit
+    if fp is not None:
+        scores[30] = fp
+    return FileData(name, scores, [(58, 62)])
+
+
+def _evaluation(runs: list[list[FileData]]) -> nab.Evaluation:
+    categories = [f.name.split("/")[0] for f in runs[0]]
+    everything = list(range(len(categories)))
+    return nab.Evaluation("x", tuple({"s": s} for s in range(len(runs))), 1, 1.0,
+                          {p.name: out_of_fold(runs, categories, p) for p in PROFILES},
+                          {p.name: nab.best_setting(runs, everything, p) for p in PROFILES}, runs)
+
+
+def test_the_gap_is_split_into_threshold_and_setting_and_shown_per_category() -> None:
+    # category a wants a high threshold (a false positive at 0.5, hits at 0.9); b's hits score only 0.3:
+    # chosen on a alone, the threshold misses all of b
+    run = [_scored("a/f0.csv", 0.9, 0.5), _scored("a/f1.csv", 0.9, 0.5),
+           _scored("b/f0.csv", 0.3, None), _scored("b/f1.csv", 0.3, None)]
+    ev = _evaluation([run])
+    threshold_part, setting_part = nab.gap_parts(ev, STANDARD)
+    gap = ev.in_sample["standard"][1].normalized - ev.oof["standard"].normalized
+    assert threshold_part == pytest.approx(gap) and gap > 40 and setting_part == pytest.approx(0.0)
+    views = {v.category: v for v in nab.category_views(ev, STANDARD)}
+    assert views["b"].own_threshold == 0.3 and views["b"].own == pytest.approx(views["b"].in_sample)
+    assert views["b"].out_of_fold == pytest.approx(0.0)  # held out, b is scored at a's threshold: no hit
+    assert views["a"].own_threshold == 0.9 and views["a"].own > views["a"].in_sample  # type: ignore[operator]
+    # two settings: the in-sample one (1) is perfect, but its threshold chosen on b misses a's hits; choosing
+    # the setting in each fold too (a's fold takes setting 0) recovers them: a negative setting part
+    noisy = [_scored("a/f0.csv", 0.9, 0.95), _scored("a/f1.csv", 0.9, 0.95),
+             _scored("b/f0.csv", 0.3, None), _scored("b/f1.csv", 0.3, None)]
+    clean = [_scored("a/f0.csv", 0.9, None), _scored("a/f1.csv", 0.9, None),
+             _scored("b/f0.csv", 0.95, None), _scored("b/f1.csv", 0.95, None)]
+    ev2 = _evaluation([noisy, clean])
+    threshold_part, setting_part = nab.gap_parts(ev2, STANDARD)
+    in_sample = ev2.in_sample["standard"]
+    assert in_sample[0] == 1 and sum(f.fp + f.fn for f in in_sample[1].files) == 0
+    assert threshold_part > 40 and setting_part < -40
+    assert threshold_part + setting_part == pytest.approx(in_sample[1].normalized - ev2.oof["standard"].normalized)
