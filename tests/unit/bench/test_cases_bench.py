@@ -1,0 +1,46 @@
+"""`gridsentinel bench cases`: the goals are judged on the run's own figures, and the report shows them."""
+
+from typing import Any
+
+import pytest
+
+from gridsentinel.bench.cases import _goals, _render
+
+pytestmark = pytest.mark.unit
+
+
+def _result(stage: float, raw: float, p99: float, p50_1: float) -> dict[str, Any]:
+    run = {"workers": 1, "detections_per_s": stage, "seconds": 1.0, "webhooks_received": 0,
+           "processes": {"worker1": {"cpu_cores": 0.9, "peak_rss_mb": 180.0, "rss_mb_at_quarter": 170.0,
+                                     "rss_mb_at_end": 175.0}}}
+    return {"detections": 100, "per_case": 1, "concurrency": 4, "batch_size": 200, "cores": 2,
+            "store": {"postgresql": {"detections_per_s": 900.0, "seconds": 1.0}},
+            "raw": {"cases": 100, "rows": 400, "rows_per_case": 4.0, "detections_per_s": raw, "seconds": 1.0},
+            "stage": {"postgresql": run}, "scaling": [run],
+            "latency": {"baseline": {"rate": 1.0, "sent": 3, "delivered": 3, "p50_ms": p50_1, "p99_ms": p50_1,
+                                     "max_ms": p50_1},
+                        "loaded": {"rate": stage / 2, "sent": 10, "delivered": 10, "p50_ms": p99 / 2,
+                                   "p99_ms": p99, "max_ms": p99},
+                        "p99_vs_baseline_p50": round(p99 / p50_1, 2)}}
+
+
+def test_goals_met_and_missed_from_the_runs_own_figures() -> None:
+    met = _goals(_result(stage=300.0, raw=1000.0, p99=400.0, p50_1=50.0))
+    assert [g["met"] for g in met] == [True, True]
+    missed = _goals(_result(stage=200.0, raw=1000.0, p99=600.0, p50_1=50.0))
+    assert [(g["value"], g["met"]) for g in missed] == [(0.2, False), (12.0, False)]
+
+
+def test_phases_not_run_are_not_judged() -> None:
+    result = _result(stage=300.0, raw=1000.0, p99=400.0, p50_1=50.0)
+    del result["raw"], result["latency"]
+    assert _goals(result) == []
+
+
+def test_report_shows_share_of_raw_limit_scaling_and_memory() -> None:
+    result = _result(stage=250.0, raw=1000.0, p99=400.0, p50_1=50.0)
+    result["goals"] = _goals(result)
+    text = _render(result)
+    assert "= 25% of the raw limit" in text
+    assert "170.0->175.0 (180.0)" in text
+    assert "met     stage (1 worker) / raw PostgreSQL limit" in text
