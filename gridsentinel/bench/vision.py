@@ -34,7 +34,13 @@ from gridsentinel.detectors.camera.base import CameraDetector
 from gridsentinel.detectors.camera.config import CameraConfig
 from gridsentinel.detectors.camera.crowd import CrowdConfig, CrowdDetector
 from gridsentinel.detectors.camera.fire_smoke import FireSmokeConfig, FireSmokeDetector
-from gridsentinel.detectors.camera.privacy import Deidentifier, PrivacyConfig, find_centerface_model
+from gridsentinel.detectors.camera.privacy import (
+    Deidentifier,
+    PrivacyConfig,
+    Region,
+    blurred_mask,
+    find_centerface_model,
+)
 from gridsentinel.detectors.camera.stack import CAMERA_DETECTORS, CameraStack
 from gridsentinel.detectors.camera.static_object import StaticObjectConfig, StaticRegion
 from gridsentinel.detectors.camera.tamper import TamperConfig, TamperDetector
@@ -330,14 +336,12 @@ def crowd_speed(frames: list[np.ndarray]) -> dict[str, Any]:
 # --- privacy, fast and tight (issue 14) ---
 
 
-def privacy_tight(data: Path, vtest: list[np.ndarray]) -> dict[str, Any]:
-    """The default Deidentifier on the face-labelled stills (as they are and after JPEG q60/q80) and on
-    vtest frames at 640x480 after JPEG q75: faces covered, blurred area against the faces' own, CPU."""
-    labels = json.loads((FIXTURES / "faces.json").read_text())["images"]
-    deid = Deidentifier(PrivacyConfig())
+def _face_rows(deid: Deidentifier, images: dict[str, np.ndarray | None], labels: dict[str, Any]) -> dict[str, Any]:
+    """Each labelled image as it is and after JPEG q60/q80: faces blurred (>= 90% of the labelled box inside
+    the blurred mask), blurred area against the faces' own, share of the image, CPU."""
     rows: dict[str, Any] = {}
     for img_name, boxes in labels.items():
-        img = cv2.imread(str(data / img_name))
+        img = images.get(img_name)
         if img is None:
             rows[img_name] = "missing"
             continue
@@ -346,40 +350,65 @@ def privacy_tight(data: Path, vtest: list[np.ndarray]) -> dict[str, Any]:
             t0 = time.process_time()
             _, regs = deid.deidentify(im)
             cpu = time.process_time() - t0
-            mask = np.zeros(im.shape[:2], bool)
-            for r in regs:
-                mask[r.y : r.y + r.h, r.x : r.x + r.w] = True
+            mask = blurred_mask(im.shape, regs)
             own = np.zeros(im.shape[:2], bool)
             for x, y, w, h in boxes:
                 own[y : y + h, x : x + w] = True
+            covered = [float(mask[y : y + h, x : x + w].mean()) for x, y, w, h in boxes]
             rows[f"{img_name} {'as is' if q is None else f'q{q}'}"] = {
-                "blurred": sum(bool(mask[y : y + h, x : x + w].mean() >= 0.9) for x, y, w, h in boxes),
+                "blurred": sum(c >= 0.9 for c in covered),
                 "faces": len(boxes),
+                "least_covered": round(min(covered), 3),
                 "area_vs_faces": round(float(mask.sum() / max(own.sum(), 1)), 2),
                 "image_fraction_blurred": round(float(mask.mean()), 3),
                 "cpu_s": round(cpu, 2),
             }
+    return rows
+
+
+def _face_summary(rows: dict[str, Any]) -> dict[str, Any]:
+    stills = [v for v in rows.values() if isinstance(v, dict)]
+    return {
+        "faces_blurred": sum(v["blurred"] for v in stills),
+        "faces": sum(v["faces"] for v in stills),
+        "all_faces_blurred": bool(stills) and all(v["blurred"] == v["faces"] for v in stills),
+        "max_area_vs_faces": max((v["area_vs_faces"] for v in stills), default=float("nan")),
+        "max_cpu_s": max((v["cpu_s"] for v in stills), default=float("nan")),
+    }
+
+
+def privacy_tight(data: Path, vtest: list[np.ndarray], held: list[np.ndarray]) -> dict[str, Any]:
+    """The default Deidentifier on the face-labelled stills (as they are and after JPEG q60/q80), on the
+    held-out labelled Megamind frames (labelled after the default was chosen) and on vtest frames at 640x480
+    after JPEG q75: faces covered, blurred area against the faces' own, CPU."""
+    spec = json.loads((FIXTURES / "faces.json").read_text())
+    deid = Deidentifier(PrivacyConfig())
+    tuned = _face_rows(deid, {n: cv2.imread(str(data / n)) for n in spec["images"]}, spec["images"])
+    frames: dict[str, np.ndarray | None] = {}
+    for key in spec["held_out"]:
+        index = int(key.rsplit("#", 1)[1])
+        frames[key] = held[index] if index < len(held) else None
+    held_out = _face_rows(deid, frames, spec["held_out"])
     shares, cpus = [], []
     for f in vtest[400::50]:
         im = _wire(f)
         t0 = time.process_time()
         _, regs = deid.deidentify(im)
         cpus.append(time.process_time() - t0)
-        mask = np.zeros(im.shape[:2], bool)
-        for r in regs:
-            mask[r.y : r.y + r.h, r.x : r.x + r.w] = True
-        shares.append(float(mask.mean()))
-    stills = [v for v in rows.values() if isinstance(v, dict)]
+        shares.append(float(blurred_mask(im.shape, regs).mean()))
+    tuned_sum, held_sum = _face_summary(tuned), _face_summary(held_out)
     return {
-        "stills": rows,
+        "stills": tuned,
+        "held_out": held_out,
+        "held_out_summary": held_sum,
         "vtest_640x480": {
             "frames": len(shares),
             "mean_fraction_blurred": round(float(np.mean(shares)), 3),
             "max_cpu_s": round(max(cpus), 2),
         },
-        "all_faces_blurred": bool(stills) and all(v["blurred"] == v["faces"] for v in stills),
-        "max_area_vs_faces": max((v["area_vs_faces"] for v in stills), default=float("nan")),
-        "max_cpu_s": round(max([v["cpu_s"] for v in stills] + cpus), 2),
+        "all_faces_blurred": tuned_sum["all_faces_blurred"],
+        "max_area_vs_faces": tuned_sum["max_area_vs_faces"],
+        "max_cpu_s": round(max([tuned_sum["max_cpu_s"], held_sum["max_cpu_s"], *cpus]), 2),
     }
 
 
@@ -407,24 +436,14 @@ def faces(data: Path, face_model: str | None) -> dict[str, Any]:
             t0 = time.process_time()
             if name == "centerface only":
                 assert deid.centerface is not None
-                regions = [(int(x), int(y), int(w), int(h)) for x, y, w, h in deid.centerface.detect(img)]
-                pad = cfg.padding
-                regions = [
-                    (
-                        x - int(w * pad) - 2,
-                        y - int(h * pad) - 2,
-                        w + 2 * int(w * pad) + 4,
-                        h + 2 * int(h * pad) + 4,
-                    )
-                    for x, y, w, h in regions
+                found = [
+                    Region(int(x), int(y), int(w), int(h), "centerface") for x, y, w, h in deid.centerface.detect(img)
                 ]
+                regs = [p for r in found if (p := deid.padded(r, *img.shape[:2])) is not None]
             else:
                 _, regs = deid.deidentify(img)
-                regions = [(r.x, r.y, r.w, r.h) for r in regs]
             cpu = time.process_time() - t0
-            mask = np.zeros(img.shape[:2], bool)
-            for x, y, w, h in regions:
-                mask[max(0, y) : y + h, max(0, x) : x + w] = True
+            mask = blurred_mask(img.shape, regs)
             ok = sum(bool(mask[y : y + h, x : x + w].mean() >= 0.9) for x, y, w, h in boxes)
             ok_all += ok
             total_all += len(boxes)
@@ -511,7 +530,7 @@ def measure(data: Path, face_model: str | None, category_of: CategoryOf) -> dict
         "crowd": crowd_mae(vtest),
         "crowd_empty": crowd_empty(empty_scenes(data, vtest, tree)),
         "crowd_speed": crowd_speed(vtest),
-        "privacy": privacy_tight(data, vtest),
+        "privacy": privacy_tight(data, vtest, held),
         "faces": faces(data, face_model),
         "speed": speed(vtest, category_of),
         "threads": cv2.getNumThreads(),
@@ -621,7 +640,15 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
         ("privacy default: blurred area / the faces' own area, worst still", r["privacy"]["max_area_vs_faces"],
          "<= 2", r["privacy"]["max_area_vs_faces"] <= 2.0, "messi5, city, basketball1/2 (seen while building)"),
         ("privacy default: CPU per frame (s), worst", r["privacy"]["max_cpu_s"], "<= 0.5",
-         r["privacy"]["max_cpu_s"] <= 0.5, "stills and vtest at 640x480"),
+         r["privacy"]["max_cpu_s"] <= 0.5, "stills, held-out frames and vtest at 640x480"),
+        ("privacy default, held out: faces >= 24 px blurred",
+         f"{r['privacy']['held_out_summary']['faces_blurred']}/{r['privacy']['held_out_summary']['faces']}",
+         "all", bool(r["privacy"]["held_out_summary"]["all_faces_blurred"]),
+         "5 Megamind frames labelled after the settings were chosen (CG film)"),
+        ("privacy default, held out: blurred area / the faces' own area, worst frame",
+         r["privacy"]["held_out_summary"]["max_area_vs_faces"], "<= 2",
+         r["privacy"]["held_out_summary"]["max_area_vs_faces"] <= 2.0,
+         "5 Megamind frames labelled after the settings were chosen (CG film)"),
         (
             "whole stack at 640x480, frames per CPU-second",
             r["speed"]["640x480 configured rates"]["fps_cpu"],
@@ -682,11 +709,15 @@ def _table(r: dict[str, Any]) -> str:
         "",
         "privacy, default settings (faces >= 24 px covered; blurred area / faces' own area; CPU)",
     ]
-    for name, v in pv["stills"].items():
-        if isinstance(v, dict):
+    for part, title in (("stills", "seen while choosing the settings"), ("held_out", "held out, scored once")):
+        lines.append(f"  {title}:")
+        for name, v in pv[part].items():
             lines.append(
-                f"  {name:<22}{v['blurred']}/{v['faces']}  area x{v['area_vs_faces']} (goal <= 2)  "
-                f"{v['image_fraction_blurred']:.0%} of image  {v['cpu_s']} s (goal <= 0.5)"
+                f"    {name:<28}{v['blurred']}/{v['faces']}  least covered {v['least_covered']:.0%}  "
+                f"area x{v['area_vs_faces']} (goal <= 2)  {v['image_fraction_blurred']:.0%} of image  "
+                f"{v['cpu_s']} s (goal <= 0.5)"
+                if isinstance(v, dict)
+                else f"    {name:<28}{v}"
             )
     vt = pv["vtest_640x480"]
     lines += [

@@ -14,6 +14,7 @@ import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import cv2.data
@@ -27,9 +28,11 @@ from gridsentinel.detectors.camera.people import PedestrianDetector
 
 _FACE_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
 _PROFILE_CASCADE = "haarcascade_profileface.xml"
-_MIN_FACE_PX = 24
 _FACE_SOURCES = frozenset({"centerface", "haar_face", "haar_profile"})
 _PLATE_CASCADES = ("haarcascade_russian_plate_number.xml", "haarcascade_license_plate_rus_16stages.xml")
+# A plate shows characters, i.e. vertical strokes: rendered plates measure 0.65-0.78 (|d/dx| over |d/dy|), the
+# awning edge the cascades took for a plate in city.jpg at JPEG q60 0.17 (a lone horizontal edge has none).
+_PLATE_MIN_STROKES = 0.35
 
 
 class PrivacyConfig(StrictModel):
@@ -38,7 +41,29 @@ class PrivacyConfig(StrictModel):
     max_width: int = Field(640, ge=64, le=3840, description="Snapshots are downscaled to at most this width.")
     jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of snapshots.")
     padding: float = Field(
-        0.35, ge=0.0, le=2.0, description="Each blurred box grows by this fraction of its size on every side."
+        0.35,
+        ge=0.0,
+        le=2.0,
+        description="Each plate and head box grows by this fraction of its size on every side before blurring.",
+    )
+    face_shape: Literal["ellipse", "rectangle"] = Field(
+        "ellipse",
+        description="Shape blurred over each face: the ellipse inscribed in the padded face box (faces and "
+        "heads are oval: ~pi/4 of the rectangle's area) or the padded box itself.",
+    )
+    face_padding: float = Field(
+        0.3,
+        ge=0.0,
+        le=2.0,
+        description="Each face box grows by this fraction of its size (at least `face_pad_base_px`) on every "
+        "side; the face shape is drawn in the grown box.",
+    )
+    face_pad_base_px: int = Field(
+        48,
+        ge=0,
+        le=1000,
+        description="Face boxes smaller than this (pixels) are padded as if they were this size: a detector's "
+        "box of a small face is much smaller than the head (CenterFace: 13 px boxes on 28 px faces).",
     )
     blur_people_heads: bool = Field(
         True,
@@ -98,13 +123,47 @@ class PrivacyConfig(StrictModel):
 
 @dataclass(frozen=True, slots=True)
 class Region:
-    """An area to blur, in image pixels, and which detector found it."""
+    """An area to blur, in image pixels, and which detector found it.
+
+    ``x, y, w, h`` is the box inside the image; ``ellipse`` (centre x, centre y, half-width, half-height,
+    image pixels, possibly reaching past the border), when set, is the part of the box that is blurred.
+
+    >>> Region(0, 0, 4, 2, "centerface", ellipse=(2.0, 1.0, 2.0, 1.0)).mask().astype(int)
+    array([[0, 1, 1, 0],
+           [0, 1, 1, 0]])
+    """
 
     x: int
     y: int
     w: int
     h: int
     source: str
+    ellipse: tuple[float, float, float, float] | None = None
+
+    def mask(self) -> np.ndarray:
+        """Which pixels of the box (``h`` x ``w``, bool) are blurred: a pixel counts by its centre."""
+        if self.ellipse is None:
+            return np.ones((self.h, self.w), bool)
+        cx, cy, ax, ay = self.ellipse
+        dx = ((np.arange(self.x, self.x + self.w) + 0.5 - cx) / ax) ** 2
+        dy = ((np.arange(self.y, self.y + self.h) + 0.5 - cy) / ay) ** 2
+        return np.asarray(dy[:, None] + dx[None, :] <= 1.0)
+
+
+def blurred_mask(shape: tuple[int, ...], regions: Sequence[Region]) -> np.ndarray:
+    """The pixels of an image of ``shape`` (height, width, ...) that ``regions`` blurred (bool)."""
+    out = np.zeros(shape[:2], bool)
+    for r in regions:
+        out[r.y : r.y + r.h, r.x : r.x + r.w] |= r.mask()
+    return out
+
+
+def plate_like(gray: np.ndarray) -> bool:
+    """Whether a plate cascade's box (grey pixels) shows character strokes rather than one horizontal edge."""
+    g = gray.astype(np.float32)
+    strokes = float(np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)).mean())
+    edges = float(np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1)).mean())
+    return strokes >= _PLATE_MIN_STROKES * edges
 
 
 def find_centerface_model() -> Path | None:
@@ -200,7 +259,8 @@ class Deidentifier:
 
     def find(self, bgr: np.ndarray) -> list[Region]:
         """Every region to blur (unpadded), from every detector."""
-        gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+        plain = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        gray = cv2.equalizeHist(plain)
         # Cascades see faces from 20 px (measured: upscaling found no more faces, only more false ones).
         up = 1.0
         g = gray
@@ -228,7 +288,8 @@ class Deidentifier:
             )
         if self.config.blur_plates:
             for c in self.plates:
-                add(c.detectMultiScale(g, scaleFactor=1.1, minNeighbors=2, minSize=(30, 10)), "haar_plate")
+                found = c.detectMultiScale(g, scaleFactor=1.1, minNeighbors=2, minSize=(30, 10))
+                add([b for b in found if plate_like(plain[b[1] : b[1] + b[3], b[0] : b[0] + b[2]])], "haar_plate")
         # The face pass on an upscaled copy of a small frame (its faces are below CenterFace's reach at
         # native size); boxes are mapped back.
         w = bgr.shape[1]
@@ -266,31 +327,47 @@ class Deidentifier:
             out.append(Region(int(x + 0.2 * w), int(y), int(0.6 * w), int(0.25 * h), "head"))
         return out
 
+    def padded(self, r: Region, height: int, width: int) -> Region | None:
+        """The region blurred for a found one in an image of ``height`` x ``width`` (None: wholly outside).
+
+        Faces: the box grown by ``face_padding`` of its size (at least ``face_pad_base_px``) on every side, and
+        in it the inscribed ellipse (``face_shape``); plates and heads: the box grown by ``padding``.
+        """
+        face = r.source in _FACE_SOURCES
+        if face:
+            base, pad = self.config.face_pad_base_px, self.config.face_padding
+        else:
+            base, pad = 0, self.config.padding
+        px, py = int(max(r.w, base) * pad) + 2, int(max(r.h, base) * pad) + 2
+        ex0, ey0, ex1, ey1 = r.x - px, r.y - py, r.x + r.w + px, r.y + r.h + py
+        x0, y0, x1, y1 = max(0, ex0), max(0, ey0), min(width, ex1), min(height, ey1)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        ellipse = None
+        if face and self.config.face_shape == "ellipse":
+            ellipse = ((ex0 + ex1) / 2, (ey0 + ey1) / 2, (ex1 - ex0) / 2, (ey1 - ey0) / 2)
+        return Region(x0, y0, x1 - x0, y1 - y0, r.source, ellipse)
+
     def deidentify(self, frame: np.ndarray) -> tuple[np.ndarray, list[Region]]:
-        """A blurred copy of ``frame`` (same size) and the regions that were blurred (padded)."""
+        """A blurred copy of ``frame`` (same size) and the regions that were blurred (padded; their
+        :meth:`Region.mask` tells which pixels of each box)."""
         check_frame(frame)
         bgr = to_bgr(frame).copy()
         h, w = bgr.shape[:2]
-        pad = self.config.padding
         blurred: list[Region] = []
-        for r in self.find(bgr):
-            # A face detector's box for a small face is often half the face (CenterFace: 13 px boxes on
-            # 28 px faces): pad as if it were at least the smallest face we promise to cover (24 px).
-            base = _MIN_FACE_PX if r.source in _FACE_SOURCES else 0
-            px, py = int(max(r.w, base) * pad) + 2, int(max(r.h, base) * pad) + 2
-            x0, y0 = max(0, r.x - px), max(0, r.y - py)
-            x1, y1 = min(w, r.x + r.w + px), min(h, r.y + r.h + py)
-            if x1 <= x0 or y1 <= y0:
+        for found in self.find(bgr):
+            r = self.padded(found, h, w)
+            if r is None:
                 continue
-            roi = bgr[y0:y1, x0:x1]
+            roi = bgr[r.y : r.y + r.h, r.x : r.x + r.w]
             # Pixelate then blur: nothing of the identity survives, the scene stays readable.
-            small = cv2.resize(roi, (max(1, (x1 - x0) // 8), max(1, (y1 - y0) // 8)), interpolation=cv2.INTER_AREA)
-            roi[:] = cv2.GaussianBlur(
-                cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR),
-                (0, 0),
-                max(2.0, (x1 - x0) / 10),
+            small = cv2.resize(roi, (max(1, r.w // 8), max(1, r.h // 8)), interpolation=cv2.INTER_AREA)
+            smeared = cv2.GaussianBlur(
+                cv2.resize(small, (r.w, r.h), interpolation=cv2.INTER_LINEAR), (0, 0), max(2.0, r.w / 10)
             )
-            blurred.append(Region(x0, y0, x1 - x0, y1 - y0, r.source))
+            inside = r.mask()
+            roi[inside] = smeared[inside]
+            blurred.append(r)
         if 0 < w < self.config.small_frame_width:
             # Too small to find every face (a 45 px pedestrian's face is 5 px): pixelate the whole frame
             # as well, so a missed face is a few cells while the scene (objects, smoke, lens) stays legible.

