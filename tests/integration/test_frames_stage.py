@@ -150,8 +150,10 @@ def _snapshot(ns: Namespace, detection: dict[str, Any]) -> np.ndarray:
     return decode_image(raw)
 
 
-def _sharpness(image: np.ndarray) -> float:
-    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+def _sharpness(image: np.ndarray, box: tuple[slice, slice], where: np.ndarray) -> float:
+    """Variance of the Laplacian of ``image`` over the pixels ``where`` (bool) of ``box``."""
+    laplacian = cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F)
+    return float(laplacian[box][where].var())
 
 
 def test_frames_over_mqtt_give_tamper_detections_with_deidentified_evidence(ns: Namespace) -> None:
@@ -213,11 +215,13 @@ def test_frames_over_mqtt_give_tamper_detections_with_deidentified_evidence(ns: 
         x, y, w, h = MESSI_FACE
         x, y = x + round(0.2 * messi.shape[1]), y + round(0.08 * messi.shape[0])  # where shift() moved it
         # the face is unrecognisable in the evidence, while the rest of the scene is the frame itself. The
-        # tight default blurs the face box plus padding, so a blur edge can lie on the hand-drawn box's own
-        # edge (here its left and bottom lines): the step from blurred to sharp pixels there is no face
-        # detail, so the check leaves out a 2 px border of the box.
-        inner = (slice(y + 2, y + h - 2), slice(x + 2, x + w - 2))
-        assert _sharpness(snap[inner]) < 0.05 * _sharpness(moved[inner])
+        # default blurs an ellipse over each face (face_shape), so the check looks at the face itself: the
+        # ellipse inscribed in the hand-drawn box, with the Laplacian taken over the whole image so that the
+        # box's corners (the collar, the background: no face) and the crop's edges play no part.
+        yy, xx = np.mgrid[y : y + h, x : x + w]
+        face_px = ((xx + 0.5 - x - w / 2) / (w / 2)) ** 2 + ((yy + 0.5 - y - h / 2) / (h / 2)) ** 2 <= 1.0
+        box = (slice(y, y + h), slice(x, x + w))
+        assert _sharpness(snap, box, face_px) < 0.05 * _sharpness(moved, box, face_px)
         assert np.abs(snap.astype(int) - moved.astype(int)).mean() < 15
         assert shifted["evidence"]["snapshot"]["blurred_regions"] >= 1
     finally:

@@ -128,8 +128,10 @@ class Region:
     ``x, y, w, h`` is the box inside the image; ``ellipse`` (centre x, centre y, half-width, half-height,
     image pixels, possibly reaching past the border), when set, is the part of the box that is blurred.
 
-    >>> Region(0, 0, 4, 2, "centerface", ellipse=(2.0, 1.0, 2.0, 1.0)).mask().astype(int)
+    >>> Region(0, 0, 4, 4, "centerface", ellipse=(2.0, 2.0, 2.0, 2.0)).mask().astype(int)
     array([[0, 1, 1, 0],
+           [1, 1, 1, 1],
+           [1, 1, 1, 1],
            [0, 1, 1, 0]])
     """
 
@@ -232,7 +234,7 @@ class Deidentifier:
     A frame too small to find every face in is pixelated whole (recall first):
 
     >>> deid.deidentify(img[:120, :160])[1]
-    [Region(x=0, y=0, w=160, h=120, source='small_frame')]
+    [Region(x=0, y=0, w=160, h=120, source='small_frame', ellipse=None)]
     """
 
     def __init__(self, config: PrivacyConfig | None = None) -> None:
