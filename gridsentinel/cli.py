@@ -180,6 +180,7 @@ def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 REPORT_HELP = "coordination reports (the weekly report as HTML and PDF)"
 PATROL_HELP = "inspectors' patrol plan (cells in order, from the hotspot forecast)"
+FORECAST_HELP = "the hotspot forecast's stored models: train one now, list them"
 
 
 def _register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -339,6 +340,12 @@ def build_parser(argv: list[str] | None = None, *, all_benchmarks: bool = False)
         register_patrol(sub)  # patrol plan
     else:
         sub.add_parser("patrol", help=PATROL_HELP)
+    if command == "forecast":
+        from .analytics.forecast_command import register_cli as register_forecast
+
+        register_forecast(sub)  # forecast train / models
+    else:
+        sub.add_parser("forecast", help=FORECAST_HELP)
 
     p = sub.add_parser("bench", help="measure throughput, latency and detector quality")
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     cases_sweep_interval_s: float = Field(30.0, gt=0, validation_alias="GS_CASES_SWEEP_INTERVAL")
     cases_outbox_grace_s: float = Field(5.0, ge=0, validation_alias="GS_CASES_OUTBOX_GRACE")
     cases_batch_size: int = Field(500, ge=1, validation_alias="GS_CASES_BATCH_SIZE")
+    # The hotspot forecast: the API trains and stores the city's model daily after this local time ("": never).
+    forecast_retrain_at: str = Field("01:30", pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9])?$",
+                                     validation_alias="GS_FORECAST_RETRAIN_AT")
     # The API: the token file (<config_dir>/tokens.yaml unless given) and the largest request body.
     api_tokens: Path = Field(None, validate_default=True, validation_alias="GS_API_TOKENS")
     api_max_body_bytes: int = Field(64 * 1024, ge=1, validation_alias="GS_API_MAX_BODY_BYTES")

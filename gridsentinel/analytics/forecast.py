@@ -186,6 +186,7 @@ class BoostedPoisson:
         self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
                            min_samples_leaf=min_samples_leaf, random_state=random_state)
         self.model: HistGradientBoostingRegressor | None = None
+        self.trained_rows = self.trained_problems = 0  # the last fit's training rows and their problems
 
     def training_set(self, past: History, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         origin = past.days
@@ -202,6 +203,7 @@ class BoostedPoisson:
 
     def fit(self, past: History, cells: np.ndarray) -> bool:
         X, y = self.training_set(past, cells)
+        self.trained_rows, self.trained_problems = len(y), int(y.sum())
         if len(y) == 0 or y.sum() == 0:
             self.model = None
             return False
@@ -214,7 +216,14 @@ class BoostedPoisson:
     def forecast(self, past: History, cells: np.ndarray) -> np.ndarray:
         if not self.fit(past, cells):  # too little history to learn from: fall back to the weekday mean
             return SameWeekdayMean().forecast(past, cells)
-        assert self.model is not None
+        return self.predict(past, cells)
+
+    def predict(self, past: History, cells: np.ndarray) -> np.ndarray:
+        """``[family, cell, 7]`` from the model fitted earlier (a stored one: ``analytics/model_store.py``) and
+        the features of ``past``; ``past.families`` must be the families it was fitted with, in that order
+        (the family index is a feature)."""
+        if self.model is None:
+            raise ValueError("the model is not fitted")
         pred = self.model.predict(features(past, cells))
         return np.asarray(pred, dtype=float).reshape(len(past.families), len(cells), HORIZON)
 

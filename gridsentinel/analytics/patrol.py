@@ -201,11 +201,14 @@ def plan_routes(sites: Sequence[Site], starts: Sequence[tuple[float, float]], pa
     return Plan(routes, total, covered)
 
 
-def expected_for_day(history: History, target: int, complete_days: int | None = None) -> tuple[np.ndarray, str]:
+def expected_for_day(history: History, target: int, complete_days: int | None = None,
+                     model: BoostedPoisson | None = None, model_note: str = "") -> tuple[np.ndarray, str]:
     """Expected problems per cell (all families) on day ``target`` of ``history``, and how they were estimated.
 
     The forecast is made at the start of the first incomplete day (``complete_days``, default ``target``; at
-    most ``target``), from the days before it only, and day ``target`` must be within its 7 days. With fewer
+    most ``target``), from the days before it only, and day ``target`` must be within its 7 days. ``model``: a
+    fitted model to use (``model_note`` names it; ``history.families`` must be its families, in its order); else
+    one is fitted here (``model_note`` may say why no stored one was used). With fewer
     than ``MIN_FORECAST_HISTORY`` complete days the estimate is the mean daily count of the last 28 days (or of
     every complete day, when fewer), and the text says so.
     """
@@ -223,10 +226,15 @@ def expected_for_day(history: History, target: int, complete_days: int | None = 
         out[cells] = past.counts[:, cells, origin - days:origin].sum(axis=0).mean(axis=1)
         return out, (f"simple estimate: the mean daily count of the last {days} days per cell (the store holds "
                      f"{origin} complete days; the forecast needs {MIN_FORECAST_HISTORY})")
+    if model is not None:  # a stored model (analytics/model_store.py): no fit here
+        if len(cells):
+            out[cells] = model.predict(past, cells)[:, :, h].sum(axis=0)
+        return out, (f"hotspot forecast (boosted Poisson trees, {model_note}) from the {origin} days up to "
+                     f"{past.day(origin - 1).isoformat()}, {h + 1} day(s) ahead")
     if len(cells):
         out[cells] = BoostedPoisson().forecast(past, cells)[:, :, h].sum(axis=0)
-    return out, (f"hotspot forecast (boosted Poisson trees) from the {origin} days up to "
-                 f"{past.day(origin - 1).isoformat()}, {h + 1} day(s) ahead")
+    return out, (f"hotspot forecast (boosted Poisson trees, fitted for this plan{model_note}) from the {origin} "
+                 f"days up to {past.day(origin - 1).isoformat()}, {h + 1} day(s) ahead")
 
 
 def last_week_total(history: History, target: int) -> np.ndarray:

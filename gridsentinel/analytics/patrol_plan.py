@@ -18,13 +18,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import holidays as holiday_lib
 import numpy as np
 
-from gridsentinel.analytics.forecast import History
+from gridsentinel.analytics.forecast import BoostedPoisson
 from gridsentinel.analytics.grid import Grid
-from gridsentinel.analytics.patrol import PatrolError, PatrolParams, Site, expected_for_day, plan_routes
-from gridsentinel.analytics.sources import store_family
+from gridsentinel.analytics.model_store import ModelStore, StoredModel, case_history
+from gridsentinel.analytics.patrol import (
+    MIN_FORECAST_HISTORY,
+    PatrolError,
+    PatrolParams,
+    Site,
+    expected_for_day,
+    plan_routes,
+)
 from gridsentinel.analytics.weekly import HISTORY_WEEKS
 from gridsentinel.cases.case import Case
 from gridsentinel.cases.store_protocol import CaseQuery, CaseStore
@@ -78,7 +84,7 @@ def _local_midnight(day: date, zone: ZoneInfo) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
 
 
-async def _cases(store: CaseStore, opened_from: float, opened_to: float, page: int = 1000,
+async def load_cases(store: CaseStore, opened_from: float, opened_to: float, page: int = 1000,
                  grid_prefix: str | None = None) -> list[Case]:
     out: list[Case] = []
     offset = 0
@@ -100,34 +106,40 @@ def _parse_clock(text: str) -> int:
 
 def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date, today: date, params: PatrolParams,
                     depot: tuple[float, float] | None = None, shift_start: str = SHIFT_START,
-                    holiday_country: str = "CN") -> dict[str, Any]:
-    """The plan for ``day`` from ``cases`` (those opened before ``today`` count; ``today`` is not complete)."""
+                    holiday_country: str = "CN", model: tuple[BoostedPoisson, StoredModel] | None = None,
+                    no_model: str = "") -> dict[str, Any]:
+    """The plan for ``day`` from ``cases`` (those opened before ``today`` count; ``today`` is not complete).
+
+    ``model``: a stored model to forecast with (used when it knows every family of ``cases``); else one is fitted
+    here, and ``no_model`` says why no stored one was used."""
     params.check()
     start_min = _parse_clock(shift_start)
     if day < today:
         raise PatrolError(f"date {day}: a plan is for today or a later day (today is {today} in {tz})")
-    zone = ZoneInfo(tz)
-    per_day: list[tuple[str, str, date]] = []
-    for c in cases:
-        if c.grid_code in grid.cells:
-            opened = datetime.fromtimestamp(c.opened_at, zone).date()
-            if opened < today:
-                per_day.append((store_family(c), c.grid_code, opened))
     depot = depot or grid_centre(grid)
     ref = Grid(depot[0], depot[1], 100.0)
     expected = np.zeros(0)
     codes: list[str] = []
-    if per_day:
-        first = min(d for _, _, d in per_day)
-        families = sorted({f for f, _, _ in per_day})
-        codes = sorted({g for _, g, _ in per_day})
-        fi, ci = {f: i for i, f in enumerate(families)}, {g: i for i, g in enumerate(codes)}
-        counts = np.zeros((len(families), len(codes), (day - first).days + 1))
-        for f, g, d in per_day:
-            counts[fi[f], ci[g], (d - first).days] += 1
-        hol = holiday_lib.country_holidays(holiday_country, years=range(first.year, day.year + 1))
-        history = History(first, tuple(families), [(i, 0) for i in range(len(codes))], counts, frozenset(hol.keys()))
-        expected, how = expected_for_day(history, (day - first).days, complete_days=(today - first).days)
+    version = None
+    built = case_history(cases, grid.cells, tz=tz, today=today, until=day, holiday_country=holiday_country)
+    if built is not None and model is not None:
+        forecaster, stored = model
+        unknown = set(built.history.families) - set(stored.families)
+        if unknown:
+            no_model = f"; the stored model {stored.version} does not know {', '.join(sorted(unknown))}"
+        else:  # the model's families, in its order: the family index is one of its features
+            built = case_history(cases, grid.cells, tz=tz, today=today, until=day, holiday_country=holiday_country,
+                                 families=stored.families)
+            version = stored.version
+    if built is not None:
+        first = built.history.start
+        codes = built.codes
+        if (today - first).days < MIN_FORECAST_HISTORY:
+            version = None  # a short history: the simple estimate, no model
+        use = model if version is not None else None
+        expected, how = expected_for_day(built.history, (day - first).days, complete_days=(today - first).days,
+                                         model=use[0] if use else None,
+                                         model_note=use[1].describe() if use else no_model)
     else:
         how = "no cases opened before today in the case store: nothing to plan from"
     sites = []
@@ -153,7 +165,7 @@ def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date,
                    "expected": round(s.expected, 2)} for i, s in enumerate(r.stops)],
     } for r in plan.routes]
     return {
-        "date": day.isoformat(), "timezone": tz, "method": how,
+        "date": day.isoformat(), "timezone": tz, "method": how, "model_version": version,
         "inspectors": params.inspectors, "shift_h": params.shift_min / 60, "shift_start": shift_start,
         "speed_kmh": params.speed_kmh, "visit_min": params.visit_min, "detour": params.detour,
         "depot": {"lat": round(depot[0], 6), "lon": round(depot[1], 6)},
@@ -164,9 +176,11 @@ def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date,
 
 async def store_plan(store: CaseStore, grid: GridMap, *, tz: str, now: float, params: PatrolParams,
                      day: date | None = None, depot: tuple[float, float] | None = None,
-                     shift_start: str = SHIFT_START, grid_prefix: str | None = None) -> dict[str, Any]:
+                     shift_start: str = SHIFT_START, grid_prefix: str | None = None,
+                     models: ModelStore | None = None) -> dict[str, Any]:
     """The plan for ``day`` (default tomorrow, in the city's time zone) from the case store; with
-    ``grid_prefix`` only that center's cells and cases (a center's inspectors)."""
+    ``grid_prefix`` only that center's cells and cases (a center's inspectors). ``models``: forecast with the
+    newest stored city model (:meth:`ModelStore.usable`) when there is one; else one is fitted for the plan."""
     if grid_prefix:
         cells = {c: g for c, g in grid.cells.items() if c.startswith(grid_prefix)}
         if not cells:
@@ -178,11 +192,16 @@ async def store_plan(store: CaseStore, grid: GridMap, *, tz: str, now: float, pa
     if day < today or day > today + timedelta(days=6):
         raise PatrolError(f"date {day}: a plan is for today up to 6 days ahead ({today} to "
                           f"{today + timedelta(days=6)} in {tz})")
-    cases = await _cases(store, _local_midnight(today - timedelta(weeks=HISTORY_WEEKS), zone),
+    cases = await load_cases(store, _local_midnight(today - timedelta(weeks=HISTORY_WEEKS), zone),
                          _local_midnight(today, zone), grid_prefix=grid_prefix or None)
-    # Model fits are CPU work: off the event loop, so an API keeps serving.
+    model: tuple[BoostedPoisson, StoredModel] | None = None
+    no_model = "; no model store"
+    if models is not None:
+        model, why = await models.usable(today)
+        no_model = f"; {why}"
+    # Model fits and predictions are CPU work: off the event loop, so an API keeps serving.
     return await asyncio.to_thread(plan_from_cases, cases, grid, tz=tz, day=day, today=today, params=params,
-                                   depot=depot, shift_start=shift_start)
+                                   depot=depot, shift_start=shift_start, model=model, no_model=no_model)
 
 
 def render_text(plan: dict[str, Any]) -> str:
@@ -237,7 +256,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> dict[str, Any]:
         async with SqlCaseStore.open(settings.database_url) as store:
             return await store_plan(store, grid, tz=tz, now=time.time(), params=params, day=day, depot=depot,
-                                    shift_start=args.shift_start)
+                                    shift_start=args.shift_start, models=ModelStore(store.engine))
 
     plan = asyncio.run(go())
     print(json.dumps(plan, indent=2) if args.json else render_text(plan))

@@ -20,6 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gridsentinel.analytics.model_store import ModelStore, Retrainer
+from gridsentinel.analytics.patrol_plan import load_cases
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.device_health import Following, start_following
@@ -223,6 +225,14 @@ def create_app(
         await upgrade(state.users.engine)
         state.hotline = HotlineStore(state.users.engine)  # same database, same engine
         state.reports = ReportStore(state.users.engine)  # same database, migrated together
+        state.models = ModelStore(state.users.engine)  # the hotspot forecast's models, likewise
+        retrainer = None
+        if consume_kafka and settings.forecast_retrain_at:  # a running API (not a test's app) retrains nightly
+            store = state.case_store()
+            state.retrainer = Retrainer(
+                state.models, lambda since: load_cases(store, since, state.clock()), grid_map.cells,
+                tz=catalog.calendar.timezone, at=settings.forecast_retrain_at, clock=state.clock)
+            retrainer = asyncio.create_task(state.retrainer.run())
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart
         catalog_follower = asyncio.create_task(follow_catalog(
@@ -243,7 +253,7 @@ def create_app(
             if producer is not None:
                 state.detection_sink = detection_sink
                 await producer.stop()
-            for task in (feeder, catalog_follower):
+            for task in (feeder, catalog_follower, retrainer):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -257,6 +267,7 @@ def create_app(
             state.users = None
             state.hotline = None
             state.reports = None
+            state.models = state.retrainer = None
 
     app = FastAPI(
         title="GridSentinel API",

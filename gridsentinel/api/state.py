@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request
 
+from gridsentinel.analytics.model_store import ModelStore, Retrainer
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.device_health import HealthBoard
@@ -55,6 +56,8 @@ class ApiState:
     device_registry: DeviceRegistry | None = None  # the device registry in the case DB, set by the lifespan
     users: UserStore | None = None  # API users and tokens in the case DB (api/users.py), set by the lifespan
     reports: ReportStore | None = None  # citizen reports as the intake decided them, set by the lifespan
+    models: ModelStore | None = None  # the hotspot forecast's stored models, set by the lifespan
+    retrainer: Retrainer | None = None  # trains one daily (GS_FORECAST_RETRAIN_AT), set by the lifespan
     quality: QualityConfig = field(default_factory=QualityConfig)  # config/quality.yaml
     pseudonym_key: bytes = b""  # HMAC key of the citizen pseudonyms viewers see (api/privacy.py)
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (method, route, status)

@@ -35,8 +35,10 @@ def test_every_benchmark_parses_its_own_options(capsys: pytest.CaptureFixture[st
 
 
 def test_heavy_commands_are_listed_and_built_when_named(capsys: pytest.CaptureFixture[str]) -> None:
-    """`report` and `patrol` (scipy, scikit-learn) are only listed unless named; named, their options exist."""
-    for argv, option in ((["report", "weekly", "--help"], "--week"), (["patrol", "plan", "--help"], "--inspectors")):
+    """`report`, `patrol` and `forecast` (scipy, scikit-learn) are only listed unless named; named, their options
+    exist."""
+    for argv, option in ((["report", "weekly", "--help"], "--week"), (["patrol", "plan", "--help"], "--inspectors"),
+                         (["forecast", "models", "--help"], "--limit")):
         with pytest.raises(SystemExit) as exit_info:
             build_parser(argv).parse_args(argv)
         assert exit_info.value.code == 0
@@ -44,4 +46,4 @@ def test_heavy_commands_are_listed_and_built_when_named(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         build_parser(["--help"]).parse_args(["--help"])
     listing = capsys.readouterr().out
-    assert "report" in listing and "patrol" in listing
+    assert "report" in listing and "patrol" in listing and "forecast" in listing

@@ -34,7 +34,9 @@ async def page() -> FileResponse:
                 "list of cells with arrival times that fits the shift, chosen greedily by expected problems per "
                 "minute of walking and visiting and ordered by 2-opt. Every inspector starts and ends at `depot`. "
                 "A user of a center gets a plan of its center's cells, from its cases. "
-                "Method and evaluation: docs/analytics.md 'Patrol plan'.",
+                "`model_version` names the stored forecast model used (the newest trained before today, at most 7 days "
+                "old; see /api/v1/forecast/models), or is null when one was fitted for the plan or the history is "
+                "short. Method and evaluation: docs/analytics.md 'Patrol plan'.",
     responses=responses(401, 403, 422),
 )
 async def plan(
@@ -58,6 +60,25 @@ async def plan(
                                 params=PatrolParams(inspectors=inspectors, shift_min=shift_h * 60,
                                                     speed_kmh=speed_kmh, visit_min=visit_min),
                                 day=date_, depot=depot, shift_start=shift_start,
-                                grid_prefix=actor_of(token).prefix or None)
+                                grid_prefix=actor_of(token).prefix or None, models=state.models)
     except PatrolError as exc:
         raise ApiError(422, str(exc)) from exc
+
+
+@router.get(
+    "/api/v1/forecast/models",
+    summary="The hotspot forecast's stored models, newest first",
+    description="Each model's version, when it was trained, the days of case history it learnt from, its families, "
+                "sizes, hyperparameters, scikit-learn version and SHA-256 (not the model itself). The API trains "
+                "one every night after GS_FORECAST_RETRAIN_AT (city time); `gridsentinel forecast train` does it "
+                "by hand. Method: docs/analytics.md 'Stored models'.",
+    responses=responses(401, 403, 503),
+)
+async def models(
+    state: StateDep,
+    token: Viewer,
+    limit: Annotated[int, Query(ge=1, le=200)] = 30,
+) -> list[dict[str, Any]]:
+    if state.models is None:
+        raise ApiError(503, "the model store is not open (the app's lifespan has not run)")
+    return [m.summary() for m in await state.models.versions(limit=limit)]
