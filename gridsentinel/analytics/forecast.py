@@ -18,7 +18,9 @@ the 7 days from the origin, so no forecaster can see past its origin.
   of its family, the family's city-wide level, the public holidays in the week); the week's total is split
   into days by the family's city-wide weekday profile over the last 8 weeks.
 
-Precipitation is not a feature: the Boston 311 extract has none (a city with rain gauges can add it).
+Two optional inputs add features when a city has them (``feature_names``): its working calendar (the target
+day is a working day: make-up working days, local days off) and its rain gauges' daily rainfall (the day before
+the origin, the 7 days before it). The Boston 311 extract has neither, so the evaluation runs without them.
 
 >>> h = History(date(2024, 1, 1), ("a",), [(0, 0), (0, 1)], np.zeros((1, 2, 14)), frozenset())
 >>> h.counts[0, 0, :] = 2.0; h.counts[0, 1, 7:] = 1.0
@@ -28,7 +30,8 @@ Precipitation is not a feature: the Boston 311 extract has none (a city with rai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Protocol
@@ -60,6 +63,11 @@ class History:
     cells: list[tuple[int, int]]
     counts: np.ndarray
     holidays: frozenset[date]
+    # Optional inputs a city has (each adds features, ``feature_names``): its working calendar (make-up working
+    # days and local days off beyond the public holidays; ``cases.calendar.WorkCalendar.is_working_day``), and
+    # its rain gauges' daily rainfall in mm per day of ``counts`` (NaN: unknown; ``analytics/weather.py``).
+    is_working_day: Callable[[date], bool] | None = None
+    rain_mm: np.ndarray | None = None
 
     @property
     def days(self) -> int:
@@ -70,7 +78,8 @@ class History:
 
     def until(self, origin: int) -> History:
         """The history before day ``origin`` (what a forecaster at that origin may see)."""
-        return replace(self, counts=self.counts[:, :, :origin])
+        return replace(self, counts=self.counts[:, :, :origin],
+                       rain_mm=None if self.rain_mm is None else self.rain_mm[:origin])
 
     def seen_cells(self) -> np.ndarray:
         """Indexes of the cells with at least one problem in this history (the cells ranked at its end)."""
@@ -144,8 +153,34 @@ def _window_mean(counts: np.ndarray, origin: int, days: int) -> np.ndarray:
     return counts[:, :, lo:origin].mean(axis=2)
 
 
+WORKING_DAY_FEATURES = ("working_day",)  # the target day is a working day in the city's calendar
+RAIN_FEATURES = ("rain_1d", "rain_7d")  # mm on the day before the origin, and over the 7 days before it
+
+
+def feature_names(past: History) -> tuple[str, ...]:
+    """``FEATURES``, then the working-day and rain features when ``past`` has a calendar and rainfall.
+
+    >>> h = History(date(2024, 1, 1), ("a",), [(0, 0)], np.zeros((1, 1, 14)), frozenset())
+    >>> feature_names(h)[-1], feature_names(replace(h, rain_mm=np.zeros(14)))[-2:]
+    ('cell_long_run_all', ('rain_1d', 'rain_7d'))
+    """
+    return (FEATURES + (WORKING_DAY_FEATURES if past.is_working_day is not None else ())
+            + (RAIN_FEATURES if past.rain_mm is not None else ()))
+
+
+def _rain(rain: np.ndarray, origin: int) -> tuple[float, float]:
+    """Rain on the day before ``origin`` and over the 7 days before it (NaN when no day of it is known).
+
+    >>> _rain(np.array([1.0, np.nan, 4.0]), 3), _rain(np.array([np.nan, np.nan]), 2)
+    ((4.0, 5.0), (nan, nan))
+    """
+    last = float(rain[origin - 1]) if origin >= 1 else math.nan
+    week = rain[max(0, origin - 7):origin]
+    return last, float(np.nansum(week)) if np.isfinite(week).any() else math.nan
+
+
 def features(past: History, cells: np.ndarray) -> np.ndarray:
-    """Feature rows for the 7 days after ``past`` ends, ordered family x cell x horizon (``FEATURES``)."""
+    """Feature rows for the 7 days after ``past`` ends, ordered family x cell x horizon (``feature_names``)."""
     counts = past.counts[:, cells, :]
     origin = past.days
     n_fam, n_cell = counts.shape[:2]
@@ -156,7 +191,8 @@ def features(past: History, cells: np.ndarray) -> np.ndarray:
     cell28 = np.broadcast_to(_window_mean(all_fam, origin, 28), (n_fam, n_cell))
     cell_long = np.broadcast_to(_window_mean(all_fam, origin, origin), (n_fam, n_cell))
     same = _same_weekday(counts, origin, SAME_WEEKDAY_WEEKS)
-    X = np.empty((n_fam, n_cell, HORIZON, len(FEATURES)))
+    names = feature_names(past)
+    X = np.empty((n_fam, n_cell, HORIZON, len(names)))
     X[..., 0] = np.arange(n_fam)[:, None, None]
     for h in range(HORIZON):
         day = past.day(origin + h)
@@ -166,7 +202,14 @@ def features(past: History, cells: np.ndarray) -> np.ndarray:
         X[:, :, h, 6] = same[:, :, h]
     for col, values in ((4, last7), (5, last28), (7, long_run), (8, cell28), (9, cell_long)):
         X[..., col] = values[:, :, None]
-    return X.reshape(-1, len(FEATURES))
+    col = len(FEATURES)
+    if past.is_working_day is not None:
+        for h in range(HORIZON):
+            X[:, :, h, col] = float(past.is_working_day(past.day(origin + h)))
+        col += 1
+    if past.rain_mm is not None:
+        X[..., col], X[..., col + 1] = _rain(past.rain_mm, origin)
+    return X.reshape(-1, len(names))
 
 
 class BoostedPoisson:
@@ -198,7 +241,7 @@ class BoostedPoisson:
             ys.append(past.counts[:, cells, t:t + HORIZON].reshape(-1))
             t -= HORIZON
         if not xs:
-            return np.empty((0, len(FEATURES))), np.empty(0)
+            return np.empty((0, len(feature_names(past)))), np.empty(0)
         return np.concatenate(xs), np.concatenate(ys)
 
     def fit(self, past: History, cells: np.ndarray) -> bool:

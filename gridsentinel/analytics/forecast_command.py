@@ -44,11 +44,13 @@ def _line(m: dict[str, Any]) -> str:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    from gridsentinel.analytics.report import store_timezone
+    from gridsentinel.analytics.weather import city_rain
+    from gridsentinel.cases.categories import load_catalog
     from gridsentinel.cases.store import SqlCaseStore
 
     grid = GridMap.load(settings.config_dir / "grid.geojson")
-    tz = store_timezone(settings)
+    calendar = load_catalog(settings.config_dir).calendar
+    tz = calendar.timezone
     now = time.time()
     today = datetime.fromtimestamp(now, ZoneInfo(tz)).date()
     since = datetime.combine(today - timedelta(weeks=HISTORY_WEEKS), datetime.min.time(), ZoneInfo(tz)).timestamp()
@@ -64,8 +66,15 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             print(f"[forecast] reading {HISTORY_WEEKS} weeks of cases from {settings.database_url}", file=sys.stderr,
                   flush=True)
             cases = await load_cases(store, since, now)
-            print(f"[forecast] training on {len(cases)} cases (a few seconds per city)", file=sys.stderr, flush=True)
-            model = await asyncio.to_thread(train, cases, grid.cells, tz=tz, now=now)
+            print(f"[forecast] reading the rain gauges' daily rainfall from InfluxDB ({settings.influx_url})",
+                  file=sys.stderr, flush=True)
+            rain = await asyncio.to_thread(city_rain, settings, tz, today - timedelta(weeks=HISTORY_WEEKS),
+                                           today - timedelta(days=1))
+            print(f"[forecast] training on {len(cases)} cases, the working calendar and "
+                  f"{f'{len(rain)} days of rainfall' if rain else 'no rainfall (no gauge data)'} "
+                  "(a few seconds per city)", file=sys.stderr, flush=True)
+            model = await asyncio.to_thread(train, cases, grid.cells, tz=tz, now=now,
+                                            is_working_day=calendar.is_working_day, rain=rain)
             return (await models.save(model)).summary()  # another trainer of the same day wins: its row is kept
 
     row = asyncio.run(go())

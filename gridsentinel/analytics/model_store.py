@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import pickle
 import time
 from collections.abc import Callable, Sequence
@@ -44,7 +45,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gridsentinel.analytics.forecast import FEATURES, HORIZON, MIN_TRAIN_HISTORY, BoostedPoisson, History
+from gridsentinel.analytics.forecast import (
+    HORIZON,
+    MIN_TRAIN_HISTORY,
+    RAIN_FEATURES,
+    WORKING_DAY_FEATURES,
+    BoostedPoisson,
+    History,
+    feature_names,
+)
 from gridsentinel.analytics.sources import store_family
 from gridsentinel.cases.case import Case
 from gridsentinel.errors import GridSentinelError
@@ -98,9 +107,18 @@ class StoredModel:
     rows: int
     problems: int
     params: dict[str, Any]
+    features: tuple[str, ...]
     sklearn: str
     sha256: str
     blob: bytes = field(repr=False)
+
+    @property
+    def uses_rain(self) -> bool:
+        return RAIN_FEATURES[0] in self.features
+
+    @property
+    def uses_calendar(self) -> bool:
+        return WORKING_DAY_FEATURES[0] in self.features
 
     def forecaster(self) -> BoostedPoisson:
         """The fitted model; ``ValueError`` when the stored bytes are not what was stored or another scikit-learn
@@ -119,7 +137,8 @@ class StoredModel:
         return {"version": self.version, "kind": self.kind, "scope": self.scope, "trained_at": self.trained_at,
                 "data_start": self.data_start.isoformat(), "data_end": self.data_end.isoformat(),
                 "families": list(self.families), "cells": self.cells, "rows": self.rows, "problems": self.problems,
-                "params": self.params, "sklearn": self.sklearn, "sha256": self.sha256}
+                "params": self.params, "features": list(self.features), "sklearn": self.sklearn,
+                "sha256": self.sha256}
 
     def describe(self) -> str:
         """One line for a plan's ``method``."""
@@ -132,7 +151,8 @@ def _row_model(row: Any) -> StoredModel:
         version=row.version, kind=row.kind, scope=row.scope, trained_at=row.trained_at,
         data_start=date.fromisoformat(row.data_start), data_end=date.fromisoformat(row.data_end),
         families=tuple(row.families), cells=row.cells, rows=row.rows, problems=row.problems,
-        params=dict(row.params), sklearn=row.sklearn, sha256=row.sha256, blob=bytes(row.model))
+        params=dict(row.params), features=tuple(row.features), sklearn=row.sklearn, sha256=row.sha256,
+        blob=bytes(row.model))
 
 
 class ModelStore:
@@ -147,7 +167,8 @@ class ModelStore:
                   "trained_at": model.trained_at, "data_start": model.data_start.isoformat(),
                   "data_end": model.data_end.isoformat(), "families": list(model.families), "cells": model.cells,
                   "rows": model.rows, "problems": model.problems, "params": model.params,
-                  "features": list(FEATURES), "sklearn": model.sklearn, "sha256": model.sha256, "model": model.blob}
+                  "features": list(model.features), "sklearn": model.sklearn, "sha256": model.sha256,
+                  "model": model.blob}
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(forecast_models.insert().values(**values))
@@ -209,11 +230,16 @@ class CaseHistory:
 
 
 def case_history(cases: Sequence[Case], cells: Sequence[str] | set[str] | dict[str, Any], *, tz: str,
-                 today: date, until: date, holiday_country: str = "CN",
-                 families: Sequence[str] | None = None) -> CaseHistory | None:
+                 today: date, until: date, holiday_country: str = "CN", families: Sequence[str] | None = None,
+                 is_working_day: Callable[[date], bool] | None = None,
+                 rain: dict[date, float] | None = None, with_rain: bool = False) -> CaseHistory | None:
     """The cases opened before ``today`` (city time) in ``cells``, counted per family x cell x day from the
     first such day to ``until`` (included; days from ``today`` on are zero: not yet seen). ``families``: the
-    families' order (a stored model's); a case of another family is left out. ``None`` without such cases."""
+    families' order (a stored model's); a case of another family is left out. ``None`` without such cases.
+
+    ``is_working_day``: the city's working calendar (adds the working-day feature). ``rain``: mm per local day
+    from the rain gauges; with it, or with ``with_rain`` (a model that has rain features, when the gauges
+    could not be read: every day unknown), the history carries rainfall (adds the rain features)."""
     zone = ZoneInfo(tz)
     per_day: list[tuple[str, str, date]] = []
     for c in cases:
@@ -229,24 +255,31 @@ def case_history(cases: Sequence[Case], cells: Sequence[str] | set[str] | dict[s
     fams = tuple(families) if families is not None else tuple(sorted({f for f, _, _ in per_day}))
     codes = sorted({g for _, g, _ in per_day})
     fi, ci = {f: i for i, f in enumerate(fams)}, {g: i for i, g in enumerate(codes)}
-    counts = np.zeros((len(fams), len(codes), (until - first).days + 1))
+    days = (until - first).days + 1
+    counts = np.zeros((len(fams), len(codes), days))
     for f, g, d in per_day:
         counts[fi[f], ci[g], (d - first).days] += 1
+    rain_mm = None
+    if rain is not None or with_rain:
+        known = rain or {}
+        rain_mm = np.array([known.get(first + timedelta(days=i), math.nan) for i in range(days)])
     hol = holiday_lib.country_holidays(holiday_country, years=range(first.year, until.year + 1))
     return CaseHistory(History(first, fams, [(i, 0) for i in range(len(codes))], counts,
-                               frozenset(hol.keys())), codes)
+                               frozenset(hol.keys()), is_working_day=is_working_day, rain_mm=rain_mm), codes)
 
 
 def train(cases: Sequence[Case], cells: Sequence[str] | set[str] | dict[str, Any], *, tz: str, now: float,
-          scope: str = "", holiday_country: str = "CN") -> StoredModel:
-    """Fit the daily model on the cases opened before today (city time) and return it ready to store.
+          scope: str = "", holiday_country: str = "CN", is_working_day: Callable[[date], bool] | None = None,
+          rain: dict[date, float] | None = None) -> StoredModel:
+    """Fit the daily model on the cases opened before today (city time) and return it ready to store; with the
+    city's working calendar and its rain gauges' daily rainfall when given (their features are then part of it).
 
     ``ForecastModelError`` when there are fewer than ``MIN_DAYS`` complete days of history, or nothing to learn
     from (no problem in the training targets). CPU work: seconds on a city's 16 weeks (run it off the event loop).
     """
     today = datetime.fromtimestamp(now, ZoneInfo(tz)).date()
     built = case_history(cases, cells, tz=tz, today=today, until=today - timedelta(days=1),
-                         holiday_country=holiday_country)
+                         holiday_country=holiday_country, is_working_day=is_working_day, rain=rain)
     if built is None:
         raise ForecastModelError("no located cases before today in the case store: nothing to train on")
     past = built.history
@@ -261,9 +294,8 @@ def train(cases: Sequence[Case], cells: Sequence[str] | set[str] | dict[str, Any
     return StoredModel(
         version=f"bp-{today:%Y%m%d}-{sha[:8]}", kind=KIND, scope=scope, trained_at=now, data_start=past.start,
         data_end=today, families=past.families, cells=len(built.codes), rows=model.trained_rows,
-        problems=model.trained_problems,
-        params={"train_weeks": model.train_weeks, **model.params}, sklearn=sklearn.__version__, sha256=sha,
-        blob=blob)
+        problems=model.trained_problems, params={"train_weeks": model.train_weeks, **model.params},
+        features=feature_names(past), sklearn=sklearn.__version__, sha256=sha, blob=blob)
 
 
 def parse_clock(text: str) -> int:
@@ -300,18 +332,23 @@ def retrain_due(latest_end: date | None, now: float, *, tz: str, at_min: int) ->
 
 
 LoadCases = Callable[[float], Any]  # async: the cases opened from a time on (the trainer's history)
+# Blocking: the city's rainfall per local day from the first to the last day given (``weather.city_rain``), or
+# None when there is none to be had (no gauges, InfluxDB down).
+RainSource = Callable[[date, date], "dict[date, float] | None"]
 
 
 class Retrainer:
     """Trains and stores the city's model once a day after ``at`` (city time), checking every ``every_s``.
 
     Run by the API (``GS_FORECAST_RETRAIN_AT``, default 01:30; empty: off). ``load_cases(since)`` returns the
-    cases opened since a time (the case store's pages). A day without enough history is logged and tried again
-    at the next check; a failure never stops the loop.
+    cases opened since a time (the case store's pages); ``is_working_day`` is the city's working calendar and
+    ``rain`` its rain gauges (both optional: their features join the model when given). A day without enough
+    history is logged and tried again at the next check; a failure never stops the loop.
     """
 
     def __init__(self, models: ModelStore, load_cases: LoadCases, cells: Sequence[str] | set[str] | dict[str, Any],
                  *, tz: str, at: str = "01:30", every_s: float = 600.0, holiday_country: str = "CN",
+                 is_working_day: Callable[[date], bool] | None = None, rain: RainSource | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.models = models
         self.load_cases = load_cases
@@ -320,6 +357,8 @@ class Retrainer:
         self.at_min = parse_clock(at)
         self.every_s = every_s
         self.holiday_country = holiday_country
+        self.is_working_day = is_working_day
+        self.rain = rain
         self.clock = clock
         self.last_error = ""
         self.trained: list[str] = []
@@ -332,11 +371,13 @@ class Retrainer:
             return None
         zone = ZoneInfo(self.tz)
         today = datetime.fromtimestamp(now, zone).date()
-        since = datetime.combine(today - timedelta(weeks=HISTORY_WEEKS), datetime.min.time(), zone).timestamp()
-        cases = await self.load_cases(since)
+        first = today - timedelta(weeks=HISTORY_WEEKS)
+        cases = await self.load_cases(datetime.combine(first, datetime.min.time(), zone).timestamp())
+        rain = await asyncio.to_thread(self.rain, first, today - timedelta(days=1)) if self.rain else None
         try:
             model = await asyncio.to_thread(train, cases, self.cells, tz=self.tz, now=now,
-                                            holiday_country=self.holiday_country)
+                                            holiday_country=self.holiday_country,
+                                            is_working_day=self.is_working_day, rain=rain)
         except ForecastModelError as exc:
             if str(exc) != self.last_error:
                 log.info("forecast model not trained: %s", exc)
@@ -345,7 +386,8 @@ class Retrainer:
         stored = await self.models.save(model)
         self.last_error = ""
         self.trained.append(stored.version)
-        log.info("forecast model %s stored (%d problems, %d cells)", stored.version, stored.problems, stored.cells)
+        log.info("forecast model %s stored (%d problems, %d cells, features: %s)", stored.version, stored.problems,
+                 stored.cells, ", ".join(stored.features[-3:]))
         return stored
 
     async def run(self) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ import numpy as np
 
 from gridsentinel.analytics.forecast import BoostedPoisson
 from gridsentinel.analytics.grid import Grid
-from gridsentinel.analytics.model_store import ModelStore, StoredModel, case_history
+from gridsentinel.analytics.model_store import ModelStore, RainSource, StoredModel, case_history
 from gridsentinel.analytics.patrol import (
     MIN_FORECAST_HISTORY,
     PatrolError,
@@ -107,11 +107,14 @@ def _parse_clock(text: str) -> int:
 def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date, today: date, params: PatrolParams,
                     depot: tuple[float, float] | None = None, shift_start: str = SHIFT_START,
                     holiday_country: str = "CN", model: tuple[BoostedPoisson, StoredModel] | None = None,
-                    no_model: str = "") -> dict[str, Any]:
+                    no_model: str = "", is_working_day: Callable[[date], bool] | None = None,
+                    rain: dict[date, float] | None = None) -> dict[str, Any]:
     """The plan for ``day`` from ``cases`` (those opened before ``today`` count; ``today`` is not complete).
 
     ``model``: a stored model to forecast with (used when it knows every family of ``cases``); else one is fitted
-    here, and ``no_model`` says why no stored one was used."""
+    here, and ``no_model`` says why no stored one was used. ``is_working_day`` (the city's working calendar) and
+    ``rain`` (mm per local day from the rain gauges) are the forecast's optional inputs: a stored model gets
+    those it was trained with (rain unknown when the gauges could not be read); a fit here uses what is given."""
     params.check()
     start_min = _parse_clock(shift_start)
     if day < today:
@@ -121,15 +124,20 @@ def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date,
     expected = np.zeros(0)
     codes: list[str] = []
     version = None
-    built = case_history(cases, grid.cells, tz=tz, today=today, until=day, holiday_country=holiday_country)
+    built = case_history(cases, grid.cells, tz=tz, today=today, until=day, holiday_country=holiday_country,
+                         is_working_day=is_working_day, rain=rain)
     if built is not None and model is not None:
         forecaster, stored = model
         unknown = set(built.history.families) - set(stored.families)
         if unknown:
             no_model = f"; the stored model {stored.version} does not know {', '.join(sorted(unknown))}"
-        else:  # the model's families, in its order: the family index is one of its features
+        elif stored.uses_calendar and is_working_day is None:
+            no_model = f"; the stored model {stored.version} needs the working calendar"
+        else:  # the model's families, in its order (the family index is one of its features), and its inputs
             built = case_history(cases, grid.cells, tz=tz, today=today, until=day, holiday_country=holiday_country,
-                                 families=stored.families)
+                                 families=stored.families,
+                                 is_working_day=is_working_day if stored.uses_calendar else None,
+                                 rain=rain if stored.uses_rain else None, with_rain=stored.uses_rain)
             version = stored.version
     if built is not None:
         first = built.history.start
@@ -177,10 +185,12 @@ def plan_from_cases(cases: Sequence[Case], grid: GridMap, *, tz: str, day: date,
 async def store_plan(store: CaseStore, grid: GridMap, *, tz: str, now: float, params: PatrolParams,
                      day: date | None = None, depot: tuple[float, float] | None = None,
                      shift_start: str = SHIFT_START, grid_prefix: str | None = None,
-                     models: ModelStore | None = None) -> dict[str, Any]:
+                     models: ModelStore | None = None, is_working_day: Callable[[date], bool] | None = None,
+                     rain_source: RainSource | None = None) -> dict[str, Any]:
     """The plan for ``day`` (default tomorrow, in the city's time zone) from the case store; with
     ``grid_prefix`` only that center's cells and cases (a center's inspectors). ``models``: forecast with the
-    newest stored city model (:meth:`ModelStore.usable`) when there is one; else one is fitted for the plan."""
+    newest stored city model (:meth:`ModelStore.usable`) when there is one; else one is fitted for the plan.
+    ``is_working_day``: the city's working calendar; ``rain_source``: its rain gauges (``weather.city_rain``)."""
     if grid_prefix:
         cells = {c: g for c, g in grid.cells.items() if c.startswith(grid_prefix)}
         if not cells:
@@ -199,9 +209,13 @@ async def store_plan(store: CaseStore, grid: GridMap, *, tz: str, now: float, pa
     if models is not None:
         model, why = await models.usable(today)
         no_model = f"; {why}"
+    rain = None
+    if rain_source is not None and (model is None or model[1].uses_rain):
+        rain = await asyncio.to_thread(rain_source, today - timedelta(weeks=HISTORY_WEEKS), today - timedelta(days=1))
     # Model fits and predictions are CPU work: off the event loop, so an API keeps serving.
     return await asyncio.to_thread(plan_from_cases, cases, grid, tz=tz, day=day, today=today, params=params,
-                                   depot=depot, shift_start=shift_start, model=model, no_model=no_model)
+                                   depot=depot, shift_start=shift_start, model=model, no_model=no_model,
+                                   is_working_day=is_working_day, rain=rain)
 
 
 def render_text(plan: dict[str, Any]) -> str:
@@ -239,7 +253,8 @@ def register_cli(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from gridsentinel.analytics.report import store_timezone
+    from gridsentinel.analytics.weather import rain_source
+    from gridsentinel.cases.categories import load_catalog
     from gridsentinel.cases.store import SqlCaseStore
 
     params = params_of(args)
@@ -250,13 +265,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     depot = parse_point(args.depot) if args.depot else None
     _parse_clock(args.shift_start)
     grid = GridMap.load(settings.config_dir / "grid.geojson")
-    tz = store_timezone(settings)
+    calendar = load_catalog(settings.config_dir).calendar
+    tz = calendar.timezone
     print(f"[patrol] reading the case store {settings.database_url}", file=sys.stderr, flush=True)
 
     async def go() -> dict[str, Any]:
         async with SqlCaseStore.open(settings.database_url) as store:
             return await store_plan(store, grid, tz=tz, now=time.time(), params=params, day=day, depot=depot,
-                                    shift_start=args.shift_start, models=ModelStore(store.engine))
+                                    shift_start=args.shift_start, models=ModelStore(store.engine),
+                                    is_working_day=calendar.is_working_day, rain_source=rain_source(settings, tz))
 
     plan = asyncio.run(go())
     print(json.dumps(plan, indent=2) if args.json else render_text(plan))

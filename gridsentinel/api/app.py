@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridsentinel.analytics.model_store import ModelStore, Retrainer
 from gridsentinel.analytics.patrol_plan import load_cases
+from gridsentinel.analytics.weather import rain_source
 from gridsentinel.api.auth import TokenStore
 from gridsentinel.api.config import ApiConfig
 from gridsentinel.api.device_health import Following, start_following
@@ -229,9 +230,12 @@ def create_app(
         retrainer = None
         if consume_kafka and settings.forecast_retrain_at:  # a running API (not a test's app) retrains nightly
             store = state.case_store()
+            calendar = state.catalog.calendar
             state.retrainer = Retrainer(
                 state.models, lambda since: load_cases(store, since, state.clock()), grid_map.cells,
-                tz=catalog.calendar.timezone, at=settings.forecast_retrain_at, clock=state.clock)
+                tz=calendar.timezone, at=settings.forecast_retrain_at, clock=state.clock,
+                is_working_day=lambda day: state.catalog.calendar.is_working_day(day),  # live config may replace it
+                rain=rain_source(settings, calendar.timezone))
             retrainer = asyncio.create_task(state.retrainer.run())
         feeder = asyncio.create_task(consume_case_events(state.hub, settings)) if consume_kafka else None
         # live categories / routing / calendar versions (gs.config) replace the catalogue without a restart

@@ -14,23 +14,30 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
 import pytest
+from influxdb_client.client.write_api import SYNCHRONOUS
 
 from gridsentinel.analytics.model_store import MAX_AGE_DAYS, ModelStore, Retrainer, case_history, train
-from gridsentinel.analytics.patrol_plan import load_cases
+from gridsentinel.analytics.patrol import PatrolParams
+from gridsentinel.analytics.patrol_plan import load_cases, store_plan
+from gridsentinel.analytics.weather import city_rain, rain_source
 from gridsentinel.cases.case import Case
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.core.grid import GridMap
+from gridsentinel.core.records import Reading
+from gridsentinel.ingest.influx import to_line
 from gridsentinel.settings import REPO_ROOT, Settings
 
 from ..conftest import api_token
+from .conftest import Namespace
 from .test_weekly_report import _case
 
 pytestmark = pytest.mark.integration
@@ -205,3 +212,55 @@ def test_the_plan_names_the_stored_model_it_used(api: tuple[str, str, str]) -> N
     assert listed.status_code == 200 and [m["version"] for m in listed.json()] == [version]
     assert httpx.get(f"{api_url}/api/v1/forecast/models").status_code == 401
     assert date.fromisoformat(listed.json()[0]["data_end"]) <= datetime.now(ZoneInfo(TZ)).date()
+
+
+def _write_rain(ns: Namespace, start: datetime, days: int, mm_per_day: Callable[[int, str], float | None]) -> None:
+    """Hourly ``rain_rate`` readings of two gauges into the test's bucket, as the ingest stage writes them."""
+    lines = []
+    for day in range(days):
+        for gauge in ("rain-a", "rain-b"):
+            mm = mm_per_day(day, gauge)
+            if mm is None:
+                continue
+            for hour in range(24):
+                t = (start + timedelta(days=day, hours=hour, minutes=10)).timestamp()
+                lines.append(to_line(Reading(device_id=gauge, metric="rain_rate", unit="mm/h", value=mm / 24,
+                                             observed_at=t, kind="rain_gauge", grid_code=CELLS[0])))
+    with ns.influx() as client:
+        client.write_api(write_options=SYNCHRONOUS).write(bucket=ns.bucket, record=lines, write_precision="us")
+
+
+def test_rain_gauges_in_influxdb_become_daily_rainfall_and_a_model_feature(ns: Namespace, tmp_path: Path) -> None:
+    zone = ZoneInfo(TZ)
+    today = datetime.now(zone).date()
+    first = today - timedelta(days=70)
+    start = datetime.combine(first, datetime.min.time(), zone)
+    # gauge a: 30 mm every 5th day, else dry; gauge b: the same, but silent every 7th day; no gauge on day 3
+    _write_rain(ns, start, 70, lambda d, g: None if d == 3 or (g == "rain-b" and d % 7 == 0)
+                else (30.0 if d % 5 == 0 else 0.0))
+    rain = city_rain(ns.settings, TZ, first, today - timedelta(days=1))
+    assert rain is not None
+    assert rain[first] == pytest.approx(30.0) and rain[first + timedelta(days=1)] == pytest.approx(0.0)
+    assert first + timedelta(days=3) not in rain  # no gauge reported: unknown, not dry
+    assert rain[first + timedelta(days=35)] == pytest.approx(30.0)  # gauge b silent that day: gauge a alone
+    assert city_rain(ns.settings.with_(influx_url="http://127.0.0.1:9"), TZ, first, today) is None  # unreachable
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+    _seed(url, time.time())
+    env_bucket = {"GS_INFLUX_BUCKET": ns.bucket}
+    done = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "gridsentinel"), "forecast", "train", "--json"],
+                          env={**os.environ, "GS_DATABASE_URL": url, **env_bucket}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert row["features"][-3:] == ["working_day", "rain_1d", "rain_7d"], row["features"]
+    assert "days of rainfall" in done.stderr
+
+    async def plan() -> dict[str, Any]:
+        async with SqlCaseStore.open(url) as store:
+            return await store_plan(store, GRID, tz=TZ, now=time.time(), params=PatrolParams(inspectors=1),
+                                    models=ModelStore(store.engine), is_working_day=lambda d: d.weekday() < 5,
+                                    rain_source=rain_source(ns.settings, TZ))
+
+    made = asyncio.run(plan())
+    assert made["model_version"] == row["version"]

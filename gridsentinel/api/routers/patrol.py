@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 
 from gridsentinel.analytics.patrol import PatrolError, PatrolParams
 from gridsentinel.analytics.patrol_plan import SHIFT_START, store_plan
+from gridsentinel.analytics.weather import rain_source
 from gridsentinel.api.deps import StateDep, Viewer
 from gridsentinel.api.errors import ApiError, responses
 from gridsentinel.api.scope import actor_of
@@ -60,7 +61,9 @@ async def plan(
                                 params=PatrolParams(inspectors=inspectors, shift_min=shift_h * 60,
                                                     speed_kmh=speed_kmh, visit_min=visit_min),
                                 day=date_, depot=depot, shift_start=shift_start,
-                                grid_prefix=actor_of(token).prefix or None, models=state.models)
+                                grid_prefix=actor_of(token).prefix or None, models=state.models,
+                                is_working_day=state.catalog.calendar.is_working_day,
+                                rain_source=rain_source(state.settings, state.catalog.calendar.timezone))
     except PatrolError as exc:
         raise ApiError(422, str(exc)) from exc
 
