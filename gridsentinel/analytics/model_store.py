@@ -373,7 +373,8 @@ class Retrainer:
         today = datetime.fromtimestamp(now, zone).date()
         first = today - timedelta(weeks=HISTORY_WEEKS)
         cases = await self.load_cases(datetime.combine(first, datetime.min.time(), zone).timestamp())
-        rain = await asyncio.to_thread(self.rain, first, today - timedelta(days=1)) if self.rain else None
+        # the gauges are asked only when there are cases to learn from (else train() says why there is no model)
+        rain = await asyncio.to_thread(self.rain, first, today - timedelta(days=1)) if self.rain and cases else None
         try:
             model = await asyncio.to_thread(train, cases, self.cells, tz=self.tz, now=now,
                                             holiday_country=self.holiday_country,
