@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -41,6 +39,8 @@ from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.workflow import sweep
 from gridsentinel.settings import REPO_ROOT, Settings
 
+from .conftest import serve_api
+
 pytestmark = pytest.mark.integration
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,12 +48,6 @@ ARTIFACTS = REPO_ROOT / "artifacts"
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 H = 3600.0
 STREET, OTHER, DISTRICT = "street:320582004", "street:320582005", "district:320582"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _two_streets(config_dir: Path) -> None:
@@ -145,8 +139,6 @@ class World:
 
 @pytest.fixture
 def world(settings: Settings, case_store_url: str, tmp_path: Path) -> Iterator[World]:
-    import uvicorn
-
     from gridsentinel.api.app import create_app
 
     config_dir = tmp_path / "config"
@@ -172,18 +164,8 @@ def world(settings: Settings, case_store_url: str, tmp_path: Path) -> Iterator[W
         "dept": _user(case_store_url, "drain-ops", "department", DISTRICT, "drainage"),
     }
     app = create_app(settings.with_(config_dir=config_dir, database_url=case_store_url, run_dir=tmp_path))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the API did not start")
-        time.sleep(0.05)
-    yield World(f"http://127.0.0.1:{port}", case_store_url, config_dir, now, tokens)
-    server.should_exit = True
-    thread.join(15)
+    with serve_api(app) as base:
+        yield World(base, case_store_url, config_dir, now, tokens)
 
 
 def _city_clock(t: float) -> str:

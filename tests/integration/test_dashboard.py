@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -30,7 +28,7 @@ from gridsentinel.core.devices import Registry
 from gridsentinel.settings import REPO_ROOT
 
 from ..conftest import api_token
-from .conftest import Namespace
+from .conftest import Namespace, serve_api
 
 pytestmark = pytest.mark.integration
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
@@ -50,16 +48,8 @@ def en_time(t: float, zone: ZoneInfo = CITY) -> str:
     return f"{d:%b} {d.day}, {d:%H:%M:%S}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def api_url(ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    import uvicorn
-
     from gridsentinel.api.app import create_app
 
     monkeypatch.setenv("GS_DATABASE_URL", f"sqlite:///{tmp_path / 'cases.db'}")
@@ -76,18 +66,8 @@ def api_url(ns: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     producer = ns.producer()
     producer.produce(f"{ns.prefix}gs.device-health", key=b"drain-001", value=report.encode())
     producer.flush(10)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the API did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
+    with serve_api(app) as base:
+        yield base
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
@@ -37,7 +35,7 @@ from gridsentinel.ingest.influx import to_line
 from gridsentinel.settings import REPO_ROOT, Settings
 
 from ..conftest import api_token
-from .conftest import Namespace
+from .conftest import Namespace, serve_api
 from .test_weekly_report import _case
 
 pytestmark = pytest.mark.integration
@@ -168,27 +166,13 @@ def test_a_new_installation_waits_for_history(tmp_path: Path) -> None:
 
 @pytest.fixture
 def api(seeded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, str]]:
-    import uvicorn
-
     from gridsentinel.api.app import create_app
 
     token = api_token(seeded, "dispatcher")
     monkeypatch.setenv("GS_DATABASE_URL", seeded)
     app = create_app(Settings().with_(run_dir=tmp_path))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(600):
-        if server.started or not thread.is_alive():
-            break
-        time.sleep(0.05)
-    assert server.started, "the API did not start"
-    yield f"http://127.0.0.1:{port}", token, seeded
-    server.should_exit = True
-    thread.join(15)
+    with serve_api(app) as base:
+        yield base, token, seeded
 
 
 def test_the_plan_names_the_stored_model_it_used(api: tuple[str, str, str]) -> None:

@@ -7,9 +7,7 @@ is too young for the forecast, so the plan uses the 28-day-mean estimate and say
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.settings import REPO_ROOT
 
 from ..conftest import api_token
+from .conftest import serve_api
 from .test_weekly_report import _case
 
 pytestmark = pytest.mark.integration
@@ -53,8 +52,6 @@ def _seed(url: str, now: float) -> None:
 @pytest.fixture
 def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     """The API's base URL over a seeded store, and a dispatcher's token made for this test."""
-    import uvicorn
-
     from gridsentinel.api.app import create_app
     from gridsentinel.settings import Settings
 
@@ -63,20 +60,8 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, 
     token = api_token(url, "dispatcher")
     monkeypatch.setenv("GS_DATABASE_URL", url)
     app = create_app(Settings().with_(run_dir=tmp_path))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(600):
-        if server.started or not thread.is_alive():
-            break
-        time.sleep(0.05)
-    assert server.started, "the API did not start"
-    yield f"http://127.0.0.1:{port}", token
-    server.should_exit = True
-    thread.join(15)
+    with serve_api(app) as base:
+        yield base, token
 
 
 def test_plan_route_and_refusals(api: tuple[str, str]) -> None:

@@ -29,6 +29,7 @@ from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.settings import REPO_ROOT
 
 from ..conftest import api_token
+from .conftest import serve_api
 
 pytestmark = pytest.mark.integration
 
@@ -179,12 +180,7 @@ def test_weekly_report_from_a_boston_slice(tmp_path: Path) -> None:
 def test_dashboard_report_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sign in on the dashboard, follow its report link, show 2026-W10 of the hand-built store, screenshot it."""
     import json
-    import socket
     import subprocess
-    import threading
-    import time
-
-    import uvicorn
 
     from gridsentinel.api.app import create_app
     from gridsentinel.settings import Settings
@@ -196,26 +192,12 @@ def test_dashboard_report_page_in_chromium(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("GS_DATABASE_URL", url)
     dispatcher = api_token(url, "dispatcher")
     app = create_app(Settings().with_(run_dir=tmp_path))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(600):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.05)
-        assert server.started, "the API did not start"
+    with serve_api(app) as base:
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "weekly-report-dashboard.png"
-        done = subprocess.run(["node", "report_page.mjs", f"http://127.0.0.1:{port}", dispatcher,
+        done = subprocess.run(["node", "report_page.mjs", base, dispatcher,
                                WEEK, str(shot)], cwd=REPO_ROOT / "tests" / "browser", capture_output=True, text=True,
                               timeout=180, env={"GS_CHROMIUM": chromium_path() or "", "PATH": "/usr/bin:/bin"})
-    finally:
-        server.should_exit = True
-        thread.join(15)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert WEEK in seen["title"] and seen["message"] == ""
