@@ -212,37 +212,21 @@ def features(past: History, cells: np.ndarray) -> np.ndarray:
     return X.reshape(-1, len(names))
 
 
-class BoostedPoisson:
-    """Gradient-boosted trees, Poisson loss, refitted at every origin on all the weeks before it.
+class _PoissonTrees:
+    """What the two tree models share: scikit-learn's HistGradientBoostingRegressor with the Poisson loss (the
+    family, column 0, as a categorical feature), fitted on a subclass's ``training_set`` and used by its
+    ``predict``; with nothing to learn from, the forecast falls back to the weekday mean."""
 
-    Training origins are every 7th day back from the forecast origin (the last ``train_weeks`` of them, from
-    day ``MIN_TRAIN_HISTORY`` on), each with its 7 targets wholly before the forecast origin; the window is
-    bounded so that a refit costs the same every week on a 2-core machine. Hyperparameters are fixed in advance (not
-    tuned on the evaluated weeks).
-    """
-
-    name = "boosted_poisson"
-
-    def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31,
-                 min_samples_leaf: int = 40, train_weeks: int = 12, random_state: int = 0) -> None:
-        self.train_weeks = train_weeks
-        self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
-                           min_samples_leaf=min_samples_leaf, random_state=random_state)
+    def __init__(self, **params: float | int) -> None:
+        self.params = params
         self.model: HistGradientBoostingRegressor | None = None
         self.trained_rows = self.trained_problems = 0  # the last fit's training rows and their problems
 
     def training_set(self, past: History, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        origin = past.days
-        xs: list[np.ndarray] = []
-        ys: list[np.ndarray] = []
-        t = origin - HORIZON
-        while t >= MIN_TRAIN_HISTORY and len(xs) < self.train_weeks:
-            xs.append(features(past.until(t), cells))
-            ys.append(past.counts[:, cells, t:t + HORIZON].reshape(-1))
-            t -= HORIZON
-        if not xs:
-            return np.empty((0, len(feature_names(past)))), np.empty(0)
-        return np.concatenate(xs), np.concatenate(ys)
+        raise NotImplementedError
+
+    def predict(self, past: History, cells: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def fit(self, past: History, cells: np.ndarray) -> bool:
         X, y = self.training_set(past, cells)
@@ -260,6 +244,37 @@ class BoostedPoisson:
         if not self.fit(past, cells):  # too little history to learn from: fall back to the weekday mean
             return SameWeekdayMean().forecast(past, cells)
         return self.predict(past, cells)
+
+
+class BoostedPoisson(_PoissonTrees):
+    """Gradient-boosted trees, Poisson loss, refitted at every origin on all the weeks before it.
+
+    Training origins are every 7th day back from the forecast origin (the last ``train_weeks`` of them, from
+    day ``MIN_TRAIN_HISTORY`` on), each with its 7 targets wholly before the forecast origin; the window is
+    bounded so that a refit costs the same every week on a 2-core machine. Hyperparameters are fixed in advance (not
+    tuned on the evaluated weeks).
+    """
+
+    name = "boosted_poisson"
+
+    def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31,
+                 min_samples_leaf: int = 40, train_weeks: int = 12, random_state: int = 0) -> None:
+        super().__init__(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                         min_samples_leaf=min_samples_leaf, random_state=random_state)
+        self.train_weeks = train_weeks
+
+    def training_set(self, past: History, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        origin = past.days
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        t = origin - HORIZON
+        while t >= MIN_TRAIN_HISTORY and len(xs) < self.train_weeks:
+            xs.append(features(past.until(t), cells))
+            ys.append(past.counts[:, cells, t:t + HORIZON].reshape(-1))
+            t -= HORIZON
+        if not xs:
+            return np.empty((0, len(feature_names(past)))), np.empty(0)
+        return np.concatenate(xs), np.concatenate(ys)
 
     def predict(self, past: History, cells: np.ndarray) -> np.ndarray:
         """``[family, cell, 7]`` from the model fitted earlier (a stored one: ``analytics/model_store.py``) and
@@ -325,7 +340,7 @@ def weekday_profile(past: History) -> np.ndarray:
     return np.where(total > 0, same / np.where(total > 0, total, 1.0), 1.0 / HORIZON)
 
 
-class WeeklyBoostedPoisson:
+class WeeklyBoostedPoisson(_PoissonTrees):
     """Gradient-boosted trees, Poisson loss, on weekly totals; refitted at every origin on all past weeks.
 
     Training origins are every 7th day back from the forecast origin down to day ``MIN_TRAIN_HISTORY``, each
@@ -339,9 +354,8 @@ class WeeklyBoostedPoisson:
 
     def __init__(self, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
                  min_samples_leaf: int = 40, random_state: int = 0) -> None:
-        self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
-                           min_samples_leaf=min_samples_leaf, random_state=random_state)
-        self.model: HistGradientBoostingRegressor | None = None
+        super().__init__(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                         min_samples_leaf=min_samples_leaf, random_state=random_state)
 
     def training_set(self, past: History, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xs: list[np.ndarray] = []
@@ -355,21 +369,10 @@ class WeeklyBoostedPoisson:
             return np.empty((0, len(WEEKLY_FEATURES))), np.empty(0)
         return np.concatenate(xs), np.concatenate(ys)
 
-    def fit(self, past: History, cells: np.ndarray) -> bool:
-        X, y = self.training_set(past, cells)
-        if len(y) == 0 or y.sum() == 0:
-            self.model = None
-            return False
-        model = HistGradientBoostingRegressor(loss="poisson", categorical_features=[0], early_stopping=False,
-                                              **self.params)
-        model.fit(X, y)
-        self.model = model
-        return True
-
-    def forecast(self, past: History, cells: np.ndarray) -> np.ndarray:
-        if not self.fit(past, cells):  # too little history to learn from: fall back to the weekday mean
-            return SameWeekdayMean().forecast(past, cells)
-        assert self.model is not None
+    def predict(self, past: History, cells: np.ndarray) -> np.ndarray:
+        """``[family, cell, 7]``: the fitted model's weekly totals split into days by ``weekday_profile``."""
+        if self.model is None:
+            raise ValueError("the model is not fitted")
         week = np.asarray(self.model.predict(weekly_features(past, cells)), dtype=float)
         week = week.reshape(len(past.families), len(cells))
         return week[:, :, None] * weekday_profile(past)[:, None, :]
