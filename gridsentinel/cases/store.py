@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Collection, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Generator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -578,12 +578,12 @@ class SqlCaseStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True) -> _Opener:
+    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True) -> StoreOpener[SqlCaseStore]:
         """``store = await SqlCaseStore.open(url)`` or ``async with SqlCaseStore.open(url) as store``.
 
         With ``migrate`` (the default) the schema is upgraded to the latest revision first.
         """
-        return _Opener(cls, url, migrate)
+        return StoreOpener(cls, url, migrate)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -752,14 +752,23 @@ class _MappingRow:
         self._mapping = data
 
 
-class _Opener:
-    """Awaitable and async context manager returned by :meth:`SqlCaseStore.open`."""
+class Closable(Protocol):
+    async def close(self) -> None: ...
 
-    def __init__(self, cls: type[SqlCaseStore], url: str, migrate: bool) -> None:
-        self._cls, self._url, self._migrate = cls, url, migrate
-        self._store: SqlCaseStore | None = None
 
-    async def _open(self) -> SqlCaseStore:
+StoreT = TypeVar("StoreT", bound=Closable)
+
+
+class StoreOpener(Generic[StoreT]):
+    """What a store's ``open(url)`` returns: awaitable (``store = await X.open(url)``; the caller closes it) and
+    an async context manager (``async with X.open(url) as store``). ``make`` builds the store on the engine,
+    after the migrations when ``migrate``; a failed migration disposes of the engine."""
+
+    def __init__(self, make: Callable[[AsyncEngine], StoreT], url: str, migrate: bool) -> None:
+        self._make, self._url, self._migrate = make, url, migrate
+        self._store: StoreT | None = None
+
+    async def _open(self) -> StoreT:
         engine = create_engine(self._url)
         try:
             if self._migrate:
@@ -767,12 +776,12 @@ class _Opener:
         except BaseException:
             await engine.dispose()
             raise
-        return self._cls(engine)
+        return self._make(engine)
 
-    def __await__(self) -> Generator[Any, None, SqlCaseStore]:
+    def __await__(self) -> Generator[Any, None, StoreT]:
         return self._open().__await__()
 
-    async def __aenter__(self) -> SqlCaseStore:
+    async def __aenter__(self) -> StoreT:
         self._store = await self._open()
         return self._store
 

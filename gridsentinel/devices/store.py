@@ -21,7 +21,7 @@ writers), so two writers cannot both make revision n+1. Credentials are not here
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gridsentinel.cases.store import create_engine, upgrade
+from gridsentinel.cases.store import StoreOpener
 from gridsentinel.core.device_feed import DeviceChange, DeviceState
 from gridsentinel.core.devices import Device, Location
 from gridsentinel.core.grid import GridMap
@@ -192,9 +192,9 @@ class DeviceStore:
 
     @classmethod
     def open(cls, url: str, grid: GridMap | None = None, *, migrate: bool = True,
-             clock: Callable[[], float] = time.time) -> _Opener:
+             clock: Callable[[], float] = time.time) -> StoreOpener[DeviceStore]:
         """``store = await DeviceStore.open(url)`` or ``async with DeviceStore.open(url) as store``."""
-        return _Opener(lambda engine: cls(engine, grid, clock), url, migrate)
+        return StoreOpener(lambda engine: cls(engine, grid, clock), url, migrate)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -441,33 +441,4 @@ def _validated(device: Device, changes: dict[str, Any]) -> Device:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
                              for e in exc.errors())
         raise DeviceError(f"device {device.id!r}: {problems}") from None
-
-
-class _Opener:
-    """Awaitable and async context manager returned by :meth:`DeviceStore.open`."""
-
-    def __init__(self, make: Callable[[AsyncEngine], DeviceStore], url: str, migrate: bool) -> None:
-        self._make, self._url, self._migrate = make, url, migrate
-        self._store: DeviceStore | None = None
-
-    async def _open(self) -> DeviceStore:
-        engine = create_engine(self._url)
-        try:
-            if self._migrate:
-                await upgrade(engine)
-        except BaseException:
-            await engine.dispose()
-            raise
-        return self._make(engine)
-
-    def __await__(self) -> Generator[Any, None, DeviceStore]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> DeviceStore:
-        self._store = await self._open()
-        return self._store
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._store is not None:
-            await self._store.close()
 

@@ -44,8 +44,8 @@ def test_open_migrates_to_head_and_is_idempotent(tmp_path: Path) -> None:
                                ("uq_cases_active_cell_category",)).fetchone()[0]
     assert {"cases", "case_log", "applied_detections", "case_outbox", "api_users", "api_tokens",
             "alert_subscribers", "hotline_calls", "citizen_reports", "incidents", "incident_members", "incident_log",
-            "alembic_version"} <= tables
-    assert version == "0010"
+            "forecast_models", "alembic_version"} <= tables
+    assert version == "0011"
     assert "WHERE status <> 'closed'" in index_sql
 
 
