@@ -36,8 +36,8 @@ def register_cli(sub: Any) -> None:
     mp.set_defaults(func=run_models)
 
 
-def _line(m: dict[str, Any]) -> str:
-    trained = datetime.fromtimestamp(m["trained_at"]).strftime("%Y-%m-%d %H:%M")
+def _line(m: dict[str, Any], tz: str) -> str:
+    trained = datetime.fromtimestamp(m["trained_at"], ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
     return (f"{m['version']:<22} trained {trained}  on {m['data_start']} .. before {m['data_end']}: "
             f"{m['problems']} problems, {m['cells']} cells, {len(m['families'])} families, "
             f"scikit-learn {m['sklearn']}")
@@ -78,11 +78,12 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             return (await models.save(model)).summary()  # another trainer of the same day wins: its row is kept
 
     row = asyncio.run(go())
-    print(json.dumps(row, indent=2) if args.json else f"stored {_line(row)}")
+    print(json.dumps(row, indent=2) if args.json else f"stored {_line(row, tz)}")
     return 0
 
 
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
+    from gridsentinel.cases.categories import load_catalog
     from gridsentinel.cases.store import SqlCaseStore
 
     async def go() -> list[dict[str, Any]]:
@@ -95,5 +96,6 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
     elif not rows:
         print("no stored forecast model (gridsentinel forecast train makes one; the API trains one every night)")
     else:
-        print("\n".join(_line(m) for m in rows))
+        tz = load_catalog(settings.config_dir).calendar.timezone
+        print("\n".join(_line(m, tz) for m in rows))
     return 0
