@@ -126,8 +126,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+STREETS = 16  # the detections' streets (dedup regions, so Kafka keys): enough for 4 partitions to all get work
+
+
+def _cell(n: int) -> str:
+    """The ``n``-th bench cell: cells take turns over ``STREETS`` streets (as a city's drains do), so the
+    stage's partitions and the store phase's writers each own whole streets. No cell has neighbours (they
+    are not in the grid file), so nothing links into incidents.
+
+    >>> [_cell(n) for n in (0, 1, 16)]
+    ['320582100000000', '320582101000000', '320582100000001']
+    """
+    return f"320582{100 + n % STREETS:03d}{n // STREETS:06d}"
+
+
 def _detection(i: int, per_case: int, t0: float, tag: str, cell_base: int = 0) -> Detection:
-    cell = f"320582110{cell_base + i // per_case:06d}"
+    cell = _cell(cell_base + i // per_case)
     return Detection(
         detection_id=f"{tag}-{i}",
         source="sensor",
@@ -190,7 +204,7 @@ async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -
     # Each writer owns whole incidents (as a partition owns regions).
     lanes: list[list[Detection]] = [[] for _ in range(args.concurrency)]
     for d in dets:
-        lanes[int(d.grid_code[-6:]) % args.concurrency].append(d)
+        lanes[int(d.grid_code[6:9]) % args.concurrency].append(d)
     async with SqlCaseStore.open(url) as store:
 
         async def lane(items: list[Detection]) -> None:
