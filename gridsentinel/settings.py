@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     cases_sweep_interval_s: float = Field(30.0, gt=0, validation_alias="GS_CASES_SWEEP_INTERVAL")
     cases_outbox_grace_s: float = Field(5.0, ge=0, validation_alias="GS_CASES_OUTBOX_GRACE")
     cases_batch_size: int = Field(500, ge=1, validation_alias="GS_CASES_BATCH_SIZE")
+    # Who delivers the case events' alerts: the cases worker itself (in-worker), or a worker running the
+    # `alerts` stage (separate: the cases workers only write cases and produce their events).
+    cases_alerts: str = Field("in-worker", pattern="^(in-worker|separate)$", validation_alias="GS_CASES_ALERTS")
     # The API: the token file (<config_dir>/tokens.yaml unless given) and the largest request body.
     api_tokens: Path = Field(None, validate_default=True, validation_alias="GS_API_TOKENS")
     api_max_body_bytes: int = Field(64 * 1024, ge=1, validation_alias="GS_API_MAX_BODY_BYTES")

@@ -12,11 +12,14 @@ Phases (the default ``--per-case 1`` is the worst case the issue names: every de
    transaction per ``--batch-size`` cases, one ``executemany`` per table: no dedup rules, no ORM, no Kafka.
 3. **stage**: the Faust path: detections pre-produced to Kafka, ``gridsentinel worker --stages cases``
    (``--workers`` processes of one consumer group over 4 partitions) applies them and publishes their
-   events and webhooks; rate = detections / (last applied − first applied). The workers' CPU, resident
-   memory at a quarter and at the end of the run, and peak memory are printed.
-4. **latency** (PostgreSQL, one worker): detections each opening a case whose ``open`` event is pushed to a
-   local webhook receiver, first at 1/s (the no-queueing baseline), then at ``--rate`` (default: half the
-   stage's measured capacity); latency = arrival at the receiver − produce time.
+   events, and one ``gridsentinel worker --stages alerts`` process delivers the webhooks
+   (``GS_CASES_ALERTS=separate``; ``--alerts in-worker``: each cases worker delivers its own, as before
+   issue 15's session 11); rate = detections / (last applied − first applied). Every process's CPU,
+   resident memory at a quarter and at the end of the run, and peak memory are printed.
+4. **latency** (PostgreSQL, one cases worker, alerts as in the stage phase): detections each opening a case
+   whose ``open`` event is pushed to a local webhook receiver, first at 1/s (the no-queueing baseline),
+   then at ``--rate`` (default: half the stage's measured capacity); latency = arrival at the receiver −
+   produce time.
 
 Goals (issue 15, ratios within one run): stage ≥ 25 % of the raw limit; p99 at half the capacity ≤ 10 × the
 p50 at 1/s.
@@ -122,6 +125,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store phase without incident linking (config/incident_families.yaml; the worker always links): "
         "run both ways to see what linking costs",
+    )
+    parser.add_argument(
+        "--alerts",
+        choices=["separate", "in-worker"],
+        default="separate",
+        help="stage and latency phases: webhooks delivered by one worker running the `alerts` stage "
+        "(separate, the default) or by each cases worker itself (in-worker: GS_CASES_ALERTS's default)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -349,8 +359,13 @@ async def _watch_applied(
 
 
 class _Worker:
-    def __init__(self, settings: Settings, tmp: Path, url: str, receiver: _Receiver, tag: str) -> None:
+    """The cases worker processes of one run (one consumer group), and with ``alerts="separate"`` the one
+    ``alerts`` worker that delivers their events (its own group: ``<app id>-alerts``)."""
+
+    def __init__(self, settings: Settings, tmp: Path, url: str, receiver: _Receiver, tag: str,
+                 alerts: str = "separate") -> None:
         self.tag = tag
+        self.alerts = alerts
         config_dir = tmp / f"config-{tag}"
         shutil.copytree(settings.config_dir, config_dir)
         (config_dir / "receivers.yaml").write_text(
@@ -379,47 +394,49 @@ class _Worker:
             "GS_CONFIG_DIR": str(config_dir),
             "GS_DATABASE_URL": url,
             "GS_CASES_SWEEP_INTERVAL": "3600",
+            "GS_CASES_ALERTS": alerts,
         }
         self.log = open(tmp / f"{tag}.log", "ab")
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, count: int = 1) -> None:
-        """``count`` worker processes of one consumer group (the topic's partitions are shared out)."""
-        for _ in range(count):
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gridsentinel.cli", "worker", "--app-id", self.app_id, "--stages", "cases"],
-                    env=self.env,
-                    stdout=self.log,
-                    stderr=subprocess.STDOUT,
-                    cwd=REPO_ROOT,
-                )
+        """``count`` cases worker processes of one consumer group (the topic's partitions are shared out),
+        and the alerts worker when alerts are separate."""
+        names = [f"worker{i + 1}" for i in range(count)] + (["alerts"] if self.alerts == "separate" else [])
+        for name in names:
+            stage = "alerts" if name == "alerts" else "cases"
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "gridsentinel.cli", "worker", "--app-id", self.app_id, "--stages", stage],
+                env=self.env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
             )
 
     def app_pids(self, timeout_s: float = 60.0) -> dict[str, int]:
-        """The processes that run the app (each worker command's supervised child), by worker name."""
+        """The processes that run the apps (each worker command's supervised child), by worker name."""
         pids: dict[str, int] = {}
         deadline = time.monotonic() + timeout_s
         while len(pids) < len(self.procs) and time.monotonic() < deadline:
-            for i, proc in enumerate(self.procs):
+            for name, proc in self.procs.items():
                 child = first_child(proc.pid)
                 if child:
-                    pids[f"worker{i + 1}"] = child
+                    pids[name] = child
             time.sleep(0.05)
         return pids
 
     def stop(self) -> None:
-        for proc in self.procs:
+        for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.procs:
+        for proc in self.procs.values():
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         self.log.close()
-        drop_topics(self.bootstrap, self.topics.prefix, self.app_id)
+        drop_topics(self.bootstrap, self.topics.prefix, self.app_id)  # the alerts group's topics too: same prefix
 
 
 def _producer(settings: Settings) -> Any:
@@ -432,7 +449,7 @@ def _stage_phase(
     settings: Settings, tmp: Path, url: str, args: argparse.Namespace, workers: int = 1
 ) -> dict[str, Any]:
     receiver = _Receiver()
-    worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}")
+    worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}", args.alerts)
     ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
     t0 = time.time()
@@ -461,6 +478,7 @@ def _stage_phase(
         elapsed = max(1e-6, last - first)
         return {
             "workers": workers,
+            "alerts": args.alerts,
             "detections_per_s": round((args.detections - first_n) / elapsed, 1),
             "seconds": round(elapsed, 2),
             "webhooks_received": len(receiver.arrivals),
@@ -507,10 +525,11 @@ def _paced(
 
 
 def _latency_phase(
-    settings: Settings, tmp: Path, url: str, rate: float, seconds: float, baseline_seconds: float
+    settings: Settings, tmp: Path, url: str, rate: float, seconds: float, baseline_seconds: float,
+    alerts: str = "separate",
 ) -> dict[str, Any]:
     receiver = _Receiver()
-    worker = _Worker(settings, tmp, url, receiver, f"benchlat{uuid.uuid4().hex[:8]}")
+    worker = _Worker(settings, tmp, url, receiver, f"benchlat{uuid.uuid4().hex[:8]}", alerts)
     ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
     worker.start()
@@ -529,6 +548,7 @@ def _latency_phase(
         baseline = _paced(producer, worker, receiver, 1.0, baseline_seconds, "base", 600_000)
         loaded = _paced(producer, worker, receiver, rate, seconds, "lat", 0)
         return {
+            "alerts": alerts,
             "baseline": baseline,
             "loaded": loaded,
             "p99_vs_baseline_p50": round(loaded["p99_ms"] / max(1e-9, baseline["p50_ms"]), 2),
@@ -577,7 +597,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"latency phase on postgresql: 1/s for {args.baseline_seconds:g} s, then {rate:g}/s for "
                 f"{args.latency_seconds:g} s")
             result["latency"] = _latency_phase(
-                settings, tmp, dbs.url("postgresql"), rate, args.latency_seconds, args.baseline_seconds
+                settings, tmp, dbs.url("postgresql"), rate, args.latency_seconds, args.baseline_seconds, args.alerts
             )
     finally:
         dbs.drop()
@@ -614,18 +634,21 @@ def _render(result: dict[str, Any]) -> str:
     for backend, r in result["stage"].items():
         share = (f" = {r['detections_per_s'] / result['raw']['detections_per_s']:.0%} of the raw limit"
                  if backend == "postgresql" and "raw" in result else "")
-        lines.append(f"stage {backend} (Faust worker): {r['detections_per_s']} detections/s{share}")
+        lines.append(f"stage {backend} (Faust worker, alerts {r.get('alerts', 'in-worker')}): "
+                     f"{r['detections_per_s']} detections/s{share}")
     if result["scaling"]:
         lines += ["", "scaling on PostgreSQL (4 partitions)",
-                  f"{'workers':>8} {'detections/s':>13} {'vs 1 worker':>12} {'cores busy':>11} "
+                  f"{'workers':>8} {'detections/s':>13} {'vs 1 worker':>12} {'cores busy':>11} {'alerts':>7} "
                   f"{'RSS MB at 1/4 -> end (peak) per process':>42}"]
         one = result["scaling"][0]["detections_per_s"]
         for r in result["scaling"]:
-            procs = r["processes"].values()
-            cores = sum(p.get("cpu_cores", 0.0) for p in procs)
-            rss = ", ".join(f"{p['rss_mb_at_quarter']}->{p['rss_mb_at_end']} ({p.get('peak_rss_mb')})" for p in procs)
+            procs = r["processes"]
+            cores = sum(p.get("cpu_cores") or 0.0 for name, p in procs.items() if name != "alerts")
+            alerts = f"{procs['alerts'].get('cpu_cores') or 0.0:.2f}" if "alerts" in procs else "in"
+            rss = ", ".join(f"{p['rss_mb_at_quarter']}->{p['rss_mb_at_end']} ({p.get('peak_rss_mb')})"
+                            for p in procs.values())
             lines.append(f"{r['workers']:>8} {r['detections_per_s']:>13} {r['detections_per_s'] / one:>11.2f}x "
-                         f"{cores:>11.2f} {rss:>42}")
+                         f"{cores:>11.2f} {alerts:>7} {rss:>42}")
     if "latency" in result:
         lat = result["latency"]
         for name in ("baseline", "loaded"):

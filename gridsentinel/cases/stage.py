@@ -390,12 +390,16 @@ class CaseStage:
 
     ``delivery`` builds the alert delivery (with the dead-letter sink it is to use); the store and the
     delivery are opened on first use, on the worker's event loop, and closed at shutdown. ``catalog``: the
-    worker's live catalogue (live config replaces it; new cases use the new one).
+    worker's live catalogue (live config replaces it; new cases use the new one). ``alerts=False``: no
+    alerts agent here; the events are delivered by the ``alerts`` stage (gridsentinel/alerts/stage.py) in
+    another worker (``GS_CASES_ALERTS=separate``) or in this one.
     """
 
-    def __init__(self, delivery: DeliveryFactory, catalog: LiveCatalog | None = None) -> None:
+    def __init__(self, delivery: DeliveryFactory, catalog: LiveCatalog | None = None, *,
+                 alerts: bool = True) -> None:
         self._make_delivery = delivery
         self.catalog = catalog  # None: config/categories.yaml etc. loaded at register, never replaced
+        self.alerts = alerts
         self._lock = asyncio.Lock()
         self._processor: CaseProcessor | None = None
         self._store: SqlCaseStore | None = None
@@ -465,14 +469,15 @@ class CaseStage:
             finally:
                 await publisher.close()
 
-        recent = RecentIds()
+        if self.alerts:
+            recent = RecentIds()
 
-        @app.agent(case_events, name=f"{options.app_id}.alerts")
-        async def alerts(stream: faust.StreamT[Any]) -> None:
-            relay = AlertRelay(await delivery(), dead_letter=dead_letter, origin=ctx.names.case_events,
-                               recent=recent)
-            async for event in stream.events():
-                await relay.on_event(event.key, event.value, event.headers)
+            @app.agent(case_events, name=f"{options.app_id}.alerts")
+            async def alerts(stream: faust.StreamT[Any]) -> None:
+                relay = AlertRelay(await delivery(), dead_letter=dead_letter, origin=ctx.names.case_events,
+                                   recent=recent)
+                async for event in stream.events():
+                    await relay.on_event(event.key, event.value, event.headers)
 
         @app.timer(config.sweep_interval_s, on_leader=True)
         async def sweep_cases() -> None:
