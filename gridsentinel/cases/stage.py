@@ -365,8 +365,31 @@ class AlertRelay:
         self.recent = RecentIds() if recent is None else recent
 
     async def on_event(self, key: bytes | None, value: bytes | None, headers: Mapping[str, bytes]) -> None:
+        case_event = await self._decode(key, value, headers)
+        if case_event is not None:
+            await self.delivery.deliver(case_event)
+
+    async def on_events(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]]) -> None:
+        """A batch of events, as :meth:`on_event` each, but the cases' deliveries concurrently: each case's
+        events one after the other, in batch order (a receiver sees a case's events in order), different
+        cases' side by side, so one webhook's round trip does not hold up every other case's alert."""
+        by_case: dict[str, list[CaseEvent]] = {}
+        for key, value, headers in batch:
+            case_event = await self._decode(key, value, headers)
+            if case_event is not None:
+                by_case.setdefault(case_event.case_id, []).append(case_event)
+
+        async def in_order(events: list[CaseEvent]) -> None:
+            for case_event in events:
+                await self.delivery.deliver(case_event)
+
+        await asyncio.gather(*(in_order(events) for events in by_case.values()))
+
+    async def _decode(self, key: bytes | None, value: bytes | None,
+                      headers: Mapping[str, bytes]) -> CaseEvent | None:
+        """The event to deliver, or None: not notified, a recent repeat, or undecodable (dead-lettered)."""
         if headers.get(NOTIFY_HEADER) == b"0":
-            return  # nobody is to be told (evidence, …): nothing to deliver, no need to decode
+            return None  # nobody is to be told (evidence, …): nothing to deliver, no need to decode
         try:
             case_event = CaseEvent.from_json(value or b"")
         except (ValueError, TypeError) as exc:
@@ -380,9 +403,8 @@ class AlertRelay:
                 ),
                 key,
             )
-            return
-        if self.recent.add(case_event.event_id):
-            await self.delivery.deliver(case_event)
+            return None
+        return case_event if self.recent.add(case_event.event_id) else None
 
 
 class CaseStage:
