@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # Who delivers the case events' alerts: the cases worker itself (in-worker), or a worker running the
     # `alerts` stage (separate: the cases workers only write cases and produce their events).
     cases_alerts: str = Field("in-worker", pattern="^(in-worker|separate)$", validation_alias="GS_CASES_ALERTS")
+    # The alerts stage: how many cases' alerts it delivers at once (each case's in order; 1: one by one).
+    alerts_concurrency: int = Field(4, ge=1, le=100, validation_alias="GS_ALERTS_CONCURRENCY")
     # The API: the token file (<config_dir>/tokens.yaml unless given) and the largest request body.
     api_tokens: Path = Field(None, validate_default=True, validation_alias="GS_API_TOKENS")
     api_max_body_bytes: int = Field(64 * 1024, ge=1, validation_alias="GS_API_MAX_BODY_BYTES")

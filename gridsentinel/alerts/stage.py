@@ -13,8 +13,9 @@ partitions it has no agent for.
 Delivery is what :class:`~gridsentinel.cases.stage.AlertRelay` does in the cases worker (at least once,
 repeats dropped by event id here and by ``Idempotency-Key`` at the receivers, failures to
 ``gs.deadletter``), except that the events waiting are taken together and different cases' alerts go out
-concurrently (:meth:`~gridsentinel.cases.stage.AlertRelay.on_events`; each case's in order): a receiver's
-round trip no longer paces every alert behind it. A batch is acked once all its deliveries are done.
+concurrently (at most ``GS_ALERTS_CONCURRENCY`` cases at once, default 4;
+:meth:`~gridsentinel.cases.stage.AlertRelay.on_events`; each case's in order): a receiver's round trip no
+longer paces every alert behind it. A batch is acked once all its deliveries are done.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class AlertsStage:
     use, on the worker's event loop, and closed at shutdown.
     """
 
-    def __init__(self, delivery: DeliveryFactory) -> None:
+    def __init__(self, delivery: DeliveryFactory, concurrency: int = 4) -> None:
         self._make_delivery = delivery
+        self.concurrency = concurrency  # cases whose alerts are delivered at once (GS_ALERTS_CONCURRENCY)
         self._lock = asyncio.Lock()
         self._delivery: Delivery | None = None
 
@@ -69,7 +71,7 @@ class AlertsStage:
             manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
             # what is waiting, up to BATCH events: delivered case by case concurrently, then acked
             async for batch in manual.noack_take(BATCH, within=0.005):
-                await relay.on_events([(e.key, e.value, e.headers) for e in batch])
+                await relay.on_events([(e.key, e.value, e.headers) for e in batch], self.concurrency)
                 for event in batch:
                     await manual.ack(event)
 

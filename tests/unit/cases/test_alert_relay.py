@@ -76,7 +76,7 @@ def test_a_batch_delivers_cases_side_by_side_each_case_in_order() -> None:
         batch = [(b"c1", event("c1:1").to_json(), yes), (b"c2", event("c2:1").to_json(), yes),
                  (b"c1", event("c1:2").to_json(), yes), (b"c2", event("c2:2").to_json(), yes),
                  (b"c2", event("c2:2").to_json(), yes)]  # a repeat: delivered once
-        done = asyncio.ensure_future(relay.on_events(batch))
+        done = asyncio.ensure_future(relay.on_events(batch, concurrency=2))
         for _ in range(100):  # let the deliveries run as far as they can
             await asyncio.sleep(0)
         assert finished == ["c2:1", "c2:2"]  # c2 went on while c1 waits
