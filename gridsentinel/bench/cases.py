@@ -10,8 +10,9 @@ Phases (the default ``--per-case 1`` is the worst case the issue names: every de
 2. **raw** (PostgreSQL, ``--per-case 1``): the limit. The very rows the store phase wrote (cases, case log,
    applied ids, outbox) read back and inserted into a fresh database of the same schema by asyncpg, one
    transaction per ``--batch-size`` cases, one ``executemany`` per table: no dedup rules, no ORM, no Kafka.
-3. **stage**: the Faust path: detections pre-produced to Kafka, ``gridsentinel worker --stages cases``
-   (``--workers`` processes of one consumer group over 4 partitions) applies them and publishes their
+3. **stage**: the Faust path: detections produced to Kafka at once (a backlog), ``gridsentinel worker
+   --stages cases`` (``--workers`` processes of one consumer group over 4 partitions, the group formed
+   before the detections are produced, so no rebalance falls inside the run) applies them and publishes their
    events, and one ``gridsentinel worker --stages alerts`` process delivers the webhooks
    (``GS_CASES_ALERTS=separate``; ``--alerts in-worker``: each cases worker delivers its own, as before
    issue 15's session 11); rate = detections / (last applied − first applied). Every process's CPU,
@@ -313,7 +314,10 @@ class _Receiver:
             port.append(server.sockets[0].getsockname()[1])
             ready.set()
             async with server:
-                await server.serve_forever()
+                try:
+                    await server.serve_forever()
+                except asyncio.CancelledError:
+                    pass  # shutdown()
 
         self._thread = threading.Thread(target=self._loop.run_until_complete, args=(serve(),), daemon=True)
         self._thread.start()
@@ -452,6 +456,31 @@ class _Worker:
             time.sleep(0.05)
         return pids
 
+    def wait_for_groups(self, workers: int, timeout_s: float = 180.0) -> None:
+        """Until the cases workers' consumer group is stable with ``workers`` members (and the alerts
+        worker's, when alerts are separate, with one)."""
+        from confluent_kafka import ConsumerGroupState, KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        groups = {self.app_id: workers, **({f"{self.app_id}-alerts": 1} if self.alerts == "separate" else {})}
+        deadline = time.monotonic() + timeout_s
+        seen: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            for group, size in list(groups.items()):
+                try:
+                    desc = admin.describe_consumer_groups([group])[group].result(timeout=10)
+                except KafkaException as exc:
+                    seen[group] = str(exc)
+                    continue
+                seen[group] = f"{desc.state}, {len(desc.members)} members"
+                if desc.state == ConsumerGroupState.STABLE and len(desc.members) == size:
+                    del groups[group]
+            if not groups:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"consumer groups not formed: {seen}; see {self.log.name}")
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -479,15 +508,18 @@ def _stage_phase(
     worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}", args.alerts)
     ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
-    t0 = time.time()
-    for i in range(args.detections):
-        d = _detection(i, args.per_case, t0, worker.tag)
-        producer.produce(worker.topics.detections, key=dedup_region(d.grid_code), value=d.to_json())
-        producer.poll(0)
-    producer.flush(60)
     try:
         worker.start(workers)
         pids = worker.app_pids()
+        # The backlog goes in once every worker holds its partitions: a run lasts a few seconds, and a group
+        # still forming would rebalance in the middle of it (more workers would measure their rebalances).
+        worker.wait_for_groups(workers)
+        t0 = time.time()
+        for i in range(args.detections):
+            d = _detection(i, args.per_case, t0, worker.tag)
+            producer.produce(worker.topics.detections, key=dedup_region(d.grid_code), value=d.to_json())
+            producer.poll(0)
+        producer.flush(60)
         meter = CpuMeter(pids)
         rss_quarter: dict[str, float | None] = {}
         metering: list[bool] = []
