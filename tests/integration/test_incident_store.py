@@ -15,9 +15,9 @@ import pytest
 
 from gridsentinel.cases.batch import apply_detections
 from gridsentinel.cases.categories import load_catalog
-from gridsentinel.cases.incidents import load_families
+from gridsentinel.cases.incidents import LinkPlan, load_families
 from gridsentinel.cases.store import SqlCaseStore
-from gridsentinel.cases.store_protocol import IncidentQuery
+from gridsentinel.cases.store_protocol import CaseQuery, IncidentQuery, StoreConflict
 from gridsentinel.core.records import Detection
 from gridsentinel.settings import REPO_ROOT
 
@@ -187,5 +187,38 @@ def test_linkers_in_far_apart_streets_do_not_wait_and_in_one_street_still_link(
         finally:
             await first.close()
             await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_link_to_an_incident_merged_meanwhile_is_refused(case_store_url: str) -> None:
+    """An incident can stretch over streets, so a linker holding other streets' locks may have merged it
+    since another linker read it: that linker's plan (a case joining the merged incident) is refused (its
+    batch then retries) instead of leaving a case in an incident that no longer exists."""
+    adjacency = _adjacency()
+    west_a, west_c, _, alone = _cells(0)
+    east_a, east_c, _, _ = _cells(1)
+
+    async def scenario() -> None:
+        async with SqlCaseStore.open(case_store_url) as store:
+            for batch in ([_drain("wa", west_a), _ponding("wc", west_c)], [_drain("ea", east_a),
+                          _ponding("ec", east_c)], [_drain("alone", alone)]):
+                await apply_detections(batch, store, CATALOG, adjacency, now=T0, families=FAMILIES)
+            cases = {c.grid_code: c.case_id for c in await store.list_cases(CaseQuery(limit=100))}
+            links = {}
+            for incident in await store.list_incidents(IncidentQuery()):
+                for case in (await store.incident_cases([incident.incident_id]))[incident.incident_id]:
+                    links[case.grid_code] = incident.incident_id
+            west, east = links[west_a], links[east_a]
+            assert alone not in links and west != east
+            async with store.transaction() as tx:  # a linker elsewhere merges east into west
+                await tx.write_incident_links(LinkPlan(merged=[(east, west)]), T0 + 60)
+            with pytest.raises(StoreConflict):  # a linker that read east before the merge
+                async with store.transaction() as tx:
+                    await tx.write_incident_links(LinkPlan(joined=[(cases[alone], east)]), T0 + 60)
+            async with store.transaction() as tx:  # joining the surviving incident is fine
+                await tx.write_incident_links(LinkPlan(joined=[(cases[alone], west)]), T0 + 60)
+            members = (await store.incident_cases([west]))[west]
+            assert sorted(c.grid_code for c in members) == sorted([west_a, west_c, east_a, east_c, alone])
 
     asyncio.run(scenario())
