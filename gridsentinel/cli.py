@@ -113,7 +113,10 @@ WORKER_STAGES: dict[str, str] = {
     "ingest": "gs.readings -> InfluxDB (the default: the only stage run without --stages)",
     "detect": "sensor detectors: gs.readings -> gs.detections",
     "frames": "camera detectors: gs.frames -> gs.detections, with evidence",
-    "cases": "gs.detections -> dedup -> case store -> gs.case-events -> alerts (webhook, MQTT)",
+    "cases": "gs.detections -> dedup -> case store -> gs.case-events -> alerts (webhook, MQTT; "
+             "GS_CASES_ALERTS=separate: left to `alerts`)",
+    "alerts": "gs.case-events -> alerts (webhook, MQTT) alone, in consumer group <app-id>-alerts when "
+              "`cases` is not in the same worker",
     "live-config": "switch the detect stage to new detector config versions without a restart",
     "shadow": "a candidate detector config beside the live one, cases in a separate store, never dispatched",
 }

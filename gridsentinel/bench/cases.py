@@ -10,13 +10,17 @@ Phases (the default ``--per-case 1`` is the worst case the issue names: every de
 2. **raw** (PostgreSQL, ``--per-case 1``): the limit. The very rows the store phase wrote (cases, case log,
    applied ids, outbox) read back and inserted into a fresh database of the same schema by asyncpg, one
    transaction per ``--batch-size`` cases, one ``executemany`` per table: no dedup rules, no ORM, no Kafka.
-3. **stage**: the Faust path: detections pre-produced to Kafka, ``gridsentinel worker --stages cases``
-   (``--workers`` processes of one consumer group over 4 partitions) applies them and publishes their
-   events and webhooks; rate = detections / (last applied − first applied). The workers' CPU, resident
-   memory at a quarter and at the end of the run, and peak memory are printed.
-4. **latency** (PostgreSQL, one worker): detections each opening a case whose ``open`` event is pushed to a
-   local webhook receiver, first at 1/s (the no-queueing baseline), then at ``--rate`` (default: half the
-   stage's measured capacity); latency = arrival at the receiver − produce time.
+3. **stage**: the Faust path: detections produced to Kafka at once (a backlog), ``gridsentinel worker
+   --stages cases`` (``--workers`` processes of one consumer group over 4 partitions, the group formed
+   before the detections are produced, so no rebalance falls inside the run) applies them and publishes their
+   events, and one ``gridsentinel worker --stages alerts`` process delivers the webhooks
+   (``GS_CASES_ALERTS=separate``; ``--alerts in-worker``: each cases worker delivers its own, as before
+   issue 15's session 11); rate = detections / (last applied − first applied). Every process's CPU,
+   resident memory at a quarter and at the end of the run, and peak memory are printed.
+4. **latency** (PostgreSQL, one cases worker, alerts as in the stage phase): detections each opening a case
+   whose ``open`` event is pushed to a local webhook receiver, first at 1/s (the no-queueing baseline),
+   then at ``--rate`` (default: half the stage's measured capacity); latency = arrival at the receiver −
+   produce time.
 
 Goals (issue 15, ratios within one run): stage ≥ 25 % of the raw limit; p99 at half the capacity ≤ 10 × the
 p50 at 1/s.
@@ -36,7 +40,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +126,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="store phase without incident linking (config/incident_families.yaml; the worker always links): "
         "run both ways to see what linking costs",
     )
+    parser.add_argument(
+        "--alerts",
+        choices=["separate", "in-worker"],
+        default="separate",
+        help="stage and latency phases: webhooks delivered by one worker running the `alerts` stage "
+        "(separate, the default) or by each cases worker itself (in-worker: GS_CASES_ALERTS's default)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+STREETS = 16  # the detections' streets (dedup regions, so Kafka keys): enough for 4 partitions to all get work
+
+
+def _cell(n: int) -> str:
+    """The ``n``-th bench cell: cells take turns over ``STREETS`` streets (as a city's drains do), so the
+    stage's partitions and the store phase's writers each own whole streets. No cell has neighbours (they
+    are not in the grid file), so nothing links into incidents.
+
+    >>> [_cell(n) for n in (0, 1, 16)]
+    ['320582100000000', '320582101000000', '320582100000001']
+    """
+    return f"320582{100 + n % STREETS:03d}{n // STREETS:06d}"
+
+
 def _detection(i: int, per_case: int, t0: float, tag: str, cell_base: int = 0) -> Detection:
-    cell = f"320582110{cell_base + i // per_case:06d}"
+    cell = _cell(cell_base + i // per_case)
     return Detection(
         detection_id=f"{tag}-{i}",
         source="sensor",
@@ -190,7 +214,7 @@ async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -
     # Each writer owns whole incidents (as a partition owns regions).
     lanes: list[list[Detection]] = [[] for _ in range(args.concurrency)]
     for d in dets:
-        lanes[int(d.grid_code[-6:]) % args.concurrency].append(d)
+        lanes[int(d.grid_code[6:9]) % args.concurrency].append(d)
     async with SqlCaseStore.open(url) as store:
 
         async def lane(items: list[Detection]) -> None:
@@ -271,28 +295,59 @@ async def _raw_phase(source_url: str, url: str, batch_size: int) -> dict[str, An
 
 
 class _Receiver:
+    """The dispatch center's webhook endpoint: records when each detection's event first arrives.
+
+    A minimal HTTP/1.1 server on an event loop of its own (one thread): keep-alive connections, each
+    request answered 204. ``http.server``'s thread per connection cost the bench process ~1 ms of CPU per
+    request and fell to ~350 requests/s with 20 concurrent connections (GIL contention), below what the
+    alerts worker sends: the receiver, not the stage, would have been measured.
+    """
+
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
-        outer = self
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        port: list[int] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        async def serve() -> None:
+            server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            async with server:
+                try:
+                    await server.serve_forever()
+                except asyncio.CancelledError:
+                    pass  # shutdown()
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(serve(),), daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        self.url = f"http://127.0.0.1:{port[0]}/hook"
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length)
                 now = time.time()
                 event = json.loads(body)
-                outer.arrivals.setdefault(str(event.get("data", {}).get("detection_id")), now)
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.arrivals.setdefault(str(event.get("data", {}).get("detection_id")), now)
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client closed the connection
+        finally:
+            writer.close()
 
-            def log_message(self, *a: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def shutdown(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            self._loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(5)
 
 
 async def _watch_applied(
@@ -335,8 +390,13 @@ async def _watch_applied(
 
 
 class _Worker:
-    def __init__(self, settings: Settings, tmp: Path, url: str, receiver: _Receiver, tag: str) -> None:
+    """The cases worker processes of one run (one consumer group), and with ``alerts="separate"`` the one
+    ``alerts`` worker that delivers their events (its own group: ``<app id>-alerts``)."""
+
+    def __init__(self, settings: Settings, tmp: Path, url: str, receiver: _Receiver, tag: str,
+                 alerts: str = "separate") -> None:
         self.tag = tag
+        self.alerts = alerts
         config_dir = tmp / f"config-{tag}"
         shutil.copytree(settings.config_dir, config_dir)
         (config_dir / "receivers.yaml").write_text(
@@ -365,47 +425,74 @@ class _Worker:
             "GS_CONFIG_DIR": str(config_dir),
             "GS_DATABASE_URL": url,
             "GS_CASES_SWEEP_INTERVAL": "3600",
+            "GS_CASES_ALERTS": alerts,
         }
         self.log = open(tmp / f"{tag}.log", "ab")
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, count: int = 1) -> None:
-        """``count`` worker processes of one consumer group (the topic's partitions are shared out)."""
-        for _ in range(count):
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gridsentinel.cli", "worker", "--app-id", self.app_id, "--stages", "cases"],
-                    env=self.env,
-                    stdout=self.log,
-                    stderr=subprocess.STDOUT,
-                    cwd=REPO_ROOT,
-                )
+        """``count`` cases worker processes of one consumer group (the topic's partitions are shared out),
+        and the alerts worker when alerts are separate."""
+        names = [f"worker{i + 1}" for i in range(count)] + (["alerts"] if self.alerts == "separate" else [])
+        for name in names:
+            stage = "alerts" if name == "alerts" else "cases"
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "gridsentinel.cli", "worker", "--app-id", self.app_id, "--stages", stage],
+                env=self.env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
             )
 
     def app_pids(self, timeout_s: float = 60.0) -> dict[str, int]:
-        """The processes that run the app (each worker command's supervised child), by worker name."""
+        """The processes that run the apps (each worker command's supervised child), by worker name."""
         pids: dict[str, int] = {}
         deadline = time.monotonic() + timeout_s
         while len(pids) < len(self.procs) and time.monotonic() < deadline:
-            for i, proc in enumerate(self.procs):
+            for name, proc in self.procs.items():
                 child = first_child(proc.pid)
                 if child:
-                    pids[f"worker{i + 1}"] = child
+                    pids[name] = child
             time.sleep(0.05)
         return pids
 
+    def wait_for_groups(self, workers: int, timeout_s: float = 180.0) -> None:
+        """Until the cases workers' consumer group is stable with ``workers`` members (and the alerts
+        worker's, when alerts are separate, with one)."""
+        from confluent_kafka import ConsumerGroupState, KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        groups = {self.app_id: workers, **({f"{self.app_id}-alerts": 1} if self.alerts == "separate" else {})}
+        deadline = time.monotonic() + timeout_s
+        seen: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            for group, size in list(groups.items()):
+                try:
+                    desc = admin.describe_consumer_groups([group])[group].result(timeout=10)
+                except KafkaException as exc:
+                    seen[group] = str(exc)
+                    continue
+                seen[group] = f"{desc.state}, {len(desc.members)} members"
+                if desc.state == ConsumerGroupState.STABLE and len(desc.members) == size:
+                    del groups[group]
+            if not groups:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"consumer groups not formed: {seen}; see {self.log.name}")
+
     def stop(self) -> None:
-        for proc in self.procs:
+        for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.procs:
+        for proc in self.procs.values():
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         self.log.close()
-        drop_topics(self.bootstrap, self.topics.prefix, self.app_id)
+        drop_topics(self.bootstrap, self.topics.prefix, self.app_id)  # the alerts group's topics too: same prefix
 
 
 def _producer(settings: Settings) -> Any:
@@ -418,18 +505,21 @@ def _stage_phase(
     settings: Settings, tmp: Path, url: str, args: argparse.Namespace, workers: int = 1
 ) -> dict[str, Any]:
     receiver = _Receiver()
-    worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}")
+    worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}", args.alerts)
     ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
-    t0 = time.time()
-    for i in range(args.detections):
-        d = _detection(i, args.per_case, t0, worker.tag)
-        producer.produce(worker.topics.detections, key=dedup_region(d.grid_code), value=d.to_json())
-        producer.poll(0)
-    producer.flush(60)
     try:
         worker.start(workers)
         pids = worker.app_pids()
+        # The backlog goes in once every worker holds its partitions: a run lasts a few seconds, and a group
+        # still forming would rebalance in the middle of it (more workers would measure their rebalances).
+        worker.wait_for_groups(workers)
+        t0 = time.time()
+        for i in range(args.detections):
+            d = _detection(i, args.per_case, t0, worker.tag)
+            producer.produce(worker.topics.detections, key=dedup_region(d.grid_code), value=d.to_json())
+            producer.poll(0)
+        producer.flush(60)
         meter = CpuMeter(pids)
         rss_quarter: dict[str, float | None] = {}
         metering: list[bool] = []
@@ -445,11 +535,18 @@ def _stage_phase(
         rss_end = {name: rss_mb(pid) for name, pid in pids.items()}
         usage = meter.stop()
         elapsed = max(1e-6, last - first)
+        deadline = time.monotonic() + 120  # the webhooks may trail the cases (alerts in their own worker)
+        while len(receiver.arrivals) < args.detections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        arrivals = sorted(receiver.arrivals.values())
         return {
             "workers": workers,
+            "alerts": args.alerts,
             "detections_per_s": round((args.detections - first_n) / elapsed, 1),
             "seconds": round(elapsed, 2),
-            "webhooks_received": len(receiver.arrivals),
+            "webhooks_received": len(arrivals),
+            # webhook delivery's own rate, first to last arrival (it starts with the first events)
+            "webhooks_per_s": round(len(arrivals) / max(1e-6, arrivals[-1] - arrivals[0]), 1) if arrivals else None,
             "processes": {
                 name: {**usage.get(name, {}), "rss_mb_at_quarter": rss_quarter.get(name),
                        "rss_mb_at_end": rss_end[name]}
@@ -458,7 +555,7 @@ def _stage_phase(
         }
     finally:
         worker.stop()
-        receiver.server.shutdown()
+        receiver.shutdown()
 
 
 def _paced(
@@ -493,10 +590,11 @@ def _paced(
 
 
 def _latency_phase(
-    settings: Settings, tmp: Path, url: str, rate: float, seconds: float, baseline_seconds: float
+    settings: Settings, tmp: Path, url: str, rate: float, seconds: float, baseline_seconds: float,
+    alerts: str = "separate",
 ) -> dict[str, Any]:
     receiver = _Receiver()
-    worker = _Worker(settings, tmp, url, receiver, f"benchlat{uuid.uuid4().hex[:8]}")
+    worker = _Worker(settings, tmp, url, receiver, f"benchlat{uuid.uuid4().hex[:8]}", alerts)
     ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
     worker.start()
@@ -515,13 +613,14 @@ def _latency_phase(
         baseline = _paced(producer, worker, receiver, 1.0, baseline_seconds, "base", 600_000)
         loaded = _paced(producer, worker, receiver, rate, seconds, "lat", 0)
         return {
+            "alerts": alerts,
             "baseline": baseline,
             "loaded": loaded,
             "p99_vs_baseline_p50": round(loaded["p99_ms"] / max(1e-9, baseline["p50_ms"]), 2),
         }
     finally:
         worker.stop()
-        receiver.server.shutdown()
+        receiver.shutdown()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -563,7 +662,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"latency phase on postgresql: 1/s for {args.baseline_seconds:g} s, then {rate:g}/s for "
                 f"{args.latency_seconds:g} s")
             result["latency"] = _latency_phase(
-                settings, tmp, dbs.url("postgresql"), rate, args.latency_seconds, args.baseline_seconds
+                settings, tmp, dbs.url("postgresql"), rate, args.latency_seconds, args.baseline_seconds, args.alerts
             )
     finally:
         dbs.drop()
@@ -600,18 +699,21 @@ def _render(result: dict[str, Any]) -> str:
     for backend, r in result["stage"].items():
         share = (f" = {r['detections_per_s'] / result['raw']['detections_per_s']:.0%} of the raw limit"
                  if backend == "postgresql" and "raw" in result else "")
-        lines.append(f"stage {backend} (Faust worker): {r['detections_per_s']} detections/s{share}")
+        lines.append(f"stage {backend} (Faust worker, alerts {r.get('alerts', 'in-worker')}): "
+                     f"{r['detections_per_s']} detections/s{share}; webhooks {r.get('webhooks_per_s')}/s")
     if result["scaling"]:
         lines += ["", "scaling on PostgreSQL (4 partitions)",
-                  f"{'workers':>8} {'detections/s':>13} {'vs 1 worker':>12} {'cores busy':>11} "
+                  f"{'workers':>8} {'detections/s':>13} {'vs 1 worker':>12} {'cores busy':>11} {'alerts':>7} "
                   f"{'RSS MB at 1/4 -> end (peak) per process':>42}"]
         one = result["scaling"][0]["detections_per_s"]
         for r in result["scaling"]:
-            procs = r["processes"].values()
-            cores = sum(p.get("cpu_cores", 0.0) for p in procs)
-            rss = ", ".join(f"{p['rss_mb_at_quarter']}->{p['rss_mb_at_end']} ({p.get('peak_rss_mb')})" for p in procs)
+            procs = r["processes"]
+            cores = sum(p.get("cpu_cores") or 0.0 for name, p in procs.items() if name != "alerts")
+            alerts = f"{procs['alerts'].get('cpu_cores') or 0.0:.2f}" if "alerts" in procs else "in"
+            rss = ", ".join(f"{p['rss_mb_at_quarter']}->{p['rss_mb_at_end']} ({p.get('peak_rss_mb')})"
+                            for p in procs.values())
             lines.append(f"{r['workers']:>8} {r['detections_per_s']:>13} {r['detections_per_s'] / one:>11.2f}x "
-                         f"{cores:>11.2f} {rss:>42}")
+                         f"{cores:>11.2f} {alerts:>7} {rss:>42}")
     if "latency" in result:
         lat = result["latency"]
         for name in ("baseline", "loaded"):

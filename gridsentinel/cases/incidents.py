@@ -13,12 +13,15 @@ an incident holds at least two cases; a case, once linked, stays in its incident
 cases of two incidents, the incidents **merge**: the older one (opened first; then the smaller id) keeps
 its id, the other records ``merged_into``.
 
-Concurrency: two batches in different partitions may open two close cases at the same moment. Linking for
-a family takes a lock first (PostgreSQL: a transaction-scoped advisory lock per family; SQLite: the
-writer lock every case transaction holds), reads after it, and commits with the case change, so the
-second linker always sees the first one's case and incident. Belt and braces: an incident's id derives
-from its first case's id and ``incident_members`` has the case id as primary key, so two linkers that
-somehow raced would collide (StoreConflict: the batch retries) instead of making two incidents.
+Concurrency: two batches in different partitions may open two close cases at the same moment. Linking
+takes locks first (PostgreSQL: transaction-scoped advisory locks per family *and region*, see
+:func:`lock_regions`; SQLite: the writer lock every case transaction holds), reads after them, and commits
+with the case change, so of two batches that could link each other's cases the second always sees the
+first one's case and incident, while batches in regions far apart do not wait for each other. Belt and
+braces: an incident's id derives from its first case's id and ``incident_members`` has the case id as
+primary key, so two linkers that somehow raced would collide (StoreConflict: the batch retries) instead of
+making two incidents; and the incidents a plan joins or merges are locked and checked unmerged when it is
+written (an incident can stretch across regions, so two batches in different regions may both reach it).
 
 >>> from gridsentinel.cases.case import new_case_for_test as case
 >>> family = FamiliesFile.model_validate({"version": "t", "families": {"flooding": {
@@ -169,13 +172,54 @@ def incident_id_for(case_id: str) -> str:
     return str(uuid.uuid5(_INCIDENT_NS, case_id))
 
 
-def family_lock_key(family_id: str) -> int:
-    """A signed 64-bit number for PostgreSQL's advisory lock on linking ``family_id``'s cases.
+LOCK_REGION_DIGITS = 9  # a linking lock covers a street (6 district + 3 street digits), as a Kafka key does
 
-    >>> family_lock_key("flooding") == family_lock_key("flooding") != family_lock_key("fire")
-    True
+
+def lock_regions(cases: Sequence[Case], family: Family, adjacency: Adjacency) -> list[str]:
+    """The regions whose linking locks a transaction takes before linking ``cases`` (of ``family``), sorted.
+
+    A case only ever links with cases at most ``radius_rings`` rings from it (:func:`plan_links` looks no
+    further), so the lock set is the regions (street prefixes) of every cell within the radius of each case,
+    its own cell included. Why two transactions that could link each other's cases always share a lock:
+    if case *a* (transaction A) and case *b* (transaction B) are within the radius of each other, *b*'s cell
+    is among the cells A looks at, so A locks *b*'s region; and B locks the region of *b*'s own cell. The
+    same holds for a case already stored that both would link to: both look at its cell. So the region's
+    size does not matter for correctness, only for how many locks a batch takes (a street: usually one,
+    since the stage's partitions are keyed by street) and how often unrelated batches share one. Locks
+    are taken in (family, region) order, families in name order, so two transactions never wait on each
+    other in a circle.
+
+    >>> from gridsentinel.cases.case import new_case_for_test as case
+    >>> family = FamiliesFile.model_validate({"version": "t", "families": {"flooding": {
+    ...     "name": "f", "name_zh": "f", "categories": ["component:0103", "event:L001"], "radius_rings": 1,
+    ...     "window_minutes": 60}}}).families["flooding"]
+    >>> edge = {"320582110152102": {"320582111000001"}, "320582111000001": {"320582110152102"}}
+    >>> lock_regions([case(grid_code="320582110152102")], family, edge)  # next to the next street's cell
+    ['320582110', '320582111']
+    >>> lock_regions([case(grid_code="320582110152102")], family, {})
+    ['320582110']
     """
-    digest = hashlib.sha256(f"gridsentinel incidents {family_id}".encode()).digest()
+    return sorted({cell[:LOCK_REGION_DIGITS] for cell in _cells_near(cases, family, adjacency)})
+
+
+def _cells_near(cases: Sequence[Case], family: Family, adjacency: Adjacency) -> set[str]:
+    """Every cell at most ``family.radius_rings`` rings from one of ``cases``: where their links can be."""
+    cells: set[str] = set()
+    for case in cases:
+        cells.update(ring_distances(case.grid_code, family.radius_rings, adjacency))
+    return cells
+
+
+def region_lock_key(family_id: str, region: str) -> int:
+    """A signed 64-bit number for PostgreSQL's advisory lock on linking ``family_id``'s cases in ``region``.
+
+    >>> region_lock_key("flooding", "320582110") == region_lock_key("flooding", "320582110")
+    True
+    >>> len({region_lock_key("flooding", "320582110"), region_lock_key("flooding", "320582111"),
+    ...      region_lock_key("fire", "320582110")})
+    3
+    """
+    digest = hashlib.sha256(f"gridsentinel incidents {family_id} {region}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -248,17 +292,9 @@ def plan_links(touched: Sequence[Case], pool: Sequence[Case], links: Mapping[str
     links = dict(links)
     known = dict(incidents)
     plan = LinkPlan()
-    members = set(family.categories)
-    by_cell: dict[str, list[Case]] = {}  # the candidates by cell: a case looks only at its own rings
-    for other in pool:
-        if other.is_active and other.category_key in members:
-            by_cell.setdefault(other.grid_code, []).append(other)
+    near_of = _Neighbourhood(pool, family, adjacency)
     for case in sorted(touched, key=lambda c: c.case_id):
-        if not case.is_active or case.category_key not in members:
-            continue
-        cells = ring_distances(case.grid_code, family.radius_rings, adjacency)
-        near = [other for cell in cells for other in by_cell.get(cell, ()) if other.case_id != case.case_id
-                and time_gap(case, other) <= family.window_s]
+        near = near_of(case)
         if not near:
             continue
         group = sorted({other.case_id for other in near} | {case.case_id})
@@ -296,11 +332,49 @@ def plan_links(touched: Sequence[Case], pool: Sequence[Case], links: Mapping[str
     return plan
 
 
+class _Neighbourhood:
+    """The active cases of a family's pool that a case links with: within the family's rings and window."""
+
+    def __init__(self, pool: Sequence[Case], family: Family, adjacency: Adjacency) -> None:
+        self.family, self.adjacency = family, adjacency
+        self.members = set(family.categories)
+        self.by_cell: dict[str, list[Case]] = {}  # the candidates by cell: a case looks only at its own rings
+        for other in pool:
+            if other.is_active and other.category_key in self.members:
+                self.by_cell.setdefault(other.grid_code, []).append(other)
+
+    def __call__(self, case: Case) -> list[Case]:
+        if not case.is_active or case.category_key not in self.members:
+            return []
+        cells = ring_distances(case.grid_code, self.family.radius_rings, self.adjacency)
+        return [other for cell in cells for other in self.by_cell.get(cell, ()) if other.case_id != case.case_id
+                and time_gap(case, other) <= self.family.window_s]
+
+
+def could_link(touched: Sequence[Case], pool: Sequence[Case], family: Family, adjacency: Adjacency) -> bool:
+    """Whether any case of ``touched`` has a case of ``pool`` to link with. When none has, the plan is empty
+    whatever the existing links are (:func:`plan_links` consults them only for cases with neighbours), so
+    linking need not read them: one round trip less per batch in the usual case of nothing nearby.
+
+    >>> from gridsentinel.cases.case import new_case_for_test as case
+    >>> family = FamiliesFile.model_validate({"version": "t", "families": {"flooding": {
+    ...     "name": "f", "name_zh": "f", "categories": ["component:0103", "event:L001"], "radius_rings": 1,
+    ...     "window_minutes": 60}}}).families["flooding"]
+    >>> a = case(case_id="a", category_type="component", grid_code="320582110152102")
+    >>> b = case(case_id="b", category_type="component", grid_code="320582110152103")
+    >>> could_link([a], [a, b], family, {}), could_link([a], [a, b], family, {a.grid_code: {b.grid_code}})
+    (False, True)
+    """
+    near_of = _Neighbourhood(pool, family, adjacency)
+    return any(near_of(case) for case in touched)
+
+
 class IncidentTx(Protocol):
     """What linking needs from a case-store transaction (SQL and memory stores)."""
 
-    async def lock_incident_family(self, family_id: str) -> None:
-        """Hold linking for this family until the transaction ends (PostgreSQL: advisory lock)."""
+    async def lock_incident_regions(self, family_id: str, regions: Sequence[str]) -> None:
+        """Hold linking for this family in these regions (taken in the order given) until the transaction
+        ends (PostgreSQL: advisory locks)."""
         ...
 
     async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str]) -> list[Case]:
@@ -316,14 +390,16 @@ class IncidentTx(Protocol):
 
     async def write_incident_links(self, plan: LinkPlan, at: float) -> None:
         """Insert the new incidents, move merged incidents' members, add the joined cases, append the log.
-        StoreConflict when a case is already linked (a racing linker won)."""
+        StoreConflict when a case is already linked or an incident the plan joins or merges was merged
+        meanwhile (a racing linker won)."""
         ...
 
 
 async def link_cases(tx: IncidentTx, touched: Sequence[Case], families: IncidentFamilies, adjacency: Adjacency,
                      *, now: float) -> LinkPlan:
-    """Run :func:`plan_links` for the cases a transaction just opened or changed, family by family (locks
-    taken in family order, so two transactions never wait on each other's), and write the links."""
+    """Run :func:`plan_links` for the cases a transaction just opened or changed, family by family (each
+    family's region locks, :func:`lock_regions`, taken in family order, so two transactions never wait on
+    each other's), and write the links."""
     by_family: dict[str, list[Case]] = {}
     for case in touched:
         family = families.family_of(case.category_key)
@@ -334,12 +410,12 @@ async def link_cases(tx: IncidentTx, touched: Sequence[Case], families: Incident
         family = families.get(family_id)
         assert family is not None
         cases = by_family[family_id]
-        await tx.lock_incident_family(family_id)
-        cells: set[str] = set()
-        for case in cases:
-            cells.update(ring_distances(case.grid_code, family.radius_rings, adjacency))
+        cells = _cells_near(cases, family, adjacency)
+        await tx.lock_incident_regions(family_id, sorted({cell[:LOCK_REGION_DIGITS] for cell in cells}))
         pool = {c.case_id: c for c in await tx.family_cases(family.categories, cells)}
         pool.update((c.case_id, c) for c in cases)
+        if not could_link(cases, list(pool.values()), family, adjacency):
+            continue  # nothing nearby: no link to make, no need to read the existing ones
         links = await tx.incident_links(list(pool))
         incidents = await tx.incidents(set(links.values()))
         plan = plan_links(cases, list(pool.values()), links, incidents, family, adjacency, now=now)

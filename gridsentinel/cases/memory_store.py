@@ -131,7 +131,7 @@ class _MemoryTx:
             or (c.status == "open" and c.acknowledged_at is None and c.severity in reminder_severities))),
             key=lambda c: c.case_id)
 
-    async def lock_incident_family(self, family_id: str) -> None:
+    async def lock_incident_regions(self, family_id: str, regions: Sequence[str]) -> None:
         return None  # transactions are serialised by the store's lock
 
     async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str]) -> list[Case]:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gridsentinel.cases.authority import Actor, Queue, center_prefix
 from gridsentinel.cases.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.cases.incidents import Incident, IncidentLogEntry, LinkPlan, family_lock_key
+from gridsentinel.cases.incidents import Incident, IncidentLogEntry, LinkPlan, region_lock_key
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, IncidentQuery, StoreConflict
 from gridsentinel.core.records import Detection
 from gridsentinel.errors import ConfigError
@@ -383,11 +383,12 @@ class _SqlTx:
             if batch.events:
                 await self._conn.execute(_INSERT_OUTBOX, [_outbox_row(e, batch.at) for e in batch.events])
 
-    async def lock_incident_family(self, family_id: str) -> None:
+    async def lock_incident_regions(self, family_id: str, regions: Sequence[str]) -> None:
         # SQLite: this transaction began IMMEDIATE and already excludes every other writer.
         if self._conn.dialect.name == "postgresql":
-            await self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                                     {"key": family_lock_key(family_id)})
+            for region in regions:  # one at a time, in the order given (usually one: the batch's street)
+                await self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                         {"key": region_lock_key(family_id, region)})
 
     async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str]) -> list[Case]:
         if not category_keys or not grid_codes:
@@ -417,6 +418,7 @@ class _SqlTx:
 
     async def write_incident_links(self, plan: LinkPlan, at: float) -> None:
         async with _conflicts_as_store_conflict("incident links"):
+            await self._check_unmerged(plan)
             if plan.created:
                 await self._conn.execute(sa.insert(incidents), [
                     {"incident_id": i.incident_id, "family": i.family, "opened_at": i.opened_at,
@@ -435,6 +437,21 @@ class _SqlTx:
                                          .values(updated_at=at))
             if plan.log:
                 await self._conn.execute(sa.insert(incident_log), [e.to_dict() for e in plan.log])
+
+    async def _check_unmerged(self, plan: LinkPlan) -> None:
+        """Lock the stored incidents ``plan`` joins or merges (in id order) and check none was merged since
+        it was read. The region locks keep linkers of nearby cases apart, but an incident can stretch across
+        regions: a linker elsewhere may have merged it meanwhile."""
+        created = {i.incident_id for i in plan.created}
+        ids = sorted(({i for _, i in plan.joined} | {i for pair in plan.merged for i in pair}) - created)
+        if not ids:
+            return
+        rows = (await self._conn.execute(
+            sa.select(incidents.c.incident_id, incidents.c.merged_into)
+            .where(incidents.c.incident_id.in_(ids)).order_by(incidents.c.incident_id).with_for_update())).all()
+        live = {r.incident_id for r in rows if r.merged_into is None}
+        if live != set(ids):
+            raise StoreConflict(f"incidents {sorted(set(ids) - live)} were merged or removed since they were read")
 
     async def attention_cases(self, now: float, reminder_severities: Collection[str]) -> list[Case]:
         rows = await self._conn.execute(sa.select(cases).where(

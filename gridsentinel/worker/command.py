@@ -85,9 +85,10 @@ def run_app(settings: Settings, args: argparse.Namespace) -> int:
     """Build the app from the stages asked for and run it here until it stops."""
     from gridsentinel.streams.context import WorkerOptions
     from gridsentinel.worker.app import create_app
-    from gridsentinel.worker.stages import build_stages
+    from gridsentinel.worker.stages import app_id_for, build_stages
 
-    options = WorkerOptions(app_id=args.app_id, influx_bucket=args.bucket, stats_file=args.stats_file)
+    options = WorkerOptions(app_id=app_id_for(args.app_id, args.stages), influx_bucket=args.bucket,
+                            stats_file=args.stats_file)
     port = getattr(args, "metrics_port", 0) or 0
     registry = new_registry() if port else None
     if registry is not None:  # before the app starts: a port in use is a clear error, not a half-started worker

@@ -3,7 +3,9 @@
 Each name maps to a factory that builds the stage object :func:`gridsentinel.worker.app.create_app` takes.
 The wiring is explicit here: live config gets the detection stage's engine (the one it reconfigures) and
 the appliers of the other config kinds (the live catalogue, the frames processor, the alert delivery),
-the case stage gets the alert delivery (alerts sits above cases, so cases cannot build it itself), and the
+the case stage and the alerts stage get the alert delivery (alerts sits above cases, so cases cannot build
+it itself; with GS_CASES_ALERTS=separate, or the alerts stage in the same worker, the case stage leaves
+delivery to the alerts stage), and the
 detection and frames stages get the case catalogue's ``category_of`` (config/categories.yaml alone owns
 kind -> category; detectors sit below cases and cannot load it themselves).
 """
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from gridsentinel.alerts.delivery.config import ReceiversFile
 from gridsentinel.alerts.delivery.service import AlertDelivery
+from gridsentinel.alerts.stage import AlertsStage
 from gridsentinel.cases.categories import LiveCatalog, load_catalog
 from gridsentinel.cases.stage import CaseStage
 from gridsentinel.core.device_follow import RegistryFollower, UnknownResolver
@@ -103,12 +106,30 @@ class Wiring:
 FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
     "ingest": lambda w: IngestStage(bucket=w.options.influx_bucket),
     "detect": lambda w: w.detection(),
-    "cases": lambda w: CaseStage(delivery=w.make_delivery, catalog=w.catalog()),
+    # the cases worker delivers its alerts itself unless told to leave them to an `alerts` stage
+    "cases": lambda w: CaseStage(delivery=w.make_delivery, catalog=w.catalog(),
+                                 alerts=w.settings.cases_alerts == "in-worker" and "alerts" not in w.names),
+    "alerts": lambda w: AlertsStage(delivery=w.make_delivery, concurrency=w.settings.alerts_concurrency),
     "live-config": lambda w: w.live_config(),
     "shadow": lambda w: ShadowStage(),
     "frames": lambda w: w.make_frames(),
 }
 STAGES: tuple[str, ...] = tuple(FACTORIES)  # the names `gridsentinel worker --stages` takes
+
+
+def app_id_for(app_id: str, names: Sequence[str]) -> str:
+    """The Faust app id (= Kafka consumer group) of a worker running ``names``: ``<app_id>-alerts`` for a
+    worker with the ``alerts`` stage but not ``cases``. Faust shares a group's partitions out over every
+    topic its members' agents read; an alerts-only worker in the cases workers' group could be given
+    detections partitions, which it has no agent for (they would never be applied). Workers that run the
+    same stages share a group, as before.
+
+    >>> app_id_for("gridsentinel", ["alerts"]), app_id_for("gridsentinel", ["alerts", "live-config"])
+    ('gridsentinel-alerts', 'gridsentinel-alerts')
+    >>> app_id_for("gridsentinel", ["cases"]), app_id_for("gridsentinel", ["cases", "alerts"])
+    ('gridsentinel', 'gridsentinel')
+    """
+    return f"{app_id}-alerts" if "alerts" in names and "cases" not in names else app_id
 
 
 def build_stages(settings: Settings, options: WorkerOptions, names: Sequence[str], *,

@@ -268,3 +268,53 @@ def test_kill_9_mid_stream_loses_no_event_and_opens_no_duplicate(
 
     assert sorted(c.grid_code for c in state["cases"]) == sorted(CELLS)  # one case per cell
     assert {json.loads(e)["event_id"] for e in events} == set(state["log"])  # none lost, none invented
+
+
+def _offsets(bootstrap: str, group: str, topic: str) -> tuple[int, list[int], list[int]]:
+    """(partitions, ``group``'s committed offsets, the end offsets) on ``topic``; -1001: nothing committed."""
+    from confluent_kafka import TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        committed = [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=10)]
+        ends = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts]
+        return len(parts), committed, ends
+    finally:
+        c.close()
+
+
+def test_a_cases_worker_leaving_alerts_to_an_alerts_worker_gets_each_new_case_delivered_once(
+    ns: Namespace, receiver: Receiver, postgres_url: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GS_CASES_ALERTS=separate: the cases worker writes cases and produces their events, a worker running
+    only the `alerts` stage (its own consumer group) delivers them, and nothing is delivered twice."""
+    url = postgres_url()
+    configure(ns, receiver, url, monkeypatch)
+    monkeypatch.setenv("GS_CASES_ALERTS", "separate")
+    kafka = Kafka(ns)
+    t0 = time.time()
+    dets = [detection(f"a{i}", CELLS[i % 3], t0 + i) for i in range(9)]  # three new cases, then evidence
+    kafka.produce(dets)
+    start_worker(ns, "cases")
+    ns.spawn("alerts", "worker", "--app-id", ns.app_id, "--stages", "alerts", "--loglevel", "warning")
+    logs = lambda: ns.log("cases") + ns.log("alerts")  # noqa: E731
+    state = wait_for(
+        lambda: (s := store_state(url)) and sum(c.detection_count for c in s["cases"]) == len(dets)
+        and not s["pending"] and s,
+        120, "the detections to be applied and published", ns=ns, on_timeout=logs)
+    assert isinstance(state, dict)
+    topic = kafka.topics.case_events
+    # the alerts worker's group has read every case event (its offsets commit once they are delivered)
+    read_all = lambda: all(end == 0 or done == end  # noqa: E731  # (nothing to commit in an empty partition)
+                           for done, end in zip(*_offsets(kafka.bootstrap, f"{ns.app_id}-alerts", topic)[1:],
+                                                strict=True))
+    wait_for(read_all, 90, "the alerts worker to have read every case event", ns=ns,
+             on_timeout=lambda: f"{_offsets(kafka.bootstrap, f'{ns.app_id}-alerts', topic)}, "
+                                f"{len(receiver.requests)} webhooks\n{logs()}")
+    opens = [json.loads(b) for _, b in receiver.requests if json.loads(b)["type"] == "open"]
+    assert sorted(e["grid_code"] for e in opens) == sorted(CELLS[:3])  # each new case's open event, once
+    assert len({e["case_id"] for e in opens}) == 3
+    # the cases worker's group never read the case events itself (it would have delivered them again)
+    partitions, committed, _ = _offsets(kafka.bootstrap, ns.app_id, topic)
+    assert committed == [-1001] * partitions

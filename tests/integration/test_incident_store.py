@@ -6,15 +6,18 @@ so the round ends with ONE incident of four cases, never two (or none)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gridsentinel.cases.batch import apply_detections
 from gridsentinel.cases.categories import load_catalog
-from gridsentinel.cases.incidents import load_families
+from gridsentinel.cases.incidents import LinkPlan, load_families
 from gridsentinel.cases.store import SqlCaseStore
-from gridsentinel.cases.store_protocol import IncidentQuery
+from gridsentinel.cases.store_protocol import CaseQuery, IncidentQuery, StoreConflict
 from gridsentinel.core.records import Detection
 from gridsentinel.settings import REPO_ROOT
 
@@ -112,5 +115,110 @@ def test_linking_survives_a_restart_of_the_store(tmp_path: Path) -> None:
             [incident] = await store.list_incidents(IncidentQuery())
             cases = (await store.incident_cases([incident.incident_id]))[incident.incident_id]
             assert sorted(c.grid_code for c in cases) == [a1, c1, c2]
+
+    asyncio.run(scenario())
+
+
+class _HeldOpen:
+    """A store whose transactions, once their work is done, stay open (holding their locks) until
+    ``release`` is set: a worker's batch caught between linking and its commit."""
+
+    def __init__(self, store: SqlCaseStore) -> None:
+        self.store = store
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self.store.transaction() as tx:
+            yield tx
+            self.holding.set()
+            await self.release.wait()
+
+
+async def _blocked_or_done(url: str, task: asyncio.Task[Any]) -> str:
+    """"waiting" once ``task``'s transaction waits for an advisory lock, "done" once it finished."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        while not task.done():
+            if await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                                   "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"):
+                return "waiting"
+            await asyncio.sleep(0.02)
+        return "done"
+    finally:
+        await conn.close()
+
+
+def test_linkers_in_far_apart_streets_do_not_wait_and_in_one_street_still_link(
+        postgres_url: Callable[[], str]) -> None:
+    """Linking locks a family per street (and the streets its cases' rings reach): a batch holding its
+    locks until it commits does not hold up a batch in another street, and does hold up (then link with)
+    a batch next to it in its own street."""
+    url = postgres_url()
+    adjacency = _adjacency()
+    a1, c1, c2, _ = _cells(0)
+    far = _cells(5)[0]  # another street, no rings in common with round 0's
+
+    async def scenario() -> None:
+        first, second = await SqlCaseStore.open(url), await SqlCaseStore.open(url)
+        try:
+            await apply_detections([_drain("a1", a1)], first, CATALOG, adjacency, now=T0, families=FAMILIES)
+            held = _HeldOpen(first)
+            pending = asyncio.create_task(apply_detections([_ponding("c1", c1)], held, CATALOG,  # type: ignore[arg-type]
+                                                           adjacency, now=T0 + 60, families=FAMILIES))
+            await held.holding.wait()  # c1 linked with a1 (an incident), not committed, locks held
+
+            elsewhere = asyncio.create_task(apply_detections([_drain("far", far)], second, CATALOG, adjacency,
+                                                             now=T0 + 60, families=FAMILIES))
+            far_state = await _blocked_or_done(url, elsewhere)
+            nearby = asyncio.create_task(apply_detections([_blocked("c2", c2)], second, CATALOG, adjacency,
+                                                          now=T0 + 60, families=FAMILIES))
+            near_state = await _blocked_or_done(url, nearby)
+            held.release.set()
+            done = [await pending, await elsewhere, await nearby]
+            assert (far_state, near_state) == ("done", "waiting")
+            assert all(a.error is None for batch in done for a in batch), done
+            [incident] = await second.list_incidents(IncidentQuery())
+            cases = (await second.incident_cases([incident.incident_id]))[incident.incident_id]
+            assert sorted(c.grid_code for c in cases) == [a1, c1, c2]  # c2 saw c1 once it was committed
+        finally:
+            await first.close()
+            await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_link_to_an_incident_merged_meanwhile_is_refused(case_store_url: str) -> None:
+    """An incident can stretch over streets, so a linker holding other streets' locks may have merged it
+    since another linker read it: that linker's plan (a case joining the merged incident) is refused (its
+    batch then retries) instead of leaving a case in an incident that no longer exists."""
+    adjacency = _adjacency()
+    west_a, west_c, _, alone = _cells(0)
+    east_a, east_c, _, _ = _cells(1)
+
+    async def scenario() -> None:
+        async with SqlCaseStore.open(case_store_url) as store:
+            for batch in ([_drain("wa", west_a), _ponding("wc", west_c)], [_drain("ea", east_a),
+                          _ponding("ec", east_c)], [_drain("alone", alone)]):
+                await apply_detections(batch, store, CATALOG, adjacency, now=T0, families=FAMILIES)
+            cases = {c.grid_code: c.case_id for c in await store.list_cases(CaseQuery(limit=100))}
+            links = {}
+            for incident in await store.list_incidents(IncidentQuery()):
+                for case in (await store.incident_cases([incident.incident_id]))[incident.incident_id]:
+                    links[case.grid_code] = incident.incident_id
+            west, east = links[west_a], links[east_a]
+            assert alone not in links and west != east
+            async with store.transaction() as tx:  # a linker elsewhere merges east into west
+                await tx.write_incident_links(LinkPlan(merged=[(east, west)]), T0 + 60)
+            with pytest.raises(StoreConflict):  # a linker that read east before the merge
+                async with store.transaction() as tx:
+                    await tx.write_incident_links(LinkPlan(joined=[(cases[alone], east)]), T0 + 60)
+            async with store.transaction() as tx:  # joining the surviving incident is fine
+                await tx.write_incident_links(LinkPlan(joined=[(cases[alone], west)]), T0 + 60)
+            members = (await store.incident_cases([west]))[west]
+            assert sorted(c.grid_code for c in members) == sorted([west_a, west_c, east_a, east_c, alone])
 
     asyncio.run(scenario())

@@ -44,3 +44,16 @@ def test_report_shows_share_of_raw_limit_scaling_and_memory() -> None:
     assert "= 25% of the raw limit" in text
     assert "170.0->175.0 (180.0)" in text
     assert "met     stage (1 worker) / raw PostgreSQL limit" in text
+
+
+def test_report_shows_the_alerts_workers_cpu_apart_from_the_cases_workers() -> None:
+    result = _result(stage=250.0, raw=1000.0, p99=400.0, p50_1=50.0)
+    run = result["scaling"][0]
+    run["alerts"] = "separate"
+    run["processes"]["alerts"] = {"cpu_cores": 0.31, "peak_rss_mb": 120.0, "rss_mb_at_quarter": 110.0,
+                                  "rss_mb_at_end": 111.0}
+    result["goals"] = _goals(result)
+    text = _render(result)
+    assert "stage postgresql (Faust worker, alerts separate): 250.0 detections/s" in text
+    row = next(line for line in text.splitlines() if line.split()[:2] == ["1", "250.0"])
+    assert row.split()[3:5] == ["0.90", "0.31"]  # cores of the cases worker, then the alerts worker's

@@ -52,3 +52,37 @@ def test_notified_events_are_delivered_once_and_bad_ones_dead_lettered() -> None
     asyncio.run(play())
     assert delivery.delivered == ["c1:1", "c4:1"]
     assert letters == [("bad_record", "t.gs.case-events", b"c3")]
+
+
+def test_a_batch_delivers_cases_side_by_side_each_case_in_order() -> None:
+    """One slow receiver round trip for case c1 does not hold up c2's alerts; c1's own stay in order."""
+    started: list[str] = []
+    finished: list[str] = []
+    release_c1 = asyncio.Event()
+
+    class SlowForC1(FakeDelivery):
+        async def deliver(self, event: CaseEvent) -> Any:
+            started.append(event.event_id)
+            if event.event_id == "c1:1":
+                await release_c1.wait()  # c1's first webhook is slow
+            finished.append(event.event_id)
+
+    async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
+        raise AssertionError(letter)
+
+    async def play() -> None:
+        relay = AlertRelay(SlowForC1(), dead_letter=dead_letter)
+        yes = {NOTIFY_HEADER: b"1"}
+        batch = [(b"c1", event("c1:1").to_json(), yes), (b"c2", event("c2:1").to_json(), yes),
+                 (b"c1", event("c1:2").to_json(), yes), (b"c2", event("c2:2").to_json(), yes),
+                 (b"c2", event("c2:2").to_json(), yes)]  # a repeat: delivered once
+        done = asyncio.ensure_future(relay.on_events(batch, concurrency=2))
+        for _ in range(100):  # let the deliveries run as far as they can
+            await asyncio.sleep(0)
+        assert finished == ["c2:1", "c2:2"]  # c2 went on while c1 waits
+        assert started == ["c1:1", "c2:1", "c2:2"]  # c1:2 waits for c1:1
+        release_c1.set()
+        await done
+
+    asyncio.run(play())
+    assert finished == ["c2:1", "c2:2", "c1:1", "c1:2"]

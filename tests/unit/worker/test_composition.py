@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gridsentinel.alerts.stage import AlertsStage
 from gridsentinel.cases.stage import CaseStage
 from gridsentinel.detectors.stage import DetectionStage
 from gridsentinel.engineering.live_config import LiveConfigStage
@@ -14,7 +15,7 @@ from gridsentinel.ingest.stage import IngestStage
 from gridsentinel.settings import Settings
 from gridsentinel.streams.context import WorkerOptions
 from gridsentinel.streams.faust_compat import RECHECK, TESTED_VERSIONS, UntestedVersion, check_versions
-from gridsentinel.worker.stages import STAGES, build_stages
+from gridsentinel.worker.stages import STAGES, app_id_for, build_stages
 
 pytestmark = pytest.mark.unit
 
@@ -36,6 +37,18 @@ def test_live_config_without_a_detect_stage_has_no_engine_and_unknown_names_are_
     assert isinstance(live, LiveConfigStage) and live.live.engine is None
     with pytest.raises(ValueError, match="unknown stage 'nope'; known: " + ", ".join(STAGES)):
         build_stages(SETTINGS, WorkerOptions(), ["ingest", "nope"])
+
+
+def test_the_cases_stage_delivers_alerts_itself_unless_told_to_leave_them_to_the_alerts_stage() -> None:
+    [cases] = build_stages(SETTINGS, WorkerOptions(), ["cases"])
+    assert isinstance(cases, CaseStage) and cases.alerts  # the default: as before
+    separate = SETTINGS.model_copy(update={"cases_alerts": "separate"})
+    [cases] = build_stages(separate, WorkerOptions(), ["cases"])
+    assert isinstance(cases, CaseStage) and not cases.alerts
+    cases, alerts = build_stages(SETTINGS, WorkerOptions(), ["cases", "alerts"])  # never delivered twice
+    assert isinstance(cases, CaseStage) and not cases.alerts and isinstance(alerts, AlertsStage)
+    # an alerts-only worker is a consumer group of its own; with the cases stage, the group is the app id
+    assert (app_id_for("gs", ["alerts"]), app_id_for("gs", ["cases", "alerts"])) == ("gs-alerts", "gs")
 
 
 def test_the_tested_faust_versions_are_the_pinned_ones_and_others_stop_the_worker() -> None:
