@@ -133,6 +133,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stage and latency phases: webhooks delivered by one worker running the `alerts` stage "
         "(separate, the default) or by each cases worker itself (in-worker: GS_CASES_ALERTS's default)",
     )
+    parser.add_argument(
+        "--alerts-workers", type=int, default=1, metavar="N",
+        help="with --alerts separate: this many `alerts` workers in their one consumer group (default 1; "
+        "gs.case-events has 4 partitions, so up to 4 share the delivery)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -389,14 +394,20 @@ async def _watch_applied(
     raise RuntimeError(f"stage applied only {n} of {total}")
 
 
+def _alerts_name(i: int) -> str:
+    """The bench's name of the ``i``-th alerts worker: ``alerts``, ``alerts2``, ..."""
+    return "alerts" if i == 0 else f"alerts{i + 1}"
+
+
 class _Worker:
     """The cases worker processes of one run (one consumer group), and with ``alerts="separate"`` the one
     ``alerts`` worker that delivers their events (its own group: ``<app id>-alerts``)."""
 
     def __init__(self, settings: Settings, tmp: Path, url: str, receiver: _Receiver, tag: str,
-                 alerts: str = "separate") -> None:
+                 alerts: str = "separate", alerts_workers: int = 1) -> None:
         self.tag = tag
         self.alerts = alerts
+        self.alerts_workers = alerts_workers if alerts == "separate" else 0
         config_dir = tmp / f"config-{tag}"
         shutil.copytree(settings.config_dir, config_dir)
         (config_dir / "receivers.yaml").write_text(
@@ -433,9 +444,9 @@ class _Worker:
     def start(self, count: int = 1) -> None:
         """``count`` cases worker processes of one consumer group (the topic's partitions are shared out),
         and the alerts worker when alerts are separate."""
-        names = [f"worker{i + 1}" for i in range(count)] + (["alerts"] if self.alerts == "separate" else [])
+        names = [f"worker{i + 1}" for i in range(count)] + [_alerts_name(i) for i in range(self.alerts_workers)]
         for name in names:
-            stage = "alerts" if name == "alerts" else "cases"
+            stage = "alerts" if name.startswith("alerts") else "cases"
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "gridsentinel.cli", "worker", "--app-id", self.app_id, "--stages", stage],
                 env=self.env,
@@ -463,7 +474,8 @@ class _Worker:
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        groups = {self.app_id: workers, **({f"{self.app_id}-alerts": 1} if self.alerts == "separate" else {})}
+        groups = {self.app_id: workers, **({f"{self.app_id}-alerts": self.alerts_workers}
+                                           if self.alerts_workers else {})}
         deadline = time.monotonic() + timeout_s
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:
@@ -505,7 +517,8 @@ def _stage_phase(
     settings: Settings, tmp: Path, url: str, args: argparse.Namespace, workers: int = 1
 ) -> dict[str, Any]:
     receiver = _Receiver()
-    worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}", args.alerts)
+    worker = _Worker(settings, tmp, url, receiver, f"benchcases{uuid.uuid4().hex[:8]}", args.alerts,
+                     args.alerts_workers)
     ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
     try:
@@ -542,6 +555,7 @@ def _stage_phase(
         return {
             "workers": workers,
             "alerts": args.alerts,
+            "alerts_workers": worker.alerts_workers,
             "detections_per_s": round((args.detections - first_n) / elapsed, 1),
             "seconds": round(elapsed, 2),
             "webhooks_received": len(arrivals),
@@ -591,10 +605,10 @@ def _paced(
 
 def _latency_phase(
     settings: Settings, tmp: Path, url: str, rate: float, seconds: float, baseline_seconds: float,
-    alerts: str = "separate",
+    alerts: str = "separate", alerts_workers: int = 1,
 ) -> dict[str, Any]:
     receiver = _Receiver()
-    worker = _Worker(settings, tmp, url, receiver, f"benchlat{uuid.uuid4().hex[:8]}", alerts)
+    worker = _Worker(settings, tmp, url, receiver, f"benchlat{uuid.uuid4().hex[:8]}", alerts, alerts_workers)
     ensure_topics(settings.kafka_bootstrap, [worker.topics.detections], PARTITIONS)
     producer = _producer(settings)
     worker.start()
@@ -614,6 +628,7 @@ def _latency_phase(
         loaded = _paced(producer, worker, receiver, rate, seconds, "lat", 0)
         return {
             "alerts": alerts,
+            "alerts_workers": worker.alerts_workers,
             "baseline": baseline,
             "loaded": loaded,
             "p99_vs_baseline_p50": round(loaded["p99_ms"] / max(1e-9, baseline["p50_ms"]), 2),
@@ -624,6 +639,10 @@ def _latency_phase(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if not 1 <= args.alerts_workers <= PARTITIONS:
+        print(f"gridsentinel bench cases: --alerts-workers must be 1 to {PARTITIONS} (the partitions of "
+              "gs.case-events; more would sit idle)", file=sys.stderr)
+        return 2
     say = stack.progress_printer()
     states = stack.up(settings, say, only=["kafka", "postgresql"] if not args.skip_stage else ["postgresql"])
     if not all(s.health.ok for s in states):
@@ -662,7 +681,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"latency phase on postgresql: 1/s for {args.baseline_seconds:g} s, then {rate:g}/s for "
                 f"{args.latency_seconds:g} s")
             result["latency"] = _latency_phase(
-                settings, tmp, dbs.url("postgresql"), rate, args.latency_seconds, args.baseline_seconds, args.alerts
+                settings, tmp, dbs.url("postgresql"), rate, args.latency_seconds, args.baseline_seconds, args.alerts,
+                args.alerts_workers
             )
     finally:
         dbs.drop()
@@ -699,7 +719,10 @@ def _render(result: dict[str, Any]) -> str:
     for backend, r in result["stage"].items():
         share = (f" = {r['detections_per_s'] / result['raw']['detections_per_s']:.0%} of the raw limit"
                  if backend == "postgresql" and "raw" in result else "")
-        lines.append(f"stage {backend} (Faust worker, alerts {r.get('alerts', 'in-worker')}): "
+        alerts = r.get("alerts", "in-worker")
+        if alerts == "separate":
+            alerts += f", {r.get('alerts_workers', 1)} alerts worker(s)"
+        lines.append(f"stage {backend} (Faust worker, alerts {alerts}): "
                      f"{r['detections_per_s']} detections/s{share}; webhooks {r.get('webhooks_per_s')}/s")
     if result["scaling"]:
         lines += ["", "scaling on PostgreSQL (4 partitions)",
@@ -708,8 +731,9 @@ def _render(result: dict[str, Any]) -> str:
         one = result["scaling"][0]["detections_per_s"]
         for r in result["scaling"]:
             procs = r["processes"]
-            cores = sum(p.get("cpu_cores") or 0.0 for name, p in procs.items() if name != "alerts")
-            alerts = f"{procs['alerts'].get('cpu_cores') or 0.0:.2f}" if "alerts" in procs else "in"
+            cores = sum(p.get("cpu_cores") or 0.0 for name, p in procs.items() if not name.startswith("alerts"))
+            delivering = [p.get("cpu_cores") or 0.0 for name, p in procs.items() if name.startswith("alerts")]
+            alerts = f"{sum(delivering):.2f}" if delivering else "in"
             rss = ", ".join(f"{p['rss_mb_at_quarter']}->{p['rss_mb_at_end']} ({p.get('peak_rss_mb')})"
                             for p in procs.values())
             lines.append(f"{r['workers']:>8} {r['detections_per_s']:>13} {r['detections_per_s'] / one:>11.2f}x "

@@ -54,6 +54,30 @@ def test_report_shows_the_alerts_workers_cpu_apart_from_the_cases_workers() -> N
                                   "rss_mb_at_end": 111.0}
     result["goals"] = _goals(result)
     text = _render(result)
-    assert "stage postgresql (Faust worker, alerts separate): 250.0 detections/s" in text
+    assert "stage postgresql (Faust worker, alerts separate, 1 alerts worker(s)): 250.0 detections/s" in text
     row = next(line for line in text.splitlines() if line.split()[:2] == ["1", "250.0"])
     assert row.split()[3:5] == ["0.90", "0.31"]  # cores of the cases worker, then the alerts worker's
+
+
+def test_report_adds_up_the_cpu_of_several_alerts_workers() -> None:
+    result = _result(stage=250.0, raw=1000.0, p99=400.0, p50_1=50.0)
+    run = result["scaling"][0]
+    run["alerts"], run["alerts_workers"] = "separate", 2
+    for name, cores in (("alerts", 0.25), ("alerts2", 0.5)):
+        run["processes"][name] = {"cpu_cores": cores, "peak_rss_mb": 120.0, "rss_mb_at_quarter": 110.0,
+                                  "rss_mb_at_end": 111.0}
+    result["goals"] = _goals(result)
+    text = _render(result)
+    assert "alerts separate, 2 alerts worker(s)" in text
+    row = next(line for line in text.splitlines() if line.split()[:2] == ["1", "250.0"])
+    assert row.split()[3:5] == ["0.90", "0.75"]
+
+
+def test_more_alerts_workers_than_partitions_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from gridsentinel.bench.cases import run
+    from gridsentinel.cli import build_parser
+    from gridsentinel.settings import Settings
+
+    args = build_parser(["bench", "cases"]).parse_args(["bench", "cases", "--alerts-workers", "5"])
+    assert run(args, Settings()) == 2
+    assert "--alerts-workers must be 1 to 4" in capsys.readouterr().err
