@@ -25,8 +25,6 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from gridsentinel.alerts.delivery.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
 from gridsentinel.alerts.delivery.cap import build_cap, is_emergency
 from gridsentinel.alerts.delivery.config import Receiver, ReceiversFile, load_receivers
@@ -62,7 +60,6 @@ class AlertDelivery:
         self._clock = clock
         # Secrets resolved once, at construction: a missing one stops start-up, not the first alert.
         self._secrets = {r.name: r.resolve_secret() for r in config.receivers}
-        self._client: httpx.AsyncClient | None = None
 
     @classmethod
     def from_settings(
@@ -82,7 +79,6 @@ class AlertDelivery:
 
         config = config or load_receivers(path or settings.config_dir / "receivers.yaml")
         catalog = catalog or load_catalog(settings.config_dir)
-        client = httpx.AsyncClient()
         use_mqtt = config.mqtt.enabled if mqtt is None else mqtt
         publisher = (
             MqttAlertPublisher(settings, topic_prefix=config.mqtt.topic_prefix, qos=config.mqtt.qos)
@@ -91,13 +87,12 @@ class AlertDelivery:
         )
         delivery = cls(
             config,
-            webhook=WebhookSender(client, on_dead_letter=on_dead_letter),
+            webhook=WebhookSender(on_dead_letter=on_dead_letter),  # its own aiohttp session, made on first use
             mqtt=publisher,
             event_names={k: p.spec.name for k, p in catalog.policies.items()},
             tz=ZoneInfo(catalog.calendar.timezone),
             on_dead_letter=on_dead_letter,
         )
-        delivery._client = client
         return delivery
 
     def reconfigure(self, config: ReceiversFile) -> list[str]:
@@ -127,8 +122,7 @@ class AlertDelivery:
     async def close(self) -> None:
         if self.mqtt is not None:
             self.mqtt.close()
-        if self._client is not None:
-            await self._client.aclose()
+        await self.webhook.close()
 
     def payload_for(self, receiver: Receiver, event: CaseEvent) -> Payload:
         if receiver.format == "cap" and is_emergency(event, self.config.cap):

@@ -4,6 +4,7 @@ and records every request it got."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)  # answered in order; 200 once exhausted
     received: list[Received] = field(default_factory=list)
     extra_headers: dict[str, str] = field(default_factory=dict)
+    delays: list[float] = field(default_factory=list)  # seconds before answering, in order; none once exhausted
 
 
 @pytest.fixture
@@ -41,6 +43,9 @@ def receiver() -> Iterator[Receiver]:
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
                 status = state.statuses.pop(0) if state.statuses else 200
+                delay = state.delays.pop(0) if state.delays else 0.0
+            if delay:
+                time.sleep(delay)
             self.send_response(status)
             for k, v in state.extra_headers.items():
                 self.send_header(k, v)

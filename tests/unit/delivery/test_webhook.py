@@ -7,7 +7,7 @@ import base64
 import json
 import time
 
-import httpx
+import aiohttp
 import pytest
 
 from gridsentinel.alerts.delivery.config import CapSettings, Match, ReceiversFile, Retry
@@ -44,7 +44,7 @@ def run_send(
         sleeps.append(seconds)
 
     async def main() -> DeliveryResult:
-        async with httpx.AsyncClient() as client:
+        async with aiohttp.ClientSession() as client:
             sender = WebhookSender(client, on_dead_letter=letters.append, sleep=fake_sleep)
             return await sender.send(receiver_cfg, payload, SECRET)
 
@@ -123,7 +123,7 @@ def test_unreachable_receiver_is_retried_then_dead_lettered(receiver: Receiver) 
         config(url, retry=Retry(max_attempts=2, initial_backoff_s=0.5)), payload()
     )
     assert not result.ok and result.status is None and result.attempts == 2 and sleeps == [0.5]
-    assert "ConnectError" in letters[0].detail
+    assert "ClientConnectorError: Cannot connect to host 127.0.0.1:1" in letters[0].detail
 
 
 def test_alert_delivery_routes_by_district_category_and_severity(receiver: Receiver) -> None:
@@ -144,7 +144,7 @@ def test_alert_delivery_routes_by_district_category_and_severity(receiver: Recei
     )
 
     async def main() -> list[list[DeliveryResult]]:
-        async with httpx.AsyncClient() as client:
+        async with aiohttp.ClientSession() as client:
             delivery = AlertDelivery(
                 cfg, webhook=WebhookSender(client), event_names={"event:L005": "fire or smoke"}
             )
@@ -170,3 +170,10 @@ def test_alert_delivery_routes_by_district_category_and_severity(receiver: Recei
         now=time.time(),
     )
     assert by_path[("/hooks/gs", "c1:1")].headers["content-type"] == "application/json"
+
+
+def test_a_receiver_slower_than_its_timeout_is_retried(receiver: Receiver) -> None:
+    receiver.delays = [2.0]  # the first attempt outlasts the 0.5 s timeout; the second is answered at once
+    result, sleeps, letters = run_send(config(receiver.url, timeout_s=0.5), payload())
+    assert result.ok and result.attempts == 2 and sleeps == [1] and not letters
+    assert [r.headers["x-gridsentinel-delivery-attempt"] for r in receiver.received] == ["1", "2"]
