@@ -116,7 +116,9 @@ def _run(settings: Settings, *, say: stack.Progress, pid_file: Path, port: int, 
              sleep=lambda s: _sleep_checking(children, s))
         took = time.time() - clock.real_start
         say(f"the simulated window has caught up with now after {took / 60:.1f} min (planned "
-            f"{clock.real_length_s / 60:.1f}); the dashboard stays up until Ctrl-C")
+            f"{clock.real_length_s / 60:.1f}); the dashboard stays up until Ctrl-C. The simulated devices "
+            f"stop reporting here, so within minutes the dropout detector reports them silent (a case per "
+            f"device, category event:L007): the district went quiet, as far as the platform can tell")
         while keep_running:
             children.check()
             time.sleep(1.0)
