@@ -116,12 +116,16 @@ def _run(settings: Settings, *, say: stack.Progress, pid_file: Path, port: int, 
              sleep=lambda s: _sleep_checking(children, s))
         took = time.time() - clock.real_start
         say(f"the simulated window has caught up with now after {took / 60:.1f} min (planned "
-            f"{clock.real_length_s / 60:.1f}); the dashboard stays up until Ctrl-C. The simulated devices "
-            f"stop reporting here, so within minutes the dropout detector reports them silent (a case per "
-            f"device, category event:L007): the district went quiet, as far as the platform can tell")
-        while keep_running:
-            children.check()
-            time.sleep(1.0)
+            f"{clock.real_length_s / 60:.1f}); from now on the district's devices report their normal signals "
+            f"in real time (no more incidents); the dashboard stays up until Ctrl-C")
+        chunk = 0
+        while keep_running:  # the district goes on, live: else its devices would all be reported silent
+            live_clock = SimClock(LIVE_CHUNK_S, 1.0, real_start=time.time())
+            live = build_scenario(settings.config_dir, seed + 1 + chunk, LIVE_CHUNK_S, incidents=False,
+                                  window_start=live_clock.window_start, id_prefix=id_prefix)
+            play(list(live.by_time()), devices, live_clock, settings, say=lambda _: None,
+                 sleep=lambda s: _sleep_checking(children, s))
+            chunk += 1
     except KeyboardInterrupt:
         say("interrupted")
     finally:
@@ -307,6 +311,9 @@ def _demo_webhook_secrets(settings: Settings) -> dict[str, str]:
     names = {r.secret_env for r in load_receivers(settings.config_dir / "receivers.yaml").receivers}
     return {name: f"gs-demo-only-secret-{name.lower()}" for name in sorted(n for n in names if n)
             if len(os.environ.get(name, "")) < 16}
+
+
+LIVE_CHUNK_S = 600.0  # after the window: the normal signals played in real time, this much at a time
 
 
 def _sleep_checking(children: Children, seconds: float) -> None:
