@@ -49,6 +49,8 @@ class AlertsStage:
         self._delivery: Delivery | None = None
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
+        from gridsentinel.streams.faust_compat import drain_batches
+
         ctx.ensure_topics([ctx.names.case_events, ctx.names.deadletter])
         recent = RecentIds()
 
@@ -70,7 +72,7 @@ class AlertsStage:
                                recent=recent)
             manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
             # what is waiting, up to BATCH events: delivered case by case concurrently, then acked
-            async for batch in manual.noack_take(BATCH, within=0.005):
+            async for batch in drain_batches(manual, BATCH):
                 await relay.on_events([(e.key, e.value, e.headers) for e in batch], self.concurrency)
                 for event in batch:
                     await manual.ack(event)

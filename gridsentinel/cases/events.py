@@ -20,10 +20,10 @@ True
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Self
 
+import msgspec
 from pydantic import Field
 
 from gridsentinel.cases.case import CaseChange
@@ -70,13 +70,34 @@ class CaseEvent:
         return asdict(self)
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False, sort_keys=True).encode()
+        """Compact JSON, keys sorted at every level, UTF-8. Every event is encoded for the outbox, for
+        ``gs.case-events`` and for each webhook: msgspec does it in ~3 µs where ``asdict`` + ``json.dumps``
+        took ~100 µs (``gridsentinel bench cases``, issue 15)."""
+        return _ENCODER.encode(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
-        data = json.loads(raw)
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """The event of ``to_json``'s bytes; unknown keys are ignored (newer producers). ``ValueError`` when
+        the bytes are no JSON object, ``TypeError`` when a field is missing.
+
+        >>> CaseEvent.from_json(b"[1]")
+        Traceback (most recent call last):
+        ...
+        ValueError: a case event is a JSON object, not list
+        """
+        try:
+            data = _DECODER.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"a case event is a JSON object, not {type(data).__name__}")
+        return cls(**{k: v for k, v in data.items() if k in _FIELD_NAMES})
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(CaseEvent))
+# order="sorted": keys sorted in the event and in every nested dict, so equal events give equal bytes
+_ENCODER = msgspec.json.Encoder(order="sorted")
+_DECODER = msgspec.json.Decoder()
 
 
 def events_for(change: CaseChange, policy: AlertPolicy) -> list[CaseEvent]:

@@ -134,9 +134,11 @@ class _MemoryTx:
     async def lock_incident_regions(self, family_id: str, regions: Sequence[str]) -> None:
         return None  # transactions are serialised by the store's lock
 
-    async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str]) -> list[Case]:
-        keys, cells = set(category_keys), set(grid_codes)
-        return [c for c in self._all_cases() if c.is_active and c.category_key in keys and c.grid_code in cells]
+    async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str],
+                           known: Collection[str] = ()) -> list[Case]:
+        keys, cells, skip = set(category_keys), set(grid_codes), set(known)
+        return [c for c in self._all_cases() if c.is_active and c.category_key in keys and c.grid_code in cells
+                and c.case_id not in skip]
 
     async def incident_links(self, case_ids: Collection[str]) -> dict[str, str]:
         merged = {**self._store._members, **self.members}

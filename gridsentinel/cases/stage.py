@@ -434,7 +434,7 @@ class CaseStage:
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         from gridsentinel.core.grid import GridMap
-        from gridsentinel.streams.faust_compat import produce
+        from gridsentinel.streams.faust_compat import drain_batches, produce
 
         settings, options = ctx.settings, ctx.options
         ctx.ensure_topics([ctx.names.detections, ctx.names.case_events, ctx.names.deadletter])
@@ -487,7 +487,8 @@ class CaseStage:
             manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
             publisher = OrderedPublisher(send, proc.forget, manual.ack, max_pending=config.pending_batches)
             try:
-                async for batch in manual.noack_take(config.batch_size, within=0.01):
+                # what arrived while the last batch was applied, up to batch_size, without waiting
+                async for batch in drain_batches(manual, config.batch_size):
                     started = time.monotonic()
                     ctx.metrics.took("cases", len(batch))
                     events = await proc.apply([(e.key, e.value) for e in batch])  # committed, in the outbox

@@ -20,15 +20,16 @@ store.close()``, or ``async with SqlCaseStore.open(url) as store``.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Collection, Generator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -232,10 +233,27 @@ _INSERT_OUTBOX = sa.insert(case_outbox)
 # executemany: SET takes the case columns from each parameter set, WHERE the id and the version read.
 _UPDATE_CASE_AT_VERSION = sa.update(cases).where(
     cases.c.case_id == sa.bindparam("b_case_id"), cases.c.version == sa.bindparam("b_expected"))
+# JSON column values as text for asyncpg: None is JSON null (as SQLAlchemy's JSON type stores it)
+_JSON_ENCODE = msgspec.json.Encoder().encode
 
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i:i + _IN_CHUNK] for i in range(0, len(items), _IN_CHUNK)]
+
+
+def _one_of(conn: AsyncConnection, column: sa.ColumnElement[str], values: Collection[str]
+            ) -> list[sa.ColumnElement[bool]]:
+    """``column IN values`` as one condition per statement to run: on PostgreSQL one ``= ANY(array)`` with
+    the values as a single array parameter; elsewhere ``IN (...)`` per chunk of ``_IN_CHUNK``.
+
+    A prepared ``IN ($1, ..., $500)`` made PostgreSQL build the 500-element array again for every row it
+    looked at: the batch's candidate cases took 147 ms among 10,000 cases of the category, 3 ms with the
+    array (``gridsentinel bench cases``, issue 15), and the array lets the index on the cell serve it.
+    """
+    ordered = sorted(set(values))
+    if conn.dialect.name == "postgresql":
+        return [column == sa.any_(sa.bindparam(None, ordered, type_=postgresql.ARRAY(sa.String)))]
+    return [column.in_(chunk) for chunk in _chunks(ordered)]
 
 
 @asynccontextmanager
@@ -256,28 +274,52 @@ def _applied_row(detection: Detection, case_id: str, outcome: str, at: float) ->
             "kind": detection.kind, "detection": detection.to_dict()}
 
 
-_EVENT_FIELDS = tuple(f.name for f in fields(CaseEvent))
 
 
 def encode_event(event: CaseEvent) -> bytes:
-    """The bytes of ``event.to_json()``, without ``asdict``'s deep copy (the cases stage's hot path:
-    every event is encoded for the outbox and again for ``gs.case-events``).
-
-    >>> e = CaseEvent("c1:1", "c1", "open", 1.0, "system:dedup", "320582110152101", "event:0103", "open",
-    ...               "alarm", True, data={"n": (1, 2)}, case={"sources": {"sensor": 1}})
-    >>> encode_event(e) == e.to_json()
-    True
-    """
-    try:
-        doc = {name: getattr(event, name) for name in _EVENT_FIELDS}
-        return json.dumps(doc, separators=(",", ":"), allow_nan=False, sort_keys=True).encode()
-    except TypeError:  # a value json cannot take as it is (a nested dataclass): asdict converts it
-        return event.to_json()
+    """The bytes of ``event.to_json()`` (kept as the stage's name for it: every event is encoded for the
+    outbox and again for ``gs.case-events``)."""
+    return event.to_json()
 
 
 def _outbox_row(event: CaseEvent, at: float) -> dict[str, Any]:
     return {"event_id": event.event_id, "case_id": event.case_id, "created_at": at,
             "event": encode_event(event).decode()}
+
+
+class _BulkInsert:
+    """One table's INSERT of a whole batch straight through asyncpg's ``executemany`` (PostgreSQL): the rows
+    as tuples in column order, the JSON columns encoded once by msgspec. SQLAlchemy's ``executemany``
+    processed every parameter of every row in Python, a fifth of the cases worker's CPU with a backlog
+    (``gridsentinel bench cases``, issue 15): this is what the bench's raw limit does. Errors come back as
+    SQLAlchemy's (``IntegrityError`` for a broken constraint, ``DBAPIError`` otherwise), so the callers'
+    conflict and outage handling is the same on both paths."""
+
+    def __init__(self, table: sa.Table) -> None:
+        self.columns = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+        self.json = frozenset(c.name for c in table.columns if isinstance(c.type, sa.JSON))
+        names = ", ".join(f'"{c}"' for c in self.columns)
+        marks = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
+        self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+
+    def records(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        json_columns, encode = self.json, _JSON_ENCODE
+        return [tuple(encode(row[c]).decode() if c in json_columns else row[c] for c in self.columns)
+                for row in rows]
+
+    async def insert(self, driver: Any, rows: Sequence[dict[str, Any]]) -> None:
+        import asyncpg
+
+        try:
+            await driver.executemany(self.sql, self.records(rows))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(self.sql, None, exc) from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DBAPIError(self.sql, None, exc) from exc
+
+
+_BULK_CASES, _BULK_LOG, _BULK_APPLIED, _BULK_OUTBOX = (
+    _BulkInsert(t) for t in (cases, case_log, applied_detections, case_outbox))
 
 
 class _SqlTx:
@@ -338,8 +380,8 @@ class _SqlTx:
     async def applied_ids(self, detection_ids: Collection[str]) -> set[str]:
         col = applied_detections.c.detection_id
         found: set[str] = set()
-        for chunk in _chunks(sorted(set(detection_ids))):
-            found.update(await self._conn.scalars(sa.select(col).where(col.in_(chunk))))
+        for condition in _one_of(self._conn, col, detection_ids):
+            found.update(await self._conn.scalars(sa.select(col).where(condition)))
         return found
 
     async def candidate_cases(self, category_keys: Collection[str], grid_codes: Collection[str],
@@ -350,19 +392,23 @@ class _SqlTx:
                   else sa.or_(cases.c.status != "closed", cases.c.closed_at >= closed_since))
         category = sa.or_(*(_category_filter(k) for k in sorted(category_keys)))
         found: list[Case] = []
-        for chunk in _chunks(sorted(set(grid_codes))):
+        for in_cells in _one_of(self._conn, cases.c.grid_code, grid_codes):
             # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes other writers): nobody can
             # change these cases before the commit, so write_batch's version checks cannot be overtaken.
             # Locked in id order, so two batches never deadlock on each other.
-            stmt = (sa.select(cases).where(category, cases.c.grid_code.in_(chunk), wanted)
+            stmt = (sa.select(cases).where(category, in_cells, wanted)
                     .order_by(cases.c.case_id).with_for_update())
             found += [_row_case(r) for r in await self._conn.execute(stmt)]
         return found
 
     async def write_batch(self, batch: BatchWrite) -> None:
+        driver = await self._pg_driver()
         async with _conflicts_as_store_conflict("batch"):
             if batch.created:
-                await self._conn.execute(_INSERT_CASE, [c.row() for c in batch.created])
+                if driver is not None:
+                    await _BULK_CASES.insert(driver, [c.row() for c in batch.created])
+                else:
+                    await self._conn.execute(_INSERT_CASE, [c.row() for c in batch.created])
             if batch.updated:
                 rows = []
                 for case, expected in batch.updated:
@@ -375,13 +421,26 @@ class _SqlTx:
                 # were read (candidate_cases), so the version check cannot fail.
                 if self._conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
                     raise StoreConflict("a case of the batch changed since it was read")
-            if batch.entries:
-                await self._conn.execute(_INSERT_LOG, [e.to_dict() for e in batch.entries])
-            if batch.applied:
-                await self._conn.execute(_INSERT_APPLIED, [_applied_row(d, case_id, outcome, batch.at)
-                                                           for d, case_id, outcome in batch.applied])
-            if batch.events:
-                await self._conn.execute(_INSERT_OUTBOX, [_outbox_row(e, batch.at) for e in batch.events])
+            logs = [e.to_dict() for e in batch.entries]
+            applied = [_applied_row(d, case_id, outcome, batch.at) for d, case_id, outcome in batch.applied]
+            outbox = [_outbox_row(e, batch.at) for e in batch.events]
+            if driver is not None:
+                for bulk, rows in ((_BULK_LOG, logs), (_BULK_APPLIED, applied), (_BULK_OUTBOX, outbox)):
+                    if rows:
+                        await bulk.insert(driver, rows)
+                return
+            for statement, rows in ((_INSERT_LOG, logs), (_INSERT_APPLIED, applied), (_INSERT_OUTBOX, outbox)):
+                if rows:
+                    await self._conn.execute(statement, rows)
+
+    async def _pg_driver(self) -> Any | None:
+        """The asyncpg connection under this transaction, for :class:`_BulkInsert` (PostgreSQL only), once
+        the transaction has begun there (SQLAlchemy begins it at the first statement); else None."""
+        if self._conn.dialect.name != "postgresql":
+            return None
+        raw = await self._conn.get_raw_connection()
+        driver = raw.driver_connection
+        return driver if driver is not None and driver.is_in_transaction() else None
 
     async def lock_incident_regions(self, family_id: str, regions: Sequence[str]) -> None:
         # SQLite: this transaction began IMMEDIATE and already excludes every other writer.
@@ -390,29 +449,32 @@ class _SqlTx:
                 await self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
                                          {"key": region_lock_key(family_id, region)})
 
-    async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str]) -> list[Case]:
+    async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str],
+                           known: Collection[str] = ()) -> list[Case]:
         if not category_keys or not grid_codes:
             return []
         category = sa.or_(*(_category_filter(k) for k in sorted(category_keys)))
+        wanted = [category, cases.c.status != "closed"]
+        if known:
+            wanted += [sa.not_(c) for c in _one_of(self._conn, cases.c.case_id, known)]
         found: list[Case] = []
-        for chunk in _chunks(sorted(set(grid_codes))):
-            rows = await self._conn.execute(sa.select(cases).where(
-                category, cases.c.grid_code.in_(chunk), cases.c.status != "closed"))
+        for in_cells in _one_of(self._conn, cases.c.grid_code, grid_codes):
+            rows = await self._conn.execute(sa.select(cases).where(in_cells, *wanted))
             found += [_row_case(r) for r in rows]
         return found
 
     async def incident_links(self, case_ids: Collection[str]) -> dict[str, str]:
         links: dict[str, str] = {}
-        for chunk in _chunks(sorted(set(case_ids))):
+        for condition in _one_of(self._conn, incident_members.c.case_id, case_ids):
             rows = await self._conn.execute(sa.select(incident_members.c.case_id, incident_members.c.incident_id)
-                                            .where(incident_members.c.case_id.in_(chunk)))
+                                            .where(condition))
             links.update((r.case_id, r.incident_id) for r in rows)
         return links
 
     async def incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
         found: dict[str, Incident] = {}
-        for chunk in _chunks(sorted(set(incident_ids))):
-            rows = await self._conn.execute(sa.select(incidents).where(incidents.c.incident_id.in_(chunk)))
+        for condition in _one_of(self._conn, incidents.c.incident_id, incident_ids):
+            rows = await self._conn.execute(sa.select(incidents).where(condition))
             found.update((r.incident_id, _row_incident(r)) for r in rows)
         return found
 
@@ -483,7 +545,12 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine for the case store; SQLite gets foreign keys, WAL and real (immediate) BEGINs."""
     parsed = async_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, pool_pre_ping=True)
+        # force_custom_plan: asyncpg prepares every statement, and after five runs PostgreSQL may switch to a
+        # generic plan, in which ``cell = ANY($1)`` cannot be hashed or sent to the index: the batch's
+        # candidate cases went from 7 ms to 87 ms among 10,000 cases of their category at the sixth batch
+        # (issue 15). Planning each run costs well under a millisecond for these statements.
+        return create_async_engine(parsed, pool_pre_ping=True,
+                                   connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}})
     engine = create_async_engine(parsed, connect_args={"timeout": 30})
     memory = parsed.database in (None, "", ":memory:")
 
@@ -647,11 +714,9 @@ class SqlCaseStore:
 
     async def mark_published(self, event_ids: Collection[str]) -> None:
         """Drop published events from the outbox (unknown ids are ignored: a peer got there first)."""
-        ids = list(event_ids)
         async with self.engine.begin() as conn:
-            for start in range(0, len(ids), 500):
-                await conn.execute(sa.delete(case_outbox).where(
-                    case_outbox.c.event_id.in_(ids[start:start + 500])))
+            for condition in _one_of(conn, case_outbox.c.event_id, event_ids):
+                await conn.execute(sa.delete(case_outbox).where(condition))
 
     async def list_cases(self, query: CaseQuery) -> list[Case]:
         conditions: list[sa.ColumnElement[bool]] = []

@@ -301,3 +301,33 @@ def test_refusals_hand_overs_and_four_eyes_round_trip_through_the_store(
     assert (final.status, final.closing_reason, final.pending_action, final.center) == (
         "closed", "false_alarm", None, street)
     assert (closing["requested_by"], closing["confirmed_by"]) == ("user:li", "user:zhao")
+
+
+def test_a_batch_writing_a_stored_case_or_detection_again_is_a_conflict(
+    case_store_url: str, catalog: Catalog
+) -> None:
+    """write_batch's bulk inserts (asyncpg's executemany on PostgreSQL) report a broken unique constraint as
+    StoreConflict, as the per-statement path does, and leave nothing of the batch behind."""
+    from gridsentinel.cases.store_protocol import BatchWrite
+
+    async def scenario() -> tuple[str, str, int]:
+        async with SqlCaseStore.open(case_store_url) as store:
+            events = await apply_detection(det("first"), store, catalog, {}, now=T0 + 10)
+            case = await store.get_case(events[0].case_id)
+            assert case is not None
+            again = BatchWrite(at=T0 + 20, created=[case], updated=[], entries=[], applied=[], events=[])
+            other = await store.list_cases(CaseQuery())
+            replay = BatchWrite(at=T0 + 20, created=[], updated=[], entries=[],
+                                applied=[(det("first"), other[0].case_id, "attached")], events=[])
+            refused = []
+            for batch in (again, replay):
+                try:
+                    async with store.transaction() as tx:
+                        await tx.applied_ids(["first"])  # the batch's reads begin its transaction
+                        await tx.write_batch(batch)  # type: ignore[attr-defined]
+                    refused.append("written")
+                except StoreConflict as exc:
+                    refused.append(type(exc).__name__)
+            return refused[0], refused[1], len(await store.case_detections(case.case_id))
+
+    assert asyncio.run(scenario()) == ("StoreConflict", "StoreConflict", 1)
