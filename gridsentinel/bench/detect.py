@@ -181,6 +181,7 @@ def _child(settings: Settings, mode: str, app_id: str, stats_path: str) -> int:
             _atomic_write(stats_path, json.dumps({"time": time.time(), "count": counter["count"]}))
 
     worker = app.Worker(loglevel="warning", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # as the stage's worker (worker/command.py): the root logger stays at WARNING
     worker.execute_from_commandline()
     return 0
 

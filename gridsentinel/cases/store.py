@@ -233,6 +233,8 @@ _INSERT_OUTBOX = sa.insert(case_outbox)
 # executemany: SET takes the case columns from each parameter set, WHERE the id and the version read.
 _UPDATE_CASE_AT_VERSION = sa.update(cases).where(
     cases.c.case_id == sa.bindparam("b_case_id"), cases.c.version == sa.bindparam("b_expected"))
+_LOCK_REGIONS = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(:keys) WITH ORDINALITY AS t(k, i) ORDER BY i"
+                        ).bindparams(sa.bindparam("keys", type_=postgresql.ARRAY(sa.BigInteger)))
 # JSON column values as text for asyncpg: None is JSON null (as SQLAlchemy's JSON type stores it)
 _JSON_ENCODE = msgspec.json.Encoder().encode
 
@@ -287,39 +289,39 @@ def _outbox_row(event: CaseEvent, at: float) -> dict[str, Any]:
             "event": encode_event(event).decode()}
 
 
-class _BulkInsert:
-    """One table's INSERT of a whole batch straight through asyncpg's ``executemany`` (PostgreSQL): the rows
-    as tuples in column order, the JSON columns encoded once by msgspec. SQLAlchemy's ``executemany``
-    processed every parameter of every row in Python, a fifth of the cases worker's CPU with a backlog
-    (``gridsentinel bench cases``, issue 15): this is what the bench's raw limit does. Errors come back as
-    SQLAlchemy's (``IntegrityError`` for a broken constraint, ``DBAPIError`` otherwise), so the callers'
-    conflict and outage handling is the same on both paths."""
+class _PgBatchInsert:
+    """A batch's new cases, log entries, applied ids and outbox events in one PostgreSQL statement: four
+    data-modifying CTEs, each table's rows sent as one JSON array (msgspec) and expanded by
+    ``json_populate_recordset`` with the table's own row type. One round trip where SQLAlchemy's four
+    ``executemany`` made four and processed every parameter of every row in Python (a fifth of the cases
+    worker's CPU with a backlog; every round trip waits for a CPU when the machine is busy:
+    ``gridsentinel bench cases``, issue 15). The foreign keys are checked at the end of the statement, when
+    every CTE has inserted its rows. Errors come back as SQLAlchemy's (``IntegrityError`` for a broken
+    constraint, ``DBAPIError`` otherwise), so conflicts and outages are handled as on the other path.
+    """
 
-    def __init__(self, table: sa.Table) -> None:
-        self.columns = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
-        self.json = frozenset(c.name for c in table.columns if isinstance(c.type, sa.JSON))
-        names = ", ".join(f'"{c}"' for c in self.columns)
-        marks = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
-        self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+    TABLES = (cases, case_log, applied_detections, case_outbox)
 
-    def records(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        json_columns, encode = self.json, _JSON_ENCODE
-        return [tuple(encode(row[c]).decode() if c in json_columns else row[c] for c in self.columns)
-                for row in rows]
+    def __init__(self) -> None:
+        parts = []
+        for i, table in enumerate(self.TABLES, 1):
+            names = ", ".join(f'"{c.name}"' for c in table.columns if not (c.primary_key and c.autoincrement is True))
+            parts.append(f'w{i} AS (INSERT INTO "{table.name}" ({names}) SELECT {names} '
+                         f'FROM json_populate_recordset(NULL::"{table.name}", ${i}::json))')
+        self.sql = "WITH " + ",\n     ".join(parts) + "\nSELECT 1"
 
-    async def insert(self, driver: Any, rows: Sequence[dict[str, Any]]) -> None:
+    async def insert(self, driver: Any, *rows: Sequence[dict[str, Any]]) -> None:
         import asyncpg
 
         try:
-            await driver.executemany(self.sql, self.records(rows))
+            await driver.execute(self.sql, *(_JSON_ENCODE(list(r)).decode() for r in rows))
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise IntegrityError(self.sql, None, exc) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DBAPIError(self.sql, None, exc) from exc
 
 
-_BULK_CASES, _BULK_LOG, _BULK_APPLIED, _BULK_OUTBOX = (
-    _BulkInsert(t) for t in (cases, case_log, applied_detections, case_outbox))
+_PG_BATCH_INSERT = _PgBatchInsert()
 
 
 class _SqlTx:
@@ -404,11 +406,17 @@ class _SqlTx:
     async def write_batch(self, batch: BatchWrite) -> None:
         driver = await self._pg_driver()
         async with _conflicts_as_store_conflict("batch"):
-            if batch.created:
-                if driver is not None:
-                    await _BULK_CASES.insert(driver, [c.row() for c in batch.created])
-                else:
-                    await self._conn.execute(_INSERT_CASE, [c.row() for c in batch.created])
+            created = [c.row() for c in batch.created]
+            logs = [e.to_dict() for e in batch.entries]
+            applied = [_applied_row(d, case_id, outcome, batch.at) for d, case_id, outcome in batch.applied]
+            outbox = [_outbox_row(e, batch.at) for e in batch.events]
+            if driver is not None:
+                await _PG_BATCH_INSERT.insert(driver, created, logs, applied, outbox)
+            else:
+                for statement, rows in ((_INSERT_CASE, created), (_INSERT_LOG, logs), (_INSERT_APPLIED, applied),
+                                        (_INSERT_OUTBOX, outbox)):
+                    if rows:
+                        await self._conn.execute(statement, rows)
             if batch.updated:
                 rows = []
                 for case, expected in batch.updated:
@@ -421,20 +429,9 @@ class _SqlTx:
                 # were read (candidate_cases), so the version check cannot fail.
                 if self._conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
                     raise StoreConflict("a case of the batch changed since it was read")
-            logs = [e.to_dict() for e in batch.entries]
-            applied = [_applied_row(d, case_id, outcome, batch.at) for d, case_id, outcome in batch.applied]
-            outbox = [_outbox_row(e, batch.at) for e in batch.events]
-            if driver is not None:
-                for bulk, rows in ((_BULK_LOG, logs), (_BULK_APPLIED, applied), (_BULK_OUTBOX, outbox)):
-                    if rows:
-                        await bulk.insert(driver, rows)
-                return
-            for statement, rows in ((_INSERT_LOG, logs), (_INSERT_APPLIED, applied), (_INSERT_OUTBOX, outbox)):
-                if rows:
-                    await self._conn.execute(statement, rows)
 
     async def _pg_driver(self) -> Any | None:
-        """The asyncpg connection under this transaction, for :class:`_BulkInsert` (PostgreSQL only), once
+        """The asyncpg connection under this transaction, for :class:`_PgBatchInsert` (PostgreSQL only), once
         the transaction has begun there (SQLAlchemy begins it at the first statement); else None."""
         if self._conn.dialect.name != "postgresql":
             return None
@@ -444,10 +441,10 @@ class _SqlTx:
 
     async def lock_incident_regions(self, family_id: str, regions: Sequence[str]) -> None:
         # SQLite: this transaction began IMMEDIATE and already excludes every other writer.
-        if self._conn.dialect.name == "postgresql":
-            for region in regions:  # one at a time, in the order given (usually one: the batch's street)
-                await self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                                         {"key": region_lock_key(family_id, region)})
+        if self._conn.dialect.name == "postgresql" and regions:
+            # One round trip for all of them, taken in the order given: unnest returns the array in order,
+            # and PostgreSQL evaluates the target list row by row.
+            await self._conn.execute(_LOCK_REGIONS, {"keys": [region_lock_key(family_id, r) for r in regions]})
 
     async def family_cases(self, category_keys: Collection[str], grid_codes: Collection[str],
                            known: Collection[str] = ()) -> list[Case]:
@@ -714,6 +711,14 @@ class SqlCaseStore:
 
     async def mark_published(self, event_ids: Collection[str]) -> None:
         """Drop published events from the outbox (unknown ids are ignored: a peer got there first)."""
+        if self.engine.dialect.name == "postgresql":
+            # one DELETE of them all, atomic by itself: no BEGIN and COMMIT round trips (the cases stage
+            # calls this after every batch it publishes)
+            async with self.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                for condition in _one_of(auto, case_outbox.c.event_id, event_ids):
+                    await auto.execute(sa.delete(case_outbox).where(condition))
+            return
         async with self.engine.begin() as conn:
             for condition in _one_of(conn, case_outbox.c.event_id, event_ids):
                 await conn.execute(sa.delete(case_outbox).where(condition))
