@@ -310,6 +310,7 @@ class _Receiver:
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
+        self.applied: dict[str, float] = {}  # the event's time: when the cases worker applied the detection
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         port: list[int] = []
@@ -341,7 +342,9 @@ class _Receiver:
                 body = await reader.readexactly(length)
                 now = time.time()
                 event = json.loads(body)
-                self.arrivals.setdefault(str(event.get("data", {}).get("detection_id")), now)
+                detection_id = str(event.get("data", {}).get("detection_id"))
+                self.arrivals.setdefault(detection_id, now)
+                self.applied.setdefault(detection_id, float(event.get("at", now)))
                 writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -593,12 +596,19 @@ def _paced(
     while time.monotonic() < deadline and sum(1 for k in sent if k in receiver.arrivals) < n:
         time.sleep(0.2)
     lat = [(receiver.arrivals[k] - t) * 1000 for k, t in sent.items() if k in receiver.arrivals]
+    # the two halves: produced -> applied by the cases worker (its batch's clock), applied -> webhook arrived
+    to_case = [(receiver.applied[k] - t) * 1000 for k, t in sent.items() if k in receiver.applied]
+    to_hook = [(receiver.arrivals[k] - receiver.applied[k]) * 1000 for k in sent if k in receiver.applied]
     return {
         "rate": rate,
         "sent": n,
         "delivered": len(lat),
         "p50_ms": round(percentile(lat, 50), 1),
         "p99_ms": round(percentile(lat, 99), 1),
+        "to_case_p50_ms": round(percentile(to_case, 50), 1),
+        "to_case_p99_ms": round(percentile(to_case, 99), 1),
+        "case_to_webhook_p50_ms": round(percentile(to_hook, 50), 1),
+        "case_to_webhook_p99_ms": round(percentile(to_hook, 99), 1),
         "max_ms": round(max(lat), 1) if lat else None,
     }
 
@@ -742,8 +752,11 @@ def _render(result: dict[str, Any]) -> str:
         lat = result["latency"]
         for name in ("baseline", "loaded"):
             run = lat[name]
+            split = (f"; to the case p50 {run['to_case_p50_ms']} / p99 {run['to_case_p99_ms']} ms, case to webhook "
+                     f"p50 {run['case_to_webhook_p50_ms']} / p99 {run['case_to_webhook_p99_ms']} ms"
+                     if "to_case_p50_ms" in run else "")  # results of older versions lack the split
             lines.append(f"detection -> webhook at {run['rate']:g}/s: p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms "
-                         f"({run['delivered']}/{run['sent']} delivered)")
+                         f"({run['delivered']}/{run['sent']} delivered){split}")
     if result["goals"]:
         lines += ["", "goals (issue 15)"]
         lines += [f"  {'met    ' if g['met'] else 'NOT met'} {g['goal']}: {g['value']} (goal {g['target']})"

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     import faust
 
     from gridsentinel.streams.context import StageContext
+    from gridsentinel.streams.producer import AsyncProducer
 
 log = logging.getLogger(__name__)
 
@@ -431,10 +432,12 @@ class CaseStage:
         self._processor: CaseProcessor | None = None
         self._store: SqlCaseStore | None = None
         self._delivery: Delivery | None = None
+        self._producer: AsyncProducer | None = None  # gs.case-events, made on first use (it starts a thread)
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         from gridsentinel.core.grid import GridMap
-        from gridsentinel.streams.faust_compat import drain_batches, produce
+        from gridsentinel.streams.faust_compat import drain_batches
+        from gridsentinel.streams.producer import AsyncProducer
 
         settings, options = ctx.settings, ctx.options
         ctx.ensure_topics([ctx.names.detections, ctx.names.case_events, ctx.names.deadletter])
@@ -445,9 +448,12 @@ class CaseStage:
         case_events = ctx.topics["case_events"]
 
         async def send(events: Sequence[CaseEvent]) -> Awaitable[object]:
-            # All sends are queued (in order) before any ack is awaited: one produce round trip per batch.
-            futures = [await produce(app, ctx.names.case_events, e.case_id.encode(), encode_event(e),
-                                     [(NOTIFY_HEADER, b"1" if e.notify else b"0")]) for e in events]
+            # All records are queued (in order) before any ack is awaited; librdkafka batches them.
+            if self._producer is None:
+                self._producer = AsyncProducer(settings.kafka_bootstrap, f"{options.app_id}-case-events")
+            producer = self._producer
+            futures = [producer.produce(ctx.names.case_events, e.case_id.encode(), encode_event(e),
+                                        [(NOTIFY_HEADER, b"1" if e.notify else b"0")]) for e in events]
             return asyncio.gather(*futures)
 
         async def publish(events: Sequence[CaseEvent]) -> None:
@@ -521,3 +527,8 @@ class CaseStage:
             store, self._store, self._processor = self._store, None, None
             if store is not None:
                 await store.close()
+            producer, self._producer = self._producer, None
+            if producer is not None:
+                left = await producer.close()
+                if left:  # they stay in the outbox: the next start publishes them
+                    log.warning("%d case events not acknowledged by Kafka at shutdown", left)

@@ -81,3 +81,12 @@ def test_more_alerts_workers_than_partitions_is_refused(capsys: pytest.CaptureFi
     args = build_parser(["bench", "cases"]).parse_args(["bench", "cases", "--alerts-workers", "5"])
     assert run(args, Settings()) == 2
     assert "--alerts-workers must be 1 to 4" in capsys.readouterr().err
+
+
+def test_report_splits_the_latency_at_the_case() -> None:
+    result = _result(stage=250.0, raw=1000.0, p99=400.0, p50_1=50.0)
+    result["latency"]["loaded"].update({"to_case_p50_ms": 70.0, "to_case_p99_ms": 150.0,
+                                        "case_to_webhook_p50_ms": 120.0, "case_to_webhook_p99_ms": 250.0})
+    result["goals"] = _goals(result)
+    loaded = next(line for line in _render(result).splitlines() if line.startswith("detection -> webhook at 125/s"))
+    assert loaded.endswith("to the case p50 70.0 / p99 150.0 ms, case to webhook p50 120.0 / p99 250.0 ms")
