@@ -324,7 +324,7 @@ def test_a_batch_writing_a_stored_case_or_detection_again_is_a_conflict(
                 try:
                     async with store.transaction() as tx:
                         await tx.applied_ids(["first"])  # the batch's reads begin its transaction
-                        await tx.write_batch(batch)  # type: ignore[attr-defined]
+                        await tx.write_batch(batch)
                     refused.append("written")
                 except StoreConflict as exc:
                     refused.append(type(exc).__name__)
