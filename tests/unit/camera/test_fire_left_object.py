@@ -71,6 +71,39 @@ def test_dropped_frames_keep_the_alarm_up(long_vtest):
     assert np.mean(firing) >= 0.9
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_quarter_of_frames_without_flames_keeps_recall(long_vtest, seed):
+    """A small fire (5% of the width) with a quarter of the frames, at random, without flames (smoke,
+    exposure swings, damaged frames): the decision says fire in >= 90% of the frames from 5 s on. A
+    flame frame next to a flameless one does not measure flicker; unmeasured cells keep theirs."""
+    miss = np.random.default_rng(seed).random(150) < 0.25
+    det = FireSmokeDetector(FireSmokeConfig())
+    firing = []
+    for i, f in enumerate(long_vtest[:150]):
+        t = i / FPS
+        det.update(f if miss[i] else synthetic.fire(f, t, base=(0.55, 0.3), size=0.05, seed=5), t)
+        if t >= 5.0:
+            firing.append(det.firing)
+    assert np.mean(firing) >= 0.9
+
+
+def test_decision_holds_while_flames_show_half_the_time(long_vtest):
+    """Once raised, the decision holds while the flames show in half the frames (two on, two off), and
+    it drops once they are gone for good."""
+    det = FireSmokeDetector(FireSmokeConfig())
+    held, after = [], []
+    for i, f in enumerate(long_vtest[:120]):
+        t = i / FPS
+        flames = i < 30 or (i < 80 and i % 4 < 2)
+        det.update(_fire(f, t) if flames else f, t)
+        if 40 <= i < 80:
+            held.append(det.firing)
+        elif i >= 80 + 5 * FireSmokeConfig().persist_s:
+            after.append(det.firing)
+    assert np.mean(held) >= 0.9
+    assert after and not any(after)
+
+
 def test_static_flame_coloured_object_is_not_fire(long_vtest):
     """An orange sign or a cone that does not flicker never raises a fire alarm, from the first frame."""
     sign = np.zeros((30, 40, 3), np.uint8)
