@@ -150,6 +150,15 @@ class FireSmokeConfig(DetectorConfig):
         description="A cell whose flicker cannot be measured (its flames hidden or gone in one of the two "
         "frames) keeps it unchanged this long, then it fades (time constant 3 s).",
     )
+    core_min_v: int = Field(
+        250,
+        ge=0,
+        le=255,
+        description="Flames give off light: a flickering flame cell counts only if it or a neighbouring "
+        "cell holds a flame-coloured pixel at least this bright (HSV value): the hot part of a fire "
+        "saturates a camera (250, not 255: JPEG rounds a clipped patch). Faces and skin lit warm by candles "
+        "or a fire reflect the light and stay darker. 0 turns it off.",
+    )
     fire_cell_px: int = Field(
         16, ge=4, le=128, description="Side of the cells in which flicker is judged (fire_width pixels)."
     )
@@ -305,6 +314,13 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         # Not measured is not calm: a cell keeps its flicker for flicker_hold_s unmeasured, then fades.
         self._flicker[self._unseen > cfg.flicker_hold_s] *= 1.0 - ema_alpha(dt, 3.0)
         flicker = (self._flicker >= cfg.flicker_min) & (c_flame >= 0.05)
+        if cfg.core_min_v > 0:
+            # Flames give off light, lit skin or cloth only reflects it: a fire's hottest part saturates the
+            # camera. A flickering cell counts only with such a hot pixel in it or in a neighbouring cell.
+            v = bgr.max(axis=2)
+            hot = ((v >= cfg.core_min_v) & flame).astype(np.float32)
+            c_hot = cv2.dilate((cv2.resize(hot, cs, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8), box)
+            flicker &= c_hot > 0
         fire_area = float((c_flame * flicker).sum()) * c * c / watched
         ok = fire_area >= cfg.min_flame_area
         peak = float(self._flicker[flicker].max()) if flicker.any() else 0.0

@@ -114,6 +114,28 @@ def test_static_flame_coloured_object_is_not_fire(long_vtest):
     assert det.last_evidence["flame_colour_area"] > FireSmokeConfig().min_flame_area  # it is flame-coloured
 
 
+def _lit_face(frame: np.ndarray, t: float) -> np.ndarray:
+    """A face lit warm by a candle, talking: flame-coloured (orange, bright, saturated) and changing in
+    brightness from frame to frame like flames, but never as bright as a light source."""
+    rng = np.random.default_rng(int(t * 100))
+    face = np.zeros((36, 28, 3), np.uint8)
+    face[:] = (90, 150, 220)  # skin under candle light: orange, V 220
+    face = (face * rng.uniform(0.8, 1.0, (3, 3, 1)).repeat(12, 0).repeat(10, 1)[:36, :28]).astype(np.uint8)
+    return synthetic.paste(frame, face, 200, 150)  # no light source within a cell of it
+
+
+def test_a_face_lit_by_candles_is_not_fire(long_vtest):
+    """Flame-coloured skin whose brightness flickers (a talking face in candle light) is not fire: it
+    reflects light, while flames give it off and saturate the camera somewhere. Without that rule
+    (core_min_v 0) the same face raises a fire alarm."""
+    frames = long_vtest[:100]
+    det = FireSmokeDetector(FireSmokeConfig())
+    found = [d for i, f in enumerate(frames) for d in det.update(_lit_face(f, i / FPS), i / FPS)]
+    assert found == []
+    bare = FireSmokeDetector(FireSmokeConfig(core_min_v=0))
+    assert [d for i, f in enumerate(frames) for d in bare.update(_lit_face(f, i / FPS), i / FPS)]
+
+
 def test_fire_state_round_trip_keeps_the_window(long_vtest):
     a = FireSmokeDetector(FireSmokeConfig())
     for i, f in enumerate(long_vtest[:8]):
