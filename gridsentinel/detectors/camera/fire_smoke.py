@@ -314,10 +314,11 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         # Not measured is not calm: a cell keeps its flicker for flicker_hold_s unmeasured, then fades.
         self._flicker[self._unseen > cfg.flicker_hold_s] *= 1.0 - ema_alpha(dt, 3.0)
         flicker = (self._flicker >= cfg.flicker_min) & (c_flame >= 0.05)
-        if cfg.core_min_v > 0:
+        if cfg.core_min_v > 0 and flicker.any():  # checked only when there is a candidate: cheap when calm
             # Flames give off light, lit skin or cloth only reflects it: a fire's hottest part saturates the
             # camera. A flickering cell counts only with such a hot pixel in it or in a neighbouring cell.
-            v = bgr.max(axis=2)
+            b, g, r = cv2.split(bgr)
+            v = cv2.max(cv2.max(b, g), r)
             hot = ((v >= cfg.core_min_v) & flame).astype(np.float32)
             c_hot = cv2.dilate((cv2.resize(hot, cs, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8), box)
             flicker &= c_hot > 0
