@@ -298,12 +298,10 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         c_change = np.maximum(c_change - cfg.flicker_surround * around, 0.0)
         if self._flicker is None or self._flicker.shape != c_change.shape:
             self._flicker = np.zeros_like(c_change)
-        # Cells with flame pixels in both frames update; the others (the flames hidden for a frame, or
-        # gone) keep their flicker a while, fading over 3 s, so one frame without flames costs that frame
-        # only and not the next ones too.
-        # A cell whose flames vanished or appeared between the two frames (hidden by smoke, a dropped or
-        # damaged frame) did not flicker measurably: what stayed flame-coloured there is mostly the
-        # background, so it keeps its flicker instead of learning the background's calm.
+        # Cells with flame pixels in both frames update. A cell whose flames vanished or appeared between
+        # the two frames (hidden by smoke, a dropped or damaged frame) did not flicker measurably: what
+        # stayed flame-coloured there is mostly the background, so it keeps its flicker instead of
+        # learning the background's calm; one frame without flames costs that frame only.
         c_prev = cv2.resize(prev_flame.astype(np.float32), cs, interpolation=cv2.INTER_AREA)
         seen = (c_both >= 0.05) & (c_both >= cfg.flame_overlap_min * np.maximum(c_flame, c_prev))
         self._flicker[seen] += ema_alpha(dt, 1.0) * (c_change[seen] - self._flicker[seen])
