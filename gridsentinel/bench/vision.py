@@ -2,7 +2,8 @@
 
 Measures, per detector, detection rate and delay on synthetic events built from real frames (covered
 lens, blackout, defocus, scene shift, a smoke plume, flames, an object left by a person who walks away),
-false alarms per hour on real footage (vtest.avi, tree.avi; Megamind_bugy.avi held out for fire),
+false alarms per hour on real footage (vtest.avi, tree.avi; Megamind_bugy.avi for fire: held out until
+its false alarm was studied for issue 14, so seen now),
 crowd-count error on hand-labelled vtest frames, face blurring on hand-labelled stills, and frames/s of
 the whole detector stack on one core.
 
@@ -507,7 +508,8 @@ def measure(data: Path, face_model: str | None, category_of: CategoryOf) -> dict
     # back (no jump at the seam) to get 60 s of a tree in the wind.
     tree_long = _pingpong(tree, int(60 * tfps))
     clips = {"vtest": (vtest, vfps), "tree": (tree_long, tfps)}
-    # Held out: never looked at while tuning; a film, not a fixed camera, so for fire/smoke alone.
+    # A film, not a fixed camera, so for fire/smoke alone. Held out until issue 14 studied its false fire
+    # alarm (a face lit by candles): seen now, and its figure is labelled so.
     held, hfps = _read_video(data / "Megamind_bugy.avi")
     stills = {n: img for n in ("messi5.jpg", "basketball1.png") if (img := cv2.imread(str(data / n))) is not None}
     t0 = time.perf_counter()
@@ -592,7 +594,8 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
             fire_in["all_ok"],
             "tuning (in-sample)",
         ),
-        ("fire/smoke false alarms on the held-out clip", held, "0", held == 0, "Megamind_bugy.avi (held out)"),
+        ("fire/smoke false alarms on Megamind_bugy.avi", held, "0", held == 0,
+         "Megamind_bugy.avi (seen, was held out)"),
         (
             "fire/smoke false alarms on the shared clips",
             fa["fire_smoke"]["vtest"] + fa["fire_smoke"]["tree"],
@@ -671,7 +674,7 @@ def _table(r: dict[str, Any]) -> str:
     ]
     for name, row in r["false_alarms"].items():
         lines.append(f"  {name:<16}{row['vtest']:>7}{row['tree']:>7}{row['per_hour']:>10}")
-    lines.append(f"  fire/smoke on the held-out Megamind_bugy.avi: {r['fire_false_alarms_held_out']}")
+    lines.append(f"  fire/smoke on Megamind_bugy.avi (seen, was held out): {r['fire_false_alarms_held_out']}")
     lines += ["", "synthetic events: detected within limit / trials, mean and max delay (s)"]
 
     def ev(label: str, s: dict[str, Any]) -> str:

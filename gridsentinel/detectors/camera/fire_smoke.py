@@ -6,15 +6,18 @@ Per analysed frame, evidence of
   ``min_flame_area`` of the view, counted only in cells where the pixels flame-coloured in two frames
   running flicker in brightness beyond the change of the non-flame pixels around them (smoothed over
   ~1 s): flames flicker in front of a still background, while a person walking past a yellow sign moves
-  the ground around it too. Needs no background, so it counts from the second frame: a scene that opens
-  on fire is not held up by the warm-up;
+  the ground around it too. Flicker is measured only where the flames are in both frames (a frame
+  without them, hidden by smoke or damaged, is no measurement), and a cell keeps its flicker unmeasured
+  for ``flicker_hold_s`` before it fades. Needs no background, so it counts from the second frame: a
+  scene that opens on fire is not held up by the warm-up;
 * smoke (after ``warmup_s`` of frames; a gap counts as at most 1 s): ``min_cells`` cells that are
   greyish, lighter than the learnt background (first the median of ten frames spread over the warm-up,
   so people who walked through leave no ghost), veiling its texture and restless.
 
 The alarm rises when there was evidence in ``min_share`` of the last ``persist_s`` seconds (frames
 weighted by their interval): frames without evidence, or missing, lower the share; they do not restart
-a timer. A gap of ``persist_s`` or more empties the window, which must fill again.
+a timer. Once raised, the decision holds while the share stays at or above ``hold_share``
+(hysteresis). A gap of ``persist_s`` or more empties the window, which must fill again.
 """
 
 from __future__ import annotations
@@ -132,6 +135,30 @@ class FireSmokeConfig(DetectorConfig):
         "so between frames a second apart a brightness change is motion (people, traffic), not flicker, "
         "and a camera sending fewer than 2 frames/s gets no flame evidence (smoke still counts).",
     )
+    flame_overlap_min: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="A cell's flicker is measured between two frames only where at least this share of its "
+        "flame-coloured pixels (in either frame) is flame-coloured in both: where the flames vanished or "
+        "appeared (hidden by smoke, a dropped frame), the change is not flicker. 0 measures every pair.",
+    )
+    flicker_hold_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=10.0,
+        description="A cell whose flicker cannot be measured (its flames hidden or gone in one of the two "
+        "frames) keeps it unchanged this long, then it fades (time constant 3 s).",
+    )
+    core_min_v: int = Field(
+        250,
+        ge=0,
+        le=255,
+        description="Flames give off light: a flickering flame cell counts only if it or a neighbouring "
+        "cell holds a flame-coloured pixel at least this bright (HSV value): the hot part of a fire "
+        "saturates a camera (250, not 255: JPEG rounds a clipped patch). Faces and skin lit warm by candles "
+        "or a fire reflect the light and stay darker. 0 turns it off.",
+    )
     fire_cell_px: int = Field(
         16, ge=4, le=128, description="Side of the cells in which flicker is judged (fire_width pixels)."
     )
@@ -150,6 +177,14 @@ class FireSmokeConfig(DetectorConfig):
         description="Share of the window's time (frames weighted by their interval) with fire or smoke "
         "evidence that raises the alarm; single frames without it (dropped, blurred, occluded) only lower "
         "the share instead of restarting a timer.",
+    )
+    hold_share: float = Field(
+        0.4,
+        gt=0.0,
+        le=1.0,
+        description="Once raised, the decision holds while the share stays at or above this (hysteresis): "
+        "flames hidden by smoke or lost in dropped frames a little more often than usual do not switch it "
+        "off and on. At most min_share (a higher value is taken as min_share).",
     )
     clear_s: float = Field(
         10.0, ge=0.0, le=3600.0, description="The share below min_share for this long clears the alarm."
@@ -187,6 +222,7 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         self._prev_fire_gray: np.ndarray | None = None
         self._prev_flame: np.ndarray | None = None
         self._flicker: np.ndarray | None = None
+        self._unseen: np.ndarray | None = None  # per flicker cell, seconds since its flicker was last measured
         self._activity: np.ndarray | None = None
         self._cell_mask: np.ndarray | None = None
         self._fire_mask: np.ndarray | None = None
@@ -262,13 +298,28 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         c_change = np.maximum(c_change - cfg.flicker_surround * around, 0.0)
         if self._flicker is None or self._flicker.shape != c_change.shape:
             self._flicker = np.zeros_like(c_change)
-        # Cells with flame pixels in both frames update; the others (the flames hidden for a frame, or
-        # gone) keep their flicker a while, fading over 3 s, so one frame without flames costs that frame
-        # only and not the next ones too.
-        seen = c_both >= 0.05
+        # Cells with flame pixels in both frames update. A cell whose flames vanished or appeared between
+        # the two frames (hidden by smoke, a dropped or damaged frame) did not flicker measurably: what
+        # stayed flame-coloured there is mostly the background, so it keeps its flicker instead of
+        # learning the background's calm; one frame without flames costs that frame only.
+        c_prev = cv2.resize(prev_flame.astype(np.float32), cs, interpolation=cv2.INTER_AREA)
+        seen = (c_both >= 0.05) & (c_both >= cfg.flame_overlap_min * np.maximum(c_flame, c_prev))
         self._flicker[seen] += ema_alpha(dt, 1.0) * (c_change[seen] - self._flicker[seen])
-        self._flicker[~seen] *= 1.0 - ema_alpha(dt, 3.0)
+        if self._unseen is None or self._unseen.shape != c_change.shape:
+            self._unseen = np.zeros_like(c_change)
+        self._unseen[seen] = 0.0
+        self._unseen[~seen] += dt
+        # Not measured is not calm: a cell keeps its flicker for flicker_hold_s unmeasured, then fades.
+        self._flicker[self._unseen > cfg.flicker_hold_s] *= 1.0 - ema_alpha(dt, 3.0)
         flicker = (self._flicker >= cfg.flicker_min) & (c_flame >= 0.05)
+        if cfg.core_min_v > 0 and flicker.any():  # checked only when there is a candidate: cheap when calm
+            # Flames give off light, lit skin or cloth only reflects it: a fire's hottest part saturates the
+            # camera. A flickering cell counts only with such a hot pixel in it or in a neighbouring cell.
+            b, g, r = cv2.split(bgr)
+            v = cv2.max(cv2.max(b, g), r)
+            hot = ((v >= cfg.core_min_v) & flame).astype(np.float32)
+            c_hot = cv2.dilate((cv2.resize(hot, cs, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8), box)
+            flicker &= c_hot > 0
         fire_area = float((c_flame * flicker).sum()) * c * c / watched
         ok = fire_area >= cfg.min_flame_area
         peak = float(self._flicker[flicker].max()) if flicker.any() else 0.0
@@ -371,7 +422,10 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         smoke_ok = n_smoke >= cfg.min_cells
         evidence = 1 if fire_ok else (2 if smoke_ok else 0)
         share = self._share(ts, dt, evidence)
-        self.firing = share is not None and share >= cfg.min_share
+        # Hysteresis: the share raises the decision at min_share and holds it down to hold_share, so a
+        # fire whose flames are hidden in a few frames more than usual stays reported.
+        hold = min(cfg.hold_share, cfg.min_share)
+        self.firing = share is not None and share >= (hold if self.firing else cfg.min_share)
         self.last_evidence = {**fire_ev, "smoke_cells": n_smoke, "share": -1.0 if share is None else share}
         out: list[Detection] = []
         if self.firing:
@@ -426,6 +480,7 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
         st: dict[str, Any] = {
             "quiet_since": self._quiet_since,
             "alarm": self._alarm,
+            "firing": self.firing,  # the hysteresis' side
             "window": [list(w) for w in self._window],
             "window_start": self._window_start,
             "seen_s": self._seen_s,
@@ -441,11 +496,14 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
             st.update(prev_flame=self._prev_flame, prev_fire_gray=self._prev_fire_gray)
         if self._flicker is not None:
             st["flicker"] = self._flicker
+        if self._unseen is not None:
+            st["flicker_unseen"] = self._unseen
         return st
 
     def _restore(self, state: dict[str, Any]) -> None:
         self._reset()
         self._quiet_since, self._alarm = state["quiet_since"], state["alarm"]
+        self.firing = bool(state.get("firing", False))
         self._window = [(float(t), float(w), int(e)) for t, w, e in state["window"]]
         self._window_start = state["window_start"]
         self._seen_s = float(state.get("seen_s", 0.0))  # a state saved before it was kept: warm up again
@@ -460,3 +518,4 @@ class FireSmokeDetector(CameraDetector[FireSmokeConfig]):
             self._prev_flame = self._prev_flame.astype(bool)
         self._prev_fire_gray = state.get("prev_fire_gray")
         self._flicker = state.get("flicker")
+        self._unseen = state.get("flicker_unseen")

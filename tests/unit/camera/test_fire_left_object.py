@@ -71,6 +71,39 @@ def test_dropped_frames_keep_the_alarm_up(long_vtest):
     assert np.mean(firing) >= 0.9
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_quarter_of_frames_without_flames_keeps_recall(long_vtest, seed):
+    """A small fire (5% of the width) with a quarter of the frames, at random, without flames (smoke,
+    exposure swings, damaged frames): the decision says fire in >= 90% of the frames from 5 s on. A
+    flame frame next to a flameless one does not measure flicker; unmeasured cells keep theirs."""
+    miss = np.random.default_rng(seed).random(150) < 0.25
+    det = FireSmokeDetector(FireSmokeConfig())
+    firing = []
+    for i, f in enumerate(long_vtest[:150]):
+        t = i / FPS
+        det.update(f if miss[i] else synthetic.fire(f, t, base=(0.55, 0.3), size=0.05, seed=5), t)
+        if t >= 5.0:
+            firing.append(det.firing)
+    assert np.mean(firing) >= 0.9
+
+
+def test_decision_holds_while_flames_show_half_the_time(long_vtest):
+    """Once raised, the decision holds while the flames show in half the frames (two on, two off), and
+    it drops once they are gone for good."""
+    det = FireSmokeDetector(FireSmokeConfig())
+    held, after = [], []
+    for i, f in enumerate(long_vtest[:120]):
+        t = i / FPS
+        flames = i < 30 or (i < 80 and i % 4 < 2)
+        det.update(_fire(f, t) if flames else f, t)
+        if 40 <= i < 80:
+            held.append(det.firing)
+        elif i >= 80 + 5 * FireSmokeConfig().persist_s:
+            after.append(det.firing)
+    assert np.mean(held) >= 0.9
+    assert after and not any(after)
+
+
 def test_static_flame_coloured_object_is_not_fire(long_vtest):
     """An orange sign or a cone that does not flicker never raises a fire alarm, from the first frame."""
     sign = np.zeros((30, 40, 3), np.uint8)
@@ -79,6 +112,28 @@ def test_static_flame_coloured_object_is_not_fire(long_vtest):
     found = [d for i, f in enumerate(long_vtest[:100]) for d in det.update(synthetic.paste(f, sign, 60, 150), i / FPS)]
     assert found == []
     assert det.last_evidence["flame_colour_area"] > FireSmokeConfig().min_flame_area  # it is flame-coloured
+
+
+def _lit_face(frame: np.ndarray, t: float) -> np.ndarray:
+    """A face lit warm by a candle, talking: flame-coloured (orange, bright, saturated) and changing in
+    brightness from frame to frame like flames, but never as bright as a light source."""
+    rng = np.random.default_rng(int(t * 100))
+    face = np.zeros((36, 28, 3), np.uint8)
+    face[:] = (90, 150, 220)  # skin under candle light: orange, V 220
+    face = (face * rng.uniform(0.8, 1.0, (3, 3, 1)).repeat(12, 0).repeat(10, 1)[:36, :28]).astype(np.uint8)
+    return synthetic.paste(frame, face, 200, 150)  # no light source within a cell of it
+
+
+def test_a_face_lit_by_candles_is_not_fire(long_vtest):
+    """Flame-coloured skin whose brightness flickers (a talking face in candle light) is not fire: it
+    reflects light, while flames give it off and saturate the camera somewhere. Without that rule
+    (core_min_v 0) the same face raises a fire alarm."""
+    frames = long_vtest[:100]
+    det = FireSmokeDetector(FireSmokeConfig())
+    found = [d for i, f in enumerate(frames) for d in det.update(_lit_face(f, i / FPS), i / FPS)]
+    assert found == []
+    bare = FireSmokeDetector(FireSmokeConfig(core_min_v=0))
+    assert [d for i, f in enumerate(frames) for d in bare.update(_lit_face(f, i / FPS), i / FPS)]
 
 
 def test_fire_state_round_trip_keeps_the_window(long_vtest):
