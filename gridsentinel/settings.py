@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # `alerts` stage (separate: the cases workers only write cases and produce their events).
     cases_alerts: str = Field("in-worker", pattern="^(in-worker|separate)$", validation_alias="GS_CASES_ALERTS")
     # The alerts stage: how many cases' alerts it delivers at once (each case's in order; 1: one by one).
-    alerts_concurrency: int = Field(4, ge=1, le=100, validation_alias="GS_ALERTS_CONCURRENCY")
+    alerts_concurrency: int = Field(16, ge=1, le=100, validation_alias="GS_ALERTS_CONCURRENCY")
     # The hotspot forecast: the API trains and stores the city's model daily after this local time ("": never).
     forecast_retrain_at: str = Field("01:30", pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9])?$",
                                      validation_alias="GS_FORECAST_RETRAIN_AT")

@@ -13,7 +13,7 @@ partitions it has no agent for.
 Delivery is what :class:`~gridsentinel.cases.stage.AlertRelay` does in the cases worker (at least once,
 repeats dropped by event id here and by ``Idempotency-Key`` at the receivers, failures to
 ``gs.deadletter``), except that the events waiting are taken together and different cases' alerts go out
-concurrently (at most ``GS_ALERTS_CONCURRENCY`` cases at once, default 4;
+concurrently (at most ``GS_ALERTS_CONCURRENCY`` cases at once, default 16;
 :meth:`~gridsentinel.cases.stage.AlertRelay.on_events`; each case's in order): a receiver's round trip no
 longer paces every alert behind it. A batch is acked once all its deliveries are done.
 """
@@ -42,7 +42,7 @@ class AlertsStage:
     use, on the worker's event loop, and closed at shutdown.
     """
 
-    def __init__(self, delivery: DeliveryFactory, concurrency: int = 4) -> None:
+    def __init__(self, delivery: DeliveryFactory, concurrency: int = 16) -> None:
         self._make_delivery = delivery
         self.concurrency = concurrency  # cases whose alerts are delivered at once (GS_ALERTS_CONCURRENCY)
         self._lock = asyncio.Lock()
