@@ -13,9 +13,10 @@ partitions it has no agent for.
 Delivery is what :class:`~gridsentinel.cases.stage.AlertRelay` does in the cases worker (at least once,
 repeats dropped by event id here and by ``Idempotency-Key`` at the receivers, failures to
 ``gs.deadletter``), except that the events waiting are taken together and different cases' alerts go out
-concurrently (at most ``GS_ALERTS_CONCURRENCY`` cases at once, default 16;
-:meth:`~gridsentinel.cases.stage.AlertRelay.on_events`; each case's in order): a receiver's round trip no
-longer paces every alert behind it. A batch is acked once all its deliveries are done.
+concurrently (at most ``GS_ALERTS_CONCURRENCY`` cases at once, default 16, over all batches in flight;
+:class:`~gridsentinel.cases.stage.AlertPipeline`; each case's in order, across batches too): a receiver's
+round trip no longer paces every alert behind it, and a batch's deliveries start without waiting for the
+batch before. Batches are acked in order, each once all its deliveries are done.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from gridsentinel.cases.stage import AlertRelay, Delivery, DeliveryFactory, RecentIds
+from gridsentinel.cases.stage import AlertPipeline, AlertRelay, Delivery, DeliveryFactory, RecentIds
 from gridsentinel.core.records import DeadLetter
 
 if TYPE_CHECKING:
@@ -71,11 +72,14 @@ class AlertsStage:
             relay = AlertRelay(await delivery(), dead_letter=dead_letter, origin=ctx.names.case_events,
                                recent=recent)
             manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
-            # what is waiting, up to BATCH events: delivered case by case concurrently, then acked
-            async for batch in drain_batches(manual, BATCH):
-                await relay.on_events([(e.key, e.value, e.headers) for e in batch], self.concurrency)
-                for event in batch:
-                    await manual.ack(event)
+            pipeline = AlertPipeline(relay, manual.ack, concurrency=self.concurrency)
+            try:
+                # what is waiting, up to BATCH events: each case's deliveries start at once (without waiting
+                # for the batch before), the batches are acked in order once delivered
+                async for batch in drain_batches(manual, BATCH):
+                    await pipeline.submit([(e.key, e.value, e.headers) for e in batch], batch)
+            finally:
+                await pipeline.close()
 
         @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
         async def _close(app: faust.App, **kwargs: object) -> None:

@@ -378,11 +378,7 @@ class AlertRelay:
         Bounded so that a burst does not open hundreds of connections to one receiver. 16: with aiohttp a
         request in flight costs little, and a receiver 50 ms away still takes ~300 alerts/s (4 allowed 80);
         on the bench's local receiver 16 against 4 cut the p99 at half capacity (``bench cases``)."""
-        by_case: dict[str, list[CaseEvent]] = {}
-        for key, value, headers in batch:
-            case_event = await self._decode(key, value, headers)
-            if case_event is not None:
-                by_case.setdefault(case_event.case_id, []).append(case_event)
+        by_case = await self.by_case(batch)
         slots = asyncio.Semaphore(concurrency)
 
         async def in_order(events: list[CaseEvent]) -> None:
@@ -391,6 +387,16 @@ class AlertRelay:
                     await self.delivery.deliver(case_event)
 
         await asyncio.gather(*(in_order(events) for events in by_case.values()))
+
+    async def by_case(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]]
+                      ) -> dict[str, list[CaseEvent]]:
+        """The batch's events to deliver, decoded, by case, in batch order."""
+        by_case: dict[str, list[CaseEvent]] = {}
+        for key, value, headers in batch:
+            case_event = await self._decode(key, value, headers)
+            if case_event is not None:
+                by_case.setdefault(case_event.case_id, []).append(case_event)
+        return by_case
 
     async def _decode(self, key: bytes | None, value: bytes | None,
                       headers: Mapping[str, bytes]) -> CaseEvent | None:
@@ -412,6 +418,71 @@ class AlertRelay:
             )
             return None
         return case_event if self.recent.add(case_event.event_id) else None
+
+
+class AlertPipeline(OrderedQueue[tuple["asyncio.Future[list[None]]", Sequence[Any]]]):
+    """The alerts agent's batches delivered without waiting for the batch before them to finish.
+
+    :meth:`AlertRelay.on_events` delivered a batch and only then took the next: every alert of a batch
+    waited for its slowest delivery, and the events that arrived meanwhile waited for the whole batch (at
+    half the stage's capacity, most of the detection -> webhook p99: ``bench cases``). Here each case's
+    deliveries start as soon as its events are taken, at most ``concurrency`` at once over all batches; a
+    case's events still go out one after the other, across batches too (a receiver sees them in order).
+    A batch's events are acked once all its deliveries are done, batch after batch in order, by one task
+    (:class:`~gridsentinel.ordered.OrderedQueue`); :meth:`submit` waits while ``max_pending`` batches are
+    not acked yet. A delivery that raises stops the task and the next :meth:`submit` raises it.
+    """
+
+    def __init__(self, relay: AlertRelay, ack: Ack, *, concurrency: int = 16, max_pending: int = 8) -> None:
+        super().__init__(max_pending)
+        self._relay = relay
+        self._ack = ack
+        self._slots = asyncio.Semaphore(concurrency)
+        self._last: dict[str, asyncio.Future[None]] = {}  # each case's latest delivery still running
+
+    async def submit(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]],
+                     acks: Sequence[Any]) -> None:
+        self._running()  # raises if a delivery failed: take no more
+        jobs = [self._start(case_id, events) for case_id, events in (await self._relay.by_case(batch)).items()]
+        await self._put((asyncio.gather(*jobs), acks))
+
+    def _start(self, case_id: str, events: list[CaseEvent]) -> asyncio.Future[None]:
+        before = self._last.get(case_id)
+        job = asyncio.ensure_future(self._deliver(events, before))
+        self._last[case_id] = job
+
+        def forget(done: asyncio.Future[None]) -> None:
+            if self._last.get(case_id) is done:
+                del self._last[case_id]
+
+        job.add_done_callback(forget)
+        return job
+
+    async def _deliver(self, events: list[CaseEvent], before: asyncio.Future[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait({before})  # the case's earlier events first (its failure is its batch's)
+        async with self._slots:
+            for case_event in events:
+                await self._relay.delivery.deliver(case_event)
+
+    async def drain(self) -> None:
+        """Return once everything submitted is delivered and acked (raises if a delivery failed)."""
+        if self._task is None:
+            return
+        join = asyncio.ensure_future(self._queue.join())
+        await asyncio.wait({join, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not join.done():
+            join.cancel()
+            self._task.result()
+            raise self.stopped()
+
+    async def _run(self) -> None:
+        while True:
+            delivered, acks = await self._queue.get()
+            await delivered
+            for ack in acks:
+                await self._ack(ack)
+            self._queue.task_done()
 
 
 class CaseStage:

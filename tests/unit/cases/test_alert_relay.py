@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gridsentinel.cases.events import CaseEvent
-from gridsentinel.cases.stage import NOTIFY_HEADER, AlertRelay
+from gridsentinel.cases.stage import NOTIFY_HEADER, AlertPipeline, AlertRelay
 from gridsentinel.core.records import DeadLetter
 
 pytestmark = pytest.mark.unit
@@ -86,3 +86,46 @@ def test_a_batch_delivers_cases_side_by_side_each_case_in_order() -> None:
 
     asyncio.run(play())
     assert finished == ["c2:1", "c2:2", "c1:1", "c1:2"]
+
+
+def test_pipeline_starts_the_next_batch_before_a_slow_one_ends_keeps_each_case_in_order_and_acks_in_order() -> None:
+    started: list[str] = []
+    finished: list[str] = []
+    acked: list[str] = []
+    release_c1 = asyncio.Event()
+
+    class SlowForC1(FakeDelivery):
+        async def deliver(self, event: CaseEvent) -> Any:
+            started.append(event.event_id)
+            if event.event_id == "c1:1":
+                await release_c1.wait()  # c1's first webhook is slow
+            finished.append(event.event_id)
+
+    async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
+        raise AssertionError(letter)
+
+    async def ack(name: str) -> None:
+        acked.append(name)
+
+    async def settle() -> None:
+        for _ in range(100):  # let the deliveries and the acking task run as far as they can
+            await asyncio.sleep(0)
+
+    async def play() -> None:
+        pipeline = AlertPipeline(AlertRelay(SlowForC1(), dead_letter=dead_letter), ack, concurrency=4)
+        yes = {NOTIFY_HEADER: b"1"}
+        await pipeline.submit([(b"c1", event("c1:1").to_json(), yes), (b"c2", event("c2:1").to_json(), yes)],
+                              ["batch1"])
+        await pipeline.submit([(b"c3", event("c3:1").to_json(), yes), (b"c1", event("c1:2").to_json(), yes)],
+                              ["batch2"])
+        await settle()
+        assert finished == ["c2:1", "c3:1"]  # the second batch went out while the first one's c1 waits
+        assert "c1:2" not in started  # c1's next event waits for its first, across batches
+        assert acked == []  # batch 1 is not done, and batch 2 is acked only after it
+        release_c1.set()
+        await pipeline.drain()
+        await pipeline.close()
+
+    asyncio.run(play())
+    assert finished == ["c2:1", "c3:1", "c1:1", "c1:2"]
+    assert acked == ["batch1", "batch2"]
