@@ -45,6 +45,17 @@ class OrderedQueue(Generic[T]):
             task.result()
             raise self.stopped()
 
+    async def drain(self) -> None:
+        """Return once every item put is done (raises the task's error, or :attr:`stopped`, if it ended)."""
+        if self._task is None:
+            return
+        join = asyncio.ensure_future(self._queue.join())
+        await asyncio.wait({join, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not join.done():
+            join.cancel()
+            self._task.result()
+            raise self.stopped()
+
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()

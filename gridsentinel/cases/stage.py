@@ -287,17 +287,6 @@ class OrderedPublisher(OrderedQueue[tuple[Awaitable[object] | None, list[str], S
         delivered = await self._send(events) if events else None
         await self._put((delivered, [e.event_id for e in events], acks))
 
-    async def drain(self) -> None:
-        """Return once everything submitted is acked (raises if producing failed)."""
-        if self._task is None:
-            return
-        join = asyncio.ensure_future(self._queue.join())
-        await asyncio.wait({join, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not join.done():
-            join.cancel()
-            self._task.result()
-            raise PublisherStopped()
-
     async def _run(self) -> None:
         queue = self._queue
         while True:
@@ -464,17 +453,6 @@ class AlertPipeline(OrderedQueue[tuple["asyncio.Future[list[None]]", Sequence[An
         async with self._slots:
             for case_event in events:
                 await self._relay.delivery.deliver(case_event)
-
-    async def drain(self) -> None:
-        """Return once everything submitted is delivered and acked (raises if a delivery failed)."""
-        if self._task is None:
-            return
-        join = asyncio.ensure_future(self._queue.join())
-        await asyncio.wait({join, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not join.done():
-            join.cancel()
-            self._task.result()
-            raise self.stopped()
 
     async def _run(self) -> None:
         while True:

@@ -28,6 +28,26 @@ class FakeDelivery:
         pass
 
 
+class SlowForC1(FakeDelivery):
+    """Records when each delivery starts and ends; c1's first waits for ``release`` (a slow receiver)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.release = asyncio.Event()
+
+    async def deliver(self, event: CaseEvent) -> Any:
+        self.started.append(event.event_id)
+        if event.event_id == "c1:1":
+            await self.release.wait()
+        self.finished.append(event.event_id)
+
+
+async def refuse_dead_letter(letter: DeadLetter, key: bytes | None) -> None:
+    raise AssertionError(letter)
+
+
 def event(event_id: str, notify: bool = True) -> CaseEvent:
     return CaseEvent(event_id=event_id, case_id=event_id.split(":")[0], type="opened", at=1.0, actor="system",
                      grid_code="320582110152101", category_key="0103", status="new", severity="alarm",
@@ -56,22 +76,11 @@ def test_notified_events_are_delivered_once_and_bad_ones_dead_lettered() -> None
 
 def test_a_batch_delivers_cases_side_by_side_each_case_in_order() -> None:
     """One slow receiver round trip for case c1 does not hold up c2's alerts; c1's own stay in order."""
-    started: list[str] = []
-    finished: list[str] = []
-    release_c1 = asyncio.Event()
-
-    class SlowForC1(FakeDelivery):
-        async def deliver(self, event: CaseEvent) -> Any:
-            started.append(event.event_id)
-            if event.event_id == "c1:1":
-                await release_c1.wait()  # c1's first webhook is slow
-            finished.append(event.event_id)
-
-    async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
-        raise AssertionError(letter)
+    slow = SlowForC1()
+    started, finished, release_c1 = slow.started, slow.finished, slow.release
 
     async def play() -> None:
-        relay = AlertRelay(SlowForC1(), dead_letter=dead_letter)
+        relay = AlertRelay(slow, dead_letter=refuse_dead_letter)
         yes = {NOTIFY_HEADER: b"1"}
         batch = [(b"c1", event("c1:1").to_json(), yes), (b"c2", event("c2:1").to_json(), yes),
                  (b"c1", event("c1:2").to_json(), yes), (b"c2", event("c2:2").to_json(), yes),
@@ -89,20 +98,9 @@ def test_a_batch_delivers_cases_side_by_side_each_case_in_order() -> None:
 
 
 def test_pipeline_starts_the_next_batch_before_a_slow_one_ends_keeps_each_case_in_order_and_acks_in_order() -> None:
-    started: list[str] = []
-    finished: list[str] = []
+    slow = SlowForC1()
+    started, finished, release_c1 = slow.started, slow.finished, slow.release
     acked: list[str] = []
-    release_c1 = asyncio.Event()
-
-    class SlowForC1(FakeDelivery):
-        async def deliver(self, event: CaseEvent) -> Any:
-            started.append(event.event_id)
-            if event.event_id == "c1:1":
-                await release_c1.wait()  # c1's first webhook is slow
-            finished.append(event.event_id)
-
-    async def dead_letter(letter: DeadLetter, key: bytes | None) -> None:
-        raise AssertionError(letter)
 
     async def ack(name: str) -> None:
         acked.append(name)
@@ -112,7 +110,7 @@ def test_pipeline_starts_the_next_batch_before_a_slow_one_ends_keeps_each_case_i
             await asyncio.sleep(0)
 
     async def play() -> None:
-        pipeline = AlertPipeline(AlertRelay(SlowForC1(), dead_letter=dead_letter), ack, concurrency=4)
+        pipeline = AlertPipeline(AlertRelay(slow, dead_letter=refuse_dead_letter), ack, concurrency=4)
         yes = {NOTIFY_HEADER: b"1"}
         await pipeline.submit([(b"c1", event("c1:1").to_json(), yes), (b"c2", event("c2:1").to_json(), yes)],
                               ["batch1"])
