@@ -40,7 +40,7 @@ from gridsentinel.cases.categories import Catalog, LiveCatalog, UnknownCategory,
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.gridcode import Adjacency, GridCodeError
 from gridsentinel.cases.incidents import IncidentFamilies, load_families
-from gridsentinel.cases.store import SqlCaseStore, encode_event
+from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.store_protocol import CaseStore, Outbox
 from gridsentinel.cases.workflow import sweep
 from gridsentinel.core.records import DeadLetter, Detection, RecordError
@@ -359,24 +359,6 @@ class AlertRelay:
         if case_event is not None:
             await self.delivery.deliver(case_event)
 
-    async def on_events(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]],
-                        concurrency: int = 16) -> None:
-        """A batch of events, as :meth:`on_event` each, but up to ``concurrency`` cases' deliveries at once:
-        each case's events one after the other, in batch order (a receiver sees a case's events in order),
-        different cases' side by side, so one receiver's round trip does not hold up every other alert.
-        Bounded so that a burst does not open hundreds of connections to one receiver. 16: with aiohttp a
-        request in flight costs little, and a receiver 50 ms away still takes ~300 alerts/s (4 allowed 80);
-        on the bench's local receiver 16 against 4 cut the p99 at half capacity (``bench cases``)."""
-        by_case = await self.by_case(batch)
-        slots = asyncio.Semaphore(concurrency)
-
-        async def in_order(events: list[CaseEvent]) -> None:
-            async with slots:
-                for case_event in events:
-                    await self.delivery.deliver(case_event)
-
-        await asyncio.gather(*(in_order(events) for events in by_case.values()))
-
     async def by_case(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]]
                       ) -> dict[str, list[CaseEvent]]:
         """The batch's events to deliver, decoded, by case, in batch order."""
@@ -412,12 +394,15 @@ class AlertRelay:
 class AlertPipeline(OrderedQueue[tuple["asyncio.Future[list[None]]", Sequence[Any]]]):
     """The alerts agent's batches delivered without waiting for the batch before them to finish.
 
-    :meth:`AlertRelay.on_events` delivered a batch and only then took the next: every alert of a batch
+    Until session 12 the alerts agent delivered a batch and only then took the next: every alert of a batch
     waited for its slowest delivery, and the events that arrived meanwhile waited for the whole batch (at
     half the stage's capacity, most of the detection -> webhook p99: ``bench cases``). Here each case's
     deliveries start as soon as its events are taken, at most ``concurrency`` at once over all batches; a
     case's events still go out one after the other, across batches too (a receiver sees them in order).
-    A batch's events are acked once all its deliveries are done, batch after batch in order, by one task
+    Bounded so that a burst does not open hundreds of connections to one receiver; 16 by default
+    (``GS_ALERTS_CONCURRENCY``): with aiohttp a request in flight costs little, and a receiver 50 ms away
+    still takes ~300 alerts/s (4 allowed 80). A batch's events are acked once all its deliveries are done,
+    batch after batch in order, by one task
     (:class:`~gridsentinel.ordered.OrderedQueue`); :meth:`submit` waits while ``max_pending`` batches are
     not acked yet. A delivery that raises stops the task and the next :meth:`submit` raises it.
     """
@@ -502,7 +487,7 @@ class CaseStage:
             if self._producer is None:
                 self._producer = AsyncProducer(settings.kafka_bootstrap, f"{options.app_id}-case-events")
             producer = self._producer
-            futures = [producer.produce(ctx.names.case_events, e.case_id.encode(), encode_event(e),
+            futures = [producer.produce(ctx.names.case_events, e.case_id.encode(), e.to_json(),
                                         [(NOTIFY_HEADER, b"1" if e.notify else b"0")]) for e in events]
             return asyncio.gather(*futures)
 

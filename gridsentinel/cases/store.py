@@ -279,15 +279,9 @@ def _applied_row(detection: Detection, case_id: str, outcome: str, at: float) ->
 
 
 
-def encode_event(event: CaseEvent) -> bytes:
-    """The bytes of ``event.to_json()`` (kept as the stage's name for it: every event is encoded for the
-    outbox and again for ``gs.case-events``)."""
-    return event.to_json()
-
-
 def _outbox_row(event: CaseEvent, at: float) -> dict[str, Any]:
     return {"event_id": event.event_id, "case_id": event.case_id, "created_at": at,
-            "event": encode_event(event).decode()}
+            "event": event.to_json().decode()}
 
 
 class _PgBatchInsert:

@@ -9,7 +9,6 @@ stages reach three more internals through the small functions at the end instead
   a table recovery (each documented on its method).
 - ``table_put``: a table write outside the stream's iteration (``Table.send_changelog`` + ``Table.data``).
 - ``read_position``: where the consumer was put on a partition (``Consumer._read_offset``).
-- ``produce``: the app's producer with raw bytes and headers, without Faust's per-message wrapping.
 - ``drain_batches``: ``Stream.noack_take`` with natural batching (a stream's processors, its passive
   drainer and ``enable_acks``).
 
@@ -21,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -52,7 +51,7 @@ RECHECK = """\
   - whether faust now passes fetch_max_wait_ms through, or tolerates commit errors itself (then drop the
     override), and whether faust-streaming/faust#596 (records lost after a recovery seek) is fixed;
   - Table.send_changelog / Table.data (table_put), Consumer._read_offset (read_position),
-    Producer.send's positional signature (produce), and Stream.add_processor / _processors /
+    and Stream.add_processor / _processors /
     _enable_passive / enable_acks / current_event as noack_take uses them (drain_batches);
   - then run tests/integration/test_reliability.py (Kafka restarts), test_detection_stage.py,
     test_frames_stage.py (kill -9) and `gridsentinel bench ingest` / `bench detect` (throughput)."""
@@ -203,16 +202,6 @@ def read_position(app: faust.App, topic: str, partition: int) -> int | None:
     known. Faust keeps it in ``Consumer._read_offset`` and offers no public accessor."""
     position: int | None = getattr(app.consumer, "_read_offset", {}).get(TP(topic, partition))
     return position
-
-
-async def produce(app: faust.App, topic: str, key: bytes | None, value: bytes,
-                  headers: Sequence[tuple[str, bytes]] | None = None) -> Awaitable[object]:
-    """Start producing one record of raw bytes on the app's producer; returns what completes once Kafka
-    has it. Straight to the producer: Faust's per-message wrapping (futures, callbacks, sensors) costs as
-    much as the rest of the send when the values are bytes already."""
-    producer = await app.maybe_start_producer()
-    sent: Awaitable[object] = await producer.send(topic, key, value, None, None, list(headers or []))
-    return sent
 
 
 def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:

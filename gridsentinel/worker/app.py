@@ -46,10 +46,6 @@ def create_app(settings: Settings, options: WorkerOptions, stages: Sequence[Stag
         web_enabled=False,
         producer_acks=-1,
         producer_linger=0.005,
-        # Faust's 16 KB: a batch of 500 case events (~1 KB each) filled 30 produce batches, and aiokafka's
-        # send waits whenever one is full, so producing them took longer than committing them
-        # (`gridsentinel bench cases`). Below the broker's 1 MB message.max.bytes.
-        producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,

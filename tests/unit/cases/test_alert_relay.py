@@ -48,6 +48,10 @@ async def refuse_dead_letter(letter: DeadLetter, key: bytes | None) -> None:
     raise AssertionError(letter)
 
 
+async def ack_nothing(_event: object) -> None:
+    pass
+
+
 def event(event_id: str, notify: bool = True) -> CaseEvent:
     return CaseEvent(event_id=event_id, case_id=event_id.split(":")[0], type="opened", at=1.0, actor="system",
                      grid_code="320582110152101", category_key="0103", status="new", severity="alarm",
@@ -80,18 +84,19 @@ def test_a_batch_delivers_cases_side_by_side_each_case_in_order() -> None:
     started, finished, release_c1 = slow.started, slow.finished, slow.release
 
     async def play() -> None:
-        relay = AlertRelay(slow, dead_letter=refuse_dead_letter)
+        pipeline = AlertPipeline(AlertRelay(slow, dead_letter=refuse_dead_letter), ack_nothing, concurrency=2)
         yes = {NOTIFY_HEADER: b"1"}
         batch = [(b"c1", event("c1:1").to_json(), yes), (b"c2", event("c2:1").to_json(), yes),
                  (b"c1", event("c1:2").to_json(), yes), (b"c2", event("c2:2").to_json(), yes),
                  (b"c2", event("c2:2").to_json(), yes)]  # a repeat: delivered once
-        done = asyncio.ensure_future(relay.on_events(batch, concurrency=2))
+        await pipeline.submit(batch, [])
         for _ in range(100):  # let the deliveries run as far as they can
             await asyncio.sleep(0)
         assert finished == ["c2:1", "c2:2"]  # c2 went on while c1 waits
         assert started == ["c1:1", "c2:1", "c2:2"]  # c1:2 waits for c1:1
         release_c1.set()
-        await done
+        await pipeline.drain()
+        await pipeline.close()
 
     asyncio.run(play())
     assert finished == ["c2:1", "c2:2", "c1:1", "c1:2"]
