@@ -22,36 +22,105 @@ batch before. Batches are acked in order, each once all its deliveries are done.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import mode
 
 from gridsentinel.cases.stage import AlertPipeline, AlertRelay, Delivery, DeliveryFactory, RecentIds
 from gridsentinel.core.records import DeadLetter
+from gridsentinel.streams.batches import KafkaBatches, Record
 
 if TYPE_CHECKING:
     import faust
 
     from gridsentinel.streams.context import StageContext
 
+log = logging.getLogger(__name__)
 
 BATCH = 200  # most case events delivered at once (each case's in order, the cases side by side)
 
 
+class AlertsService(mode.Service):
+    """Runs the delivery loop on the worker's event loop while the app runs: batches of case events from
+    :class:`~gridsentinel.streams.batches.KafkaBatches` into an
+    :class:`~gridsentinel.cases.stage.AlertPipeline`, each batch acked (its offsets stored) once all its
+    deliveries are done, in order. Should the loop fail, the worker crashes, exits non-zero and its
+    supervisor restarts it (what was not acked is delivered again: at least once)."""
+
+    stage: ClassVar[AlertsStage]  # set on the subclass the stage registers (Faust instantiates the class)
+    batches: ClassVar[KafkaBatches]
+    relay: ClassVar[Any]  # () -> Awaitable[AlertRelay], made on the worker's loop
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]  # loop and beacon, from Faust
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        self._loop_task = asyncio.create_task(self._deliver_all())
+
+    @mode.Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            task = self._loop_task
+            if task is not None and task.done() and not task.cancelled():
+                task.result()  # raises the loop's error: the app crashes with it
+                raise RuntimeError("the alerts delivery loop stopped by itself")
+            await self.sleep(0.5)
+
+    async def _deliver_all(self) -> None:
+        relay = await self.relay()
+        batches = self.batches
+
+        async def ack(records: Sequence[Record]) -> None:
+            batches.ack(records)
+
+        pipeline = AlertPipeline(relay, ack, concurrency=self.stage.concurrency)
+        try:
+            async for records in batches.batches():
+                await pipeline.submit([(r.key, r.value, r.headers) for r in records], [records])
+        finally:
+            await pipeline.close()
+
+    async def on_stop(self) -> None:
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception) as exc:  # stopping: whatever it was, it is logged
+                if not isinstance(exc, asyncio.CancelledError):
+                    log.warning("alerts delivery loop ended with %r", exc, extra={"stage": "alerts"})
+        await self.batches.close()  # commits what was delivered
+        await self.stage.close()
+
+
 class AlertsStage:
-    """``--stages alerts``: one agent on ``gs.case-events`` handing the notified events to the delivery.
+    """``gs.case-events`` -> alert delivery: the notified events handed to the delivery, read with
+    librdkafka (:class:`~gridsentinel.streams.batches.KafkaBatches`, consumer group ``group_id``), not by a
+    Faust agent. ``legacy_groups``: the consumer groups that delivered before (Faust app ids); this group
+    starts where the furthest of them got to on partitions it never committed.
 
     ``delivery`` builds the alert delivery (given the dead-letter sink it is to use); it is opened on first
     use, on the worker's event loop, and closed at shutdown.
     """
 
-    def __init__(self, delivery: DeliveryFactory, concurrency: int = 16) -> None:
+    def __init__(self, delivery: DeliveryFactory, concurrency: int = 16, *,
+                 group_id: str = "gridsentinel-alert-delivery", legacy_groups: Sequence[str] = ()) -> None:
         self._make_delivery = delivery
         self.concurrency = concurrency  # cases whose alerts are delivered at once (GS_ALERTS_CONCURRENCY)
+        self.group_id = group_id
+        self.legacy_groups = tuple(legacy_groups)
         self._lock = asyncio.Lock()
         self._delivery: Delivery | None = None
 
-    def register(self, app: faust.App, ctx: StageContext) -> None:
-        from gridsentinel.streams.faust_compat import drain_batches
+    async def close(self) -> None:
+        service, self._delivery = self._delivery, None
+        if service is not None:
+            await service.close()
 
+    def register(self, app: faust.App, ctx: StageContext) -> None:
         ctx.ensure_topics([ctx.names.case_events, ctx.names.deadletter])
         recent = RecentIds()
 
@@ -67,22 +136,14 @@ class AlertsStage:
                     self._delivery = service
                 return self._delivery
 
-        @app.agent(ctx.topics["case_events"], name=f"{ctx.options.app_id}.alerts")
-        async def alerts(stream: faust.StreamT[Any]) -> None:
-            relay = AlertRelay(await delivery(), dead_letter=dead_letter, origin=ctx.names.case_events,
-                               recent=recent)
-            manual = stream.noack()  # type: ignore[attr-defined]  # a faust.Stream; StreamT lacks noack
-            pipeline = AlertPipeline(relay, manual.ack, concurrency=self.concurrency)
-            try:
-                # what is waiting, up to BATCH events: each case's deliveries start at once (without waiting
-                # for the batch before), the batches are acked in order once delivered
-                async for batch in drain_batches(manual, BATCH):
-                    await pipeline.submit([(e.key, e.value, e.headers) for e in batch], batch)
-            finally:
-                await pipeline.close()
+        async def relay() -> AlertRelay:
+            return AlertRelay(await delivery(), dead_letter=dead_letter, origin=ctx.names.case_events,
+                              recent=recent)
 
-        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
-        async def _close(app: faust.App, **kwargs: object) -> None:
-            service, self._delivery = self._delivery, None
-            if service is not None:
-                await service.close()
+        batches = KafkaBatches(bootstrap=ctx.settings.kafka_bootstrap, group_id=self.group_id,
+                               topic=ctx.names.case_events, client_id=f"{ctx.options.app_id}-alerts",
+                               max_batch=BATCH, legacy_groups=self.legacy_groups)
+        ctx.lag_sources.append(lambda: dict(batches.lag))
+        ctx.stats["alerts_records"] = lambda: batches.records
+        app.service(type("AlertsService", (AlertsService,), {"stage": self, "batches": batches,
+                                                             "relay": staticmethod(relay)}))

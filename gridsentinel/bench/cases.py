@@ -404,7 +404,7 @@ def _alerts_name(i: int) -> str:
 
 class _Worker:
     """The cases worker processes of one run (one consumer group), and with ``alerts="separate"`` the one
-    ``alerts`` worker that delivers their events (its own group: ``<app id>-alerts``)."""
+    ``alerts`` workers that deliver their events (the delivery's group: ``<app id>-alert-delivery``)."""
 
     def __init__(self, settings: Settings, tmp: Path, url: str, receiver: _Receiver, tag: str,
                  alerts: str = "separate", alerts_workers: int = 1) -> None:
@@ -471,14 +471,14 @@ class _Worker:
         return pids
 
     def wait_for_groups(self, workers: int, timeout_s: float = 180.0) -> None:
-        """Until the cases workers' consumer group is stable with ``workers`` members (and the alerts
-        worker's, when alerts are separate, with one)."""
+        """Until the cases workers' consumer group is stable with ``workers`` members, and the alert
+        delivery's group (``<app id>-alert-delivery``) with a member per process that delivers: the alerts
+        workers when alerts are separate, else the cases workers."""
         from confluent_kafka import ConsumerGroupState, KafkaException
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        groups = {self.app_id: workers, **({f"{self.app_id}-alerts": self.alerts_workers}
-                                           if self.alerts_workers else {})}
+        groups = {self.app_id: workers, f"{self.app_id}-alert-delivery": self.alerts_workers or workers}
         deadline = time.monotonic() + timeout_s
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:

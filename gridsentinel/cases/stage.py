@@ -1,6 +1,7 @@
 """Cases stage: ``gs.detections`` → dedup → case store → ``gs.case-events`` → alert delivery.
 
-Three pieces registered on the one Faust app (``gridsentinel worker --stages cases``):
+Two pieces registered on the one Faust app (``gridsentinel worker --stages cases``), and the delivery's
+parts that the alerts stage (gridsentinel/alerts/stage.py) runs:
 
 - the **cases agent** consumes ``gs.detections`` (keyed by dedup region, so one region's detections are
   handled by one partition, in order). Each detection is decoded (bad → dead letter with the reason),
@@ -11,14 +12,14 @@ Three pieces registered on the one Faust app (``gridsentinel worker --stages cas
   is a no-op on redelivery, and events still in the outbox are published when the agent starts again.
   Batches overlap (:class:`OrderedPublisher`): batch N+1 is applied while batch N's events travel to
   Kafka; batches are still applied one after the other and acked strictly in order.
-- the **alerts agent** consumes ``gs.case-events`` and delivers the notified ones
-  (:class:`~gridsentinel.alerts.delivery.service.AlertDelivery`: signed webhooks, MQTT, CAP); failures
-  end in ``gs.deadletter``. Events are delivered at least once; receivers drop repeats by
-  ``Idempotency-Key`` (the event id), and this agent skips ids it has just delivered.
 - a **timer** (on the leader worker) runs the escalation/reminder sweep and publishes the outbox
   events older than a grace period (events of crashed peers, and of API transitions).
 
-:class:`CaseProcessor` holds the logic without Faust, so it is tested directly.
+:class:`CaseProcessor` holds the logic without Faust, so it is tested directly. :class:`AlertRelay` and
+:class:`AlertPipeline` are the delivery's side: the alerts stage reads ``gs.case-events`` and hands them the
+notified events (:class:`~gridsentinel.alerts.delivery.service.AlertDelivery`: signed webhooks, MQTT,
+CAP); failures end in ``gs.deadletter``. Events are delivered at least once; receivers drop repeats by
+``Idempotency-Key`` (the event id), and the relay skips ids it has just delivered.
 """
 
 from __future__ import annotations
@@ -449,24 +450,19 @@ class AlertPipeline(OrderedQueue[tuple["asyncio.Future[list[None]]", Sequence[An
 
 
 class CaseStage:
-    """``--stages cases``: the cases agent, the alerts agent and the sweep timer.
+    """``--stages cases``: the cases agent and the sweep timer. The case events it produces are delivered
+    by the ``alerts`` stage (gridsentinel/alerts/stage.py), which the worker runs beside it by default
+    (``GS_CASES_ALERTS=in-worker``) or leaves to workers of its own (``separate``).
 
-    ``delivery`` builds the alert delivery (with the dead-letter sink it is to use); the store and the
-    delivery are opened on first use, on the worker's event loop, and closed at shutdown. ``catalog``: the
-    worker's live catalogue (live config replaces it; new cases use the new one). ``alerts=False``: no
-    alerts agent here; the events are delivered by the ``alerts`` stage (gridsentinel/alerts/stage.py) in
-    another worker (``GS_CASES_ALERTS=separate``) or in this one.
+    The store is opened on first use, on the worker's event loop, and closed at shutdown. ``catalog``: the
+    worker's live catalogue (live config replaces it; new cases use the new one).
     """
 
-    def __init__(self, delivery: DeliveryFactory, catalog: LiveCatalog | None = None, *,
-                 alerts: bool = True) -> None:
-        self._make_delivery = delivery
+    def __init__(self, catalog: LiveCatalog | None = None) -> None:
         self.catalog = catalog  # None: config/categories.yaml etc. loaded at register, never replaced
-        self.alerts = alerts
         self._lock = asyncio.Lock()
         self._processor: CaseProcessor | None = None
         self._store: SqlCaseStore | None = None
-        self._delivery: Delivery | None = None
         self._producer: AsyncProducer | None = None  # gs.case-events, made on first use (it starts a thread)
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
@@ -480,7 +476,6 @@ class CaseStage:
         catalog = self.catalog or LiveCatalog(load_catalog(settings.config_dir))
         families = load_families(settings.config_dir, catalog.current)
         adjacency = GridMap.load(settings.config_dir / "grid.geojson").neighbours()
-        case_events = ctx.topics["case_events"]
 
         async def send(events: Sequence[CaseEvent]) -> Awaitable[object]:
             # All records are queued (in order) before any ack is awaited; librdkafka batches them.
@@ -507,14 +502,6 @@ class CaseStage:
                                                     families=families)
                 return self._processor
 
-        async def delivery() -> Delivery:
-            async with self._lock:
-                if self._delivery is None:
-                    service = self._make_delivery(lambda d: dead_letter(d, None))
-                    await service.start()
-                    self._delivery = service
-                return self._delivery
-
         ctx.stats["cases"] = lambda: dict(self._processor.stats) if self._processor is not None else {}
         ctx.stats["case_event_types"] = lambda: (dict(self._processor.event_types) if self._processor is not None
                                                  else {})
@@ -538,16 +525,6 @@ class CaseStage:
             finally:
                 await publisher.close()
 
-        if self.alerts:
-            recent = RecentIds()
-
-            @app.agent(case_events, name=f"{options.app_id}.alerts")
-            async def alerts(stream: faust.StreamT[Any]) -> None:
-                relay = AlertRelay(await delivery(), dead_letter=dead_letter, origin=ctx.names.case_events,
-                                   recent=recent)
-                async for event in stream.events():
-                    await relay.on_event(event.key, event.value, event.headers)
-
         @app.timer(config.sweep_interval_s, on_leader=True)
         async def sweep_cases() -> None:
             proc = await processor()
@@ -556,9 +533,6 @@ class CaseStage:
 
         @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types every receiver (sender, *args)
         async def _close(app: faust.App, **kwargs: object) -> None:
-            service, self._delivery = self._delivery, None
-            if service is not None:
-                await service.close()
             store, self._store, self._processor = self._store, None, None
             if store is not None:
                 await store.close()

@@ -24,20 +24,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, Full, Queue
-from typing import Any
 
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from gridsentinel.core.records import DeadLetter
+from gridsentinel.streams.batches import LAG_EVERY_S, carry_over, consumer_config, sample_lag
 
 from .influx import InfluxSink
 from .lines import Converted, LineConverter, WireReading, decode_reading
@@ -45,30 +36,9 @@ from .lines import Converted, LineConverter, WireReading, decode_reading
 log = logging.getLogger(__name__)
 
 
-LAG_EVERY_S = 5.0  # consumer lag sampling interval (for /metrics)
-
-
 class IngestError(RuntimeError):
     """The consumer cannot go on (a fatal Kafka error, a dead letter Kafka refused): the worker exits
     non-zero and its supervisor restarts it; what was not committed is read again."""
-
-
-def consumer_config(bootstrap: str, group_id: str, client_id: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "group.id": group_id,
-        "client.id": client_id,
-        "auto.offset.reset": "earliest",
-        # at-least-once: an offset is stored (store_offsets) only once its batch is written; librdkafka
-        # commits what is stored every second, before giving partitions up in a rebalance, and on close
-        "enable.auto.offset.store": False,
-        "enable.auto.commit": True,
-        "auto.commit.interval.ms": 1000,
-        # a killed worker's partitions move to the others within 10 s (librdkafka's default is 45 s)
-        "session.timeout.ms": 10_000,
-        "heartbeat.interval.ms": 3_000,
-        "fetch.wait.max.ms": 50,  # an idle partition's long-poll does not hold a busy one back for long
-    }
 
 
 def dead_letter_producer(bootstrap: str, client_id: str) -> Producer:
@@ -175,17 +145,7 @@ class BatchIngest:
     def _sample_lag(self, consumer: Consumer) -> None:
         """The group's lag on this consumer's partitions: high watermark (as last fetched) less committed."""
         self._lag_at = time.monotonic()
-        try:
-            committed = consumer.committed(consumer.assignment(), timeout=5)
-        except KafkaException:
-            return  # Kafka away: keep the last sample
-        lag: dict[tuple[str, int], int] = {}
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
-            if high < 0:
-                continue  # not fetched yet
-            lag[(tp.topic, tp.partition)] = max(0, high - (tp.offset if tp.offset >= 0 else max(low, 0)))
-        self.lag = lag
+        self.lag = sample_lag(consumer) or self.lag  # Kafka away: keep the last sample
 
     def _check_writer(self) -> None:
         if self._failed:
@@ -285,32 +245,5 @@ class BatchIngest:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions this group never committed start where the Faust ingest stage (consumer group
         ``legacy_group``, the app id) had got to, instead of re-reading the whole topic."""
-        if not self.legacy_group:
-            return
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-            fresh = [tp for tp in committed if tp.offset < 0]
-            if not fresh:
-                return
-            legacy = self._legacy_offsets(fresh)
-            if not legacy:
-                return
-            start = [TopicPartition(tp.topic, tp.partition, legacy.get((tp.topic, tp.partition), tp.offset))
-                     for tp in committed]
-            consumer.assign(start)
-            log.warning("ingest: no offsets of group %s yet; starting %d partition(s) where group %s (the Faust "
-                        "ingest stage) committed", self.group_id, len(legacy), self.legacy_group,
-                        extra={"stage": "ingest"})
-        except KafkaException as exc:
-            log.warning("ingest: could not read committed offsets (%s); starting from the group's defaults", exc,
-                        extra={"stage": "ingest"})
-
-    def _legacy_offsets(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        group = self.legacy_group or ""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        request = ConsumerGroupTopicPartitions(group,
-                                               [TopicPartition(tp.topic, tp.partition) for tp in partitions])
-        future = admin.list_consumer_group_offsets([request], request_timeout=10)[group]
-        answer = future.result(timeout=15)
-        return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or []
-                if tp.error is None and tp.offset >= 0}
+        carry_over(consumer, partitions, bootstrap=self.bootstrap, group_id=self.group_id,
+                   legacy_groups=[self.legacy_group] if self.legacy_group else [], what="ingest")

@@ -3,9 +3,8 @@
 Each name maps to a factory that builds the stage object :func:`gridsentinel.worker.app.create_app` takes.
 The wiring is explicit here: live config gets the detection stage's engine (the one it reconfigures) and
 the appliers of the other config kinds (the live catalogue, the frames processor, the alert delivery),
-the case stage and the alerts stage get the alert delivery (alerts sits above cases, so cases cannot build
-it itself; with GS_CASES_ALERTS=separate, or the alerts stage in the same worker, the case stage leaves
-delivery to the alerts stage), and the
+the alerts stage gets the alert delivery and runs beside the case stage unless GS_CASES_ALERTS=separate
+leaves it to workers of its own (alerts sits above cases, so cases cannot build it itself), and the
 detection and frames stages get the case catalogue's ``category_of`` (config/categories.yaml alone owns
 kind -> category; detectors sit below cases and cannot load it themselves).
 """
@@ -80,6 +79,15 @@ class Wiring:
         return LiveConfigStage(engine, worker_appliers(
             self.catalog(), frames=lambda: self.frames.processor if self.frames else None,
             delivery=lambda: self.delivery, receivers=keep))
+    def alerts(self) -> AlertsStage:
+        """The alert delivery's stage. Its consumer group is the same whichever worker runs it (a cases
+        worker by default, alerts-only workers with GS_CASES_ALERTS=separate): ``<app-id>-alert-delivery``;
+        on partitions it never committed it starts where the Faust groups that delivered before (until
+        session 13: the cases workers' ``<app-id>``, alerts-only workers' ``<app-id>-alerts``) got to."""
+        base = self.options.app_id.removesuffix("-alerts") if "cases" not in self.names else self.options.app_id
+        return AlertsStage(delivery=self.make_delivery, concurrency=self.settings.alerts_concurrency,
+                           group_id=f"{base}-alert-delivery", legacy_groups=[base, f"{base}-alerts"])
+
     def registry(self) -> Registry:
         """config/devices.yaml, then followed live on the registry's feed (gs.devices): one registry for
         every stage of this worker, so the detection and frames stages see a new, moved or retired device
@@ -106,10 +114,8 @@ class Wiring:
 FACTORIES: dict[str, Callable[[Wiring], Stage]] = {
     "ingest": lambda w: IngestStage(bucket=w.options.influx_bucket),
     "detect": lambda w: w.detection(),
-    # the cases worker delivers its alerts itself unless told to leave them to an `alerts` stage
-    "cases": lambda w: CaseStage(delivery=w.make_delivery, catalog=w.catalog(),
-                                 alerts=w.settings.cases_alerts == "in-worker" and "alerts" not in w.names),
-    "alerts": lambda w: AlertsStage(delivery=w.make_delivery, concurrency=w.settings.alerts_concurrency),
+    "cases": lambda w: CaseStage(catalog=w.catalog()),
+    "alerts": lambda w: w.alerts(),
     "live-config": lambda w: w.live_config(),
     "shadow": lambda w: ShadowStage(),
     "frames": lambda w: w.make_frames(),
@@ -140,4 +146,7 @@ def build_stages(settings: Settings, options: WorkerOptions, names: Sequence[str
         if name not in FACTORIES:
             raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}")
     wiring = Wiring(settings, options, names, follow_registry=follow_registry)
-    return [FACTORIES[name](wiring) for name in names]
+    stages = [FACTORIES[name](wiring) for name in names]
+    if "cases" in names and "alerts" not in names and settings.cases_alerts == "in-worker":
+        stages.append(wiring.alerts())  # the cases worker delivers its alerts itself (the default)
+    return stages

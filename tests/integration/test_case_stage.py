@@ -288,7 +288,8 @@ def test_a_cases_worker_leaving_alerts_to_an_alerts_worker_gets_each_new_case_de
     ns: Namespace, receiver: Receiver, postgres_url: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GS_CASES_ALERTS=separate: the cases worker writes cases and produces their events, a worker running
-    only the `alerts` stage (its own consumer group) delivers them, and nothing is delivered twice."""
+    only the `alerts` stage (the delivery's consumer group, read with librdkafka) delivers them, and nothing is
+    delivered twice."""
     url = postgres_url()
     configure(ns, receiver, url, monkeypatch)
     monkeypatch.setenv("GS_CASES_ALERTS", "separate")
@@ -307,7 +308,7 @@ def test_a_cases_worker_leaving_alerts_to_an_alerts_worker_gets_each_new_case_de
     topic = kafka.topics.case_events
     # the alerts worker's group has read every case event (its offsets commit once they are delivered)
     read_all = lambda: all(end == 0 or done == end  # noqa: E731  # (nothing to commit in an empty partition)
-                           for done, end in zip(*_offsets(kafka.bootstrap, f"{ns.app_id}-alerts", topic)[1:],
+                           for done, end in zip(*_offsets(kafka.bootstrap, f"{ns.app_id}-alert-delivery", topic)[1:],
                                                 strict=True))
     wait_for(read_all, 90, "the alerts worker to have read every case event", ns=ns,
              on_timeout=lambda: f"{_offsets(kafka.bootstrap, f'{ns.app_id}-alerts', topic)}, "

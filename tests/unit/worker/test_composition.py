@@ -25,7 +25,8 @@ SETTINGS = Settings(config_dir=ROOT / "config")
 
 def test_stages_are_built_in_the_order_asked_and_live_config_drives_the_detect_engine() -> None:
     stages = build_stages(SETTINGS, WorkerOptions(influx_bucket="b1"), ["live-config", "ingest", "detect", "cases"])
-    live, ingest, detect, cases = stages
+    live, ingest, detect, cases, alerts = stages  # the cases worker's alert delivery comes last
+    assert isinstance(alerts, AlertsStage)
     assert isinstance(live, LiveConfigStage) and isinstance(detect, DetectionStage)
     assert live.live.engine is detect.engine  # the one engine, whatever the order of the names
     assert isinstance(ingest, IngestStage) and ingest.bucket == "b1"
@@ -39,16 +40,21 @@ def test_live_config_without_a_detect_stage_has_no_engine_and_unknown_names_are_
         build_stages(SETTINGS, WorkerOptions(), ["ingest", "nope"])
 
 
-def test_the_cases_stage_delivers_alerts_itself_unless_told_to_leave_them_to_the_alerts_stage() -> None:
-    [cases] = build_stages(SETTINGS, WorkerOptions(), ["cases"])
-    assert isinstance(cases, CaseStage) and cases.alerts  # the default: as before
+def test_the_cases_worker_delivers_alerts_itself_unless_told_to_leave_them_to_alerts_workers() -> None:
+    cases, alerts = build_stages(SETTINGS, WorkerOptions(app_id="gs"), ["cases"])  # the default: in the worker
+    assert isinstance(cases, CaseStage) and isinstance(alerts, AlertsStage)
     separate = SETTINGS.model_copy(update={"cases_alerts": "separate"})
-    [cases] = build_stages(separate, WorkerOptions(), ["cases"])
-    assert isinstance(cases, CaseStage) and not cases.alerts
-    cases, alerts = build_stages(SETTINGS, WorkerOptions(), ["cases", "alerts"])  # never delivered twice
-    assert isinstance(cases, CaseStage) and not cases.alerts and isinstance(alerts, AlertsStage)
-    # an alerts-only worker is a consumer group of its own; with the cases stage, the group is the app id
+    assert [type(s) for s in build_stages(separate, WorkerOptions(app_id="gs"), ["cases"])] == [CaseStage]
+    # asked for by name beside the cases stage: one alerts stage, never two (nothing delivered twice)
+    stages = build_stages(SETTINGS, WorkerOptions(app_id="gs"), ["cases", "alerts"])
+    assert [type(s) for s in stages] == [CaseStage, AlertsStage]
+    # an alerts-only worker's Faust app is a group of its own; with the cases stage, the group is the app id
     assert (app_id_for("gs", ["alerts"]), app_id_for("gs", ["cases", "alerts"])) == ("gs-alerts", "gs")
+    # the delivery's consumer group is the same wherever it runs, and starts where either Faust group got to
+    [only] = build_stages(separate, WorkerOptions(app_id=app_id_for("gs", ["alerts"])), ["alerts"])
+    for stage in (alerts, only):
+        assert isinstance(stage, AlertsStage)
+        assert (stage.group_id, stage.legacy_groups) == ("gs-alert-delivery", ("gs", "gs-alerts"))
 
 
 def test_the_tested_faust_versions_are_the_pinned_ones_and_others_stop_the_worker() -> None:
