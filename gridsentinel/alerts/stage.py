@@ -22,78 +22,19 @@ batch before. Batches are acked in order, each once all its deliveries are done.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import mode
+from typing import TYPE_CHECKING
 
 from gridsentinel.cases.stage import AlertPipeline, AlertRelay, Delivery, DeliveryFactory, RecentIds
 from gridsentinel.core.records import DeadLetter
-from gridsentinel.streams.batches import KafkaBatches, Record
+from gridsentinel.streams.batches import KafkaBatches, Record, loop_service
 
 if TYPE_CHECKING:
     import faust
 
     from gridsentinel.streams.context import StageContext
 
-log = logging.getLogger(__name__)
-
 BATCH = 200  # most case events delivered at once (each case's in order, the cases side by side)
-
-
-class AlertsService(mode.Service):
-    """Runs the delivery loop on the worker's event loop while the app runs: batches of case events from
-    :class:`~gridsentinel.streams.batches.KafkaBatches` into an
-    :class:`~gridsentinel.cases.stage.AlertPipeline`, each batch acked (its offsets stored) once all its
-    deliveries are done, in order. Should the loop fail, the worker crashes, exits non-zero and its
-    supervisor restarts it (what was not acked is delivered again: at least once)."""
-
-    stage: ClassVar[AlertsStage]  # set on the subclass the stage registers (Faust instantiates the class)
-    batches: ClassVar[KafkaBatches]
-    relay: ClassVar[Any]  # () -> Awaitable[AlertRelay], made on the worker's loop
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]  # loop and beacon, from Faust
-        self._loop_task: asyncio.Task[None] | None = None
-
-    async def on_start(self) -> None:
-        self._loop_task = asyncio.create_task(self._deliver_all())
-
-    @mode.Service.task
-    async def _watch(self) -> None:
-        while not self.should_stop:
-            task = self._loop_task
-            if task is not None and task.done() and not task.cancelled():
-                task.result()  # raises the loop's error: the app crashes with it
-                raise RuntimeError("the alerts delivery loop stopped by itself")
-            await self.sleep(0.5)
-
-    async def _deliver_all(self) -> None:
-        relay = await self.relay()
-        batches = self.batches
-
-        async def ack(records: Sequence[Record]) -> None:
-            batches.ack(records)
-
-        pipeline = AlertPipeline(relay, ack, concurrency=self.stage.concurrency)
-        try:
-            async for records in batches.batches():
-                await pipeline.submit([(r.key, r.value, r.headers) for r in records], [records])
-        finally:
-            await pipeline.close()
-
-    async def on_stop(self) -> None:
-        task, self._loop_task = self._loop_task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception) as exc:  # stopping: whatever it was, it is logged
-                if not isinstance(exc, asyncio.CancelledError):
-                    log.warning("alerts delivery loop ended with %r", exc, extra={"stage": "alerts"})
-        await self.batches.close()  # commits what was delivered
-        await self.stage.close()
 
 
 class AlertsStage:
@@ -143,7 +84,23 @@ class AlertsStage:
         batches = KafkaBatches(bootstrap=ctx.settings.kafka_bootstrap, group_id=self.group_id,
                                topic=ctx.names.case_events, client_id=f"{ctx.options.app_id}-alerts",
                                max_batch=BATCH, legacy_groups=self.legacy_groups)
+        async def deliver_all() -> None:
+            # what is waiting, up to BATCH events: each case's deliveries start at once (without waiting for
+            # the batch before), the batches are acked (their offsets stored) in order once delivered
+            async def ack(records: Sequence[Record]) -> None:
+                batches.ack(records)
+
+            pipeline = AlertPipeline(await relay(), ack, concurrency=self.concurrency)
+            try:
+                async for records in batches.batches():
+                    await pipeline.submit([(r.key, r.value, r.headers) for r in records], [records])
+            finally:
+                await pipeline.close()
+
+        async def finish() -> None:
+            await batches.close()  # commits what was delivered
+            await self.close()
+
         ctx.lag_sources.append(lambda: dict(batches.lag))
         ctx.stats["alerts_records"] = lambda: batches.records
-        app.service(type("AlertsService", (AlertsService,), {"stage": self, "batches": batches,
-                                                             "relay": staticmethod(relay)}))
+        app.service(loop_service("AlertsService", deliver_all, finish))

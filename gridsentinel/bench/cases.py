@@ -471,14 +471,14 @@ class _Worker:
         return pids
 
     def wait_for_groups(self, workers: int, timeout_s: float = 180.0) -> None:
-        """Until the cases workers' consumer group is stable with ``workers`` members, and the alert
-        delivery's group (``<app id>-alert-delivery``) with a member per process that delivers: the alerts
-        workers when alerts are separate, else the cases workers."""
+        """Until the cases workers' consumer group (``<app id>-cases``) is stable with ``workers`` members,
+        and the alert delivery's group (``<app id>-alert-delivery``) with a member per process that
+        delivers: the alerts workers when alerts are separate, else the cases workers."""
         from confluent_kafka import ConsumerGroupState, KafkaException
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        groups = {self.app_id: workers, f"{self.app_id}-alert-delivery": self.alerts_workers or workers}
+        groups = {f"{self.app_id}-cases": workers, f"{self.app_id}-alert-delivery": self.alerts_workers or workers}
         deadline = time.monotonic() + timeout_s
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:

@@ -21,11 +21,12 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import mode
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
@@ -245,3 +246,46 @@ class KafkaBatches:
                 log.warning("Kafka consumer %s: %s (retried by the client)", self.client_id, err,
                             extra={"stage": self.client_id})
         return records
+
+
+class LoopService(mode.Service):
+    """A stage's consuming loop, as a service of the worker's app: ``body`` runs on the worker's event
+    loop from start to stop; should it fail (or end by itself), the worker crashes, exits non-zero and its
+    supervisor restarts it. At stop the loop is cancelled, then ``finish`` runs (commit what was done,
+    close stores and producers). Made with :func:`loop_service` (Faust instantiates the class itself)."""
+
+    steps: ClassVar[tuple[Callable[[], Coroutine[Any, Any, None]], Callable[[], Awaitable[None]]]]  # body, finish
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]  # loop and beacon, from Faust
+        self._body: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        self._body = asyncio.create_task(self.steps[0]())
+
+    @mode.Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            task = self._body
+            if task is not None and task.done() and not task.cancelled():
+                task.result()  # raises the loop's error: the app crashes with it
+                raise RuntimeError(f"{self.shortlabel}: the loop stopped by itself")
+            await self.sleep(0.5)
+
+    async def on_stop(self) -> None:
+        task, self._body = self._body, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # stopping anyway: say what it was
+                log.warning("%s: the loop ended with %r", self.shortlabel, exc)
+        await self.steps[1]()
+
+
+def loop_service(name: str, body: Callable[[], Coroutine[Any, Any, None]],
+                 finish: Callable[[], Awaitable[None]]) -> type[LoopService]:
+    """A :class:`LoopService` class running ``body``, then ``finish`` at stop, to pass to ``app.service``."""
+    return type(name, (LoopService,), {"steps": (body, finish)})

@@ -9,18 +9,17 @@ stages reach three more internals through the small functions at the end instead
   a table recovery (each documented on its method).
 - ``table_put``: a table write outside the stream's iteration (``Table.send_changelog`` + ``Table.data``).
 - ``read_position``: where the consumer was put on a partition (``Consumer._read_offset``).
-- ``drain_batches``: ``Stream.noack_take`` with natural batching (a stream's processors, its passive
-  drainer and ``enable_acks``).
+
+The cases and alerts stages no longer read through Faust (``streams.batches``, session 13).
 
 :func:`check_versions` runs when the app is built and stops the worker on a version it was not tested with.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -50,9 +49,7 @@ RECHECK = """\
     ensure_aiokafka_TP, and aiokafka's AIOKafkaConsumer._fetch_max_wait_ms (_ConsumerThread);
   - whether faust now passes fetch_max_wait_ms through, or tolerates commit errors itself (then drop the
     override), and whether faust-streaming/faust#596 (records lost after a recovery seek) is fixed;
-  - Table.send_changelog / Table.data (table_put), Consumer._read_offset (read_position),
-    and Stream.add_processor / _processors /
-    _enable_passive / enable_acks / current_event as noack_take uses them (drain_batches);
+  - Table.send_changelog / Table.data (table_put), Consumer._read_offset (read_position);
   - then run tests/integration/test_reliability.py (Kafka restarts), test_detection_stage.py,
     test_frames_stage.py (kill -9) and `gridsentinel bench ingest` / `bench detect` (throughput)."""
 
@@ -224,48 +221,3 @@ def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
             done = read_position(app, tp.topic, tp.partition) or 0
         lag[(tp.topic, tp.partition)] = max(0, int(high) - int(done))
     return lag
-
-
-async def drain_batches(stream: Any, max_: int, *, idle_check_s: float = 1.0) -> AsyncIterator[list[Any]]:
-    """The events of a ``noack`` stream in batches of at most ``max_``, each batch as soon as one event is
-    there: whatever arrived while the last batch was being handled, at once. The caller acks them.
-
-    ``Stream.noack_take(max_, within)`` stops buffering while the caller handles a batch and then waits
-    ``within`` before it hands over what arrived since, so a batch holds what Faust delivers in
-    ``within`` seconds: with a backlog on a loaded 2-core machine, 28 detections (median) of the 500
-    allowed, each batch paying a transaction's round trips, and at one event a second every event waits
-    up to ``within``. Here the stream's passive drainer keeps filling a queue of ``max_`` events while a
-    batch is handled (a full queue holds the drainer back, as noack_take's full buffer does): a backlog
-    gives full batches, a trickle gives batches of one with no wait (``gridsentinel bench cases``).
-    """
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max_)
-
-    async def add(value: Any) -> Any:
-        event = stream.current_event
-        if event is None:
-            raise RuntimeError("drain_batches found no current event")
-        await queue.put(event)
-        return value
-
-    acks_were = stream.enable_acks
-    stream.enable_acks = False
-    stream.add_processor(add)
-    stream._enable_passive(stream.channel.__aiter__())  # as noack_take starts it
-    getter: asyncio.Future[Any] | None = None
-    try:
-        while not stream.should_stop:
-            if getter is None:
-                getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter}, timeout=idle_check_s)
-            if not done:
-                continue  # nothing yet: look again whether the stream is stopping
-            batch = [getter.result()]
-            getter = None
-            while len(batch) < max_ and not queue.empty():
-                batch.append(queue.get_nowait())
-            yield batch
-    finally:
-        if getter is not None:
-            getter.cancel()  # an event it took is not acked: Kafka delivers it again
-        stream.enable_acks = acks_were
-        stream._processors.remove(add)
