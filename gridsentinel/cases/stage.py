@@ -6,9 +6,10 @@ parts that the alerts stage (gridsentinel/alerts/stage.py) runs:
 - the **cases loop** consumes ``gs.detections`` (keyed by dedup region, so one region's detections are
   handled by one partition, in order) with librdkafka (:class:`~gridsentinel.streams.batches.KafkaBatches`,
   consumer group ``<app-id>-cases``; until session 13 a Faust agent, whose per-record machinery was ~40 %
-  of the worker's CPU at 800 detections/s), as a service of the worker's Faust app. Each detection is decoded (bad → dead letter with the reason),
-  applied with :func:`~gridsentinel.cases.batch.apply_detections` (a batch's case changes, applied ids
-  and case events commit in one transaction: the events land in the store's outbox), then the events are
+  of the worker's CPU at 800 detections/s), as a service of the worker's Faust app. Each detection is
+  decoded (bad → dead letter with the reason), applied with
+  :func:`~gridsentinel.cases.batch.apply_detections` (a batch's case changes, applied ids and case
+  events commit in one transaction: the events land in the store's outbox), then the events are
   produced to ``gs.case-events`` (key: case id) and, once Kafka has them, deleted from the outbox. Only
   then is the detection acked. A crash anywhere in between is safe: a detection applied before the crash
   is a no-op on redelivery, and events still in the outbox are published when the loop starts again.
