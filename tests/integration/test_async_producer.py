@@ -1,6 +1,6 @@
 """AsyncProducer (the cases stage's producer of case events) against real Kafka: every future completes
-once its record is on Kafka, the reports of many records reach the loop together, and close() hands over
-the last ones."""
+once its record is on Kafka (the reports of many records reach the loop together), each record is there
+once, and one key's records are in the order produced."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_every_record_is_acknowledged_once_on_kafka_and_read_back_in_order(ns: N
         futures = [producer.produce(topic, f"case-{i % 7}".encode(), str(i).encode(), [("notify", b"1")])
                    for i in range(N)]
         await asyncio.wait_for(asyncio.gather(*futures), 60)
-        tail = producer.produce(topic, b"case-0", str(N).encode())  # settled by close()
+        tail = producer.produce(topic, b"case-0", str(N).encode())  # produced just before close()
         assert await producer.close() == 0
         await asyncio.wait_for(tail, 5)
         source = KafkaBatches(bootstrap=ns.settings.kafka_bootstrap, group_id=f"{ns.app_id}-read", topic=topic,
