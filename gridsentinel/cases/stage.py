@@ -358,11 +358,6 @@ class AlertRelay:
         self._origin = origin
         self.recent = RecentIds() if recent is None else recent
 
-    async def on_event(self, key: bytes | None, value: bytes | None, headers: Mapping[str, bytes]) -> None:
-        case_event = await self._decode(key, value, headers)
-        if case_event is not None:
-            await self.delivery.deliver(case_event)
-
     async def by_case(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]]
                       ) -> dict[str, list[CaseEvent]]:
         """The batch's events to deliver, decoded, by case, in batch order."""

@@ -1,4 +1,4 @@
-"""The alerts agent without Faust: notified events delivered once, silent ones not decoded, bad ones dead-lettered."""
+"""The alert delivery without Kafka: notified events delivered once, silent ones not decoded, bad ones dead-lettered."""
 
 from __future__ import annotations
 
@@ -66,12 +66,15 @@ def test_notified_events_are_delivered_once_and_bad_ones_dead_lettered() -> None
 
     async def play() -> None:
         relay = AlertRelay(delivery, dead_letter=dead_letter, origin="t.gs.case-events")
+        pipeline = AlertPipeline(relay, ack_nothing)
         yes, no = {NOTIFY_HEADER: b"1"}, {NOTIFY_HEADER: b"0"}
-        await relay.on_event(b"c1", event("c1:1").to_json(), yes)
-        await relay.on_event(b"c1", event("c1:1").to_json(), yes)  # a repeat of the at-least-once stream
-        await relay.on_event(b"c2", b"{not json", no)  # not to be told: not even decoded
-        await relay.on_event(b"c3", b"{not json", yes)
-        await relay.on_event(b"c4", event("c4:1").to_json(), {})  # no header (older producers): decoded
+        await pipeline.submit([(b"c1", event("c1:1").to_json(), yes)], [])
+        await pipeline.submit([(b"c1", event("c1:1").to_json(), yes),  # a repeat of the at-least-once stream
+                               (b"c2", b"{not json", no),  # not to be told: not even decoded
+                               (b"c3", b"{not json", yes),
+                               (b"c4", event("c4:1").to_json(), {})], [])  # no header (older producers): decoded
+        await pipeline.drain()
+        await pipeline.close()
 
     asyncio.run(play())
     assert delivery.delivered == ["c1:1", "c4:1"]
