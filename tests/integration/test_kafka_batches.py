@@ -102,3 +102,42 @@ def test_a_new_group_starts_where_the_furthest_legacy_group_got_to(ns: Namespace
         return [int(r.value or b"") for records in taken for r in records]
 
     assert asyncio.run(scenario()) == [1000]  # not the 40 the legacy group had done
+
+
+CRASHING_WORKER = """
+import asyncio, sys
+from gridsentinel.settings import Settings
+from gridsentinel.streams.batches import loop_service
+from gridsentinel.streams.context import WorkerOptions
+from gridsentinel.worker.app import create_app
+
+
+class Failing:
+    def register(self, app, ctx):
+        async def body():
+            await asyncio.sleep(1)
+            raise RuntimeError("the loop failed")
+
+        async def finish():
+            print("finish ran", flush=True)
+
+        app.service(loop_service("FailingService", body, finish))
+
+
+app = create_app(Settings(), WorkerOptions(app_id=sys.argv[1]), [Failing()])
+worker = app.Worker(loglevel="warning", quiet=True, redirect_stdouts=False)
+worker.spinner = None
+worker.execute_from_commandline()
+"""
+
+
+def test_a_failing_loop_service_stops_the_worker_with_an_error(ns: Namespace) -> None:
+    """What the cases and alerts stages rely on: their loop failing (Kafka refusing a produce, a fatal
+    consumer error) ends the worker process non-zero, so its supervisor restarts it, after ``finish``."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CRASHING_WORKER, f"{ns.app_id}-crash"], env=ns.env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "the loop failed" in done.stderr + done.stdout and "finish ran" in done.stdout
