@@ -58,7 +58,8 @@ def _grid(**axes: Sequence[Any]) -> tuple[dict[str, Any], ...]:
 # categories). `robust` and `seasonal` are not candidates: they are per-device alarm detectors whose
 # scores are unbounded z-scores that saturate, not anomaly scores comparable between series.
 GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
-    "likelihood": _grid(bins=(6, 8, 10), refractory=(50, 150)),
+    "likelihood": _grid(bins=(6, 8, 10), refractory=(50, 150), stats=("recent", "history"),
+                        discount_looks=(False, True)),
     "novelty": _grid(refractory=(50, 100, 200)),
     "ensemble": _grid(refractory=(50, 100, 200)),
 }

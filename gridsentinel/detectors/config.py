@@ -126,6 +126,10 @@ class LikelihoodSettings(_DetectorSettings):
     p_fire: float = Field(1e-4, gt=0, lt=1, description="Tail probability at which an incident opens.")
     refractory: int = Field(150, ge=0, le=100000, description="Readings held quiet after an incident opens.")
     warmup: int = Field(30, ge=0, le=100000, description="Readings learnt before anything can score.")
+    stats: Literal["recent", "history"] = Field(
+        "history", description="Surprise statistics: the whole history's, or recent ones (EW, long_alpha).")
+    discount_looks: bool = Field(True, description="Lower the surprise by log10 of the 1/long_alpha-row "
+                                                   "stretches seen (a long watch sees more chance surprises).")
 
 
 class DrainageLevelSettings(_DetectorSettings):

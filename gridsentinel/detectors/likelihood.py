@@ -18,7 +18,14 @@ Method (our own code; the ideas come from published descriptions, see docs/detec
    (``short_alpha``) against the raw score's long-run mean and spread (EW, ``long_alpha``; a plain running
    mean until ``1/long_alpha`` rows) gives a z, and its Gaussian tail probability p gives
    L = -log10(p), "decades of surprise". Only a row that is itself novel can score (the tail of an
-   average must not keep firing). The two components are fused by the larger L.
+   average must not keep firing). The two components are fused by the larger L. With
+   ``stats="history"`` (the default) the mean and spread are those of the whole history instead (plain
+   running sums from the first row, never forgotten), so a long quiet stretch does not shrink the spread
+   towards 0 and make the next small novelty a 20-80-decade event.
+   **Many looks** (``discount_looks``): a series watched for n rows has had about n·``long_alpha``
+   independent chances to show a surprise this large, so L is lowered by log10(n·``long_alpha``) (from
+   the 1/``long_alpha``-th row on; never below 0): the same surprise means less after months than after
+   days, and a threshold means the same on a short series as on a long one.
 4. **Output** ``L / (L + L_fire)`` with ``L_fire = -log10(p_fire)``: 0.5 at the firing probability and
    strictly below 1 for any finite surprise, so scores never pile up at 1.0 (the flaw of ``robust`` and
    ``seasonal`` on NAB) and a threshold is a tail probability whatever the series' scale or noise. No
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from gridsentinel.core.records import Reading
 from gridsentinel.detectors.base import Detector, Outcome
@@ -87,13 +94,14 @@ class LikelihoodDetector(Detector):
     name: ClassVar[str] = "likelihood"
     _state_fields: ClassVar[tuple[str, ...]] = (
         "lo", "hi", "n", "since", "last", "ctx", "tod", "slot_mean", "slot_seen", "level", "short", "mean",
-        "var", "quiet", "record")
+        "var", "sums", "quiet", "record")
     _children: ClassVar[tuple[str, ...]] = ("policy",)
 
     def __init__(self, lo: float | None = None, hi: float | None = None, bins: int = 6, daily: bool = True,
                  daily_r2: float = 0.5, slot_s: float = 3600.0, utc_offset_s: float = 0.0,
                  short_alpha: float = 0.5, long_alpha: float = 0.001, p_fire: float = 1e-4,
-                 refractory: int = 150, warmup: int = 30) -> None:
+                 refractory: int = 150, warmup: int = 30,
+                 stats: Literal["recent", "history"] = "history", discount_looks: bool = True) -> None:
         if not 2 <= bins <= 64:
             raise ValueError(f"bins must be in 2..64, got {bins}")
         if not 0.0 <= daily_r2 <= 1.0:
@@ -106,6 +114,8 @@ class LikelihoodDetector(Detector):
             raise ValueError(f"p_fire must be a probability in (0, 1), got {p_fire}")
         if refractory < 0 or warmup < 0:
             raise ValueError("refractory and warmup must be >= 0 rows")
+        if stats not in ("recent", "history"):
+            raise ValueError(f"stats must be 'recent' or 'history', got {stats!r}")
         self.lo, self.hi = lo, hi
         self.bins = bins
         self.daily = daily
@@ -117,6 +127,8 @@ class LikelihoodDetector(Detector):
         self.p_fire = p_fire
         self.refractory = refractory
         self.warmup = warmup
+        self.stats = stats
+        self.discount_looks = discount_looks
         self._l_fire = -math.log10(p_fire)
         levels = bins + 1  # the offset grid has one level more
         slots = math.ceil(86400.0 / slot_s)
@@ -137,6 +149,8 @@ class LikelihoodDetector(Detector):
         self.short = [0.0, 0.0]
         self.mean = [0.0, 0.0]
         self.var = [0.0, 0.0]
+        # per component, sums of the raw score and of its square over the whole history (stats="history")
+        self.sums = [0.0, 0.0, 0.0, 0.0]
         self.quiet = 0
         self.record = 0.0  # the highest score of the incident being held (1.0: it fired, hold everything)
         self.policy = Policy("anomaly", [Level("advisory", 0.5, 0.5)])
@@ -146,13 +160,24 @@ class LikelihoodDetector(Detector):
 
     def _decades(self, i: int, raw: float, a: float, live: bool) -> float:
         """Surprise of component ``i`` in decades of tail probability: the short mean of its raw score
-        against the raw score's long-run mean and spread; 0 unless this row is itself novel and ``live``."""
+        against the raw score's long-run mean and spread (before this row); 0 unless this row is itself
+        novel and ``live``."""
         short = self.short[i] = self.short[i] + self.short_alpha * (raw - self.short[i])
-        mean = self.mean[i]
-        var = self.var[i]
-        d = raw - mean
-        self.mean[i] = mean + a * d
-        self.var[i] = (1.0 - a) * (var + a * d * d)
+        if self.stats == "history":
+            sums = self.sums
+            k = self.n - 1  # rows before this one
+            mean = sums[2 * i] / k if k else 0.0
+            var = sums[2 * i + 1] / k - mean * mean if k else 0.0
+            sums[2 * i] += raw
+            sums[2 * i + 1] += raw * raw
+            if var < 0.0:  # rounding
+                var = 0.0
+        else:
+            mean = self.mean[i]
+            var = self.var[i]
+            d = raw - mean
+            self.mean[i] = mean + a * d
+            self.var[i] = (1.0 - a) * (var + a * d * d)
         if raw <= 0.0 or not live:
             return 0.0
         return tail_decades((short - mean) / (math.sqrt(var) + _SD_FLOOR))
@@ -230,6 +255,12 @@ class LikelihoodDetector(Detector):
             day = self._decades(1, raw, a, live and daily_live)
             if day > decades:
                 decades = day
+        if self.discount_looks and decades > 0.0:
+            looks = self.n * self.long_alpha
+            if looks > 1.0:
+                decades -= math.log10(looks)
+                if decades < 0.0:
+                    decades = 0.0
         score = decades / (decades + self._l_fire)
         if self.quiet > 0:
             # inside an incident only a new record passes: at any threshold, the incident's rows above it

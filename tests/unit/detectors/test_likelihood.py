@@ -34,16 +34,17 @@ def test_deterministic() -> None:
     assert _scores(values) == _scores(values)
 
 
-def test_streaming_equals_batch_and_resuming_from_state() -> None:
+@pytest.mark.parametrize("stats", ["recent", "history"])
+def test_streaming_equals_batch_and_resuming_from_state(stats: str) -> None:
     values = _noise(2000, 2)
     values[1500] = 20.0
-    batch = _scores(values)
-    det = LikelihoodDetector()
+    batch = _scores(values, stats=stats)
+    det = LikelihoodDetector(stats=stats)  # type: ignore[arg-type]
     streamed = []
     for i, (v, t) in enumerate(zip(values, _times(len(values)), strict=True)):
         if i == 1000:  # a worker restart: state through JSON into a fresh detector
             state = json.loads(json.dumps(det.state(), allow_nan=False))
-            det = LikelihoodDetector()
+            det = LikelihoodDetector(stats=stats)  # type: ignore[arg-type]
             det.restore(state)
         streamed.append(det.update(Reading("d", "value", "", v, t)).score)
     assert streamed == batch
@@ -62,19 +63,21 @@ def test_nothing_scores_during_warm_up() -> None:
     assert scores[:30] == [0.0] * 30
 
 
+@pytest.mark.parametrize("stats", ["recent", "history"])
 @pytest.mark.parametrize("seed", [4, 5, 6])
-def test_flags_a_level_step(seed: int) -> None:
+def test_flags_a_level_step(seed: int, stats: str) -> None:
     values = _noise(3000, seed)
     values[2000:] = [v + 8.0 for v in values[2000:]]
-    scores = _scores(values, lo=min(values), hi=max(values))
+    scores = _scores(values, lo=min(values), hi=max(values), stats=stats)
     assert max(scores[2000:2010]) >= 0.5
 
 
+@pytest.mark.parametrize("stats", ["recent", "history"])
 @pytest.mark.parametrize("seed", [7, 8, 9])
-def test_flags_a_single_spike(seed: int) -> None:
+def test_flags_a_single_spike(seed: int, stats: str) -> None:
     values = _noise(3000, seed)
     values[2000] = 25.0
-    scores = _scores(values, lo=min(values), hi=max(values))
+    scores = _scores(values, lo=min(values), hi=max(values), stats=stats)
     assert scores[2000] >= 0.5
 
 
@@ -105,9 +108,33 @@ def test_missing_daily_peak_is_flagged_only_with_the_time_of_day_part() -> None:
     assert max(day[24 * 3:24 * 25]) < 0.5  # the normal days before it do not fire
 
 
-def _masked(decades: list[float], refractory: int) -> list[float]:
+def _decades_of(score: float) -> float:
+    return 4.0 * score / (1.0 - score)  # the output's inverse at p_fire 1e-4
+
+
+def test_history_statistics_keep_a_late_small_novelty_finite() -> None:
+    rng = random.Random(15)
+    levels = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+    values = [2.5]
+    while len(values) < 400:  # a jumpy start that shows every transition but 0.5 -> 5.5
+        v = rng.choice(levels)
+        if not (values[-1] == 0.5 and v == 5.5):
+            values.append(v)
+    quiet = [1.5 if i % 2 else 2.5 for i in range(8000)]  # then weeks between two known levels
+    values += quiet + [0.5, 5.5] + quiet[:50]  # and once the one transition not seen yet
+    late = slice(8400, 8403)
+    recent = _scores(values, lo=0.0, hi=6.0, daily=False, stats="recent", discount_looks=False)
+    history = _scores(values, lo=0.0, hi=6.0, daily=False, stats="history", discount_looks=False)
+    # the recent spread has shrunk to its floor: hundreds of decades; the whole history's spread still
+    # remembers the jumpy start
+    assert _decades_of(max(recent[late])) > 100.0
+    assert 0.0 < _decades_of(max(history[late])) < 10.0
+    assert max(history[1000:8400]) == 0.0  # the quiet stretch itself never scores
+
+
+def _masked(decades: list[float], refractory: int, **params: object) -> list[float]:
     """The output for a scripted surprise per row (decades of tail probability; p_fire 1e-4 = 4 decades)."""
-    det = LikelihoodDetector(daily=False, warmup=0, refractory=refractory)
+    det = LikelihoodDetector(daily=False, warmup=0, refractory=refractory, **params)  # type: ignore[arg-type]
     script = iter(decades)
     det._decades = lambda *_: next(script)  # type: ignore[method-assign]
     return det.score_series([0.0] * len(decades), _times(len(decades)))
@@ -134,6 +161,18 @@ def test_without_refractory_nothing_is_held() -> None:
     assert _masked(decades, refractory=0) == pytest.approx([d / (d + 4.0) for d in decades])
 
 
+def test_many_looks_lower_a_late_surprise_by_the_stretches_seen() -> None:
+    # long_alpha 0.01: one look per 100 rows; the same 5-decade surprise on every row
+    out = _masked([5.0] * 1000, refractory=0, long_alpha=0.01)
+    assert out[99] == pytest.approx(5 / 9)  # row 100: the first stretch, nothing taken off
+    assert out[999] == pytest.approx(4 / 8)  # row 1000: ten stretches seen, one decade less
+    assert out == sorted(out, reverse=True)  # the discount only ever grows with the rows seen
+    plain = _masked([5.0] * 1000, refractory=0, long_alpha=0.01, discount_looks=False)
+    assert plain == [pytest.approx(5 / 9)] * 1000
+    # a surprise smaller than the discount scores 0, never below
+    assert _masked([0.5] * 1000, refractory=0, long_alpha=0.01)[999] == 0.0
+
+
 def test_tail_decades() -> None:
     assert tail_decades(0.0) == 0.0
     assert tail_decades(1.0) == pytest.approx(-math.log10(0.158655), rel=1e-4)
@@ -143,7 +182,8 @@ def test_tail_decades() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"bins": 1}, {"p_fire": 0.0}, {"p_fire": 1.0}, {"daily_r2": 1.5},
-                                 {"slot_s": 1.0}, {"short_alpha": 0.0}, {"refractory": -1}])
-def test_bad_settings_are_refused_with_a_reason(bad: dict[str, float]) -> None:
+                                 {"slot_s": 1.0}, {"short_alpha": 0.0}, {"refractory": -1},
+                                 {"stats": "forever"}])
+def test_bad_settings_are_refused_with_a_reason(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         LikelihoodDetector(**bad)  # type: ignore[arg-type]
