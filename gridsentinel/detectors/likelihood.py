@@ -149,8 +149,10 @@ class LikelihoodDetector(Detector):
         self.short = [0.0, 0.0]
         self.mean = [0.0, 0.0]
         self.var = [0.0, 0.0]
-        # per component, sums of the raw score and of its square over the whole history (stats="history")
-        self.sums = [0.0, 0.0, 0.0, 0.0]
+        # per component, the sum of the raw score, of its square, and the rows summed, over the whole history
+        # (stats="history"); the count is the sums' own: a state saved without them (design 10) starts them
+        # afresh, and the component stays silent for its first ``warmup`` rows as a new detector does
+        self.sums = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         self.quiet = 0
         self.record = 0.0  # the highest score of the incident being held (1.0: it fired, hold everything)
         self.policy = Policy("anomaly", [Level("advisory", 0.5, 0.5)])
@@ -165,13 +167,17 @@ class LikelihoodDetector(Detector):
         short = self.short[i] = self.short[i] + self.short_alpha * (raw - self.short[i])
         if self.stats == "history":
             sums = self.sums
-            k = self.n - 1  # rows before this one
-            mean = sums[2 * i] / k if k else 0.0
-            var = sums[2 * i + 1] / k - mean * mean if k else 0.0
-            sums[2 * i] += raw
-            sums[2 * i + 1] += raw * raw
+            j = 3 * i
+            k = sums[j + 2]  # rows summed before this one (n - 1 for a detector that started with them)
+            mean = sums[j] / k if k else 0.0
+            var = sums[j + 1] / k - mean * mean if k else 0.0
+            sums[j] += raw
+            sums[j + 1] += raw * raw
+            sums[j + 2] = k + 1
             if var < 0.0:  # rounding
                 var = 0.0
+            if k < self.warmup:
+                live = False
         else:
             mean = self.mean[i]
             var = self.var[i]

@@ -50,6 +50,28 @@ def test_streaming_equals_batch_and_resuming_from_state(stats: str) -> None:
     assert streamed == batch
 
 
+def test_a_state_saved_without_history_sums_starts_them_afresh_and_quietly() -> None:
+    """A worker restarted on design 11 with a state design 10 saved (no ``sums``): the history statistics
+    start from that row, and the detector stays silent for their first ``warmup`` rows instead of meeting
+    every raw score with a spread of zero."""
+    values = _noise(2000, 12)
+    values[1010] = 25.0  # a spike right after the restart: history statistics of 9 rows cannot judge it
+    values[1600] = -5.0  # a spike the other way once they have 600 rows
+    lo, hi = min(values), max(values)
+    old = LikelihoodDetector(lo=lo, hi=hi, stats="recent", discount_looks=False)
+    for v, t in zip(values[:1000], _times(1000), strict=True):
+        old.update(Reading("d", "value", "", v, t))
+    state = json.loads(json.dumps(old.state()))
+    del state["sums"]
+    new = LikelihoodDetector(lo=lo, hi=hi)
+    new.restore(state)
+    times = _times(len(values))
+    scores = [new.update(Reading("d", "value", "", v, t)).score for v, t in zip(values[1000:], times[1000:],
+                                                                                 strict=True)]
+    assert scores[:30] == [0.0] * 30 and new.sums[2] == 1000.0
+    assert scores[600] >= 0.5 and max(scores[30:600]) < 0.5  # then it judges as before: only the spike fires
+
+
 def test_scores_are_in_unit_interval_and_never_pile_up_at_one() -> None:
     rng = random.Random(3)
     values = [rng.choice([0.0, 0.0, 1.0, 50.0, 1e6]) for _ in range(3000)]
