@@ -67,7 +67,7 @@ class GatewayOptions:
     # Records waiting this long with no delivery at all while Kafka answers: the producer is wedged.
     stall_s: float = 20.0
     # The MQTT v5 ReceiveMaximum the gateway asks for: how many unacked messages the broker sends it.
-    receive_maximum: int = 1000
+    receive_maximum: int = 4000
     # Follow the registry's change feed (gs.devices); at start, wait this long for it to be read (0: no wait).
     follow_registry: bool = True
     registry_wait_s: float = 30.0
