@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # How long the broker keeps a gateway's session (and queues its messages) while it is away.
     mqtt_session_expiry_s: int = Field(86400, validation_alias="GS_MQTT_SESSION_EXPIRY")
     # Messages the broker may have in flight to one gateway (MQTT v5 Receive Maximum).
-    mqtt_receive_maximum: int = Field(1000, ge=1, le=65535, validation_alias="GS_MQTT_RECEIVE_MAXIMUM")
+    mqtt_receive_maximum: int = Field(4000, ge=1, le=65535, validation_alias="GS_MQTT_RECEIVE_MAXIMUM")
     # Seconds without progress after which a gateway reports itself stalled.
     gateway_stall_s: float = Field(20.0, gt=0, validation_alias="GS_GATEWAY_STALL_S")
     # /metrics listeners (0 = off); the worker's supervisor uses the worker's port + 1 (docs/operations.md).

@@ -614,6 +614,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             result["usage_end_to_end_phase"] = e2e["usage"]
             say(f"    {e2e['end_to_end_per_s']}/s (broker paused {e2e['end_to_end_broker_stall_s']} s; "
                 f"{e2e['end_to_end_per_s_outside_stalls']}/s outside the pauses)")
+            result.update(end_to_end_vs_limit(result))
+            say(f"    end to end = {result['end_to_end_vs_limit']:.2f} x the slower of gateway alone and raw ingest "
+                f"({result['end_to_end_limit_per_s']}/s; goal >= {E2E_GOAL})")
             say(f"7/{total} latency at {args.latency_rate:.0f} readings/s for {args.latency_seconds:.0f}s")
             result.update(bench.latency(args.latency_rate, args.latency_seconds))
             if peer is not None:
@@ -637,6 +640,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+E2E_GOAL = 0.5  # issue 15: end to end >= half the slower of the gateway alone and the raw ingest limit
+
+
+def end_to_end_vs_limit(result: dict[str, Any]) -> dict[str, Any]:
+    """Issue 15's end-to-end goal: end to end / min(gateway alone, raw ingest limit), both from the same run.
+
+    >>> end_to_end_vs_limit({"end_to_end_per_s": 30000, "gateway_per_s": 60000, "ingest_raw": {"per_s": 150000}})
+    {'end_to_end_limit_per_s': 60000, 'end_to_end_vs_limit': 0.5, 'end_to_end_vs_limit_goal': '>= 0.5'}
+    """
+    limit = min(result["gateway_per_s"], result["ingest_raw"]["per_s"])
+    return {"end_to_end_limit_per_s": limit,
+            "end_to_end_vs_limit": round(result["end_to_end_per_s"] / max(1, limit), 2),
+            "end_to_end_vs_limit_goal": f">= {E2E_GOAL}"}
+
+
 def render(result: dict[str, Any]) -> list[str]:
     """The text report: the ingest table, then (unless ``--ingest-only``) the MQTT phases' figures."""
     raw = result["ingest_raw"]
@@ -657,6 +675,8 @@ def render(result: dict[str, Any]) -> list[str]:
               f"{'gateway MQTT->Kafka /s':<36} {result['gateway_per_s']} "
               f"({result['gateway_vs_mosquitto_sub']:.0%} of mosquitto_sub)",
               f"{'end to end MQTT->InfluxDB /s':<36} {result['end_to_end_per_s']}",
+              f"{'  vs min(gateway, raw ingest limit)':<36} {result['end_to_end_vs_limit']:.2f} x of "
+              f"{result['end_to_end_limit_per_s']}/s (goal >= {E2E_GOAL})",
               f"{'  CPU us per reading':<36} "
               + ", ".join(f"{k} {v}" for k, v in result["end_to_end_cpu_us_per_reading"].items()),
               f"{'  broker paused (s) / rate outside':<36} {result['end_to_end_broker_stall_s']} / "

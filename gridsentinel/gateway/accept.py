@@ -114,7 +114,7 @@ class _Route:
     def __init__(self, device: Device, topic: str) -> None:
         self.device = device
         self.topic = topic
-        self.heads: dict[str, str] = {}  # metric name -> ReadingEncoder.head
+        self.heads: dict[str, bytes] = {}  # metric name -> ReadingEncoder.head
 
 
 class Acceptor:

@@ -162,7 +162,10 @@ class Ledger:
         try:
             for topic, key, value, headers in records:
                 try:
-                    produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                    if headers is None:  # passing headers=None costs ~0.4 us a call in confluent-kafka
+                        produce(topic, value, key, on_delivery=on_delivery)
+                    else:
+                        produce(topic, value, key, headers=headers, on_delivery=on_delivery)
                 except BufferError:
                     if not self._produce_waiting(topic, key, value, headers, on_delivery):
                         return  # left unacked: resent after the recovery

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 RECV_CHUNK = 256 * 1024
 PUBLISH = 0x30
 PUBACK = 0x40
-_PUBACK = struct.Struct("!BBH")
+_PUBACK_WORD = (PUBACK << 24) | (2 << 16)  # a PUBACK without reason code, as a big-endian uint32 before its mid
 
 # paho-mqtt versions whose internals this module was tested with (constraints.txt pins one of them).
 TESTED_PAHO_VERSIONS = ("2.2.0",)
@@ -220,7 +220,9 @@ class BufferedClient(mqtt.Client):
 
     def ack_many(self, mids: Iterable[int]) -> None:
         """PUBACK (success) for many QoS 1 messages, queued as one write with one wake-up."""
-        blob = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid in mids])
+        # a PUBACK is 4 bytes, 0x40 0x02 and the mid: one big-endian uint32 each, packed in one call
+        words = [_PUBACK_WORD | mid for mid in mids]
+        blob = struct.pack(f">{len(words)}I", *words)
         if blob:  # queued while disconnected, it is dropped by paho at reconnect (the broker resends)
             self._packet_queue(PUBACK, blob, 0, 0)
 
