@@ -15,7 +15,8 @@ pytestmark = pytest.mark.unit
 ])
 def test_the_end_to_end_is_measured_against_the_slower_limit(gateway: int, raw: int, limit: int,
                                                              ratio: float) -> None:
-    got = end_to_end_vs_limit({"end_to_end_per_s": 24_000, "gateway_per_s": gateway, "ingest_raw": {"per_s": raw}})
+    got = end_to_end_vs_limit({"end_to_end_drain_per_s": 24_000, "gateway_per_s": gateway,
+                               "ingest_raw": {"per_s": raw}})
     assert got["end_to_end_limit_per_s"] == limit
     assert got["end_to_end_vs_limit"] == ratio
     assert got["end_to_end_vs_limit_goal"] == ">= 0.5"
