@@ -269,28 +269,38 @@ class Bench:
         # queued for the gateway's persistent session; seqs below the latency phase's (3,000,000 on)
         self.publish_all(n, 2_500_000)
         self.to_gateway = n - n % len(self.devices)  # what the new gateway process acks (its counters start at 0)
-        before = int(self.worker_stats().get("points_written", 0))
+        before, _, _ = self._points_snapshot()
         self.children.start("gateway", "gateway", "--client-id", self.gateway_id,
                             "--stats-file", str(self.gateway_stats_file))
         meter = CpuMeter(self.pids())
         meter.start()
-        first_t, first_n = None, 0
+        # Timed by the workers' stats snapshots themselves (each written once a second with its wall time):
+        # from the oldest snapshot that shows the first points to the newest that shows the last. Reading
+        # the files at poll time would pair a count with a time up to a second later, on a 2-4 s phase.
+        first: tuple[int, float] | None = None
         deadline = time.monotonic() + 600
         while True:
-            count = int(self.worker_stats().get("points_written", 0)) - before
-            now = time.monotonic()
-            if count > 0 and first_t is None:
-                first_t, first_n = now, count
-            if count >= n or now > deadline:
+            points, oldest, newest = self._points_snapshot()
+            count = points - before
+            if count > 0 and first is None:
+                first = (count, oldest)
+            if count >= n or time.monotonic() > deadline:
                 break
             self.children.check()
             time.sleep(0.05)
         usage = meter.stop()
-        elapsed = max(1e-9, now - (first_t or now))
+        first_n, first_t = first or (count, newest)
+        elapsed = max(1e-9, newest - first_t)
         return {"end_to_end_drain_per_s": round((count - first_n) / elapsed),
                 "end_to_end_drain_cpu_us_per_reading": {name: round(u["cpu_cores"] * elapsed / max(1, count - first_n)
                                                                     * 1e6, 1) for name, u in usage.items()},
                 "usage": usage}
+
+    def _points_snapshot(self) -> tuple[int, float, float]:
+        """Points written by the workers, and the oldest and newest wall time of their stats files."""
+        snapshots = [_read_json(f) for f in self.stats_files]
+        times = [float(st.get("time", 0.0)) for st in snapshots] or [0.0]
+        return sum(int(st.get("points_written", 0)) for st in snapshots), min(times), max(times)
 
     def _wait_points(self, ok: Any, timeout: float) -> int:
         deadline = time.monotonic() + timeout
