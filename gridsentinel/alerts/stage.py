@@ -1,22 +1,22 @@
-"""Alerts stage: ``gs.case-events`` → alert delivery, in a worker of its own (``gridsentinel worker --stages alerts``).
+"""Alerts stage: ``gs.case-events`` → alert delivery (webhooks, MQTT, CAP).
 
-The cases stage delivers its events itself by default (``GS_CASES_ALERTS=in-worker``: its own alerts
-agent, on the cases worker's event loop). With ``GS_CASES_ALERTS=separate`` the cases workers only write
-cases and produce their events, and this stage delivers them: the webhook POSTs (one per event and
-receiver), MQTT and CAP no longer take the cores' time from the case batches, and the two scale apart.
+Every cases worker runs it beside its cases loop by default (``GS_CASES_ALERTS=in-worker``). With
+``GS_CASES_ALERTS=separate`` the cases workers only write cases and produce their events, and workers of
+their own deliver them (``gridsentinel worker --stages alerts``): the webhook POSTs (one per event and
+receiver) no longer take the cases worker's CPU, and the two scale apart.
 
-A worker running this stage without the cases stage joins its own consumer group (``<app-id>-alerts``,
-:func:`gridsentinel.worker.stages.app_id_for`): Faust assigns a group's partitions over every topic its
-members' agents read, so an alerts-only member in the cases workers' group could be handed detections
-partitions it has no agent for.
+The events are read with librdkafka (:class:`~gridsentinel.streams.batches.KafkaBatches`), not by a Faust
+agent (whose per-record machinery was ~30 % of the alerts worker's CPU, issue 15), in the consumer group
+``<app-id>-alert-delivery`` wherever the stage runs. An alerts-only worker's Faust app is still
+``<app-id>-alerts`` (:func:`gridsentinel.worker.stages.app_id_for`), for its other agents.
 
-Delivery is what :class:`~gridsentinel.cases.stage.AlertRelay` does in the cases worker (at least once,
-repeats dropped by event id here and by ``Idempotency-Key`` at the receivers, failures to
-``gs.deadletter``), except that the events waiting are taken together and different cases' alerts go out
-concurrently (at most ``GS_ALERTS_CONCURRENCY`` cases at once, default 16, over all batches in flight;
+Delivery is what :class:`~gridsentinel.cases.stage.AlertRelay` does (at least once, repeats dropped by
+event id here and by ``Idempotency-Key`` at the receivers, failures to ``gs.deadletter``); the events
+waiting are taken together and different cases' alerts go out concurrently (at most
+``GS_ALERTS_CONCURRENCY`` cases at once, default 16, over all batches in flight;
 :class:`~gridsentinel.cases.stage.AlertPipeline`; each case's in order, across batches too): a receiver's
-round trip no longer paces every alert behind it, and a batch's deliveries start without waiting for the
-batch before. Batches are acked in order, each once all its deliveries are done.
+round trip does not pace every alert behind it, and a batch's deliveries start without waiting for the
+batch before. Batches are acked in order (their offsets stored), each once all its deliveries are done.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class AlertsStage:
         batches = KafkaBatches(bootstrap=ctx.settings.kafka_bootstrap, group_id=self.group_id,
                                topic=ctx.names.case_events, client_id=f"{ctx.options.app_id}-alerts",
                                max_batch=BATCH, legacy_groups=self.legacy_groups)
+
         async def deliver_all() -> None:
             # what is waiting, up to BATCH events: each case's deliveries start at once (without waiting for
             # the batch before), the batches are acked (their offsets stored) in order once delivered

@@ -193,6 +193,8 @@ class KafkaBatches:
 
     # -- on the consumer's thread ----------------------------------------------------------------------
     def _take(self) -> list[Message]:
+        if self._closed:
+            return []  # a take queued behind close(): no new consumer
         consumer = self._consumer
         if consumer is None:
             consumer = self._consumer = Consumer({
