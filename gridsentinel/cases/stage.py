@@ -448,7 +448,7 @@ class AlertPipeline(OrderedQueue[tuple["asyncio.Future[list[None]]", Sequence[An
 
 
 class CaseStage:
-    """``--stages cases``: the cases agent and the sweep timer. The case events it produces are delivered
+    """``--stages cases``: the cases loop and the sweep timer. The case events it produces are delivered
     by the ``alerts`` stage (gridsentinel/alerts/stage.py), which the worker runs beside it by default
     (``GS_CASES_ALERTS=in-worker``) or leaves to workers of its own (``separate``).
 
