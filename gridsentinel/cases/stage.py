@@ -462,6 +462,7 @@ class CaseStage:
         self._processor: CaseProcessor | None = None
         self._store: SqlCaseStore | None = None
         self._producer: AsyncProducer | None = None  # gs.case-events, made on first use (it starts a thread)
+        self._finished = False  # the loop's service has stopped and closed the store
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
         from gridsentinel.core.grid import GridMap
@@ -532,6 +533,7 @@ class CaseStage:
 
         async def finish() -> None:
             await batches.close()  # commits what was acked
+            self._finished = True  # a sweep due after this must not open the store again
             store, self._store, self._processor = self._store, None, None
             if store is not None:
                 await store.close()
@@ -545,6 +547,8 @@ class CaseStage:
 
         @app.timer(config.sweep_interval_s, on_leader=True)
         async def sweep_cases() -> None:
+            if self._finished:
+                return  # the worker is stopping
             proc = await processor()
             await proc.sweep()
             await proc.flush_outbox(older_than_s=config.outbox_grace_s)
