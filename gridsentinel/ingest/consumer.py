@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, Full, Queue
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from gridsentinel.core.records import DeadLetter
-from gridsentinel.streams.batches import LAG_EVERY_S, carry_over, consumer_config, sample_lag
+from gridsentinel.streams.batches import LAG_EVERY_S, carry_over, consumer_config, sample_lag, store_pending
 
 from .influx import InfluxSink
 from .lines import Converted, LineConverter, WireReading, decode_reading
@@ -111,7 +111,7 @@ class BatchIngest:
             while not self._stop.is_set():
                 self._check_writer()
                 messages = consumer.consume(self.batch_size, self.within_s)
-                self._store_written(consumer)
+                store_pending(consumer, self._written, "ingest")
                 if time.monotonic() - self._lag_at > LAG_EVERY_S:
                     self._sample_lag(consumer)
                 batch = self.prepare(messages) if messages else None
@@ -121,26 +121,12 @@ class BatchIngest:
                         queue.put(batch, timeout=0.1)  # waits while the writer is behind (InfluxDB slow or down)
                         break
                     except Full:
-                        self._store_written(consumer)
+                        store_pending(consumer, self._written, "ingest")
         finally:
             self._stop.set()
             writer.join()
-            self._store_written(consumer)
+            store_pending(consumer, self._written, "ingest")
             consumer.close()  # commits the offsets stored so far (written batches only)
-
-    def _store_written(self, consumer: Consumer) -> None:
-        """Store the offsets of the batches written since the last call (committed within a second).
-
-        Here, in the consuming thread: confluent-kafka's ``store_offsets`` called from the writer thread
-        blocked for good while this thread was in ``consume``."""
-        while self._written:
-            offsets = self._written.popleft()
-            try:
-                consumer.store_offsets(offsets=offsets)
-            except KafkaException as exc:
-                # a partition revoked while its batch was written: its new owner reads it again (idempotent)
-                log.info("offsets not stored (%s); the partition's new owner reads those readings again", exc,
-                         extra={"stage": "ingest"})
 
     def _sample_lag(self, consumer: Consumer) -> None:
         """The group's lag on this consumer's partitions: high watermark (as last fetched) less committed."""

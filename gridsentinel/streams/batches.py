@@ -97,6 +97,19 @@ def carry_over(consumer: Consumer, partitions: list[TopicPartition], *, bootstra
                     extra={"stage": what})
 
 
+def store_pending(consumer: Consumer, pending: deque[list[TopicPartition]], what: str) -> None:
+    """Store the offsets queued in ``pending`` (batches done, in order); librdkafka commits them within a second.
+    Call it on the consuming thread: ``store_offsets`` from another thread blocked for good while this one was in
+    ``consume``. A partition revoked meanwhile is skipped: its new owner reads those records again."""
+    while pending:
+        offsets = pending.popleft()
+        try:
+            consumer.store_offsets(offsets=offsets)
+        except KafkaException as exc:
+            log.info("offsets not stored (%s); the partition's new owner reads those records again", exc,
+                     extra={"stage": what})
+
+
 def sample_lag(consumer: Consumer) -> dict[tuple[str, int], int] | None:
     """Records not committed yet per assigned partition (the high watermark as last fetched, less the
     committed offset); None when Kafka does not answer."""
@@ -204,7 +217,7 @@ class KafkaBatches:
                 "queued.max.messages.kbytes": 4096,
             })
             consumer.subscribe([self.topic], on_assign=self._on_assign)
-        self._store_acked(consumer)
+        store_pending(consumer, self._acked, self.client_id)
         if time.monotonic() - self._lag_at > LAG_EVERY_S:
             self._lag_at = time.monotonic()
             self.lag = sample_lag(consumer) or self.lag
@@ -216,16 +229,6 @@ class KafkaBatches:
             return []
         return [first, *consumer.consume(self.max_batch - 1, 0)]
 
-    def _store_acked(self, consumer: Consumer) -> None:
-        while self._acked:
-            offsets = self._acked.popleft()
-            try:
-                consumer.store_offsets(offsets=offsets)
-            except KafkaException as exc:
-                # a partition revoked while its batch was handled: its new owner reads those records again
-                log.info("offsets not stored (%s); the partition's new owner reads those records again", exc,
-                         extra={"stage": self.client_id})
-
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         carry_over(consumer, partitions, bootstrap=self.bootstrap, group_id=self.group_id,
                    legacy_groups=self.legacy_groups, what=self.client_id)
@@ -233,7 +236,7 @@ class KafkaBatches:
     def _close(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            self._store_acked(consumer)
+            store_pending(consumer, self._acked, self.client_id)
             consumer.close()
 
     def _records(self, messages: Sequence[Message]) -> list[Record]:
