@@ -107,10 +107,10 @@ from gridsentinel.settings import Settings
 from gridsentinel.streams.context import WorkerOptions
 from gridsentinel.worker.app import create_app
 
-def fail(self, consumer):
+def fail(consumer, pending, what):
     raise consumer_module.IngestError("Kafka consumer: fatal error (planted by the test)")
 
-consumer_module.BatchIngest._store_written = fail  # called in every turn of the loop: it fails at the first
+consumer_module.store_pending = fail  # called in every turn of the loop: it fails at the first
 app = create_app(Settings(), WorkerOptions(app_id=sys.argv[1]), [IngestStage()])
 app.Worker(loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 """
