@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gridsentinel.streams.context import StageContext
 
 BATCH = 200  # most case events delivered at once (each case's in order, the cases side by side)
+BATCH_INTERVAL_S = 0.01  # batches start at least this far apart (KafkaBatches.min_interval_s)
 
 
 class AlertsStage:
@@ -83,7 +84,8 @@ class AlertsStage:
 
         batches = KafkaBatches(bootstrap=ctx.settings.kafka_bootstrap, group_id=self.group_id,
                                topic=ctx.names.case_events, client_id=f"{ctx.options.app_id}-alerts",
-                               max_batch=BATCH, legacy_groups=self.legacy_groups)
+                               max_batch=BATCH, legacy_groups=self.legacy_groups,
+                               min_interval_s=BATCH_INTERVAL_S)
 
         async def deliver_all() -> None:
             # what is waiting, up to BATCH events: each case's deliveries start at once (without waiting for

@@ -83,6 +83,7 @@ class CaseStageConfig:
     outbox_grace_s: float = 5.0  # the timer publishes outbox events older than this
     batch_size: int = 500  # most detections taken per batch (one transaction, one produce round trip)
     pending_batches: int = 4  # batches committed and produced but not yet acked (the pipeline depth)
+    batch_interval_s: float = 0.025  # batches start at least this far apart (KafkaBatches.min_interval_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CaseStageConfig:
@@ -495,7 +496,8 @@ class CaseStage:
         async def processor() -> CaseProcessor:
             async with self._lock:
                 if self._processor is None:
-                    store = self._store = await SqlCaseStore.open(config.database_url)
+                    # no pre-ping: every path here retries on a database error (see create_engine)
+                    store = self._store = await SqlCaseStore.open(config.database_url, pre_ping=False)
                     self._processor = CaseProcessor(store, catalog, adjacency, publish=publish,
                                                     dead_letter=dead_letter, origin=ctx.names.detections,
                                                     families=families)
@@ -507,7 +509,8 @@ class CaseStage:
 
         batches = KafkaBatches(bootstrap=settings.kafka_bootstrap, group_id=f"{options.app_id}-cases",
                                topic=ctx.names.detections, client_id=f"{options.app_id}-cases",
-                               max_batch=config.batch_size, legacy_groups=[options.app_id])
+                               max_batch=config.batch_size, legacy_groups=[options.app_id],
+                               min_interval_s=config.batch_interval_s)
         ctx.lag_sources.append(lambda: dict(batches.lag))
 
         async def apply_all() -> None:
@@ -549,7 +552,10 @@ class CaseStage:
         async def sweep_cases() -> None:
             if self._finished:
                 return  # the worker is stopping
-            proc = await processor()
-            await proc.sweep()
-            await proc.flush_outbox(older_than_s=config.outbox_grace_s)
+            try:
+                proc = await processor()
+                await proc.sweep()
+                await proc.flush_outbox(older_than_s=config.outbox_grace_s)
+            except (DBAPIError, OSError) as exc:  # the database is away: the next tick tries again
+                log.warning("case sweep skipped: the case store is unavailable (%s)", exc, extra={"stage": "cases"})
 

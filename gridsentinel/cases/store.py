@@ -92,7 +92,8 @@ cases = sa.Table(
                        f"({', '.join(repr(r) for r in CLOSING_REASONS)})", name="ck_cases_closing_reason"),
     sa.Index("uq_cases_active_cell_category", "grid_code", "category_type", "category_code", unique=True,
              sqlite_where=sa.text("status <> 'closed'"), postgresql_where=sa.text("status <> 'closed'")),
-    sa.Index("ix_cases_category_cell", "category_type", "category_code", "grid_code", "status"),
+    # cell first: the dedup reads (candidate_cases, family_cases) ask for grid_code = ANY(...); migration 0012
+    sa.Index("ix_cases_cell_category", "grid_code", "category_type", "category_code", "status"),
     sa.Index("ix_cases_due_at", "due_at"),
     sa.Index("ix_cases_opened_at", "opened_at"),
     sa.Index("ix_cases_center", "center"),
@@ -533,15 +534,22 @@ def async_url(url: str) -> sa.URL:
     raise ConfigError(f"case store URL {parsed.render_as_string()!r}: expected sqlite:// or postgresql://")
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for the case store; SQLite gets foreign keys, WAL and real (immediate) BEGINs."""
+def create_engine(url: str, *, pre_ping: bool = True) -> AsyncEngine:
+    """An async engine for the case store; SQLite gets foreign keys, WAL and real (immediate) BEGINs.
+
+    ``pre_ping`` (PostgreSQL): test each pooled connection as it is checked out, so a request after a
+    database restart gets a fresh connection instead of an error. It costs three round trips per checkout
+    (asyncpg's ping is BEGIN, an empty statement, ROLLBACK). A caller that retries its work on
+    ``DBAPIError``/``OSError`` anyway (the cases stage) turns it off: SQLAlchemy drops the pool's connections
+    on the first disconnect error, so the retry gets a fresh one.
+    """
     parsed = async_url(url)
     if parsed.get_backend_name() != "sqlite":
         # force_custom_plan: asyncpg prepares every statement, and after five runs PostgreSQL may switch to a
         # generic plan, in which ``cell = ANY($1)`` cannot be hashed or sent to the index: the batch's
         # candidate cases went from 7 ms to 87 ms among 10,000 cases of their category at the sixth batch
         # (issue 15). Planning each run costs well under a millisecond for these statements.
-        return create_async_engine(parsed, pool_pre_ping=True,
+        return create_async_engine(parsed, pool_pre_ping=pre_ping,
                                    connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}})
     engine = create_async_engine(parsed, connect_args={"timeout": 30})
     memory = parsed.database in (None, "", ":memory:")
@@ -654,12 +662,14 @@ class SqlCaseStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True) -> StoreOpener[SqlCaseStore]:
+    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True,
+             pre_ping: bool = True) -> StoreOpener[SqlCaseStore]:
         """``store = await SqlCaseStore.open(url)`` or ``async with SqlCaseStore.open(url) as store``.
 
-        With ``migrate`` (the default) the schema is upgraded to the latest revision first.
+        With ``migrate`` (the default) the schema is upgraded to the latest revision first. ``pre_ping``: see
+        :func:`create_engine`.
         """
-        return StoreOpener(cls, url, migrate)
+        return StoreOpener(cls, url, migrate, pre_ping=pre_ping)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -846,12 +856,13 @@ class StoreOpener(Generic[StoreT]):
     an async context manager (``async with X.open(url) as store``). ``make`` builds the store on the engine,
     after the migrations when ``migrate``; a failed migration disposes of the engine."""
 
-    def __init__(self, make: Callable[[AsyncEngine], StoreT], url: str, migrate: bool) -> None:
-        self._make, self._url, self._migrate = make, url, migrate
+    def __init__(self, make: Callable[[AsyncEngine], StoreT], url: str, migrate: bool, *,
+                 pre_ping: bool = True) -> None:
+        self._make, self._url, self._migrate, self._pre_ping = make, url, migrate, pre_ping
         self._store: StoreT | None = None
 
     async def _open(self) -> StoreT:
-        engine = create_engine(self._url)
+        engine = create_engine(self._url, pre_ping=self._pre_ping)
         try:
             if self._migrate:
                 await upgrade(engine)

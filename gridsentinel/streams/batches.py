@@ -153,10 +153,16 @@ def offsets_after(records: Sequence[Record]) -> list[TopicPartition]:
 
 class KafkaBatches:
     """``async for records in batches.batches()``: each batch is what waited when the last one was taken
-    (up to ``max_batch``), handed over as soon as one record is there (no batching window: a record that
-    arrives alone goes at once). :meth:`ack` a batch when it is done; batches must be acked in the order
-    they were taken (each ack stores offsets up to its batch's last records). :meth:`close` commits what
-    was acked.
+    (up to ``max_batch``), handed over as soon as one record is there. :meth:`ack` a batch when it is done;
+    batches must be acked in the order they were taken (each ack stores offsets up to its batch's last
+    records). :meth:`close` commits what was acked.
+
+    ``min_interval_s``: batches start at least this far apart. A record that comes alone, after a quiet
+    spell, goes at once; under a steady stream a short batch waits for the rest of the interval and takes
+    what came meanwhile. Without it, records arriving one by one at a thousand a second made batches of one
+    to three: a store transaction, a produce round trip and a few event-loop wake-ups each, which tripled
+    the CPU per record of the cases and alerts workers (issue 15's latency at half the capacity). A full
+    batch (a backlog) never waits.
 
     Every call into librdkafka happens on one thread of this object's (``confluent-kafka``'s
     ``store_offsets`` called from another thread while this one was in ``consume`` blocked for good,
@@ -165,7 +171,7 @@ class KafkaBatches:
     """
 
     def __init__(self, *, bootstrap: str, group_id: str, topic: str, client_id: str, max_batch: int = 500,
-                 legacy_groups: Sequence[str] = (), idle_s: float = 0.5) -> None:
+                 legacy_groups: Sequence[str] = (), idle_s: float = 0.5, min_interval_s: float = 0.0) -> None:
         self.bootstrap = bootstrap
         self.group_id = group_id
         self.topic = topic
@@ -173,6 +179,8 @@ class KafkaBatches:
         self.max_batch = max_batch
         self.legacy_groups = tuple(legacy_groups)
         self.idle_s = idle_s  # longest wait in one call when nothing comes (then acks are stored anyway)
+        self.min_interval_s = min_interval_s
+        self._last_batch = -1e9  # monotonic time the last batch was taken
         self.records = 0  # records handed to the stage
         self.kafka_errors = 0  # transient consumer errors (a broker away, a rebalance) logged and ridden out
         self.lag: dict[tuple[str, int], int] = {}
@@ -222,12 +230,17 @@ class KafkaBatches:
             self._lag_at = time.monotonic()
             self.lag = sample_lag(consumer) or self.lag
         messages: list[Message] = consumer.consume(self.max_batch, 0)  # what is there now, without waiting
-        if messages:
-            return messages
-        first = consumer.poll(self.idle_s)  # nothing: wait for one record (a batch of one goes at once)
-        if first is None:
-            return []
-        return [first, *consumer.consume(self.max_batch - 1, 0)]
+        if not messages:
+            first = consumer.poll(self.idle_s)  # nothing: wait for one record
+            if first is None:
+                return []
+            messages = [first, *consumer.consume(self.max_batch - 1, 0)]
+        wait = self._last_batch + self.min_interval_s - time.monotonic()
+        if wait > 0 and len(messages) < self.max_batch:  # a short batch soon after the last: fill it up
+            time.sleep(wait)
+            messages += consumer.consume(self.max_batch - len(messages), 0)
+        self._last_batch = time.monotonic()
+        return messages
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         carry_over(consumer, partitions, bootstrap=self.bootstrap, group_id=self.group_id,

@@ -52,6 +52,38 @@ def produce(ns: Namespace, topic: str, n: int, start: int = 0) -> None:
     assert producer.flush(30) == 0
 
 
+def test_a_short_batch_soon_after_the_last_takes_what_comes_within_the_interval(ns: Namespace) -> None:
+    topic, group = f"{ns.prefix}gs.detections", f"{ns.app_id}-cases"
+    ns.create_topics(topic)
+
+    async def scenario() -> list[list[int]]:
+        source = KafkaBatches(bootstrap=ns.settings.kafka_bootstrap, group_id=group, topic=topic,
+                              client_id=f"{group}-test", max_batch=50, idle_s=0.2, min_interval_s=2.0)
+        taken: list[list[int]] = []
+
+        async def trickle() -> None:
+            # two records, one after the other, while the next take already waits, well within the 2 s
+            # after the first batch: without the interval that take hands over the first of them alone
+            for i in (1, 2):
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(produce, ns, topic, 1, i)
+
+        produce(ns, topic, 1)  # a record after a quiet spell: a batch of its own
+        later: asyncio.Task[None] | None = None
+        async for records in source.batches():
+            taken.append([int(r.value or b"") for r in records])
+            if later is None:
+                later = asyncio.create_task(trickle())
+            if sum(map(len, taken)) >= 3:
+                break
+        assert later is not None
+        await later
+        await source.close()
+        return taken
+
+    assert asyncio.run(scenario()) == [[0], [1, 2]]
+
+
 def test_only_acked_batches_are_committed_and_the_rest_go_to_the_next_consumer(ns: Namespace) -> None:
     topic, group = f"{ns.prefix}gs.case-events", f"{ns.app_id}-alert-delivery"
     ns.create_topics(topic)

@@ -45,7 +45,7 @@ def test_open_migrates_to_head_and_is_idempotent(tmp_path: Path) -> None:
     assert {"cases", "case_log", "applied_detections", "case_outbox", "api_users", "api_tokens",
             "alert_subscribers", "hotline_calls", "citizen_reports", "incidents", "incident_members", "incident_log",
             "forecast_models", "alembic_version"} <= tables
-    assert version == "0011"
+    assert version == "0012"
     assert "WHERE status <> 'closed'" in index_sql
 
 
