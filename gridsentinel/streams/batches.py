@@ -159,10 +159,10 @@ class KafkaBatches:
 
     ``min_interval_s``: batches start at least this far apart. A record that comes alone, after a quiet
     spell, goes at once; under a steady stream a short batch waits for the rest of the interval and takes
-    what came meanwhile. Without it, records arriving one by one at a thousand a second made batches of one
-    to three: a store transaction, a produce round trip and a few event-loop wake-ups each, which tripled
-    the CPU per record of the cases and alerts workers (issue 15's latency at half the capacity). A full
-    batch (a backlog) never waits.
+    what came meanwhile. Without it, detections arriving one by one at a thousand a second made batches of
+    one to three in the cases stage, a store transaction of ~4 ms of CPU each: its worker spent ~0.6 core
+    at any rate from 300 a second up (issue 15's latency at half the capacity). A full batch (a backlog)
+    never waits.
 
     Every call into librdkafka happens on one thread of this object's (``confluent-kafka``'s
     ``store_offsets`` called from another thread while this one was in ``consume`` blocked for good,
