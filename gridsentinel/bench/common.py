@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -85,6 +86,61 @@ def worker_counts(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"worker counts must be 1..{PARTITIONS} (the topic's partitions), "
                                          f"got {text!r}")
     return counts
+
+
+def noise_spec(text: str) -> tuple[float, float]:
+    """``--noise BURN/PERIOD``: a neighbour that keeps one core busy for BURN seconds in every PERIOD.
+
+    >>> noise_spec("1/3")
+    (1.0, 3.0)
+    """
+    burn, slash, period = text.partition("/")
+    try:
+        spec = (float(burn), float(period))
+    except ValueError:
+        spec = (0.0, 0.0)
+    if not slash or not 0 < spec[0] <= spec[1] <= 60:
+        raise argparse.ArgumentTypeError(f"expected BURN/PERIOD in seconds with 0 < BURN <= PERIOD <= 60, like "
+                                         f"1/3 (a core busy 1 s in every 3 s), got {text!r}")
+    return spec
+
+
+# The neighbour's loop: busy for `burn` seconds, asleep for the rest of `period`, until it is stopped.
+_NOISE_LOOP = """
+import sys, time
+burn, period = float(sys.argv[1]), float(sys.argv[2])
+while True:
+    start = time.monotonic()
+    while time.monotonic() - start < burn:
+        pass
+    time.sleep(max(0.0, period - burn))
+"""
+
+
+class Noise:
+    """A noisy neighbour for a benchmark's run: another process that keeps one core busy ``burn`` seconds in
+    every ``period`` (what another tenant of the host, autovacuum or a backup does to the pipeline, made
+    repeatable). :meth:`stop` ends it and says what it took."""
+
+    def __init__(self, burn_s: float, period_s: float) -> None:
+        self.burn_s, self.period_s = burn_s, period_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._proc = subprocess.Popen([sys.executable, "-c", _NOISE_LOOP, str(self.burn_s), str(self.period_s)])
+
+    def stop(self) -> dict[str, float]:
+        """End the neighbour (it is gone when this returns); its settings and the cores it kept busy."""
+        proc, self._proc = self._proc, None
+        wall = max(1e-9, time.monotonic() - self._t0)
+        usage = proc_usage(proc.pid) if proc is not None else None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        return {"burn_s": self.burn_s, "period_s": self.period_s,
+                "cpu_cores": round(usage.cpu_s / wall, 2) if usage is not None else 0.0}
 
 
 def first_child(pid: int) -> int | None:

@@ -90,3 +90,14 @@ def test_report_splits_the_latency_at_the_case() -> None:
     result["goals"] = _goals(result)
     loaded = next(line for line in _render(result).splitlines() if line.startswith("detection -> webhook at 125/s"))
     assert loaded.endswith("to the case p50 70.0 / p99 150.0 ms, case to webhook p50 120.0 / p99 250.0 ms")
+
+
+def test_report_shows_the_noise_and_the_p99_of_each_second_and_the_goal_says_it_was_noisy() -> None:
+    result = _result(stage=250.0, raw=1000.0, p99=400.0, p50_1=50.0)
+    result["latency"]["loaded"].update({"p99_ms_by_second": [90.0, 400.0, 85.5],
+                                        "noise": {"burn_s": 1.0, "period_s": 3.0, "cpu_cores": 0.33}})
+    result["goals"] = _goals(result)
+    assert "neighbour busy 1 s in every 3 s: not the goal's condition" in result["goals"][1]["goal"]
+    text = _render(result)
+    assert "  meanwhile a neighbour busy 1 s in every 3 s (0.33 core on average)" in text
+    assert "  p99 ms of each second's detections: 90 400 85.5" in text
