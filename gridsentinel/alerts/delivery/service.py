@@ -141,7 +141,8 @@ class AlertDelivery:
             self.webhook.send(r, self.payload_for(r, event), secrets[r.name])
             for r in receivers_for(event, config.receivers)
         ]
-        results = list(await asyncio.gather(*jobs))
+        # one receiver (the usual case): awaited as it is, without a task of its own for gather to wait on
+        results = [await jobs[0]] if len(jobs) == 1 else list(await asyncio.gather(*jobs))
         if self.mqtt is not None:
             try:
                 await self.mqtt.publish(event)
