@@ -600,6 +600,11 @@ def _stage_phase(
         receiver.shutdown()
 
 
+def _neighbour(burn_s: float, period_s: float) -> str:
+    """How the report names ``--noise``: ``a neighbour busy 1 s in every 3 s``."""
+    return f"a neighbour busy {burn_s:g} s in every {period_s:g} s"
+
+
 def _paced(
     producer: Any, worker: _Worker, receiver: _Receiver, rate: float, seconds: float, tag: str, cell_base: int,
     noise: Noise | None = None,
@@ -640,15 +645,15 @@ def _paced(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sum(1 for k in sent if k in receiver.arrivals) < n:
         time.sleep(0.2)
-    lat = [(receiver.arrivals[k] - t) * 1000 for k, t in sent.items() if k in receiver.arrivals]
+    lat: list[float] = []
+    by_second: dict[int, list[float]] = {}  # by the second of the run each was sent in (sent is in send order)
+    for i, (detection_id, at) in enumerate(sent.items()):
+        if detection_id in receiver.arrivals:
+            lat.append((receiver.arrivals[detection_id] - at) * 1000)
+            by_second.setdefault(int(i / rate), []).append(lat[-1])
     # the two halves: produced -> applied by the cases worker (its batch's clock), applied -> webhook arrived
     to_case = [(receiver.applied[k] - t) * 1000 for k, t in sent.items() if k in receiver.applied]
     to_hook = [(receiver.arrivals[k] - receiver.applied[k]) * 1000 for k in sent if k in receiver.applied]
-    by_second: dict[int, list[float]] = {}
-    for i, (detection_id, _, _) in enumerate(records):
-        if detection_id in receiver.arrivals:
-            latency = (receiver.arrivals[detection_id] - sent[detection_id]) * 1000
-            by_second.setdefault(int(i / rate), []).append(latency)
     out: dict[str, Any] = {
         "rate": rate,
         "sent": n,
@@ -743,8 +748,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 result["stage"].setdefault(backend, stage)
         if not args.skip_stage and "postgresql" in args.backends:
             rate = args.rate or max(1.0, round(result["stage"]["postgresql"]["detections_per_s"] / 2))
-            noise = (f", a neighbour busy {args.noise[0]:g} s in every {args.noise[1]:g} s meanwhile"
-                     if args.noise else "")
+            noise = f", {_neighbour(*args.noise)} meanwhile" if args.noise else ""
             say(f"latency phase on postgresql: 1/s for {args.baseline_seconds:g} s, then {rate:g}/s for "
                 f"{args.latency_seconds:g} s{noise}")
             result["latency"] = _latency_phase(
@@ -770,8 +774,8 @@ def _goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     if "latency" in result:
         ratio = result["latency"]["p99_vs_baseline_p50"]
         noise = result["latency"]["loaded"].get("noise")
-        beside = (f" (with a neighbour busy {noise['burn_s']:g} s in every {noise['period_s']:g} s: not the goal's "
-                  "condition)" if noise else "")
+        beside = (f" (with {_neighbour(noise['burn_s'], noise['period_s'])}: not the goal's condition)"
+                  if noise else "")
         goals.append({"goal": f"p99 detection -> webhook at half the capacity / p50 at 1/s{beside}",
                       "value": ratio, "target": "<= 10", "met": ratio <= 10})
     return goals
@@ -819,7 +823,7 @@ def _render(result: dict[str, Any]) -> str:
                          f"({run['delivered']}/{run['sent']} delivered){split}")
             if "noise" in run:
                 noise = run["noise"]
-                lines.append(f"  meanwhile a neighbour busy {noise['burn_s']:g} s in every {noise['period_s']:g} s "
+                lines.append(f"  meanwhile {_neighbour(noise['burn_s'], noise['period_s'])} "
                              f"({noise['cpu_cores']} core on average)")
             if run.get("p99_ms_by_second"):
                 lines.append("  p99 ms of each second's detections: "
