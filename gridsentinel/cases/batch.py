@@ -15,9 +15,9 @@ allows one active case per (cell, category) and each detection id once. If a con
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from gridsentinel.cases.case import Case, CaseChange, LogEntry
+from gridsentinel.cases.case import Case, CaseChange, LogEntry, evolve
 from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.cases.dedup import Prepared, apply_detection, apply_prepared, prepare
 from gridsentinel.cases.events import CaseEvent
@@ -92,12 +92,12 @@ class _BufferTx:
         if change.created:
             if current is not None:
                 raise StoreConflict(f"case {case.case_id} already exists")
-            saved = replace(case, version=1)
+            saved = evolve(case, version=1)
             self.created.add(case.case_id)
         else:
             if current is None or current.version != expected_version:
                 raise StoreConflict(f"case {case.case_id} changed since it was read")
-            saved = replace(case, version=current.version + 1)
+            saved = evolve(case, version=current.version + 1)
         if saved.is_active and any(
                 c.is_active and c.case_id != saved.case_id
                 for c in self._in_cells(saved.category_key, (saved.grid_code,))):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from gridsentinel.cases.authority import Actor, queues, visible
-from gridsentinel.cases.case import Case, CaseChange, LogEntry
+from gridsentinel.cases.case import Case, CaseChange, LogEntry, evolve
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.incidents import Incident, IncidentLogEntry, LinkPlan, incident_status
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, IncidentQuery, StoreConflict
@@ -75,7 +75,7 @@ class _MemoryTx:
             if clash:
                 raise StoreConflict(f"cell {case.grid_code} already has active {case.category_key} case "
                                     f"{clash[0].case_id}")
-        saved = replace(case, version=new_version)
+        saved = evolve(case, version=new_version)
         self.cases[case.case_id] = saved
         self.logs.extend(change.entries)
         return saved

@@ -339,7 +339,7 @@ class Delivery(Protocol):
 
     async def start(self) -> None: ...
 
-    async def deliver(self, event: CaseEvent) -> Any: ...
+    async def deliver(self, event: CaseEvent, body: bytes | None = None) -> Any: ...
 
     async def close(self) -> None: ...
 
@@ -360,13 +360,14 @@ class AlertRelay:
         self.recent = RecentIds() if recent is None else recent
 
     async def by_case(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]]
-                      ) -> dict[str, list[CaseEvent]]:
-        """The batch's events to deliver, decoded, by case, in batch order."""
-        by_case: dict[str, list[CaseEvent]] = {}
+                      ) -> dict[str, list[tuple[CaseEvent, bytes]]]:
+        """The batch's events to deliver, decoded, by case, in batch order, each with its bytes as read (the
+        JSON body of its webhooks: not encoded again, ~6 % of the alerts worker's CPU, issue 15)."""
+        by_case: dict[str, list[tuple[CaseEvent, bytes]]] = {}
         for key, value, headers in batch:
             case_event = await self._decode(key, value, headers)
             if case_event is not None:
-                by_case.setdefault(case_event.case_id, []).append(case_event)
+                by_case.setdefault(case_event.case_id, []).append((case_event, value or b""))
         return by_case
 
     async def _decode(self, key: bytes | None, value: bytes | None,
@@ -420,7 +421,7 @@ class AlertPipeline(OrderedQueue[tuple["asyncio.Future[list[None]]", Sequence[An
         jobs = [self._start(case_id, events) for case_id, events in (await self._relay.by_case(batch)).items()]
         await self._put((asyncio.gather(*jobs), acks))
 
-    def _start(self, case_id: str, events: list[CaseEvent]) -> asyncio.Future[None]:
+    def _start(self, case_id: str, events: list[tuple[CaseEvent, bytes]]) -> asyncio.Future[None]:
         before = self._last.get(case_id)
         job = asyncio.ensure_future(self._deliver(events, before))
         self._last[case_id] = job
@@ -432,12 +433,12 @@ class AlertPipeline(OrderedQueue[tuple["asyncio.Future[list[None]]", Sequence[An
         job.add_done_callback(forget)
         return job
 
-    async def _deliver(self, events: list[CaseEvent], before: asyncio.Future[None] | None) -> None:
+    async def _deliver(self, events: list[tuple[CaseEvent, bytes]], before: asyncio.Future[None] | None) -> None:
         if before is not None:
             await asyncio.wait({before})  # the case's earlier events first (its failure is its batch's)
         async with self._slots:
-            for case_event in events:
-                await self._relay.delivery.deliver(case_event)
+            for case_event, body in events:
+                await self._relay.delivery.deliver(case_event, body)
 
     async def _run(self) -> None:
         while True:

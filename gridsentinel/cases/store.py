@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Generator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -35,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gridsentinel.cases.authority import Actor, Queue, center_prefix
-from gridsentinel.cases.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry
+from gridsentinel.cases.case import ACTIVE_STATUSES, CLOSING_REASONS, STATUSES, Case, CaseChange, LogEntry, evolve
 from gridsentinel.cases.events import CaseEvent
 from gridsentinel.cases.incidents import Incident, IncidentLogEntry, LinkPlan, region_lock_key
 from gridsentinel.cases.store_protocol import BatchWrite, CaseQuery, IncidentQuery, StoreConflict
@@ -350,12 +349,12 @@ class _SqlTx:
         case = change.case
         async with _conflicts_as_store_conflict(f"case {case.case_id}"):
             if change.created:
-                saved = replace(case, version=1)
+                saved = evolve(case, version=1)
                 await self._conn.execute(sa.insert(cases).values(saved.row()))
             else:
                 if expected_version is None:
                     raise StoreConflict(f"case {case.case_id}: update without the version it was read at")
-                saved = replace(case, version=expected_version + 1)
+                saved = evolve(case, version=expected_version + 1)
                 values = saved.row()
                 del values["case_id"]
                 result = await self._conn.execute(sa.update(cases).where(

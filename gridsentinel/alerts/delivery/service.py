@@ -124,21 +124,24 @@ class AlertDelivery:
             self.mqtt.close()
         await self.webhook.close()
 
-    def payload_for(self, receiver: Receiver, event: CaseEvent) -> Payload:
+    def payload_for(self, receiver: Receiver, event: CaseEvent, body: bytes | None = None) -> Payload:
+        """What ``receiver`` gets for ``event``. ``body``: the event's JSON as read from ``gs.case-events``
+        (:meth:`CaseEvent.to_json`'s bytes, as the cases stage produced them), the JSON body as it is."""
         if receiver.format == "cap" and is_emergency(event, self.config.cap):
-            body = build_cap(
+            cap = build_cap(
                 event, self.config.cap, event_name=self.event_names.get(event.category_key, ""), tz=self.tz
             )
-            return Payload(event.event_id, event.type, body, CAP_CONTENT_TYPE)
-        return Payload(event.event_id, event.type, event.to_json(), "application/json")
+            return Payload(event.event_id, event.type, cap, CAP_CONTENT_TYPE)
+        return Payload(event.event_id, event.type, body or event.to_json(), "application/json")
 
-    async def deliver(self, event: CaseEvent) -> list[DeliveryResult]:
-        """Deliver one case event to its receivers and MQTT; the webhook results (empty if not notified)."""
+    async def deliver(self, event: CaseEvent, body: bytes | None = None) -> list[DeliveryResult]:
+        """Deliver one case event to its receivers and MQTT; the webhook results (empty if not notified).
+        ``body``: the event's JSON as read (see :meth:`payload_for`); without it the event is encoded."""
         if not event.notify:
             return []
         config, secrets = self.config, self._secrets  # one receivers version for the whole event
         jobs = [
-            self.webhook.send(r, self.payload_for(r, event), secrets[r.name])
+            self.webhook.send(r, self.payload_for(r, event, body), secrets[r.name])
             for r in receivers_for(event, config.receivers)
         ]
         # one receiver (the usual case): awaited as it is, without a task of its own for gather to wait on

@@ -17,12 +17,14 @@ pytestmark = pytest.mark.unit
 class FakeDelivery:
     def __init__(self) -> None:
         self.delivered: list[str] = []
+        self.bodies: list[bytes | None] = []
 
     async def start(self) -> None:
         pass
 
-    async def deliver(self, event: CaseEvent) -> Any:
+    async def deliver(self, event: CaseEvent, body: bytes | None = None) -> Any:
         self.delivered.append(event.event_id)
+        self.bodies.append(body)
 
     async def close(self) -> None:
         pass
@@ -37,7 +39,7 @@ class SlowForC1(FakeDelivery):
         self.finished: list[str] = []
         self.release = asyncio.Event()
 
-    async def deliver(self, event: CaseEvent) -> Any:
+    async def deliver(self, event: CaseEvent, body: bytes | None = None) -> Any:
         self.started.append(event.event_id)
         if event.event_id == "c1:1":
             await self.release.wait()
@@ -79,6 +81,23 @@ def test_notified_events_are_delivered_once_and_bad_ones_dead_lettered() -> None
     asyncio.run(play())
     assert delivery.delivered == ["c1:1", "c4:1"]
     assert letters == [("bad_record", "t.gs.case-events", b"c3")]
+
+
+def test_each_event_is_delivered_with_its_bytes_as_read() -> None:
+    """The webhook body is the record's value as it is (a newer producer's extra key kept), not re-encoded."""
+    delivery = FakeDelivery()
+    newer = event("c2:1").to_json()[:-1] + b',"zz_added_later":1}'
+
+    async def play() -> None:
+        pipeline = AlertPipeline(AlertRelay(delivery, dead_letter=refuse_dead_letter), ack_nothing)
+        yes = {NOTIFY_HEADER: b"1"}
+        await pipeline.submit([(b"c1", event("c1:1").to_json(), yes), (b"c2", newer, yes)], [])
+        await pipeline.drain()
+        await pipeline.close()
+
+    asyncio.run(play())
+    assert delivery.delivered == ["c1:1", "c2:1"]
+    assert delivery.bodies == [event("c1:1").to_json(), newer]
 
 
 def test_a_batch_delivers_cases_side_by_side_each_case_in_order() -> None:

@@ -172,6 +172,30 @@ def test_alert_delivery_routes_by_district_category_and_severity(receiver: Recei
     assert by_path[("/hooks/gs", "c1:1")].headers["content-type"] == "application/json"
 
 
+def test_the_json_body_is_the_event_as_read_and_cap_is_still_built(receiver: Receiver) -> None:
+    """``deliver(event, body)``: JSON receivers get ``body`` byte for byte (the record read from
+    gs.case-events, a newer producer's keys included), CAP receivers the CAP document built from the event."""
+    json_receiver = config(receiver.url, name="district")
+    cap_receiver = config(receiver.url.replace("/hooks/gs", "/cap"), name="fire", format="cap")
+    cfg = ReceiversFile(version="t", receivers=[json_receiver, cap_receiver],
+                        cap=CapSettings(emergency_categories={"event:L005": "Fire"}))
+    event = case_event("c9:1")
+    as_read = event.to_json()[:-1] + b',"zz_added_later":1}'
+
+    async def main() -> list[DeliveryResult]:
+        async with aiohttp.ClientSession() as client:
+            delivery = AlertDelivery(cfg, webhook=WebhookSender(client), event_names={"event:L005": "fire"})
+            return await delivery.deliver(event, as_read)
+
+    results = asyncio.run(main())
+    assert sorted(r.receiver for r in results) == ["district", "fire"] and all(r.ok for r in results)
+    by_path = {r.path: r for r in receiver.received}
+    assert by_path["/hooks/gs"].body == as_read
+    assert verify(SECRET, as_read, by_path["/hooks/gs"].headers["x-gridsentinel-timestamp"],
+                  by_path["/hooks/gs"].headers["x-gridsentinel-signature"], now=time.time())
+    assert by_path["/cap"].headers["content-type"] == "application/cap+xml" and b"<cap:alert" in by_path["/cap"].body
+
+
 def test_a_receiver_slower_than_its_timeout_is_retried(receiver: Receiver) -> None:
     receiver.delays = [2.0]  # the first attempt outlasts the 0.5 s timeout; the second is answered at once
     result, sleeps, letters = run_send(config(receiver.url, timeout_s=0.5), payload())
