@@ -139,7 +139,7 @@ class CaseProcessor:
             "outbox_recovered": 0,
             "store_retries": 0,
         }
-        self.event_types: Counter[str] = Counter()  # case events made, by type (opened, evidence, ...)
+        self.event_types: Counter[str] = Counter()  # case events made, by type (open, evidence, ...)
 
     @property
     def catalog(self) -> Catalog:
@@ -178,7 +178,7 @@ class CaseProcessor:
                 events += result.events
                 for event in result.events:
                     self.event_types[event.type] += 1
-                    if event.type == "opened":
+                    if event.type == "open":  # the log action (it said "opened": never logged)
                         log.info("case %s opened (%s in %s) by detection %s", event.case_id, event.category_key,
                                  event.grid_code, detection.detection_id,
                                  extra={"case_id": event.case_id, "device_id": detection.device_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,6 +92,17 @@ def test_events_published_then_dropped_from_outbox(store_factory, catalog: Catal
     events, pending, n_cases = asyncio.run(scenario())
     assert [e.type for e in events] == ["open", "evidence"]
     assert pending == [] and n_cases == 1
+
+
+def test_each_new_case_is_logged_once_at_info(catalog: Catalog, caplog: pytest.LogCaptureFixture) -> None:
+    """An operator at ``--loglevel info`` sees one line per case opened, with its ids; evidence adds none."""
+    kafka = Kafka()
+    with caplog.at_level(logging.INFO, logger="gridsentinel.cases.stage"):
+        asyncio.run(processor(MemoryCaseStore(outbox=True), catalog, kafka).process([raw("d1"), raw("d2")]))
+    opened = [r for r in caplog.records if "opened" in r.getMessage()]
+    assert [e.type for e in kafka.events] == ["open", "evidence"]
+    assert len(opened) == 1 and getattr(opened[0], "case_id", None) == kafka.events[0].case_id
+    assert getattr(opened[0], "detection_id", None) == "d1"
 
 
 def test_crash_after_commit_before_produce_loses_no_event(store_factory, catalog: Catalog) -> None:
