@@ -268,9 +268,11 @@ _CASE_SETTERS = tuple(Case.__dict__[name].__set__ for name in _CASE_FIELDS)  # t
 def evolve(case: Case, **changes: Any) -> Case:
     """``dataclasses.replace(case, **changes)`` in ~40 % of its time (3.4 against 8.3 µs: it walks every field's
     metadata and calls ``__init__``, which sets 38 fields through the frozen class's checks). A case changes
-    two or three times per detection on the cases stage's hot path (issue 15). ``Case`` has no
-    ``__post_init__``, so both give the same object.
+    two or three times per detection on the cases stage's hot path (issue 15). Both give the same object
+    as long as ``Case`` has no ``__post_init__`` (``evolve`` does not run ``__init__``):
 
+    >>> hasattr(Case, "__post_init__")
+    False
     >>> from dataclasses import replace
     >>> c = new_case_for_test()
     >>> evolve(c, version=3, severity="critical") == replace(c, version=3, severity="critical")

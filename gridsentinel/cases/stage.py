@@ -361,8 +361,8 @@ class AlertRelay:
 
     async def by_case(self, batch: Sequence[tuple[bytes | None, bytes | None, Mapping[str, bytes]]]
                       ) -> dict[str, list[tuple[CaseEvent, bytes]]]:
-        """The batch's events to deliver, decoded, by case, in batch order, each with its bytes as read (the
-        JSON body of its webhooks: not encoded again, ~6 % of the alerts worker's CPU, issue 15)."""
+        """The batch's events to deliver, decoded, by case, in batch order, each with its bytes as read: the
+        JSON body of its webhooks, not the event encoded again (docs/cases.md, session 16)."""
         by_case: dict[str, list[tuple[CaseEvent, bytes]]] = {}
         for key, value, headers in batch:
             case_event = await self._decode(key, value, headers)
