@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gridsentinel.cases.authority import Actor
 from gridsentinel.cases.batch import Applied, apply_detections
-from gridsentinel.cases.case import Case, CaseError, NotAllowed
+from gridsentinel.cases.case import Case, CaseChange, CaseError, NotAllowed, new_case_for_test
 from gridsentinel.cases.categories import Catalog, UnknownCategory, load_catalog
 from gridsentinel.cases.dedup import apply_detection
 from gridsentinel.cases.events import CaseEvent
@@ -331,3 +331,37 @@ def test_a_batch_writing_a_stored_case_or_detection_again_is_a_conflict(
             return refused[0], refused[1], len(await store.case_detections(case.case_id))
 
     assert asyncio.run(scenario()) == ("StoreConflict", "StoreConflict", 1)
+
+
+def test_a_batch_reads_exactly_its_categories_cells_and_recently_closed_cases(case_store_url: str) -> None:
+    """The batch's reads (PostgreSQL: statements built once, categories matched by type and code in the index
+    and then by key) find what the per-detection reads find: component and event codes overlap, so
+    component:0103 must not bring event:0103 along, nor the pair component:0103 + event:L005 their crossings."""
+    other = "320582110152103"
+
+    def case(case_id: str, key: str, cell: str = CELL, closed_at: float | None = None) -> Case:
+        category_type, _, code = key.partition(":")
+        return new_case_for_test(case_id=case_id, grid_code=cell, category_type=category_type, category_code=code,
+                                 status="closed" if closed_at else "open", closed_at=closed_at,
+                                 closing_reason="resolved" if closed_at else None)
+
+    stored = [case("a", "component:0103"), case("b", "event:0103"), case("c", "component:0103", closed_at=T0 - 100),
+              case("d", "component:0103", closed_at=T0 - 10**6), case("e", "component:0103", cell=other),
+              case("f", "event:L005"), case("g", "component:L005")]
+
+    async def scenario() -> list[set[str]]:
+        async with SqlCaseStore.open(case_store_url) as store:
+            async with store.transaction() as tx:
+                for c in stored:
+                    await tx.save(CaseChange(c, (), created=True), None)
+            async with store.transaction() as tx:
+                return [{c.case_id for c in found} for found in (
+                    await tx.candidate_cases({"component:0103"}, [CELL], None),
+                    await tx.candidate_cases({"component:0103"}, [CELL], T0 - 1000),
+                    await tx.candidate_cases({"component:0103", "event:L005"}, [CELL, other], None),
+                    await tx.family_cases({"component:0103", "event:L005"}, [CELL], known=["a"]),
+                    await tx.family_cases({"component:0103", "event:L005"}, [CELL, other]),
+                    await tx.active_cases("component:0103", [CELL, other]),
+                )]
+
+    assert asyncio.run(scenario()) == [{"a"}, {"a", "c"}, {"a", "e", "f"}, {"f"}, {"a", "e", "f"}, {"a", "e"}]
