@@ -423,8 +423,10 @@ class _SqlTx:
         if not category_keys or not grid_codes:
             return []
         if self._conn.dialect.name == "postgresql":
-            stmt = _PG_CANDIDATES_ACTIVE if closed_since is None else _PG_CANDIDATES_SINCE
-            params = {"cells": sorted(set(grid_codes)), **_pg_categories(category_keys), "since": closed_since}
+            params: dict[str, Any] = {"cells": sorted(set(grid_codes)), **_pg_categories(category_keys)}
+            stmt = _PG_CANDIDATES_ACTIVE
+            if closed_since is not None:
+                stmt, params["since"] = _PG_CANDIDATES_SINCE, closed_since
             return [_row_case(r) for r in await self._conn.execute(stmt, params)]
         wanted = (cases.c.status != "closed" if closed_since is None
                   else sa.or_(cases.c.status != "closed", cases.c.closed_at >= closed_since))
