@@ -275,6 +275,41 @@ def test_a_failed_produce_stops_the_pipeline_and_keeps_its_events_in_the_outbox(
     asyncio.run(scenario())
 
 
+def test_published_events_leave_the_outbox_together_once_a_spell_even_when_no_batch_follows(
+        catalog: Catalog) -> None:
+    async def scenario() -> None:
+        store = MemoryCaseStore(outbox=True)
+        kafka, sink = SlowKafka(), Kafka()
+        proc = processor(store, catalog, sink)
+        forgets: list[list[str]] = []
+
+        async def forget(ids: Sequence[str]) -> None:
+            forgets.append(list(ids))
+            await proc.forget(ids)
+
+        publisher = OrderedPublisher(kafka.send, forget, kafka.ack, forget_every_s=0.5)
+        await publisher.submit(await proc.apply([raw("d1")]), ["d1"])
+        await publisher.submit(await proc.apply([raw("d2", grid_code="320582110152103")]), ["d2"])
+        for future in kafka.pending:
+            future.set_result(None)
+        await _settle()
+        # acked as soon as Kafka has the events; the outbox keeps them for the rest of the spell
+        assert kafka.acked == ["d1", "d2"]
+        assert forgets == [] and len(await store.pending_events()) == 2
+        await asyncio.sleep(0.9)  # no batch follows: the spell ends all the same
+        assert [len(ids) for ids in forgets] == [2]  # both batches' events in one delete
+        assert await store.pending_events() == []
+        # a batch after that starts a new spell; close() drops what it published
+        await publisher.submit(await proc.apply([raw("d3", grid_code="320582110152104")]), ["d3"])
+        kafka.pending[-1].set_result(None)
+        await _settle()
+        assert kafka.acked == ["d1", "d2", "d3"] and len(await store.pending_events()) == 1
+        await publisher.close()
+        assert [len(ids) for ids in forgets] == [2, 1] and await store.pending_events() == []
+
+    asyncio.run(scenario())
+
+
 def test_batches_with_no_events_are_acked_too(catalog: Catalog) -> None:
     async def scenario() -> list[str]:
         kafka = SlowKafka()
