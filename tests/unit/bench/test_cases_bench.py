@@ -101,3 +101,32 @@ def test_report_shows_the_noise_and_the_p99_of_each_second_and_the_goal_says_it_
     text = _render(result)
     assert "  meanwhile a neighbour busy 1 s in every 3 s (0.33 core on average)" in text
     assert "  p99 ms of each second's detections: 90 400 85.5" in text
+
+
+def test_the_receiver_times_each_detection_once_from_requests_split_and_joined_on_one_connection() -> None:
+    import json
+    import socket
+
+    from gridsentinel.bench.cases import _Receiver
+
+    def request(detection_id: str, at: float) -> bytes:
+        body = json.dumps({"type": "open", "at": at, "data": {"detection_id": detection_id}}).encode()
+        return (b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)) + body
+
+    receiver = _Receiver()
+    try:
+        port = int(receiver.url.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            first, second, again = request("d1", 100.0), request("d2", 200.0), request("d1", 300.0)
+            conn.sendall(first[:20])  # a head in pieces, then the rest with the next request and a repeat
+            conn.sendall(first[20:] + second[:-3])
+            conn.sendall(second[-3:] + again)
+            answers = b""
+            while answers.count(b"204") < 3:
+                answers += conn.recv(4096)
+        assert answers.count(b"HTTP/1.1 204 No Content") == 3
+        assert sorted(receiver.arrivals) == ["d1", "d2"]
+        assert receiver.applied == {"d1": 100.0, "d2": 200.0}  # the first arrival counts
+    finally:
+        receiver.shutdown()
