@@ -102,26 +102,41 @@ class DeviceLink:
 
 
 def progress_note(clock: SimClock, offset: float, wall: float) -> str:
-    """Where the run is, at what pace, and an honest time to go: a machine that cannot publish as fast
-    as planned falls behind the plan, and the rest is then expected to take longer in the same ratio.
+    """Where the run is, its pace against the plan's, and an honest time to go.
+
+    The plan itself slows down: camera scenes play nearer real time than the quiet hours between them,
+    so the pace so far falls while a scene plays. The note shows the plan's pace beside it, so a pace
+    that falls with the plan reads as such. On plan, the time to go is what is left of the wall-clock
+    schedule (it falls exactly as the clock does, also while the publisher catches up a few seconds); a
+    machine that cannot publish as fast as planned falls behind the plan, and the rest is then expected to
+    take longer in the same ratio.
 
     >>> c = SimClock(duration_s=7200, speed=60, real_start=1000.0)          # planned: 2 min
     >>> progress_note(c, 3600, wall=1060.0)
-    'simulated 1.00 h of 2.00 h in 1.0 min (x60, on plan): about 1.0 min to go'
+    'simulated 1.00 h of 2.00 h in 1.0 min (x60, plan x60: on plan): about 1.0 min to go'
+    >>> progress_note(c, 3600, wall=1062.0)                                 # 2 s late: still on plan
+    'simulated 1.00 h of 2.00 h in 1.0 min (x58, plan x60: on plan): about 1.0 min to go'
     >>> progress_note(c, 3600, wall=1120.0)
-    'simulated 1.00 h of 2.00 h in 2.0 min (x30, 1.0 min behind the plan): about 2.0 min to go'
+    'simulated 1.00 h of 2.00 h in 2.0 min (x30, plan x60: 1.0 min behind the plan): about 2.0 min to go'
+
+    A scene of 10 min at x1 in the middle of an hour at x120: the pace so far falls, as planned.
+
+    >>> s = SimClock(duration_s=3600, speed=120, scenes=[(1500, 2100)], scene_speed=1, real_start=0.0)
+    >>> progress_note(s, 1500, wall=12.5), progress_note(s, 1800, wall=312.5)
+    ('simulated 0.42 h of 1.00 h in 0.2 min (x120, plan x120: on plan): about 10.2 min to go', 'simulated 0.50 h of 1.00 h in 5.2 min (x6, plan x6: on plan): about 5.2 min to go')
     """
     elapsed = max(1e-9, wall - clock.real_start)
     planned = clock.real_at(offset) - clock.real_start
     behind = wall - clock.real_at(offset)
-    left = clock.real_length_s - planned
+    plan = f"plan x{offset / planned:.0f}" if planned > 0 else "plan"
     if planned > 0 and behind > max(5.0, 0.05 * planned):
-        left *= elapsed / planned
+        left = (clock.real_length_s - planned) * elapsed / planned
         pace = f"{behind / 60:.1f} min behind the plan"
     else:
+        left = clock.real_end - wall  # the schedule's own time to go: it falls as the clock does
         pace = "on plan"
     return (f"simulated {offset / 3600:.2f} h of {clock.duration_s / 3600:.2f} h in {elapsed / 60:.1f} min "
-            f"(x{offset / elapsed:.0f}, {pace}): about {max(0.0, left) / 60:.1f} min to go")
+            f"(x{offset / elapsed:.0f}, {plan}: {pace}): about {max(0.0, left) / 60:.1f} min to go")
 
 
 def play(messages: list[Message], devices: dict[str, Device], clock: SimClock, settings: Settings,
