@@ -339,6 +339,7 @@ class _Receiver:
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
         self.applied: dict[str, float] = {}  # the event's time: when the cases worker applied the detection
+        self.open: set[asyncio.BaseTransport] = set()  # connections open now
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         port: list[int] = []
@@ -352,6 +353,9 @@ class _Receiver:
                     await server.serve_forever()
                 except asyncio.CancelledError:
                     pass  # shutdown()
+                for transport in list(self.open):  # connections the sender left open
+                    transport.close()
+                await asyncio.sleep(0)  # their sockets close on the next turn of the loop
 
         self._thread = threading.Thread(target=self._loop.run_until_complete, args=(serve(),), daemon=True)
         self._thread.start()
@@ -368,6 +372,8 @@ class _Receiver:
         for task in asyncio.all_tasks(self._loop):
             self._loop.call_soon_threadsafe(task.cancel)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()  # its own sockets too (a warning at garbage collection otherwise)
 
 
 _NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
@@ -384,6 +390,11 @@ class _Hook(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._receiver.open.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._receiver.open.discard(self._transport)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data
