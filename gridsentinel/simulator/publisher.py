@@ -122,8 +122,10 @@ def progress_note(clock: SimClock, offset: float, wall: float) -> str:
     A scene of 10 min at x1 in the middle of an hour at x120: the pace so far falls, as planned.
 
     >>> s = SimClock(duration_s=3600, speed=120, scenes=[(1500, 2100)], scene_speed=1, real_start=0.0)
-    >>> progress_note(s, 1500, wall=12.5), progress_note(s, 1800, wall=312.5)
-    ('simulated 0.42 h of 1.00 h in 0.2 min (x120, plan x120: on plan): about 10.2 min to go', 'simulated 0.50 h of 1.00 h in 5.2 min (x6, plan x6: on plan): about 5.2 min to go')
+    >>> progress_note(s, 1500, wall=12.5)
+    'simulated 0.42 h of 1.00 h in 0.2 min (x120, plan x120: on plan): about 10.2 min to go'
+    >>> progress_note(s, 1800, wall=312.5)
+    'simulated 0.50 h of 1.00 h in 5.2 min (x6, plan x6: on plan): about 5.2 min to go'
     """
     elapsed = max(1e-9, wall - clock.real_start)
     planned = clock.real_at(offset) - clock.real_start
