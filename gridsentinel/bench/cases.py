@@ -332,8 +332,8 @@ class _Receiver:
     ``asyncio.Protocol`` that finds the head's end and ``Content-Length`` in the bytes as they come
     (:class:`_Hook`). ``http.server``'s thread per connection cost the bench process ~1 ms of CPU per request
     and fell to ~350 requests/s with 20 concurrent connections (GIL contention), below what the alerts
-    worker sends: the receiver, not the stage, would have been measured; asyncio's streams (until session
-    17) cost it ~60 µs per request.
+    worker sends: the receiver, not the stage, would have been measured. With asyncio's streams (until session
+    17) the bench process took 0.02 - 0.04 core more at 1,300 requests/s (docs/cases.md, session 17).
     """
 
     def __init__(self) -> None:
