@@ -72,7 +72,10 @@ class _BufferTx:
 
     def _in_cells(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
         """The cases of ``category_key`` in ``grid_codes``, in the order they were loaded or created."""
-        ids = set().union(*(self._by_cell.get((category_key, cell), ()) for cell in set(grid_codes)))
+        by_cell = self._by_cell
+        ids = set().union(*(by_cell[k] for k in ((category_key, cell) for cell in set(grid_codes)) if k in by_cell))
+        if len(ids) < 2:
+            return [self.cases[i] for i in ids]
         return [self.cases[i] for i in sorted(ids, key=self._order.__getitem__)]
 
     async def active_cases(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
@@ -99,8 +102,8 @@ class _BufferTx:
                 raise StoreConflict(f"case {case.case_id} changed since it was read")
             saved = evolve(case, version=current.version + 1)
         if saved.is_active and any(
-                c.is_active and c.case_id != saved.case_id
-                for c in self._in_cells(saved.category_key, (saved.grid_code,))):
+                self.cases[i].is_active and i != saved.case_id
+                for i in self._by_cell.get((saved.category_key, saved.grid_code), ())):
             raise StoreConflict(f"cell {saved.grid_code} already has an active {saved.category_key} case")
         self._put(saved)
         self.entries.extend(change.entries)

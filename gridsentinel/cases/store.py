@@ -306,10 +306,13 @@ async def _conflicts_as_store_conflict(what: str) -> AsyncIterator[None]:
         raise
 
 
-def _applied_row(detection: Detection, case_id: str, outcome: str, at: float) -> dict[str, Any]:
+def _applied_row(detection: Detection, case_id: str, outcome: str, at: float,
+                 as_json: Detection | None = None) -> dict[str, Any]:
+    """An ``applied_detections`` row; ``as_json``: the detection itself in the ``detection`` column, for a
+    row msgspec encodes (the same bytes as its ``to_dict()``), instead of a copy as a dict."""
     return {"detection_id": detection.detection_id, "case_id": case_id, "outcome": outcome,
             "applied_at": at, "observed_at": detection.observed_at, "source": detection.source,
-            "kind": detection.kind, "detection": detection.to_dict()}
+            "kind": detection.kind, "detection": as_json if as_json is not None else detection.to_dict()}
 
 
 
@@ -340,7 +343,8 @@ class _PgBatchInsert:
                          f'FROM json_populate_recordset(NULL::"{table.name}", ${i}::json))')
         self.sql = "WITH " + ",\n     ".join(parts) + "\nSELECT 1"
 
-    async def insert(self, driver: Any, *rows: Sequence[dict[str, Any]]) -> None:
+    async def insert(self, driver: Any, *rows: Sequence[Any]) -> None:
+        """``rows``: per table, dicts of column values, or dataclass instances whose fields are the columns."""
         import asyncpg
 
         try:
@@ -444,13 +448,17 @@ class _SqlTx:
     async def write_batch(self, batch: BatchWrite) -> None:
         driver = await self._pg_driver()
         async with _conflicts_as_store_conflict("batch"):
-            created = [c.row() for c in batch.created]
-            logs = [e.to_dict() for e in batch.entries]
-            applied = [_applied_row(d, case_id, outcome, batch.at) for d, case_id, outcome in batch.applied]
             outbox = [_outbox_row(e, batch.at) for e in batch.events]
             if driver is not None:
-                await _PG_BATCH_INSERT.insert(driver, created, logs, applied, outbox)
+                # msgspec encodes the cases, log entries and detections themselves, to the bytes their dicts
+                # (Case.row, to_dict) give, without those copies first (test_pg_rows_encode_as_their_dicts)
+                applied = [_applied_row(d, case_id, outcome, batch.at, d)
+                           for d, case_id, outcome in batch.applied]
+                await _PG_BATCH_INSERT.insert(driver, batch.created, batch.entries, applied, outbox)
             else:
+                created = [c.row() for c in batch.created]
+                logs = [e.to_dict() for e in batch.entries]
+                applied = [_applied_row(d, case_id, outcome, batch.at) for d, case_id, outcome in batch.applied]
                 for statement, rows in ((_INSERT_CASE, created), (_INSERT_LOG, logs), (_INSERT_APPLIED, applied),
                                         (_INSERT_OUTBOX, outbox)):
                     if rows:

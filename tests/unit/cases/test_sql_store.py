@@ -239,3 +239,21 @@ def test_a_database_with_users_and_tokens_migrates_to_head(tmp_path: Path) -> No
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_pg_rows_encode_as_their_dicts() -> None:
+    """The PostgreSQL batch insert hands msgspec the cases, log entries and detections themselves: each must
+    encode to the bytes of the dict the other paths insert (``Case.row``, ``to_dict``), containers and all."""
+    from gridsentinel.cases.case import evolve, log, new_case_for_test
+    from gridsentinel.cases.store import _JSON_ENCODE, _applied_row
+
+    case = evolve(new_case_for_test(), sources={"sensor": 2, "camera": 1}, kinds=("drain_overflow", "flood"),
+                  assisting_departments=("roads",), headlines={"zh-CN": "溢流"},
+                  pending_action={"action": "close", "by": {"user": "li"}, "at": 5.0}, due_at=None)
+    entry = log(case, at=6.0, actor="user:li", action="note", note="满了",
+                data={"detection_id": "d1", "nested": {"x": [1, 2.5, None]}}).entries[0]
+    d = detection("d1", evidence={"fill": [0.5, {"n": 1}], "ok": None, "at": (1, 2)}, message="overflow",
+                  messages={"zh-CN": "溢流"}, value=float("nan"), lat=31.3, lon=120.6)
+    assert _JSON_ENCODE(case) == _JSON_ENCODE(case.row())
+    assert _JSON_ENCODE(entry) == _JSON_ENCODE(entry.to_dict())
+    assert _JSON_ENCODE(_applied_row(d, "c1", "opened", 7.0, d)) == _JSON_ENCODE(_applied_row(d, "c1", "opened", 7.0))
