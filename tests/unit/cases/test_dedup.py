@@ -218,6 +218,22 @@ def test_case_events_serialise(catalog: Catalog) -> None:
     assert events[0].case["case_id"] == case_id_for("d1") and events[0].event_id.endswith(":1")
 
 
+def test_a_case_event_decodes_strictly_but_skips_unknown_keys(catalog: Catalog) -> None:
+    import json
+
+    from gridsentinel.cases.events import CaseEvent
+
+    event = run(feed(MemoryCaseStore(), catalog, detection("d1")))[0]
+    data = json.loads(event.to_json())
+    assert CaseEvent.from_json(json.dumps({**data, "added_in_v2": {"x": 1}})) == event  # a newer producer
+    with pytest.raises(TypeError, match="case_id"):
+        CaseEvent.from_json(json.dumps({k: v for k, v in data.items() if k != "case_id"}))
+    with pytest.raises(ValueError, match="notify"):
+        CaseEvent.from_json(json.dumps({**data, "notify": "yes"}))
+    with pytest.raises(ValueError, match="not JSON"):
+        CaseEvent.from_json(b'{"event_id": ')
+
+
 def test_concurrent_feeds_of_one_incident_open_one_case(catalog: Catalog) -> None:
     async def scenario() -> MemoryCaseStore:
         store = MemoryCaseStore()
