@@ -306,13 +306,13 @@ async def _conflicts_as_store_conflict(what: str) -> AsyncIterator[None]:
         raise
 
 
-def _applied_row(detection: Detection, case_id: str, outcome: str, at: float,
-                 as_json: Detection | None = None) -> dict[str, Any]:
-    """An ``applied_detections`` row; ``as_json``: the detection itself in the ``detection`` column, for a
-    row msgspec encodes (the same bytes as its ``to_dict()``), instead of a copy as a dict."""
+def _applied_row(detection: Detection, case_id: str, outcome: str, at: float, *,
+                 as_object: bool = False) -> dict[str, Any]:
+    """An ``applied_detections`` row; ``as_object``: the detection itself in the ``detection`` column, for a
+    row msgspec encodes (to the same bytes as its ``to_dict()``), instead of a copy as a dict."""
     return {"detection_id": detection.detection_id, "case_id": case_id, "outcome": outcome,
             "applied_at": at, "observed_at": detection.observed_at, "source": detection.source,
-            "kind": detection.kind, "detection": as_json if as_json is not None else detection.to_dict()}
+            "kind": detection.kind, "detection": detection if as_object else detection.to_dict()}
 
 
 
@@ -452,7 +452,7 @@ class _SqlTx:
             if driver is not None:
                 # msgspec encodes the cases, log entries and detections themselves, to the bytes their dicts
                 # (Case.row, to_dict) give, without those copies first (test_pg_rows_encode_as_their_dicts)
-                applied = [_applied_row(d, case_id, outcome, batch.at, d)
+                applied = [_applied_row(d, case_id, outcome, batch.at, as_object=True)
                            for d, case_id, outcome in batch.applied]
                 await _PG_BATCH_INSERT.insert(driver, batch.created, batch.entries, applied, outbox)
             else:

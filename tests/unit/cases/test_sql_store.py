@@ -256,4 +256,6 @@ def test_pg_rows_encode_as_their_dicts() -> None:
                   messages={"zh-CN": "溢流"}, value=float("nan"), lat=31.3, lon=120.6)
     assert _JSON_ENCODE(case) == _JSON_ENCODE(case.row())
     assert _JSON_ENCODE(entry) == _JSON_ENCODE(entry.to_dict())
-    assert _JSON_ENCODE(_applied_row(d, "c1", "opened", 7.0, d)) == _JSON_ENCODE(_applied_row(d, "c1", "opened", 7.0))
+    as_object = _applied_row(d, "c1", "opened", 7.0, as_object=True)
+    assert as_object["detection"] is d
+    assert _JSON_ENCODE(as_object) == _JSON_ENCODE(_applied_row(d, "c1", "opened", 7.0))
