@@ -72,10 +72,7 @@ class _BufferTx:
 
     def _in_cells(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:
         """The cases of ``category_key`` in ``grid_codes``, in the order they were loaded or created."""
-        by_cell = self._by_cell
-        ids = set().union(*(by_cell[k] for k in ((category_key, cell) for cell in set(grid_codes)) if k in by_cell))
-        if len(ids) < 2:
-            return [self.cases[i] for i in ids]
+        ids = set().union(*(self._by_cell.get((category_key, cell), ()) for cell in set(grid_codes)))
         return [self.cases[i] for i in sorted(ids, key=self._order.__getitem__)]
 
     async def active_cases(self, category_key: str, grid_codes: Collection[str]) -> list[Case]:

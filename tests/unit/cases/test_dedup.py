@@ -7,11 +7,10 @@ from typing import TypeVar
 
 import pytest
 
-from gridsentinel.cases.calendar import deadline
-from gridsentinel.cases.case import Case, CaseChange, log
+from gridsentinel.cases.case import Case, evolve, log
 from gridsentinel.cases.categories import Catalog, UnknownCategory
 from gridsentinel.cases.dedup import DEDUP_ACTOR, apply_detection, case_id_for, open_case
-from gridsentinel.cases.gridcode import GridCodeError, center_for
+from gridsentinel.cases.gridcode import GridCodeError
 from gridsentinel.cases.memory_store import MemoryCaseStore
 from gridsentinel.cases.workflow import transition_case
 from gridsentinel.core.records import Detection
@@ -54,33 +53,20 @@ def test_rule4_first_detection_opens_a_case_with_routing_and_due_time(catalog: C
     assert [(e.type, e.notify) for e in events] == [("open", True)]
 
 
-def logged_open(d: Detection, catalog: Catalog, now: float) -> CaseChange:
-    """A new case as ``open_case`` made it before it built the change directly: the case, then ``log``."""
-    resolved = catalog.resolve(d)
-    spec = resolved.policy.spec
-    home = center_for(d.grid_code, catalog.routing.start_level).id
-    case = Case(
-        case_id=case_id_for(d.detection_id), grid_code=d.grid_code, category_type=spec.type,
-        category_code=spec.code, category_standard=spec.standard, status="open", severity=resolved.severity,
-        opened_at=now, updated_at=now, first_seen_at=d.observed_at, last_seen_at=d.observed_at,
-        detection_count=1, sources={d.source: 1}, kinds=(d.kind,), title=d.message or spec.name, lat=d.lat,
-        lon=d.lon, department=catalog.department_for(spec.key, d.grid_code), center=home, home_center=home,
-        headline=d.message or spec.name,
-        headlines=dict(d.messages) if d.message else {"zh-CN": spec.name_zh},
-        due_at=deadline(now, resolved.policy.dispatch_limit, catalog.calendar))
-    change = log(case, at=now, actor=DEDUP_ACTOR, action="open", to_status="open",
-                 data={"detection_id": d.detection_id, "source": d.source, "kind": d.kind,
-                       "severity": resolved.severity, "rule": 4, "observed_at": d.observed_at})
-    return replace(change, entries=(replace(change.entries[0], from_status=None),), created=True)
-
-
 @pytest.mark.parametrize("overrides", [{}, {"message": "drain overflowing", "messages": {"zh-CN": "溢流"}},
                                        {"severity": "critical", "source": "camera", "observed_at": MONDAY_10H - 60}])
 def test_open_case_is_the_logged_change_it_replaces(catalog: Catalog, overrides: dict[str, object]) -> None:
+    """``open_case`` builds the case after its first log entry directly: the same as ``log`` on the case before
+    it (no entries yet), with no status to come from."""
     d = detection("d1", grid_code=B, **overrides)
-    made = open_case(d, catalog.resolve(d), now=MONDAY_10H + 5, catalog=catalog)
-    assert made == logged_open(d, catalog, MONDAY_10H + 5)
-    assert made.case.log_count == 1 and made.entries[0].from_status is None and made.created
+    now = MONDAY_10H + 5
+    made = open_case(d, catalog.resolve(d), now=now, catalog=catalog)
+    severity = made.case.severity
+    logged = log(evolve(made.case, log_count=0), at=now, actor=DEDUP_ACTOR, action="open", to_status="open",
+                 data={"detection_id": "d1", "source": d.source, "kind": d.kind, "severity": severity, "rule": 4,
+                       "observed_at": d.observed_at})
+    assert made == replace(logged, entries=(replace(logged.entries[0], from_status=None),), created=True)
+    assert made.case.log_count == 1 and made.case.updated_at == now and made.case.case_id == case_id_for("d1")
 
 
 def test_rule1_same_cell_attaches_evidence_without_notifying(catalog: Catalog) -> None:
