@@ -67,6 +67,7 @@ from gridsentinel.cases.incidents import load_families
 from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.core.records import Detection
 from gridsentinel.core.topics import Topics, ensure_topics
+from gridsentinel.errors import ServiceError
 from gridsentinel.settings import REPO_ROOT, Settings
 
 SECRET = "bench-webhook-secret-0123456789"
@@ -210,21 +211,14 @@ class _Databases:
         return self.pg.url(name)
 
     def drop(self) -> None:
-        """Drop the run's databases. ``WITH (FORCE)`` may not end an autovacuum worker (a superuser's
-        process) busy on a database the run just filled: try again for a while, then leave it with a
-        warning rather than lose the run's figures."""
-        import asyncpg
-
+        """Drop the run's databases (as the cluster's superuser: see ``PostgreSQL.drop_database``); one
+        that cannot be dropped is left with a warning rather than lose the run's figures."""
         for name in self.created:
-            for attempt in range(20):
-                try:
-                    asyncio.run(self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    break
-                except asyncpg.InsufficientPrivilegeError as exc:
-                    if attempt == 19:
-                        print(f"gridsentinel bench cases: database {name} left behind ({exc}); drop it later with "
-                              f"DROP DATABASE {name}", file=sys.stderr)
-                    time.sleep(1.0)
+            try:
+                self.pg.drop_database(name)
+            except ServiceError as exc:
+                print(f"gridsentinel bench cases: database {name} left behind ({exc}); drop it later with "
+                      f"DROP DATABASE {name}", file=sys.stderr)
 
 
 async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -> dict[str, float]:

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -886,6 +887,17 @@ class PostgreSQL(Service):
             ok, detail = self._query(sql, superuser=True)
             if not ok:
                 raise ServiceError(f"PostgreSQL set-up ({sql.split(' PASSWORD')[0]}): {detail}")
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database and end every session on it, as the cluster's superuser (over the run folder's
+        socket). The ``gridsentinel`` role's own ``DROP DATABASE ... WITH (FORCE)`` can end only its own
+        sessions: it fails ("must be a member of the role whose process is being terminated") while an
+        autovacuum worker is busy on a database a test or benchmark just filled."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ValueError(f"not a plain database name: {name!r}")
+        ok, detail = self._query(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", superuser=True)
+        if not ok:
+            raise ServiceError(f"PostgreSQL: DROP DATABASE {name}: {detail}")
 
     def version(self) -> str:
         try:

@@ -214,7 +214,7 @@ def postgres_url(settings: Settings) -> Iterator[Callable[[], str]]:
 
     yield make
     for name in created:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        pg.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

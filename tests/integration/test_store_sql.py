@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from gridsentinel.cases.store import SqlCaseStore
 from gridsentinel.cases.store_protocol import CaseQuery, StoreConflict
 from gridsentinel.cases.workflow import transition_case
 from gridsentinel.core.records import Detection
-from gridsentinel.settings import REPO_ROOT
+from gridsentinel.settings import REPO_ROOT, Settings
 
 from ..conftest import drain_detection
 
@@ -365,3 +366,40 @@ def test_a_batch_reads_exactly_its_categories_cells_and_recently_closed_cases(ca
                 )]
 
     assert asyncio.run(scenario()) == [{"a"}, {"a", "c"}, {"a", "e", "f"}, {"f"}, {"a", "e", "f"}, {"a", "e"}]
+
+
+def test_a_test_database_drops_while_another_roles_session_holds_it(
+    postgres_url: Callable[[], str], settings: Settings
+) -> None:
+    """An autovacuum worker busy on a freshly filled database is a session no ``gridsentinel`` role may end
+    (CI failed on it in a fixture's ``DROP DATABASE ... WITH (FORCE)``); the stack's drop ends it. A superuser
+    session stands in for the worker here, with the same refusal for the role."""
+    import asyncpg
+
+    from gridsentinel.stack.services import PostgreSQL
+
+    pg = PostgreSQL(settings)
+    url = postgres_url()
+    name = url.rsplit("/", 1)[1]
+
+    async def scenario() -> str:
+        other = await asyncpg.connect(host=str(pg.socket_dir), port=pg.port, user="postgres", database=name)
+        try:
+            role = await asyncpg.connect(pg.url("postgres"))
+            try:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await role.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            finally:
+                await role.close()
+            await asyncio.to_thread(pg.drop_database, name)
+            gone = await asyncpg.connect(pg.url("postgres"))
+            try:
+                return str(await gone.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name))
+            finally:
+                await gone.close()
+        finally:
+            other.terminate()
+
+    assert asyncio.run(scenario()) == "0"
+    with pytest.raises(ValueError):
+        pg.drop_database("x; DROP TABLE cases")
