@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     cases_sweep_interval_s: float = Field(30.0, gt=0, validation_alias="GS_CASES_SWEEP_INTERVAL")
     cases_outbox_grace_s: float = Field(5.0, ge=0, validation_alias="GS_CASES_OUTBOX_GRACE")
     cases_batch_size: int = Field(500, ge=1, validation_alias="GS_CASES_BATCH_SIZE")
+    # PostgreSQL: the stage's batch transactions commit without waiting for the disk, and a batch's detections
+    # are acked only once a later synchronous commit has flushed the log past it (docs/cases.md, "Crash
+    # safety"). false: every batch waits for its own flush before its events go out.
+    cases_async_commit: bool = Field(True, validation_alias="GS_CASES_ASYNC_COMMIT")
     # Who delivers the case events' alerts: the cases worker itself (in-worker), or a worker running the
     # `alerts` stage (separate: the cases workers only write cases and produce their events).
     cases_alerts: str = Field("in-worker", pattern="^(in-worker|separate)$", validation_alias="GS_CASES_ALERTS")

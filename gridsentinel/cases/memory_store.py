@@ -241,6 +241,9 @@ class MemoryCaseStore:
         for event_id in event_ids:
             (self.outbox or {}).pop(event_id, None)
 
+    async def durable(self) -> None:
+        """Nothing to wait for: a memory store has no disk (and loses everything in a crash anyway)."""
+
     async def incident_of(self, case_id: str) -> str | None:
         return self._members.get(case_id)
 

@@ -32,6 +32,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -65,6 +66,8 @@ Publish = Callable[[Sequence[CaseEvent]], Awaitable[None]]
 Send = Callable[[Sequence[CaseEvent]], Awaitable[Awaitable[object]]]
 Forget = Callable[[Sequence[str]], Awaitable[None]]
 Ack = Callable[[Any], Awaitable[object]]
+# Returns once every transaction committed before the call is on disk (SqlCaseStore.durable).
+Durable = Callable[[], Awaitable[None]]
 # Kafka header on gs.case-events: b"1" when the event notifies people; the alerts agent skips the rest
 # without decoding them (it would deliver nothing for them).
 NOTIFY_HEADER = "gs-notify"
@@ -83,7 +86,10 @@ class CaseStageConfig:
     sweep_interval_s: float = 30.0  # escalation / reminder sweep and outbox catch-up
     outbox_grace_s: float = 5.0  # the timer publishes outbox events older than this
     batch_size: int = 500  # most detections taken per batch (one transaction, one produce round trip)
-    pending_batches: int = 4  # batches committed and produced but not yet acked (the pipeline depth)
+    # batches committed and produced but not yet acked (the pipeline depth): with async_commit a batch waits for
+    # the next durable() (~0.2 s, longer while the disk stalls) at ~40 batches a second; each holds only offsets
+    pending_batches: int = 64
+    async_commit: bool = True  # PostgreSQL: commit without waiting for the disk, ack after SqlCaseStore.durable
     batch_interval_s: float = 0.025  # batches start at least this far apart (KafkaBatches.min_interval_s)
 
     @classmethod
@@ -101,6 +107,7 @@ class CaseStageConfig:
             sweep_interval_s=settings.cases_sweep_interval_s,
             outbox_grace_s=settings.cases_outbox_grace_s,
             batch_size=settings.cases_batch_size,
+            async_commit=settings.cases_async_commit,
         )
 
 
@@ -278,6 +285,13 @@ class OrderedPublisher(OrderedQueue[tuple[Awaitable[object] | None, list[str], S
     If producing fails the task stops, :meth:`submit` raises, and everything after stays unacked (the
     events stay in the outbox).
 
+    With ``durable`` (the store committed the batches without waiting for the disk: ``async_commit``), a
+    batch is acked only after a ``durable()`` call that began after Kafka had its events, so no detection is
+    acked before its case is on disk. One call covers every batch waiting then, and calls are at least
+    ``durable_every_s`` apart: a flush of the log per call, a few a second instead of one per batch. A disk that
+    stalls then holds the acks back (up to ``max_pending`` batches), not the next batches' events. Should the
+    call fail (the database away), it is tried again every second; nothing is acked meanwhile.
+
     The events Kafka has are dropped from the outbox at most ``forget_every_s`` later, those of every batch
     of that spell in one statement (also when no batch follows, and at :meth:`drain` and :meth:`close`).
     A delete per batch (~40 a second in a steady stream of 1,300 new cases a second) cost the cases worker
@@ -289,15 +303,19 @@ class OrderedPublisher(OrderedQueue[tuple[Awaitable[object] | None, list[str], S
     stopped = PublisherStopped
 
     def __init__(self, send: Send, forget: Forget, ack: Ack, *, max_pending: int = 4,
-                 forget_every_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 forget_every_s: float = 1.0, durable: Durable | None = None, durable_every_s: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(max_pending)
         self._send = send
         self._forget = forget
         self._ack = ack
         self._forget_every_s = forget_every_s
+        self._durable = durable
+        self._durable_every_s = durable_every_s
         self._clock = clock
         self._published: list[str] = []  # on Kafka, still in the outbox
         self._forgot_at = clock()
+        self._durable_at = -math.inf  # when the last durable() call began
 
     async def submit(self, events: Sequence[CaseEvent], acks: Sequence[Any]) -> None:
         """Start producing ``events`` (committed) now; ``acks`` are acked once Kafka has them. Waits while
@@ -314,6 +332,31 @@ class OrderedPublisher(OrderedQueue[tuple[Awaitable[object] | None, list[str], S
     async def close(self) -> None:
         await super().close()
         await self._drop_published()
+
+    async def _take_delivered(self, batches: list[tuple[Awaitable[object] | None, list[str], Sequence[Any]]],
+                              first: tuple[Awaitable[object] | None, list[str], Sequence[Any]] | None = None) -> None:
+        """Move ``first`` and the batches waiting in the queue to ``batches``; return once Kafka has the events
+        of every batch moved."""
+        start = len(batches)
+        if first is not None:
+            batches.append(first)
+        while not self._queue.empty():
+            batches.append(self._queue.get_nowait())
+        for delivered, _, _ in batches[start:]:
+            if delivered is not None:
+                await delivered  # the broker has them (acks=all)
+
+    async def _make_durable(self) -> None:
+        assert self._durable is not None
+        while True:
+            self._durable_at = self._clock()
+            try:
+                await self._durable()
+                return
+            except (DBAPIError, OSError) as exc:
+                log.warning("case store unavailable while making batches durable (%s); acks wait, trying again",
+                            exc, extra={"stage": "cases"})
+                await asyncio.sleep(1.0)
 
     async def _drop_published(self) -> None:
         published, self._published = self._published, []
@@ -340,24 +383,25 @@ class OrderedPublisher(OrderedQueue[tuple[Awaitable[object] | None, list[str], S
             return None
 
     async def _run(self) -> None:
-        queue = self._queue
         while True:
             first = await self._next()
             if first is None:
                 await self._drop_published()
                 continue
-            batches = [first]
-            while not queue.empty():
-                batches.append(queue.get_nowait())
-            for delivered, _, _ in batches:
-                if delivered is not None:
-                    await delivered  # the broker has them (acks=all)
+            batches: list[tuple[Awaitable[object] | None, list[str], Sequence[Any]]] = []
+            await self._take_delivered(batches, first)
+            if self._durable is not None:
+                wait = self._durable_at + self._durable_every_s - self._clock()
+                if wait > 0:  # the last call was a moment ago: let this one cover what comes meanwhile
+                    await asyncio.sleep(wait)
+                    await self._take_delivered(batches)
+                await self._make_durable()
             for _, ids, acks in batches:
                 self._published += ids
                 for ack in acks:
                     await self._ack(ack)
             for _ in batches:
-                queue.task_done()
+                self._queue.task_done()
 
 
 class RecentIds:
@@ -511,8 +555,10 @@ class CaseStage:
         self._finished = False  # the loop's service has stopped and closed the store
 
     def register(self, app: faust.App, ctx: StageContext) -> None:
+        from confluent_kafka import TopicPartition
+
         from gridsentinel.core.grid import GridMap
-        from gridsentinel.streams.batches import KafkaBatches, Record, loop_service
+        from gridsentinel.streams.batches import KafkaBatches, loop_service, offsets_after
         from gridsentinel.streams.producer import AsyncProducer
 
         settings, options = ctx.settings, ctx.options
@@ -542,7 +588,8 @@ class CaseStage:
             async with self._lock:
                 if self._processor is None:
                     # no pre-ping: every path here retries on a database error (see create_engine)
-                    store = self._store = await SqlCaseStore.open(config.database_url, pre_ping=False)
+                    store = self._store = await SqlCaseStore.open(config.database_url, pre_ping=False,
+                                                                  async_commit=config.async_commit)
                     self._processor = CaseProcessor(store, catalog, adjacency, publish=publish,
                                                     dead_letter=dead_letter, origin=ctx.names.detections,
                                                     families=families)
@@ -564,10 +611,11 @@ class CaseStage:
             if recovered:
                 log.warning("published %d case events left in the outbox by an earlier run", recovered)
 
-            async def ack(records: Sequence[Record]) -> None:
-                batches.ack(records)
+            async def ack(offsets: list[TopicPartition]) -> None:
+                batches.ack_offsets(offsets)
 
-            publisher = OrderedPublisher(send, proc.forget, ack, max_pending=config.pending_batches)
+            publisher = OrderedPublisher(send, proc.forget, ack, max_pending=config.pending_batches,
+                                         durable=proc.store.durable if config.async_commit else None)
             try:
                 # what arrived while the last batch was applied, up to batch_size, without waiting
                 async for records in batches.batches():
@@ -575,7 +623,8 @@ class CaseStage:
                     ctx.metrics.took("cases", len(records))
                     events = await proc.apply([(r.key, r.value) for r in records])  # committed, in the outbox
                     ctx.metrics.batch("cases", len(records), time.monotonic() - started)
-                    await publisher.submit(events, [records])  # acked once Kafka has the events, in order
+                    # acked once Kafka has the events and the batch is on disk, in order
+                    await publisher.submit(events, [offsets_after(records)])
             finally:
                 await publisher.close()
 

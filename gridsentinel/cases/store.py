@@ -587,8 +587,14 @@ def async_url(url: str) -> sa.URL:
     raise ConfigError(f"case store URL {parsed.render_as_string()!r}: expected sqlite:// or postgresql://")
 
 
-def create_engine(url: str, *, pre_ping: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, pre_ping: bool = True, async_commit: bool = False) -> AsyncEngine:
     """An async engine for the case store; SQLite gets foreign keys, WAL and real (immediate) BEGINs.
+
+    ``async_commit`` (PostgreSQL): the engine's sessions commit with ``synchronous_commit = off``: a commit
+    returns once its log records are written to PostgreSQL's buffers, not to the disk; the WAL writer flushes
+    them within ~0.2 s (``wal_writer_delay``). A crash of PostgreSQL itself (not of the client) in between
+    loses those transactions; :meth:`SqlCaseStore.durable` waits until they are safe. Only the cases stage
+    uses it, and acks its input only after :meth:`SqlCaseStore.durable`.
 
     ``pre_ping`` (PostgreSQL): test each pooled connection as it is checked out, so a request after a
     database restart gets a fresh connection instead of an error. It costs three round trips per checkout
@@ -602,8 +608,10 @@ def create_engine(url: str, *, pre_ping: bool = True) -> AsyncEngine:
         # generic plan, in which ``cell = ANY($1)`` cannot be hashed or sent to the index: the batch's
         # candidate cases went from 7 ms to 87 ms among 10,000 cases of their category at the sixth batch
         # (issue 15). Planning each run costs well under a millisecond for these statements.
-        return create_async_engine(parsed, pool_pre_ping=pre_ping,
-                                   connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}})
+        server_settings = {"plan_cache_mode": "force_custom_plan"}
+        if async_commit:
+            server_settings["synchronous_commit"] = "off"
+        return create_async_engine(parsed, pool_pre_ping=pre_ping, connect_args={"server_settings": server_settings})
     engine = create_async_engine(parsed, connect_args={"timeout": 30})
     memory = parsed.database in (None, "", ":memory:")
 
@@ -708,6 +716,16 @@ def upgrade_database(url: str, revision: str = "head") -> None:
     asyncio.run(run())
 
 
+# Wait, in the server, until the log is flushed past where it had been written when the statement began.
+_WAIT_FOR_FLUSH = """DO $$
+DECLARE written pg_lsn := pg_current_wal_insert_lsn();
+BEGIN
+    WHILE pg_current_wal_flush_lsn() < written LOOP
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+END $$"""
+
+
 class SqlCaseStore:
     """The case store on SQL. Create with :meth:`open`; close with :meth:`close`."""
 
@@ -715,17 +733,33 @@ class SqlCaseStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True,
-             pre_ping: bool = True) -> StoreOpener[SqlCaseStore]:
+    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True, pre_ping: bool = True,
+             async_commit: bool = False) -> StoreOpener[SqlCaseStore]:
         """``store = await SqlCaseStore.open(url)`` or ``async with SqlCaseStore.open(url) as store``.
 
-        With ``migrate`` (the default) the schema is upgraded to the latest revision first. ``pre_ping``: see
-        :func:`create_engine`.
+        With ``migrate`` (the default) the schema is upgraded to the latest revision first. ``pre_ping`` and
+        ``async_commit``: see :func:`create_engine`.
         """
-        return StoreOpener(cls, url, migrate, pre_ping=pre_ping)
+        return StoreOpener(cls, url, migrate, pre_ping=pre_ping, async_commit=async_commit)
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def durable(self) -> None:
+        """Return once every transaction committed before the call is on disk, whoever committed it.
+
+        PostgreSQL: the log is flushed in order, so once it is flushed up to where it had been written when
+        the call began, every commit before the call is on disk. The server waits for that itself (one round
+        trip, polling its own flush position every 5 ms); its WAL writer flushes asynchronous commits within
+        ``wal_writer_delay`` (0.2 s), later while the disk stalls. (A synchronous commit would not force it: a
+        transaction that writes nothing commits without a flush.) SQLite: every commit is already durable
+        when it returns.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.execute(_WAIT_FOR_FLUSH)  # type: ignore[union-attr]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqlTx]:
@@ -910,12 +944,13 @@ class StoreOpener(Generic[StoreT]):
     after the migrations when ``migrate``; a failed migration disposes of the engine."""
 
     def __init__(self, make: Callable[[AsyncEngine], StoreT], url: str, migrate: bool, *,
-                 pre_ping: bool = True) -> None:
+                 pre_ping: bool = True, async_commit: bool = False) -> None:
         self._make, self._url, self._migrate, self._pre_ping = make, url, migrate, pre_ping
+        self._async_commit = async_commit
         self._store: StoreT | None = None
 
     async def _open(self) -> StoreT:
-        engine = create_engine(self._url, pre_ping=self._pre_ping)
+        engine = create_engine(self._url, pre_ping=self._pre_ping, async_commit=self._async_commit)
         try:
             if self._migrate:
                 await upgrade(engine)

@@ -205,3 +205,8 @@ class Outbox(Protocol):
 
     async def mark_published(self, event_ids: Collection[str]) -> None:
         ...
+
+    async def durable(self) -> None:
+        """Return once every transaction committed before the call is on disk (the stage acks its input
+        only after this)."""
+        ...

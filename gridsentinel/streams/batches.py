@@ -204,6 +204,11 @@ class KafkaBatches:
         and committed within a second after."""
         self._acked.append(offsets_after(records))
 
+    def ack_offsets(self, offsets: list[TopicPartition]) -> None:
+        """:meth:`ack` of a batch whose offsets were taken with :func:`offsets_after` (so that the records
+        themselves need not be held until the ack)."""
+        self._acked.append(offsets)
+
     async def close(self) -> None:
         """Store what was acked, commit it and leave the group (its partitions go to the others at once)."""
         if self._closed:

@@ -403,3 +403,53 @@ def test_a_test_database_drops_while_another_roles_session_holds_it(
     assert asyncio.run(scenario()) == "0"
     with pytest.raises(ValueError):
         pg.drop_database("x; DROP TABLE cases")
+
+
+def test_async_commits_survive_a_postgresql_crash_once_durable_returns(
+    postgres_url: Callable[[], str], settings: Settings, catalog: Catalog
+) -> None:
+    """The cases stage's store commits without waiting for the disk (``async_commit``) and acks its input only
+    after ``durable()``. Here PostgreSQL itself crashes (SIGQUIT: immediate shutdown, no flush of its log
+    buffers) right after ``durable()`` returned: every case committed before the call is there after recovery.
+    Also: the store's sessions do run with ``synchronous_commit = off``, and ``durable()`` leaves the log
+    flushed past where it was written when the call began."""
+    import os
+    import signal
+    import time
+
+    from gridsentinel import stack
+    from gridsentinel.stack.services import PostgreSQL
+
+    url = postgres_url()
+    pg = PostgreSQL(settings)
+
+    async def commit_then_durable() -> tuple[str, bool]:
+        async with SqlCaseStore.open(url, async_commit=True) as store:
+            results = await apply_detections([det(f"crash-{k}", grid_code=f"320582110152{200 + k:03d}")
+                                              for k in range(5)], store, catalog, {}, now=T0 + 60)
+            assert all(r.error is None for r in results)
+            async with store.engine.connect() as conn:
+                mode = str(await conn.scalar(sa.text("SHOW synchronous_commit")))
+                written = await conn.scalar(sa.text("SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint"))
+            await store.durable()
+            async with store.engine.connect() as conn:
+                flushed = await conn.scalar(sa.text("SELECT (pg_current_wal_flush_lsn() - '0/0')::bigint")) >= written
+            return mode, flushed
+
+    mode, flushed = asyncio.run(commit_then_durable())
+    assert mode == "off" and flushed
+    postmaster = pg.proc.pid()
+    assert postmaster is not None
+    try:
+        os.kill(postmaster, signal.SIGQUIT)  # immediate shutdown: a crash, recovered from the log at start
+        deadline = time.monotonic() + 30
+        while pg.proc.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stack.up(settings, lambda *a: None, only=["postgresql"])
+
+    async def read_back() -> set[str]:
+        async with SqlCaseStore.open(url) as store, store.transaction() as tx:
+            return await tx.applied_ids([f"crash-{k}" for k in range(5)])
+
+    assert asyncio.run(read_back()) == {f"crash-{k}" for k in range(5)}

@@ -310,6 +310,68 @@ def test_published_events_leave_the_outbox_together_once_a_spell_even_when_no_ba
     asyncio.run(scenario())
 
 
+class SlowDisk:
+    """A store's ``durable()`` that returns only when the test says the disk has flushed (or fails once)."""
+
+    def __init__(self) -> None:
+        self.calls: list[asyncio.Future[None]] = []
+        self.fail_next = False
+
+    async def durable(self) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("connection refused")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.calls.append(future)
+        await future
+
+
+def test_with_async_commits_a_batch_is_acked_only_after_a_durable_call_that_began_after_kafka_had_it(
+        catalog: Catalog) -> None:
+    async def scenario() -> None:
+        store = MemoryCaseStore(outbox=True)
+        kafka, sink, disk = SlowKafka(), Kafka(), SlowDisk()
+        proc = processor(store, catalog, sink)
+        now = [100.0]
+        publisher = OrderedPublisher(kafka.send, proc.forget, kafka.ack, max_pending=8, durable=disk.durable,
+                                     durable_every_s=0.05, clock=lambda: now[0])
+        await publisher.submit(await proc.apply([raw("d1")]), ["d1"])
+        await _settle()
+        assert disk.calls == []  # Kafka does not have the events yet: no call, no ack
+        kafka.pending[0].set_result(None)
+        await _settle()
+        assert len(disk.calls) == 1 and kafka.acked == []  # the events went out; the disk has not flushed
+        # batches committed while the call is under way wait for the next one, even once Kafka has them
+        await publisher.submit(await proc.apply([raw("d2", grid_code="320582110152103")]), ["d2"])
+        await publisher.submit(await proc.apply([raw("d3", grid_code="320582110152104")]), ["d3"])
+        for future in kafka.pending[1:]:
+            future.set_result(None)
+        disk.calls[0].set_result(None)
+        await _settle()
+        assert kafka.acked == ["d1"]
+        # the next call waits until durable_every_s after the last one began, then covers both batches
+        now[0] += 0.01
+        await asyncio.sleep(0.08)
+        assert len(disk.calls) == 2 and kafka.acked == ["d1"]
+        disk.fail_next = True  # a call that fails is made again; nothing is acked meanwhile
+        disk.calls[1].set_result(None)
+        await _settle()
+        assert kafka.acked == ["d1", "d2", "d3"]
+        await publisher.submit(await proc.apply([raw("d4", grid_code="320582110152105")]), ["d4"])
+        kafka.pending[-1].set_result(None)
+        now[0] += 1.0
+        await _settle()
+        assert kafka.acked == ["d1", "d2", "d3"]  # the call failed (OSError): tried again a second later
+        await asyncio.sleep(1.1)
+        assert len(disk.calls) == 3
+        disk.calls[2].set_result(None)
+        await publisher.drain()
+        assert kafka.acked == ["d1", "d2", "d3", "d4"]
+        await publisher.close()
+
+    asyncio.run(scenario())
+
+
 def test_batches_with_no_events_are_acked_too(catalog: Catalog) -> None:
     async def scenario() -> list[str]:
         kafka = SlowKafka()
