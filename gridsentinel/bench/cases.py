@@ -50,6 +50,7 @@ from gridsentinel import stack
 from gridsentinel.bench.common import (
     PARTITIONS,
     CpuMeter,
+    IoStalls,
     Noise,
     drop_topics,
     emit,
@@ -667,6 +668,8 @@ def _paced(
     start = time.perf_counter() + max(0.0, t0 - time.time())
     if noise is not None:
         noise.start()
+    stalls = IoStalls()
+    stalls.start()
     k = 0
     while k < n:
         delay = start + k / rate - time.perf_counter()
@@ -681,6 +684,7 @@ def _paced(
         producer.poll(0)
     producer.flush(30)
     noisy = noise.stop() if noise is not None else None
+    disk = stalls.stop()
     gc.unfreeze()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sum(1 for k in sent if k in receiver.arrivals) < n:
@@ -710,6 +714,8 @@ def _paced(
         out["p99_ms_by_second"] = [round(percentile(v, 99), 1) for _, v in sorted(by_second.items())]
     if noisy is not None:
         out["noise"] = noisy
+    if disk is not None:
+        out["io_stalls"] = disk
     return out
 
 
@@ -868,6 +874,10 @@ def _render(result: dict[str, Any]) -> str:
             if run.get("p99_ms_by_second"):
                 lines.append("  p99 ms of each second's detections: "
                              + " ".join(f"{v:g}" for v in run["p99_ms_by_second"]))
+            if run.get("io_stalls") and run["rate"] >= 10:
+                stalls = run["io_stalls"]
+                lines.append(f"  the machine stalled on storage {stalls['full_pct']:g} % of the time; by second: "
+                             + " ".join(f"{v:g}" for v in stalls["full_pct_by_second"]))
     if result["goals"]:
         lines += ["", "goals (issue 15)"]
         lines += [f"  {'met    ' if g['met'] else 'NOT met'} {g['goal']}: {g['value']} (goal {g['target']})"

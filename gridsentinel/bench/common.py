@@ -8,8 +8,11 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gridsentinel.core.topics import delete_topics
 
@@ -141,6 +144,61 @@ class Noise:
             proc.wait()
         return {"burn_s": self.burn_s, "period_s": self.period_s,
                 "cpu_cores": round(usage.cpu_s / wall, 2) if usage is not None else 0.0}
+
+
+def io_stall_us(path: str = "/proc/pressure/io") -> int | None:
+    """Microseconds in which every task that had work to do waited for storage (the kernel's pressure stall
+    information, "full" line, since boot); None where the kernel does not report it."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith("full"):
+                    return int(line.rsplit("total=", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class IoStalls:
+    """The share of each second in which the machine stood still waiting for storage, while a benchmark's
+    phase runs (a daemon thread reads :func:`io_stall_us` once a second). A slow second of a latency run
+    with a high share was the disk, not the pipeline's CPU (issue 15, session 19)."""
+
+    def __init__(self, every_s: float = 1.0, read: Callable[[], int | None] = io_stall_us) -> None:
+        self.every_s, self._read = every_s, read
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shares: list[float] = []
+        self._first: int | None = None
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._first, self._t0 = self._read(), time.monotonic()
+        if self._first is None:
+            return
+        self._thread = threading.Thread(target=self._run, name="io-stalls", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last, at = self._first, self._t0
+        while not self._stop.wait(self.every_s):
+            now, t = self._read(), time.monotonic()
+            if now is None or last is None:
+                return
+            self._shares.append((now - last) / 1e6 / max(1e-9, t - at))
+            last, at = now, t
+
+    def stop(self) -> dict[str, Any] | None:
+        """The whole phase's share and each second's, in %; None where the kernel does not report stalls."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2 * self.every_s)
+        end = self._read()
+        if self._first is None or end is None:
+            return None
+        wall = max(1e-9, time.monotonic() - self._t0)
+        return {"full_pct": round(100 * (end - self._first) / 1e6 / wall, 1),
+                "full_pct_by_second": [round(100 * s, 1) for s in self._shares]}
 
 
 def first_child(pid: int) -> int | None:
