@@ -265,10 +265,12 @@ async def _store_phase(url: str, settings: Settings, args: argparse.Namespace) -
 RAW_TABLES = ("cases", "case_log", "applied_detections", "case_outbox")
 
 
-async def _raw_phase(source_url: str, url: str, batch_size: int) -> dict[str, Any]:
+async def _raw_phase(source_url: str, url: str, batch_size: int, async_commit: bool = False) -> dict[str, Any]:
     """The raw PostgreSQL limit: the rows the store phase wrote into ``source_url`` (one new case per
     detection) inserted again into a fresh database ``url`` of the same schema, ``batch_size`` cases per
-    transaction, one asyncpg ``executemany`` per table."""
+    transaction, one asyncpg ``executemany`` per table. ``async_commit``: commit as the stage does
+    (``GS_CASES_ASYNC_COMMIT``), without waiting for the disk, and wait once at the end until it is all on disk
+    (timed)."""
     import asyncpg
 
     async with SqlCaseStore.open(url):  # the schema, through the same migrations as the stage's
@@ -299,15 +301,17 @@ async def _raw_phase(source_url: str, url: str, batch_size: int) -> dict[str, An
         ids = order[start : start + batch_size]
         batches.append({t: [row for c in ids for row in by_case[c].get(t, [])] for t in statements})
     rows = sum(len(v) for b in batches for v in b.values())
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(url, server_settings={"synchronous_commit": "off"} if async_commit else None)
     try:
-        began = time.perf_counter()
-        for batch in batches:
-            async with conn.transaction():
-                for table, statement in statements.items():
-                    if batch[table]:
-                        await conn.executemany(statement, batch[table])
-        elapsed = max(1e-9, time.perf_counter() - began)
+        async with SqlCaseStore.open(url, migrate=False) as store:
+            began = time.perf_counter()
+            for batch in batches:
+                async with conn.transaction():
+                    for table, statement in statements.items():
+                        if batch[table]:
+                            await conn.executemany(statement, batch[table])
+            await store.durable()
+            elapsed = max(1e-9, time.perf_counter() - began)
     finally:
         await conn.close()
     return {
@@ -772,6 +776,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "concurrency": args.concurrency,
         "batch_size": args.batch_size,
         "cores": os.cpu_count(),
+        # the stage's PostgreSQL commits (and the raw limit's, to compare like with like): GS_CASES_ASYNC_COMMIT
+        "async_commit": settings.cases_async_commit,
         "store": {},
         "stage": {},
         "scaling": [],
@@ -783,7 +789,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             result["store"][backend] = asyncio.run(_store_phase(store_url, settings, args))
             if backend == "postgresql" and args.per_case == 1 and args.batch_size > 1:
                 say("raw limit on postgresql: the same rows inserted by asyncpg in batches")
-                result["raw"] = asyncio.run(_raw_phase(store_url, dbs.url(backend), args.batch_size))
+                result["raw"] = asyncio.run(_raw_phase(store_url, dbs.url(backend), args.batch_size,
+                                                       settings.cases_async_commit))
             if args.skip_stage:
                 continue
             for workers in args.workers if backend == "postgresql" else [1]:
@@ -828,8 +835,11 @@ def _goals(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _render(result: dict[str, Any]) -> str:
+    mode = result.get("async_commit")  # absent from results of older versions
+    commits = ("" if mode is None else ", PostgreSQL commits without waiting for the disk (acks after it)" if mode
+               else ", PostgreSQL commits wait for the disk")
     lines = [f"bench cases: {result['detections']} detections, {result['per_case']} per case, "
-             f"{result['cores']} cores"]
+             f"{result['cores']} cores{commits}"]
     lines += [f"store {backend} ({result['concurrency']} writers): {r['detections_per_s']} detections/s"
               for backend, r in result["store"].items()]
     if "raw" in result:
