@@ -757,9 +757,8 @@ class SqlCaseStore:
         """
         if self.engine.dialect.name != "postgresql":
             return
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute(_WAIT_FOR_FLUSH)  # type: ignore[union-attr]
+        async with self.engine.connect() as conn:  # errors come as SQLAlchemy's DBAPIError, as everywhere else
+            await conn.exec_driver_sql(_WAIT_FOR_FLUSH)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqlTx]:
